@@ -1,0 +1,1 @@
+//! Gossip CRDT merge of ring descriptors (spec/ring.md §3.8).

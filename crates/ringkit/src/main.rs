@@ -1,0 +1,5 @@
+//! `ringkit`: the command-line entry point.
+
+fn main() {
+    println!("ringkit");
+}
