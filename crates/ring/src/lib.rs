@@ -16,6 +16,7 @@
 //! - [`op`]: operations (Write, Read, Reporting, ...) and per-operation health.
 //! - [`snapshot`]: [`RingSnapshot`], an immutable read-optimised view with `get`, whole-ring
 //!   replication sets, ownership and counts.
+//! - [`replication`]: [`ReplicationSet`], the instances an operation reaches.
 //! - [`hash`]: FNV-1 32 series hashing as Cortex and Mimir shard series.
 //!
 //! ## Contract
@@ -30,9 +31,11 @@ pub mod hash;
 pub mod merge;
 pub mod model;
 pub mod op;
+pub mod replication;
 pub mod snapshot;
 pub mod tokens;
 
 pub use model::{Desc, InstanceDesc, InstanceState};
-
-
+pub use op::Operation;
+pub use replication::ReplicationSet;
+pub use snapshot::{GetBuffer, InstanceIdx, KeyReplicas, RingConfig, RingError, RingSnapshot};

@@ -1,1 +1,1045 @@
-//! Immutable ring snapshot and lookups (spec/ring.md §3.3-3.4).
+//! Immutable ring snapshot and lookups (spec/ring.md §3.1, §3.3-3.4).
+//!
+//! A [`RingSnapshot`] is built once per topology change from a [`Desc`] and is then only
+//! read, so any number of threads can use it without locks (hold it in an `Arc` and swap
+//! in a new one when the descriptor changes). Everything a lookup needs is precomputed:
+//!
+//! - the sorted token array with a parallel array of owner indices (instances are numbered
+//!   in ID order), built with a radix sort;
+//! - a bucket index over the top bits of the token space, so finding the first token greater
+//!   than a key is one table read and a short scan instead of a binary search;
+//! - per-instance "hot" data (zone index, state, heartbeat) packed for the walk;
+//! - per-zone token arrays and per-instance ownership.
+//!
+//! Heartbeat-only changes (the common case) reuse the token tables: see
+//! [`RingSnapshot::update`].
+//!
+//! Time is always an argument (`now`), never read from a clock.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::model::{Desc, InstanceDesc, InstanceState, token_distance};
+use crate::op::Operation;
+use crate::replication::ReplicationSet;
+
+/// How lookups behave: replication factor, zone awareness, health timeout.
+///
+/// `Default` gives dskit's defaults (spec/ring.md §2.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RingConfig {
+    /// `-distributor.replication-factor` / `replication_factor`, default 3. With zone
+    /// awareness it is also the expected number of zones.
+    pub replication_factor: usize,
+    /// `-distributor.zone-awareness-enabled` / `zone_awareness_enabled`, default false:
+    /// place each replica in a different zone.
+    pub zone_awareness_enabled: bool,
+    /// `-ring.heartbeat-timeout` / `heartbeat_timeout`, default 1m: an instance whose last
+    /// heartbeat is older than this is unhealthy. Must be > 0.
+    pub heartbeat_timeout: Duration,
+    /// `-distributor.excluded-zones` / `excluded_zones`: instances in these zones are
+    /// dropped from every descriptor the snapshot is built from.
+    pub excluded_zones: Vec<String>,
+    /// How unhealthy replicas are treated (dskit's `ReplicationStrategy`).
+    pub strategy: ReplicationStrategy,
+}
+
+impl Default for RingConfig {
+    fn default() -> Self {
+        RingConfig {
+            replication_factor: 3,
+            zone_awareness_enabled: false,
+            heartbeat_timeout: Duration::from_secs(60),
+            excluded_zones: Vec::new(),
+            strategy: ReplicationStrategy::Default,
+        }
+    }
+}
+
+impl RingConfig {
+    /// Checks the constraints dskit enforces at start-up.
+    pub fn validate(&self) -> Result<(), RingError> {
+        if self.replication_factor == 0 {
+            return Err(RingError::InvalidConfig(
+                "replication factor must be greater than 0".into(),
+            ));
+        }
+        if self.heartbeat_timeout.is_zero() {
+            return Err(RingError::InvalidConfig(
+                "heartbeat timeout must be greater than 0".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What a lookup does with unhealthy replicas (spec/ring.md §3.3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReplicationStrategy {
+    /// Quorum of `max(RF, set size) / 2 + 1` healthy replicas is required; unhealthy ones
+    /// still count toward the set size.
+    #[default]
+    Default,
+    /// Any healthy replica will do: at least one is required.
+    IgnoreUnhealthy,
+}
+
+impl ReplicationStrategy {
+    /// Whether a per-call replication factor above the configured one is allowed.
+    pub fn supports_expanded_replication(self) -> bool {
+        matches!(self, ReplicationStrategy::IgnoreUnhealthy)
+    }
+}
+
+/// Why a lookup could not produce a replication set. Lookups never change the snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RingError {
+    /// No instance owns a token (or no instance at all for whole-ring calls).
+    #[error("empty ring")]
+    EmptyRing,
+    /// The instance is not in the ring.
+    #[error("instance not found in the ring")]
+    InstanceNotFound,
+    /// Too many instances (or zones) are unhealthy for a whole-ring operation.
+    #[error("too many unhealthy instances in the ring")]
+    TooManyUnhealthyInstances,
+    /// The replica set for a key has fewer healthy members than the quorum needs.
+    #[error("{}", not_enough_replicas_message(*.min_success, *.found, .unhealthy, *.zone_aware))]
+    NotEnoughLiveReplicas {
+        /// Healthy replicas the quorum needs.
+        min_success: usize,
+        /// Healthy replicas found.
+        found: usize,
+        /// Addresses of the unhealthy replicas that were met.
+        unhealthy: Vec<String>,
+        /// Whether zone awareness was on (changes the message, as in dskit).
+        zone_aware: bool,
+    },
+    /// The ignore-unhealthy strategy found no healthy replica at all.
+    #[error("at least 1 healthy replica required, could only find 0{}", unhealthy_suffix(.unhealthy))]
+    NoHealthyReplica {
+        /// Addresses of the unhealthy replicas that were met.
+        unhealthy: Vec<String>,
+    },
+    /// A per-call replication factor above the configured one with a strategy that
+    /// cannot honour it.
+    #[error(
+        "per-call replication factor {requested} cannot exceed the configured replication factor {configured} with this replication strategy"
+    )]
+    ReplicationFactorTooLarge {
+        /// Requested per-call factor.
+        requested: usize,
+        /// Configured factor.
+        configured: usize,
+    },
+    /// The configuration is invalid.
+    #[error("invalid ring config: {0}")]
+    InvalidConfig(String),
+}
+
+fn unhealthy_suffix(unhealthy: &[String]) -> String {
+    if unhealthy.is_empty() {
+        String::new()
+    } else {
+        format!(" - unhealthy instances: {}", unhealthy.join(","))
+    }
+}
+
+fn not_enough_replicas_message(
+    min_success: usize,
+    found: usize,
+    unhealthy: &[String],
+    zone_aware: bool,
+) -> String {
+    let zones = if zone_aware {
+        " across different availability zones"
+    } else {
+        ""
+    };
+    format!(
+        "at least {min_success} live replicas required{zones}, could only find {found}{}",
+        unhealthy_suffix(unhealthy)
+    )
+}
+
+/// Index of an instance inside one snapshot (instances are numbered in ID order).
+pub type InstanceIdx = u32;
+
+/// Per-instance data the lookup walk touches, packed together.
+#[derive(Clone, Copy, Debug)]
+struct Hot {
+    timestamp: i64,
+    state: i32,
+    zone: u32,
+    /// Zone awareness ignores instances with an empty zone.
+    zone_is_empty: bool,
+}
+
+/// Token tables: shared between snapshots whose topology is equal.
+#[derive(Debug)]
+struct TokenTable {
+    /// All tokens, sorted, unique (a duplicated token keeps one deterministic owner).
+    tokens: Vec<u32>,
+    /// `owners[i]` owns `tokens[i]`.
+    owners: Vec<InstanceIdx>,
+    /// `bucket[b]` = index of the first token whose top `bits` bits are >= b.
+    bucket: Vec<u32>,
+    /// `32 - bits`.
+    shift: u32,
+    /// Tokens of each zone (in zone index order), sorted, with owners.
+    zone_tokens: Vec<(Vec<u32>, Vec<InstanceIdx>)>,
+    /// Keys owned per instance in its zone's ring (dskit's `CountTokens`).
+    owned_in_zone: Vec<u64>,
+    /// Keys owned per instance in the whole ring (first replica of each key).
+    owned_global: Vec<u64>,
+}
+
+/// Caller-owned scratch space for [`RingSnapshot::get`], reused across calls so lookups
+/// do not allocate once the buffer has grown to the ring's size.
+#[derive(Debug, Default)]
+pub struct GetBuffer {
+    out: Vec<InstanceIdx>,
+    seen: Vec<u64>,
+    zone_found: Vec<u32>,
+    zone_examined: Vec<u32>,
+}
+
+impl GetBuffer {
+    /// An empty buffer; it grows on first use.
+    pub fn new() -> GetBuffer {
+        GetBuffer::default()
+    }
+
+    fn reset(&mut self, instances: usize, zones: usize) {
+        self.out.clear();
+        let words = instances.div_ceil(64);
+        if self.seen.len() < words {
+            self.seen.resize(words, 0);
+        }
+        self.zone_found.clear();
+        self.zone_found.resize(zones, 0);
+        self.zone_examined.clear();
+        self.zone_examined.resize(zones, 0);
+    }
+
+    #[inline]
+    fn is_seen(&self, i: InstanceIdx) -> bool {
+        self.seen[(i >> 6) as usize] & (1u64 << (i & 63)) != 0
+    }
+
+    #[inline]
+    fn mark_seen(&mut self, i: InstanceIdx) {
+        self.seen[(i >> 6) as usize] |= 1u64 << (i & 63);
+    }
+
+    fn clear_seen(&mut self) {
+        for k in 0..self.out.len() {
+            let i = self.out[k];
+            self.seen[(i >> 6) as usize] = 0;
+        }
+    }
+}
+
+/// The replicas of one key, borrowed from the snapshot and the caller's buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyReplicas<'a> {
+    ring: &'a RingSnapshot,
+    indices: &'a [InstanceIdx],
+    /// How many of these replicas may fail while the operation still succeeds.
+    pub max_errors: usize,
+}
+
+impl<'a> KeyReplicas<'a> {
+    /// Instance indices, in ring-walk order.
+    pub fn indices(&self) -> &'a [InstanceIdx] {
+        self.indices
+    }
+
+    /// Number of replicas.
+    pub fn len(&self) -> usize {
+        self.indices.len()
+    }
+
+    /// Whether the set is empty (never the case for a successful lookup).
+    pub fn is_empty(&self) -> bool {
+        self.indices.is_empty()
+    }
+
+    /// The replicas' descriptors, in ring-walk order.
+    pub fn instances(&self) -> impl ExactSizeIterator<Item = &'a InstanceDesc> + 'a {
+        let ring = self.ring;
+        self.indices.iter().map(move |&i| ring.instance_at(i))
+    }
+
+    /// Minimum number of successful replicas for the operation to succeed.
+    pub fn min_success(&self) -> usize {
+        self.indices.len() - self.max_errors
+    }
+
+    /// An owned replication set (allocates; the hot path uses indices).
+    pub fn to_replication_set(&self) -> ReplicationSet {
+        ReplicationSet {
+            instances: self.instances().cloned().collect(),
+            max_errors: self.max_errors,
+            max_unavailable_zones: 0,
+            zone_awareness_enabled: false,
+        }
+    }
+}
+
+/// An immutable, read-optimised view of a ring descriptor.
+#[derive(Debug, Clone)]
+pub struct RingSnapshot {
+    cfg: RingConfig,
+    /// Instances sorted by ID; LEFT tombstones and excluded zones removed.
+    instances: Vec<InstanceDesc>,
+    hot: Vec<Hot>,
+    /// Sorted zone names of all instances (the empty zone included if present).
+    zones: Vec<String>,
+    /// Instances per zone (with or without tokens).
+    zone_instances: Vec<u32>,
+    table: Arc<TokenTable>,
+}
+
+impl RingSnapshot {
+    /// Builds a snapshot. LEFT tombstones and instances of excluded zones are dropped,
+    /// instance ids are back-filled from map keys, and each instance's tokens are sorted.
+    pub fn new(mut desc: Desc, cfg: RingConfig) -> RingSnapshot {
+        let instances = Self::prepare_instances(&mut desc, &cfg);
+        let (zones, hot, zone_instances) = Self::index_instances(&instances);
+        let table = Arc::new(build_token_table(&instances, &hot, zones.len()));
+        RingSnapshot {
+            cfg,
+            instances,
+            hot,
+            zones,
+            zone_instances,
+            table,
+        }
+    }
+
+    /// An empty ring.
+    pub fn empty(cfg: RingConfig) -> RingSnapshot {
+        RingSnapshot::new(Desc::default(), cfg)
+    }
+
+    /// Builds the snapshot of a newer descriptor, reusing this one's token tables when only
+    /// states and heartbeats changed (dskit's `RingCompare` "equal but states and
+    /// timestamps"): the common heartbeat update costs no token work.
+    pub fn update(&self, mut desc: Desc) -> RingSnapshot {
+        let instances = Self::prepare_instances(&mut desc, &self.cfg);
+        let (zones, hot, zone_instances) = Self::index_instances(&instances);
+        let table = if self.same_topology(&instances) {
+            Arc::clone(&self.table)
+        } else {
+            Arc::new(build_token_table(&instances, &hot, zones.len()))
+        };
+        RingSnapshot {
+            cfg: self.cfg.clone(),
+            instances,
+            hot,
+            zones,
+            zone_instances,
+            table,
+        }
+    }
+
+    /// Whether `instances` has the same topology as this snapshot: same instance set,
+    /// addresses, zones, registration, read-only flags and tokens.
+    fn same_topology(&self, instances: &[InstanceDesc]) -> bool {
+        self.instances.len() == instances.len()
+            && self.instances.iter().zip(instances).all(|(a, b)| {
+                a.id == b.id
+                    && a.addr == b.addr
+                    && a.zone == b.zone
+                    && a.registered_timestamp == b.registered_timestamp
+                    && a.read_only == b.read_only
+                    && a.read_only_updated_timestamp == b.read_only_updated_timestamp
+                    && a.tokens == b.tokens
+            })
+    }
+
+    fn prepare_instances(desc: &mut Desc, cfg: &RingConfig) -> Vec<InstanceDesc> {
+        let ingesters = std::mem::take(&mut desc.ingesters);
+        let mut out = Vec::with_capacity(ingesters.len());
+        for (id, mut d) in ingesters {
+            if d.state == InstanceState::Left as i32 || cfg.excluded_zones.contains(&d.zone) {
+                continue;
+            }
+            if d.id.is_empty() {
+                d.id = id;
+            }
+            if !d.tokens.is_sorted() {
+                d.tokens.sort_unstable();
+            }
+            d.tokens.dedup();
+            out.push(d);
+        }
+        // BTreeMap order is already sorted by key; ids equal keys after back-fill, but a
+        // writer may have put a different id in the value, so sort by the id we show.
+        if !out.is_sorted_by(|a, b| a.id <= b.id) {
+            out.sort_by(|a, b| a.id.cmp(&b.id));
+        }
+        out
+    }
+
+    fn index_instances(instances: &[InstanceDesc]) -> (Vec<String>, Vec<Hot>, Vec<u32>) {
+        let mut zones: Vec<String> = instances.iter().map(|d| d.zone.clone()).collect();
+        zones.sort_unstable();
+        zones.dedup();
+        let mut zone_instances = vec![0u32; zones.len()];
+        let hot = instances
+            .iter()
+            .map(|d| {
+                let zone = zones.binary_search(&d.zone).expect("zone listed") as u32;
+                zone_instances[zone as usize] += 1;
+                Hot {
+                    timestamp: d.timestamp,
+                    state: d.state,
+                    zone,
+                    zone_is_empty: d.zone.is_empty(),
+                }
+            })
+            .collect();
+        (zones, hot, zone_instances)
+    }
+
+    /// The configuration lookups use.
+    pub fn config(&self) -> &RingConfig {
+        &self.cfg
+    }
+
+    /// The replication factor.
+    pub fn replication_factor(&self) -> usize {
+        self.cfg.replication_factor
+    }
+
+    /// A descriptor equal to the one this snapshot shows (tombstones and excluded zones
+    /// removed).
+    pub fn to_desc(&self) -> Desc {
+        Desc {
+            ingesters: self
+                .instances
+                .iter()
+                .map(|d| (d.id.clone(), d.clone()))
+                .collect(),
+        }
+    }
+
+    /// All instances, sorted by ID; position = [`InstanceIdx`].
+    pub fn instances(&self) -> &[InstanceDesc] {
+        &self.instances
+    }
+
+    /// The instance at `idx`. Panics if `idx` did not come from this snapshot.
+    #[inline]
+    pub fn instance_at(&self, idx: InstanceIdx) -> &InstanceDesc {
+        &self.instances[idx as usize]
+    }
+
+    /// Index of the instance `id`.
+    pub fn instance_index(&self, id: &str) -> Option<InstanceIdx> {
+        self.instances
+            .binary_search_by(|d| d.id.as_str().cmp(id))
+            .ok()
+            .map(|i| i as InstanceIdx)
+    }
+
+    /// The instance `id`.
+    pub fn instance(&self, id: &str) -> Result<&InstanceDesc, RingError> {
+        self.instance_index(id)
+            .map(|i| self.instance_at(i))
+            .ok_or(RingError::InstanceNotFound)
+    }
+
+    /// Whether `id` is in the ring.
+    pub fn has_instance(&self, id: &str) -> bool {
+        self.instance_index(id).is_some()
+    }
+
+    /// State of `id` (dskit's `GetInstanceState`: raw wire value).
+    pub fn instance_state(&self, id: &str) -> Result<i32, RingError> {
+        self.instance(id).map(|d| d.state)
+    }
+
+    /// Sorted zone names (the empty zone included if some instance has none).
+    pub fn zones(&self) -> &[String] {
+        &self.zones
+    }
+
+    /// Number of zones.
+    pub fn zones_count(&self) -> usize {
+        self.zones.len()
+    }
+
+    /// Index of `zone` in [`Self::zones`].
+    pub fn zone_index(&self, zone: &str) -> Option<usize> {
+        self.zones.binary_search_by(|z| z.as_str().cmp(zone)).ok()
+    }
+
+    /// Zone index of an instance.
+    #[inline]
+    pub fn zone_of(&self, idx: InstanceIdx) -> usize {
+        self.hot[idx as usize].zone as usize
+    }
+
+    /// Number of instances, with or without tokens.
+    pub fn instances_count(&self) -> usize {
+        self.instances.len()
+    }
+
+    /// Number of instances that own at least one token.
+    pub fn instances_with_tokens_count(&self) -> usize {
+        self.instances.iter().filter(|d| !d.tokens.is_empty()).count()
+    }
+
+    /// Number of instances in `zone`.
+    pub fn instances_in_zone_count(&self, zone: &str) -> usize {
+        self.zone_index(zone)
+            .map_or(0, |z| self.zone_instances[z] as usize)
+    }
+
+    /// Number of instances in `zone` that own tokens.
+    pub fn instances_with_tokens_in_zone_count(&self, zone: &str) -> usize {
+        self.instances
+            .iter()
+            .filter(|d| d.zone == zone && !d.tokens.is_empty())
+            .count()
+    }
+
+    /// Number of instances that own tokens and are not read-only.
+    pub fn writable_instances_with_tokens_count(&self) -> usize {
+        self.instances
+            .iter()
+            .filter(|d| !d.read_only && !d.tokens.is_empty())
+            .count()
+    }
+
+    /// Number of instances in `zone` that own tokens and are not read-only.
+    pub fn writable_instances_with_tokens_in_zone_count(&self, zone: &str) -> usize {
+        self.instances
+            .iter()
+            .filter(|d| d.zone == zone && !d.read_only && !d.tokens.is_empty())
+            .count()
+    }
+
+    /// Instance counts per state, indexed by the wire value (`ACTIVE` = 0 ... `LEFT` = 4);
+    /// unknown states are not counted.
+    pub fn counts_by_state(&self) -> [usize; 5] {
+        let mut counts = [0usize; 5];
+        for h in &self.hot {
+            if let Some(c) = usize::try_from(h.state).ok().and_then(|s| counts.get_mut(s)) {
+                *c += 1;
+            }
+        }
+        counts
+    }
+
+    /// Instance counts per (zone, state), zones in [`Self::zones`] order.
+    pub fn counts_by_zone_and_state(&self) -> Vec<(String, [usize; 5])> {
+        let mut out: Vec<(String, [usize; 5])> =
+            self.zones.iter().map(|z| (z.clone(), [0; 5])).collect();
+        for h in &self.hot {
+            if let Some(c) = usize::try_from(h.state)
+                .ok()
+                .and_then(|s| out[h.zone as usize].1.get_mut(s))
+            {
+                *c += 1;
+            }
+        }
+        out
+    }
+
+    /// All tokens of the ring, sorted and unique.
+    pub fn tokens(&self) -> &[u32] {
+        &self.table.tokens
+    }
+
+    /// Owner index of each token in [`Self::tokens`].
+    pub fn token_owners(&self) -> &[InstanceIdx] {
+        &self.table.owners
+    }
+
+    /// Sorted tokens of zone `z` (index into [`Self::zones`]) and their owners.
+    pub fn zone_tokens(&self, z: usize) -> (&[u32], &[InstanceIdx]) {
+        let (t, o) = &self.table.zone_tokens[z];
+        (t, o)
+    }
+
+    /// Keys (out of 2^32) owned by an instance in its own zone's ring: dskit's
+    /// `CountTokens`, what the `/ring` page shows as ownership.
+    pub fn owned_keys_in_zone(&self, idx: InstanceIdx) -> u64 {
+        self.table.owned_in_zone[idx as usize]
+    }
+
+    /// Keys (out of 2^32) for which the instance is the first owner in the whole ring.
+    pub fn owned_keys(&self, idx: InstanceIdx) -> u64 {
+        self.table.owned_global[idx as usize]
+    }
+
+    /// Fraction of the keyspace owned by the instance in its zone's ring (0.0-1.0).
+    pub fn ownership_in_zone(&self, idx: InstanceIdx) -> f64 {
+        self.owned_keys_in_zone(idx) as f64 / KEYSPACE
+    }
+
+    /// Fraction of the whole keyspace for which the instance is the first owner (0.0-1.0).
+    pub fn ownership(&self, idx: InstanceIdx) -> f64 {
+        self.owned_keys(idx) as f64 / KEYSPACE
+    }
+
+    /// Fraction of the whole keyspace whose first owner is in zone `z` (0.0-1.0).
+    pub fn zone_ownership(&self, z: usize) -> f64 {
+        self.hot
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.zone as usize == z)
+            .map(|(i, _)| self.table.owned_global[i] as f64)
+            .sum::<f64>()
+            / KEYSPACE
+    }
+
+    /// Whether the instance is healthy for `op` at `now` (state allowed and heartbeat
+    /// within the timeout).
+    pub fn is_healthy(&self, idx: InstanceIdx, op: Operation, now: SystemTime) -> bool {
+        let min_ts = min_healthy_timestamp(now, self.cfg.heartbeat_timeout);
+        let h = &self.hot[idx as usize];
+        op.is_state_healthy(h.state) && h.timestamp >= min_ts
+    }
+
+    /// Index of the first token strictly greater than `key`, wrapping to 0 (dskit's
+    /// `searchToken`). The ring must not be empty.
+    #[inline]
+    pub fn search_token(&self, key: u32) -> usize {
+        let t = &*self.table;
+        let b = (key >> t.shift) as usize;
+        let mut i = t.bucket[b] as usize;
+        let end = t.bucket[b + 1] as usize;
+        while i < end && t.tokens[i] <= key {
+            i += 1;
+        }
+        if i == t.tokens.len() { 0 } else { i }
+    }
+
+    /// The replicas of `key` for `op` (dskit's `Ring.Get`): RF distinct instances walking
+    /// clockwise from the first token greater than the key, one per zone when zone-aware,
+    /// extended past instances whose state the operation extends on, then filtered by the
+    /// replication strategy. Allocation-free once `buf` has grown.
+    pub fn get<'a>(
+        &'a self,
+        key: u32,
+        op: Operation,
+        now: SystemTime,
+        buf: &'a mut GetBuffer,
+    ) -> Result<KeyReplicas<'a>, RingError> {
+        self.get_with_replication_factor(key, op, 0, now, buf)
+    }
+
+    /// Like [`Self::get`] with a per-call replication factor (dskit's
+    /// `GetWithOptions(WithReplicationFactor)`): 0 or less than configured means the
+    /// configured one; more than configured needs a strategy that supports it.
+    pub fn get_with_replication_factor<'a>(
+        &'a self,
+        key: u32,
+        op: Operation,
+        replication_factor: usize,
+        now: SystemTime,
+        buf: &'a mut GetBuffer,
+    ) -> Result<KeyReplicas<'a>, RingError> {
+        if self.table.tokens.is_empty() {
+            return Err(RingError::EmptyRing);
+        }
+        let configured = self.cfg.replication_factor;
+        let rf = replication_factor.max(configured);
+        if rf > configured && !self.cfg.strategy.supports_expanded_replication() {
+            return Err(RingError::ReplicationFactorTooLarge {
+                requested: rf,
+                configured,
+            });
+        }
+        self.find_instances(key, op, rf, buf);
+        let min_ts = min_healthy_timestamp(now, self.cfg.heartbeat_timeout);
+        let max_errors = self.filter(op, rf, min_ts, &mut buf.out)?;
+        Ok(KeyReplicas {
+            ring: self,
+            indices: &buf.out,
+            max_errors,
+        })
+    }
+
+    /// The ring walk (dskit's `findInstancesForKey`), unfiltered; result in `buf.out`.
+    fn find_instances(&self, key: u32, op: Operation, rf: usize, buf: &mut GetBuffer) {
+        let table = &*self.table;
+        let n_tokens = table.tokens.len();
+        let zone_aware = self.cfg.zone_awareness_enabled;
+        buf.reset(
+            self.instances.len(),
+            if zone_aware { self.zones.len() } else { 0 },
+        );
+        let max_instances = self.instances.len();
+        let target_per_zone = (rf / self.cfg.replication_factor).max(1) as u32;
+        let mut replica_set_size = rf;
+        let mut i = self.search_token(key);
+        let mut iterations = 0;
+        while buf.out.len() < max_instances.min(replica_set_size) && iterations < n_tokens {
+            if zone_aware && self.can_stop_looking(buf, target_per_zone) {
+                break;
+            }
+            iterations += 1;
+            if i == n_tokens {
+                i = 0;
+            }
+            let idx = table.owners[i];
+            i += 1;
+            if buf.is_seen(idx) {
+                continue;
+            }
+            let h = &self.hot[idx as usize];
+            let zoned = zone_aware && !h.zone_is_empty;
+            if zoned {
+                let z = h.zone as usize;
+                if buf.zone_found[z] >= target_per_zone {
+                    continue;
+                }
+                buf.zone_examined[z] += 1;
+            }
+            buf.mark_seen(idx);
+            if op.extends_on(h.state) {
+                replica_set_size += 1;
+            } else if zoned {
+                buf.zone_found[h.zone as usize] += 1;
+            }
+            buf.out.push(idx);
+        }
+        buf.clear_seen();
+    }
+
+    #[inline]
+    fn can_stop_looking(&self, buf: &GetBuffer, target_per_zone: u32) -> bool {
+        self.zone_instances.iter().enumerate().all(|(z, &total)| {
+            buf.zone_found[z] >= target_per_zone || buf.zone_examined[z] >= total
+        })
+    }
+
+    /// The replication strategy's filter: drops unhealthy replicas in place and returns
+    /// how many errors the operation tolerates.
+    fn filter(
+        &self,
+        op: Operation,
+        rf: usize,
+        min_ts: i64,
+        out: &mut Vec<InstanceIdx>,
+    ) -> Result<usize, RingError> {
+        let set_size = out.len();
+        let hot = &self.hot;
+        let healthy = |i: &InstanceIdx| {
+            let h = &hot[*i as usize];
+            op.is_state_healthy(h.state) && h.timestamp >= min_ts
+        };
+        let unhealthy_addrs = |out: &[InstanceIdx]| -> Vec<String> {
+            out.iter()
+                .filter(|i| !healthy(i))
+                .map(|&i| self.instances[i as usize].addr.clone())
+                .collect()
+        };
+        let healthy_count = out.iter().filter(|i| healthy(i)).count();
+        let max_errors = match self.cfg.strategy {
+            ReplicationStrategy::Default => {
+                let min_success = rf.max(set_size) / 2 + 1;
+                if healthy_count < min_success {
+                    return Err(RingError::NotEnoughLiveReplicas {
+                        min_success,
+                        found: healthy_count,
+                        unhealthy: unhealthy_addrs(out),
+                        zone_aware: self.cfg.zone_awareness_enabled,
+                    });
+                }
+                healthy_count - min_success
+            }
+            ReplicationStrategy::IgnoreUnhealthy => {
+                if healthy_count == 0 {
+                    return Err(RingError::NoHealthyReplica {
+                        unhealthy: unhealthy_addrs(out),
+                    });
+                }
+                healthy_count - 1
+            }
+        };
+        if healthy_count != set_size {
+            out.retain(healthy);
+        }
+        Ok(max_errors)
+    }
+
+    /// Every instance healthy for `op` (dskit's `GetAllHealthy`): no quorum check,
+    /// `max_errors = 0`.
+    pub fn get_all_healthy(
+        &self,
+        op: Operation,
+        now: SystemTime,
+    ) -> Result<ReplicationSet, RingError> {
+        if self.instances.is_empty() {
+            return Err(RingError::EmptyRing);
+        }
+        let min_ts = min_healthy_timestamp(now, self.cfg.heartbeat_timeout);
+        let instances = self
+            .instances
+            .iter()
+            .zip(&self.hot)
+            .filter(|(_, h)| op.is_state_healthy(h.state) && h.timestamp >= min_ts)
+            .map(|(d, _)| d.clone())
+            .collect();
+        Ok(ReplicationSet {
+            instances,
+            max_errors: 0,
+            max_unavailable_zones: 0,
+            zone_awareness_enabled: false,
+        })
+    }
+
+    /// Every instance an "ask everyone" operation should reach (dskit's
+    /// `GetReplicationSetForOperation`), with the errors or zones it may lose.
+    ///
+    /// Zone-aware: up to `min(zones, RF) / 2` zones may hold unhealthy instances; all
+    /// instances of such zones are dropped and the remaining budget is returned as
+    /// `max_unavailable_zones`. Otherwise `max(instances, RF) - RF / 2` healthy instances
+    /// are required and the surplus is `max_errors`.
+    pub fn replication_set_for_operation(
+        &self,
+        op: Operation,
+        now: SystemTime,
+    ) -> Result<ReplicationSet, RingError> {
+        if self.table.tokens.is_empty() {
+            return Err(RingError::EmptyRing);
+        }
+        let min_ts = min_healthy_timestamp(now, self.cfg.heartbeat_timeout);
+        let mut failing_zone = vec![false; self.zones.len()];
+        let mut healthy: Vec<usize> = Vec::with_capacity(self.instances.len());
+        for (i, h) in self.hot.iter().enumerate() {
+            if op.is_state_healthy(h.state) && h.timestamp >= min_ts {
+                healthy.push(i);
+            } else {
+                failing_zone[h.zone as usize] = true;
+            }
+        }
+        let rf = self.cfg.replication_factor;
+        if self.cfg.zone_awareness_enabled {
+            let replicated_zones = self.zones.len().min(rf);
+            let max_unavailable = replicated_zones / 2;
+            let failing = failing_zone.iter().filter(|f| **f).count();
+            if failing > max_unavailable {
+                return Err(RingError::TooManyUnhealthyInstances);
+            }
+            let instances = healthy
+                .into_iter()
+                .filter(|&i| !failing_zone[self.hot[i].zone as usize])
+                .map(|i| self.instances[i].clone())
+                .collect();
+            Ok(ReplicationSet {
+                instances,
+                max_errors: 0,
+                max_unavailable_zones: max_unavailable - failing,
+                zone_awareness_enabled: true,
+            })
+        } else {
+            let required = self.instances.len().max(rf) - rf / 2;
+            if healthy.len() < required {
+                return Err(RingError::TooManyUnhealthyInstances);
+            }
+            let max_errors = healthy.len() - required;
+            Ok(ReplicationSet {
+                instances: healthy
+                    .into_iter()
+                    .map(|i| self.instances[i].clone())
+                    .collect(),
+                max_errors,
+                max_unavailable_zones: 0,
+                zone_awareness_enabled: false,
+            })
+        }
+    }
+
+    /// A snapshot holding only the instances whose *state* is healthy for `op` (no
+    /// heartbeat check), as dskit's `GetSubringForOperationStates`.
+    pub fn subring_for_operation_states(&self, op: Operation) -> RingSnapshot {
+        let desc = Desc {
+            ingesters: self
+                .instances
+                .iter()
+                .filter(|d| op.is_state_healthy(d.state))
+                .map(|d| (d.id.clone(), d.clone()))
+                .collect(),
+        };
+        RingSnapshot::new(desc, self.cfg.clone())
+    }
+}
+
+const KEYSPACE: f64 = 4_294_967_296.0;
+
+/// Oldest heartbeat timestamp (Unix seconds) still healthy at `now`: dskit compares
+/// `now - time.Unix(ts, 0) <= timeout` with nanosecond precision, which for whole-second
+/// timestamps means `ts >= ceil((now - timeout) in seconds)`.
+pub fn min_healthy_timestamp(now: SystemTime, timeout: Duration) -> i64 {
+    let now_ns: i128 = match now.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i128,
+        Err(e) => -(e.duration().as_nanos() as i128),
+    };
+    let limit = now_ns - timeout.as_nanos() as i128;
+    let secs = limit.div_euclid(1_000_000_000);
+    let ceil = if limit.rem_euclid(1_000_000_000) == 0 {
+        secs
+    } else {
+        secs + 1
+    };
+    ceil.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+}
+
+/// `SystemTime` for a Unix-seconds timestamp (tests and tools).
+pub fn unix_seconds(secs: i64) -> SystemTime {
+    if secs >= 0 {
+        UNIX_EPOCH + Duration::from_secs(secs as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+    }
+}
+
+fn build_token_table(instances: &[InstanceDesc], hot: &[Hot], zones: usize) -> TokenTable {
+    let total: usize = instances.iter().map(|d| d.tokens.len()).sum();
+    let mut pairs: Vec<u64> = Vec::with_capacity(total);
+    for (i, d) in instances.iter().enumerate() {
+        pairs.extend(d.tokens.iter().map(|&t| (u64::from(t) << 32) | i as u64));
+    }
+    radix_sort_by_token(&mut pairs);
+
+    // Resolve duplicated tokens deterministically: a non-LEAVING owner beats a LEAVING
+    // one, then the lowest instance ID (= lowest index) wins (spec/ring.md §10.2).
+    let leaving = |i: u32| hot[i as usize].state == InstanceState::Leaving as i32;
+    let mut tokens: Vec<u32> = Vec::with_capacity(total);
+    let mut owners: Vec<InstanceIdx> = Vec::with_capacity(total);
+    for &p in &pairs {
+        let token = (p >> 32) as u32;
+        let idx = p as u32;
+        if tokens.last() == Some(&token) {
+            let cur = owners.last_mut().expect("parallel arrays");
+            // Pairs with equal tokens arrive in index order, so `cur` < `idx`.
+            if leaving(*cur) && !leaving(idx) {
+                *cur = idx;
+            }
+            continue;
+        }
+        tokens.push(token);
+        owners.push(idx);
+    }
+    drop(pairs);
+
+    let mut per_zone = vec![0usize; zones];
+    for &o in &owners {
+        per_zone[hot[o as usize].zone as usize] += 1;
+    }
+    let mut zone_tokens: Vec<(Vec<u32>, Vec<InstanceIdx>)> = per_zone
+        .iter()
+        .map(|&n| (Vec::with_capacity(n), Vec::with_capacity(n)))
+        .collect();
+    let mut owned_global = vec![0u64; instances.len()];
+    let mut prev = tokens.last().copied().unwrap_or(0);
+    for (&t, &o) in tokens.iter().zip(&owners) {
+        let (zt, zo) = &mut zone_tokens[hot[o as usize].zone as usize];
+        zt.push(t);
+        zo.push(o);
+        owned_global[o as usize] += token_distance(prev, t);
+        prev = t;
+    }
+    let mut owned_in_zone = vec![0u64; instances.len()];
+    for (zt, zo) in &zone_tokens {
+        let mut prev = zt.last().copied().unwrap_or(0);
+        for (&t, &o) in zt.iter().zip(zo) {
+            owned_in_zone[o as usize] += token_distance(prev, t);
+            prev = t;
+        }
+    }
+
+    let bits = bucket_bits(tokens.len());
+    let shift = 32 - bits;
+    let buckets = 1usize << bits;
+    let mut bucket = vec![0u32; buckets + 1];
+    // Count tokens per bucket, then prefix-sum into start indices.
+    for &t in &tokens {
+        bucket[(t >> shift) as usize + 1] += 1;
+    }
+    for b in 1..=buckets {
+        bucket[b] += bucket[b - 1];
+    }
+
+    TokenTable {
+        tokens,
+        owners,
+        bucket,
+        shift,
+        zone_tokens,
+        owned_in_zone,
+        owned_global,
+    }
+}
+
+/// Bucket index size: about one bucket per token, between 2^4 and 2^20 buckets.
+fn bucket_bits(tokens: usize) -> u32 {
+    let bits = usize::BITS - tokens.max(1).leading_zeros();
+    bits.clamp(4, 20)
+}
+
+/// Stable LSD radix sort of `(token << 32 | index)` pairs by token (3 passes of 11 bits).
+/// Much faster than a comparison sort for the 10^5-10^6 tokens of big rings.
+fn radix_sort_by_token(pairs: &mut Vec<u64>) {
+    if pairs.len() < 256 {
+        // Sorting the packed value orders by token, then by index, like the radix path.
+        pairs.sort_unstable();
+        return;
+    }
+    let mut tmp = vec![0u64; pairs.len()];
+    let mut src: &mut Vec<u64> = pairs;
+    let mut dst: &mut Vec<u64> = &mut tmp;
+    for pass in 0..3u32 {
+        let shift = 32 + pass * 11;
+        let mut counts = [0usize; 2048];
+        for &p in src.iter() {
+            counts[((p >> shift) & 0x7ff) as usize] += 1;
+        }
+        let mut sum = 0;
+        for c in counts.iter_mut() {
+            let n = *c;
+            *c = sum;
+            sum += n;
+        }
+        for &p in src.iter() {
+            let b = ((p >> shift) & 0x7ff) as usize;
+            dst[counts[b]] = p;
+            counts[b] += 1;
+        }
+        std::mem::swap(&mut src, &mut dst);
+    }
+    // After an odd number of passes the sorted data is in `tmp`.
+    std::mem::swap(pairs, &mut tmp);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn radix_sort_orders_by_token_then_index() {
+        let mut v: Vec<u64> = (0..5000u64)
+            .map(|i| ((i.wrapping_mul(2_654_435_761) % 3000) << 32) | (i % 7))
+            .collect();
+        let mut want = v.clone();
+        want.sort_by_key(|p| p >> 32);
+        radix_sort_by_token(&mut v);
+        assert_eq!(v, want, "stable by token");
+    }
+
+    #[test]
+    fn min_healthy_timestamp_rounds_up_partial_seconds() {
+        let t = |s: u64, n: u32| UNIX_EPOCH + Duration::new(s, n);
+        assert_eq!(min_healthy_timestamp(t(100, 0), Duration::from_secs(60)), 40);
+        assert_eq!(min_healthy_timestamp(t(100, 1), Duration::from_secs(60)), 41);
+    }
+}

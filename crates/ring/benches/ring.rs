@@ -1,0 +1,119 @@
+//! Lookup and rebuild benchmarks shaped like dskit's `BenchmarkRing_Get` and
+//! `BenchmarkUpdateRingState` (spec/ring.md §8.2), so the figures compare.
+
+use std::collections::HashSet;
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use ringkit_ring::snapshot::unix_seconds;
+use ringkit_ring::{Desc, GetBuffer, InstanceState, Operation, RingConfig, RingSnapshot};
+
+const NOW: i64 = 1_800_000_000;
+
+fn random_ring(instances: usize, zones: usize, tokens: usize, rng: &mut SmallRng) -> Desc {
+    let mut taken = HashSet::new();
+    let mut d = Desc::new();
+    for i in 0..instances {
+        let mut mine = Vec::with_capacity(tokens);
+        while mine.len() < tokens {
+            let t: u32 = rng.random();
+            if taken.insert(t) {
+                mine.push(t);
+            }
+        }
+        let zone = format!("zone-{}", i % zones);
+        d.add_instance(
+            &format!("instance-{i}"),
+            &format!("10.0.{}.{}:9095", i / 250, i % 250),
+            &zone,
+            mine,
+            InstanceState::Active,
+            NOW - 3600,
+            NOW,
+        );
+    }
+    d
+}
+
+fn bench_get(c: &mut Criterion) {
+    let mut group = c.benchmark_group("Ring_Get");
+    let cases = [
+        ("with zone awareness", 99, 3, true),
+        ("one excluded zone", 99, 3, true),
+        ("without zone awareness", 3, 1, false),
+        ("without zone awareness, not enough instances", 2, 1, false),
+    ];
+    for (name, instances, zones, zone_aware) in cases {
+        let mut rng = SmallRng::seed_from_u64(42);
+        let desc = random_ring(instances, zones, 512, &mut rng);
+        let cfg = RingConfig {
+            replication_factor: 3,
+            zone_awareness_enabled: zone_aware,
+            heartbeat_timeout: Duration::from_secs(60),
+            excluded_zones: if name == "one excluded zone" {
+                vec!["zone-2".into()]
+            } else {
+                vec![]
+            },
+            ..RingConfig::default()
+        };
+        let ring = RingSnapshot::new(desc, cfg);
+        let keys: Vec<u32> = (0..4096).map(|_| rng.random()).collect();
+        let mut buf = GetBuffer::new();
+        let now = unix_seconds(NOW);
+        let mut k = 0usize;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                k = (k + 1) & 4095;
+                let set = ring.get(black_box(keys[k]), Operation::WRITE, now, &mut buf);
+                black_box(set.map(|s| s.max_errors).ok());
+            })
+        });
+    }
+    group.finish();
+}
+
+fn bench_update_ring_state(c: &mut Criterion) {
+    let mut group = c.benchmark_group("UpdateRingState");
+    group.sample_size(20);
+    let cfg = RingConfig {
+        zone_awareness_enabled: true,
+        ..RingConfig::default()
+    };
+    for (instances, tokens) in [(50, 128), (100, 256), (500, 512)] {
+        let mut rng = SmallRng::seed_from_u64(7);
+        let a = random_ring(instances, 3, tokens, &mut rng);
+        // Topology change: one instance's tokens differ.
+        let mut b_tokens = a.clone();
+        let first = b_tokens.ingesters.values_mut().next().unwrap();
+        first.tokens[0] = first.tokens[0].wrapping_add(1);
+        // State-only change: heartbeats bumped.
+        let mut b_state = a.clone();
+        for d in b_state.ingesters.values_mut() {
+            d.timestamp += 5;
+        }
+        let base = RingSnapshot::new(a.clone(), cfg.clone());
+        group.bench_with_input(
+            BenchmarkId::new("tokens changed", format!("{instances}x{tokens}")),
+            &b_tokens,
+            |bch, d| bch.iter(|| black_box(base.update(d.clone()))),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("state only", format!("{instances}x{tokens}")),
+            &b_state,
+            |bch, d| bch.iter(|| black_box(base.update(d.clone()))),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("clone of input (baseline)", format!("{instances}x{tokens}")),
+            &b_state,
+            |bch, d| bch.iter(|| black_box(d.clone())),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_get, bench_update_ring_state);
+criterion_main!(benches);
