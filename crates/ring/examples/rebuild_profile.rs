@@ -20,14 +20,29 @@ fn main() {
             }
         }
         let zone = format!("zone-{}", i % 3);
-        d.add_instance(&format!("instance-{i}"), "10.0.0.1:9095", &zone, mine, InstanceState::Active, 1, 1);
+        d.add_instance(
+            &format!("instance-{i}"),
+            "10.0.0.1:9095",
+            &zone,
+            mine,
+            InstanceState::Active,
+            1,
+            1,
+        );
     }
-    let iterations: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(20);
+    let iterations: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(20);
     let start = std::time::Instant::now();
     let mut total = 0;
     for _ in 0..iterations {
         let snap = RingSnapshot::new(d.clone(), RingConfig::default());
         total += snap.tokens().len();
     }
-    println!("{} builds, {:?} per build ({total} tokens)", iterations, start.elapsed() / iterations as u32);
+    println!(
+        "{} builds, {:?} per build ({total} tokens)",
+        iterations,
+        start.elapsed() / iterations as u32
+    );
 }

@@ -109,6 +109,9 @@ mod tests {
     fn unknown_states_are_never_healthy() {
         assert!(!Operation::REPORTING.is_state_healthy(-1));
         assert!(!Operation::REPORTING.is_state_healthy(16));
-        assert!(Operation::REPORTING.is_state_healthy(5), "Cortex READONLY is within the mask");
+        assert!(
+            Operation::REPORTING.is_state_healthy(5),
+            "Cortex READONLY is within the mask"
+        );
     }
 }

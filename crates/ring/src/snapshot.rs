@@ -491,7 +491,10 @@ impl RingSnapshot {
 
     /// Number of instances that own at least one token.
     pub fn instances_with_tokens_count(&self) -> usize {
-        self.instances.iter().filter(|d| !d.tokens.is_empty()).count()
+        self.instances
+            .iter()
+            .filter(|d| !d.tokens.is_empty())
+            .count()
     }
 
     /// Number of instances in `zone`.
@@ -529,7 +532,10 @@ impl RingSnapshot {
     pub fn counts_by_state(&self) -> [usize; 5] {
         let mut counts = [0usize; 5];
         for h in &self.hot {
-            if let Some(c) = usize::try_from(h.state).ok().and_then(|s| counts.get_mut(s)) {
+            if let Some(c) = usize::try_from(h.state)
+                .ok()
+                .and_then(|s| counts.get_mut(s))
+            {
                 *c += 1;
             }
         }
@@ -1039,7 +1045,13 @@ mod tests {
     #[test]
     fn min_healthy_timestamp_rounds_up_partial_seconds() {
         let t = |s: u64, n: u32| UNIX_EPOCH + Duration::new(s, n);
-        assert_eq!(min_healthy_timestamp(t(100, 0), Duration::from_secs(60)), 40);
-        assert_eq!(min_healthy_timestamp(t(100, 1), Duration::from_secs(60)), 41);
+        assert_eq!(
+            min_healthy_timestamp(t(100, 0), Duration::from_secs(60)),
+            40
+        );
+        assert_eq!(
+            min_healthy_timestamp(t(100, 1), Duration::from_secs(60)),
+            41
+        );
     }
 }

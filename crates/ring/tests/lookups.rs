@@ -18,7 +18,15 @@ type Spec<'a> = (&'a str, &'a str, InstanceState, &'a [u32], i64);
 fn ring(specs: &[Spec<'_>], cfg: RingConfig) -> RingSnapshot {
     let mut d = Desc::new();
     for &(id, zone, state, tokens, age) in specs {
-        d.add_instance(id, &format!("{id}:9095"), zone, tokens.to_vec(), state, 1, NOW - age);
+        d.add_instance(
+            id,
+            &format!("{id}:9095"),
+            zone,
+            tokens.to_vec(),
+            state,
+            1,
+            NOW - age,
+        );
     }
     RingSnapshot::new(d, cfg)
 }
@@ -59,7 +67,13 @@ const FOUR: [Spec<'static>; 4] = [
 fn four_with(id: &str, state: InstanceState, age: i64) -> RingSnapshot {
     let specs: Vec<Spec<'_>> = FOUR
         .iter()
-        .map(|s| if s.0 == id { (s.0, s.1, state, s.3, age) } else { *s })
+        .map(|s| {
+            if s.0 == id {
+                (s.0, s.1, state, s.3, age)
+            } else {
+                *s
+            }
+        })
         .collect();
     ring(&specs, cfg(3, false))
 }
@@ -75,8 +89,10 @@ fn search_token_finds_first_token_strictly_greater_and_wraps() {
 #[test]
 fn search_token_agrees_with_binary_search_on_a_big_ring() {
     let r = RingSnapshot::new(
-        codec::decode(include_bytes!("../../../testdata/ring-desc-3x128.snappy-proto.bin"))
-            .unwrap(),
+        codec::decode(include_bytes!(
+            "../../../testdata/ring-desc-3x128.snappy-proto.bin"
+        ))
+        .unwrap(),
         cfg(3, true),
     );
     let tokens = r.tokens();
@@ -99,9 +115,18 @@ fn search_token_agrees_with_binary_search_on_a_big_ring() {
 #[test]
 fn key_belongs_to_next_token_and_replicas_walk_clockwise() {
     let r = ring(&FOUR, cfg(3, false));
-    assert_eq!(get(&r, 15, Operation::WRITE), Ok((ids(&["b", "c", "d"]), 1)));
-    assert_eq!(get(&r, 20, Operation::WRITE), Ok((ids(&["c", "d", "a"]), 1)));
-    assert_eq!(get(&r, 45, Operation::WRITE), Ok((ids(&["a", "b", "c"]), 1)));
+    assert_eq!(
+        get(&r, 15, Operation::WRITE),
+        Ok((ids(&["b", "c", "d"]), 1))
+    );
+    assert_eq!(
+        get(&r, 20, Operation::WRITE),
+        Ok((ids(&["c", "d", "a"]), 1))
+    );
+    assert_eq!(
+        get(&r, 45, Operation::WRITE),
+        Ok((ids(&["a", "b", "c"]), 1))
+    );
     assert_eq!(get(&r, 0, Operation::WRITE), Ok((ids(&["a", "b", "c"]), 1)));
 }
 
@@ -116,14 +141,20 @@ fn multiple_tokens_of_one_instance_count_once() {
         cfg(3, false),
     );
     assert_eq!(get(&r, 5, Operation::WRITE), Ok((ids(&["a", "b", "c"]), 1)));
-    assert_eq!(get(&r, 11, Operation::WRITE), Ok((ids(&["a", "b", "c"]), 1)));
+    assert_eq!(
+        get(&r, 11, Operation::WRITE),
+        Ok((ids(&["a", "b", "c"]), 1))
+    );
 }
 
 #[test]
 fn write_extends_past_a_leaving_instance_and_drops_it() {
     // Walk: b, c (LEAVING: extends), d, a; filter drops c; n = 4 so quorum is 3.
     let r = four_with("c", Leaving, 0);
-    assert_eq!(get(&r, 15, Operation::WRITE), Ok((ids(&["b", "d", "a"]), 0)));
+    assert_eq!(
+        get(&r, 15, Operation::WRITE),
+        Ok((ids(&["b", "d", "a"]), 0))
+    );
 }
 
 #[test]
@@ -228,7 +259,10 @@ fn rf_one_with_a_dead_instance_reports_it() {
     let r = ring(&[("a", "", Active, &[10], 600)], cfg(1, false));
     assert_eq!(
         get(&r, 5, Operation::READ),
-        Err("at least 1 live replicas required, could only find 0 - unhealthy instances: a:9095".into())
+        Err(
+            "at least 1 live replicas required, could only find 0 - unhealthy instances: a:9095"
+                .into()
+        )
     );
 }
 
@@ -237,7 +271,10 @@ fn empty_ring_and_ring_without_tokens_are_errors() {
     let empty = RingSnapshot::empty(cfg(3, false));
     assert_eq!(get(&empty, 1, Operation::WRITE), Err("empty ring".into()));
     let tokenless = ring(&[("a", "", Pending, &[], 0)], cfg(3, false));
-    assert_eq!(get(&tokenless, 1, Operation::WRITE), Err("empty ring".into()));
+    assert_eq!(
+        get(&tokenless, 1, Operation::WRITE),
+        Err("empty ring".into())
+    );
     assert_eq!(tokenless.instances_count(), 1);
     assert!(
         tokenless
@@ -281,7 +318,13 @@ const ZONED: [Spec<'static>; 6] = [
 fn zoned_with(id: &str, state: InstanceState, age: i64) -> RingSnapshot {
     let specs: Vec<Spec<'_>> = ZONED
         .iter()
-        .map(|s| if s.0 == id { (s.0, s.1, state, s.3, age) } else { *s })
+        .map(|s| {
+            if s.0 == id {
+                (s.0, s.1, state, s.3, age)
+            } else {
+                *s
+            }
+        })
         .collect();
     ring(&specs, cfg(3, true))
 }
@@ -289,9 +332,18 @@ fn zoned_with(id: &str, state: InstanceState, age: i64) -> RingSnapshot {
 #[test]
 fn zone_aware_takes_one_instance_per_zone() {
     let r = ring(&ZONED, cfg(3, true));
-    assert_eq!(get(&r, 5, Operation::WRITE), Ok((ids(&["a1", "b1", "c1"]), 1)));
-    assert_eq!(get(&r, 15, Operation::WRITE), Ok((ids(&["a2", "b1", "c1"]), 1)));
-    assert_eq!(get(&r, 45, Operation::WRITE), Ok((ids(&["c1", "a1", "b1"]), 1)));
+    assert_eq!(
+        get(&r, 5, Operation::WRITE),
+        Ok((ids(&["a1", "b1", "c1"]), 1))
+    );
+    assert_eq!(
+        get(&r, 15, Operation::WRITE),
+        Ok((ids(&["a2", "b1", "c1"]), 1))
+    );
+    assert_eq!(
+        get(&r, 45, Operation::WRITE),
+        Ok((ids(&["c1", "a1", "b1"]), 1))
+    );
     let plain = ring(&ZONED, cfg(3, false));
     assert_eq!(
         get(&plain, 5, Operation::WRITE),
@@ -303,7 +355,10 @@ fn zone_aware_takes_one_instance_per_zone() {
 fn zone_aware_extension_looks_for_another_instance_in_the_same_zone() {
     // b1 LEAVING: set = a1, b1 (extends, not counted for zone b), b2, c1.
     let r = zoned_with("b1", Leaving, 0);
-    assert_eq!(get(&r, 5, Operation::WRITE), Ok((ids(&["a1", "b2", "c1"]), 0)));
+    assert_eq!(
+        get(&r, 5, Operation::WRITE),
+        Ok((ids(&["a1", "b2", "c1"]), 0))
+    );
     assert_eq!(
         get(&r, 5, Operation::READ),
         Ok((ids(&["a1", "b1", "c1"]), 1))
@@ -345,7 +400,10 @@ fn zone_aware_with_fewer_zones_than_rf() {
         ],
         cfg(3, true),
     );
-    assert_eq!(get(&two_zones, 5, Operation::WRITE), Ok((ids(&["a1", "b1"]), 0)));
+    assert_eq!(
+        get(&two_zones, 5, Operation::WRITE),
+        Ok((ids(&["a1", "b1"]), 0))
+    );
     let one_zone = ring(
         &[("a1", "a", Active, &[10], 0), ("a2", "a", Active, &[20], 0)],
         cfg(3, true),
@@ -367,7 +425,10 @@ fn zone_aware_with_more_zones_than_rf_uses_the_first_zones_met() {
         ],
         cfg(3, true),
     );
-    assert_eq!(get(&r, 25, Operation::WRITE), Ok((ids(&["c1", "d1", "a1"]), 1)));
+    assert_eq!(
+        get(&r, 25, Operation::WRITE),
+        Ok((ids(&["c1", "d1", "a1"]), 1))
+    );
 }
 
 #[test]
@@ -394,7 +455,10 @@ fn ignore_unhealthy_strategy_needs_one_healthy_replica() {
     let dead = ring(&[("b", "", Active, &[20], 600)], c);
     assert_eq!(
         get(&dead, 5, Operation::WRITE),
-        Err("at least 1 healthy replica required, could only find 0 - unhealthy instances: b:9095".into())
+        Err(
+            "at least 1 healthy replica required, could only find 0 - unhealthy instances: b:9095"
+                .into()
+        )
     );
 }
 
@@ -406,7 +470,13 @@ fn per_call_replication_factor_needs_a_strategy_that_supports_it() {
     let err = r
         .get_with_replication_factor(5, Operation::WRITE, 4, now, &mut buf)
         .unwrap_err();
-    assert!(matches!(err, RingError::ReplicationFactorTooLarge { requested: 4, configured: 3 }));
+    assert!(matches!(
+        err,
+        RingError::ReplicationFactorTooLarge {
+            requested: 4,
+            configured: 3
+        }
+    ));
     // Lower than configured is replaced by the configured factor.
     let set = r
         .get_with_replication_factor(5, Operation::WRITE, 1, now, &mut buf)
@@ -432,11 +502,17 @@ fn duplicated_tokens_have_one_deterministic_owner() {
     assert_eq!(get(&r, 45, Operation::WRITE), Ok((ids(&["w"]), 0)));
     // ...unless it is LEAVING and the other is not.
     let r = ring(
-        &[("x", "", Active, &[50], 0), ("w", "", Leaving, &[50, 60], 0)],
+        &[
+            ("x", "", Active, &[50], 0),
+            ("w", "", Leaving, &[50, 60], 0),
+        ],
         cfg(1, false),
     );
     assert_eq!(r.tokens(), [50, 60]);
-    assert_eq!(get(&r, 45, Operation::WRITE_NO_EXTEND), Ok((ids(&["x"]), 0)));
+    assert_eq!(
+        get(&r, 45, Operation::WRITE_NO_EXTEND),
+        Ok((ids(&["x"]), 0))
+    );
 }
 
 #[test]
@@ -458,14 +534,24 @@ fn get_all_healthy_lists_every_healthy_instance_without_quorum() {
 fn replication_set_for_operation_without_zones_tolerates_rf_over_two_failures() {
     let now = unix_seconds(NOW);
     let all = ring(&FOUR, cfg(3, false));
-    let set = all.replication_set_for_operation(Operation::READ, now).unwrap();
+    let set = all
+        .replication_set_for_operation(Operation::READ, now)
+        .unwrap();
     assert_eq!((set.instances.len(), set.max_errors), (4, 1));
     let one_down = four_with("c", Active, 600);
-    let set = one_down.replication_set_for_operation(Operation::READ, now).unwrap();
+    let set = one_down
+        .replication_set_for_operation(Operation::READ, now)
+        .unwrap();
     assert_eq!((set.instances.len(), set.max_errors), (3, 0));
     let specs: Vec<Spec<'_>> = FOUR
         .iter()
-        .map(|s| if s.0 == "a" || s.0 == "b" { (s.0, s.1, s.2, s.3, 600) } else { *s })
+        .map(|s| {
+            if s.0 == "a" || s.0 == "b" {
+                (s.0, s.1, s.2, s.3, 600)
+            } else {
+                *s
+            }
+        })
         .collect();
     let two_down = ring(&specs, cfg(3, false));
     assert_eq!(
@@ -478,21 +564,35 @@ fn replication_set_for_operation_without_zones_tolerates_rf_over_two_failures() 
 fn replication_set_for_operation_zone_aware_drops_whole_failing_zones() {
     let now = unix_seconds(NOW);
     let healthy = ring(&ZONED, cfg(3, true));
-    let set = healthy.replication_set_for_operation(Operation::READ, now).unwrap();
+    let set = healthy
+        .replication_set_for_operation(Operation::READ, now)
+        .unwrap();
     assert_eq!(set.instances.len(), 6);
     assert_eq!((set.max_errors, set.max_unavailable_zones), (0, 1));
     assert!(set.zone_awareness_enabled);
 
     let b_down = zoned_with("b1", Active, 600);
-    let set = b_down.replication_set_for_operation(Operation::READ, now).unwrap();
+    let set = b_down
+        .replication_set_for_operation(Operation::READ, now)
+        .unwrap();
     let mut got: Vec<&str> = set.instances.iter().map(|d| d.id.as_str()).collect();
     got.sort();
-    assert_eq!(got, ["a1", "a2", "c1", "c2"], "b2 is healthy but its zone failed");
+    assert_eq!(
+        got,
+        ["a1", "a2", "c1", "c2"],
+        "b2 is healthy but its zone failed"
+    );
     assert_eq!(set.max_unavailable_zones, 0);
 
     let specs: Vec<Spec<'_>> = ZONED
         .iter()
-        .map(|s| if s.0 == "b1" || s.0 == "c2" { (s.0, s.1, s.2, s.3, 600) } else { *s })
+        .map(|s| {
+            if s.0 == "b1" || s.0 == "c2" {
+                (s.0, s.1, s.2, s.3, 600)
+            } else {
+                *s
+            }
+        })
         .collect();
     assert_eq!(
         ring(&specs, cfg(3, true)).replication_set_for_operation(Operation::READ, now),
@@ -506,7 +606,11 @@ fn subring_for_operation_states_filters_by_state_only() {
     let sub = r.subring_for_operation_states(Operation::WRITE);
     assert_eq!(sub.instances_count(), 3);
     let sub = r.subring_for_operation_states(Operation::READ);
-    assert_eq!(sub.instances_count(), 4, "LEAVING is a read state; heartbeat ignored");
+    assert_eq!(
+        sub.instances_count(),
+        4,
+        "LEAVING is a read state; heartbeat ignored"
+    );
 }
 
 #[test]
@@ -533,8 +637,10 @@ fn counts_by_zone_and_state() {
 #[test]
 fn ownership_sums_to_the_whole_keyspace() {
     let r = RingSnapshot::new(
-        codec::decode(include_bytes!("../../../testdata/ring-desc-3x128.snappy-proto.bin"))
-            .unwrap(),
+        codec::decode(include_bytes!(
+            "../../../testdata/ring-desc-3x128.snappy-proto.bin"
+        ))
+        .unwrap(),
         cfg(3, true),
     );
     let global: f64 = (0..3).map(|i| r.ownership(i)).sum();
@@ -559,7 +665,10 @@ fn heartbeat_only_update_reuses_the_token_tables() {
     let r2 = r.update(d);
     assert!(std::ptr::eq(r.tokens().as_ptr(), r2.tokens().as_ptr()));
     assert_eq!(r2.instance("c").unwrap().state(), Leaving);
-    assert_eq!(get(&r2, 15, Operation::WRITE), Ok((ids(&["b", "d", "a"]), 0)));
+    assert_eq!(
+        get(&r2, 15, Operation::WRITE),
+        Ok((ids(&["b", "d", "a"]), 0))
+    );
 
     let mut d = r2.to_desc();
     d.ingesters.get_mut("b").unwrap().tokens.push(25);
@@ -571,8 +680,10 @@ fn heartbeat_only_update_reuses_the_token_tables() {
 #[test]
 fn real_dskit_ring_zone_aware_lookups_return_one_instance_per_zone() {
     let r = RingSnapshot::new(
-        codec::decode(include_bytes!("../../../testdata/ring-desc-3x128.snappy-proto.bin"))
-            .unwrap(),
+        codec::decode(include_bytes!(
+            "../../../testdata/ring-desc-3x128.snappy-proto.bin"
+        ))
+        .unwrap(),
         RingConfig {
             zone_awareness_enabled: true,
             heartbeat_timeout: Duration::from_secs(3600 * 24 * 365 * 100),

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use ringkit_ring::snapshot::{ReplicationStrategy, unix_seconds};
-use ringkit_ring::{Desc, GetBuffer, InstanceDesc, InstanceState, Operation, RingConfig, RingSnapshot};
+use ringkit_ring::{
+    Desc, GetBuffer, InstanceDesc, InstanceState, Operation, RingConfig, RingSnapshot,
+};
 
 const NOW: i64 = 1_000_000;
 const TIMEOUT: i64 = 60;
@@ -51,9 +53,10 @@ fn reference_get(
     let mut iterations = 0;
     while found.len() < desc.ingesters.len().min(set_size) && iterations < pairs.len() {
         if cfg.zone_awareness_enabled
-            && zones.iter().enumerate().all(|(z, name)| {
-                zone_found[z] >= 1 || zone_examined[z] >= total(name)
-            })
+            && zones
+                .iter()
+                .enumerate()
+                .all(|(z, name)| zone_found[z] >= 1 || zone_examined[z] >= total(name))
         {
             break;
         }
@@ -80,7 +83,11 @@ fn reference_get(
     }
     let healthy = |d: &InstanceDesc| op.is_state_healthy(d.state) && NOW - d.timestamp <= TIMEOUT;
     let n = rf.max(found.len());
-    let live: Vec<String> = found.iter().filter(|d| healthy(d)).map(|d| d.id.clone()).collect();
+    let live: Vec<String> = found
+        .iter()
+        .filter(|d| healthy(d))
+        .map(|d| d.id.clone())
+        .collect();
     match cfg.strategy {
         ReplicationStrategy::Default => {
             let min_success = n / 2 + 1;
@@ -98,9 +105,9 @@ fn reference_get(
 
 fn arb_desc() -> impl Strategy<Value = Desc> {
     let instance = (
-        0usize..4,                                  // zone
-        0i32..5,                                    // state
-        prop::collection::vec(0u32..2000, 0..6),    // tokens (small space: duplicates)
+        0usize..4,                                               // zone
+        0i32..5,                                                 // state
+        prop::collection::vec(0u32..2000, 0..6),                 // tokens (small space: duplicates)
         prop_oneof![Just(0i64), Just(30), Just(61), Just(-100)], // heartbeat age
     );
     prop::collection::vec(instance, 1..12).prop_map(|list| {

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian machine with only the Rust toolchain:
+# installs what the tests need, starts the servers they use (127.0.0.1 only),
+# runs format and lint checks and every cargo test, then stops what it started.
+#
+# Usage: bash scripts/test.sh        (from the repository root)
+# Env:   RINGKIT_SKIP_INSTALL=1      skip apt-get (packages already present)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n=== %s\n' "$*"; }
+
+install_packages() {
+  local need=()
+  command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+  if [ "${#need[@]}" -eq 0 ] || [ "${RINGKIT_SKIP_INSTALL:-0}" = 1 ]; then
+    return
+  fi
+  log "installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+}
+
+install_packages
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+log "cargo test"
+cargo test --workspace --all-targets
+cargo test --workspace --doc
+
+log "all tests passed"
