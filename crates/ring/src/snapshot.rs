@@ -211,18 +211,6 @@ impl GetBuffer {
         GetBuffer::default()
     }
 
-    fn reset(&mut self, instances: usize, zones: usize) {
-        self.out.clear();
-        let words = instances.div_ceil(64);
-        if self.seen.len() < words {
-            self.seen.resize(words, 0);
-        }
-        self.zone_found.clear();
-        self.zone_found.resize(zones, 0);
-        self.zone_examined.clear();
-        self.zone_examined.resize(zones, 0);
-    }
-
     #[inline]
     fn is_seen(&self, i: InstanceIdx) -> bool {
         self.seen[(i >> 6) as usize] & (1u64 << (i & 63)) != 0
@@ -675,56 +663,112 @@ impl RingSnapshot {
 
     /// The ring walk (dskit's `findInstancesForKey`), unfiltered; result in `buf.out`.
     fn find_instances(&self, key: u32, op: Operation, rf: usize, buf: &mut GetBuffer) {
-        let table = &*self.table;
-        let n_tokens = table.tokens.len();
-        let zone_aware = self.cfg.zone_awareness_enabled;
-        buf.reset(
-            self.instances.len(),
-            if zone_aware { self.zones.len() } else { 0 },
-        );
-        let max_instances = self.instances.len();
-        let target_per_zone = (rf / self.cfg.replication_factor).max(1) as u32;
+        buf.out.clear();
+        let words = self.instances.len().div_ceil(64);
+        if buf.seen.len() < words {
+            buf.seen.resize(words, 0);
+        }
+        let start = self.search_token(key);
+        if !self.cfg.zone_awareness_enabled {
+            self.walk_plain(start, op, rf, buf);
+        } else if self.zones.len() <= STACK_ZONES {
+            let mut found = [0u32; STACK_ZONES];
+            let mut examined = [0u32; STACK_ZONES];
+            self.walk_zoned(start, op, rf, buf, &mut found, &mut examined);
+        } else {
+            let mut found = std::mem::take(&mut buf.zone_found);
+            let mut examined = std::mem::take(&mut buf.zone_examined);
+            found.clear();
+            found.resize(self.zones.len(), 0);
+            examined.clear();
+            examined.resize(self.zones.len(), 0);
+            self.walk_zoned(start, op, rf, buf, &mut found, &mut examined);
+            buf.zone_found = found;
+            buf.zone_examined = examined;
+        }
+        buf.clear_seen();
+    }
+
+    /// Walk without zone awareness: the next distinct instances clockwise.
+    fn walk_plain(&self, start: usize, op: Operation, rf: usize, buf: &mut GetBuffer) {
+        let owners = &self.table.owners[..];
+        let limit_instances = self.instances.len();
         let mut replica_set_size = rf;
-        let mut i = self.search_token(key);
-        let mut iterations = 0;
-        while buf.out.len() < max_instances.min(replica_set_size) && iterations < n_tokens {
-            if zone_aware && self.can_stop_looking(buf, target_per_zone) {
+        let mut i = start;
+        for _ in 0..owners.len() {
+            if buf.out.len() >= limit_instances.min(replica_set_size) {
                 break;
             }
-            iterations += 1;
-            if i == n_tokens {
+            let idx = owners[i];
+            i += 1;
+            if i == owners.len() {
                 i = 0;
             }
-            let idx = table.owners[i];
+            if buf.is_seen(idx) {
+                continue;
+            }
+            buf.mark_seen(idx);
+            if op.extends_on(self.hot[idx as usize].state) {
+                replica_set_size += 1;
+            }
+            buf.out.push(idx);
+        }
+    }
+
+    /// Zone-aware walk: at most `target` instances per zone; a zone is finished once it
+    /// has its target or every instance of it was examined, and the walk stops when all
+    /// zones are finished (a zone named "" never finishes, as in dskit).
+    fn walk_zoned(
+        &self,
+        start: usize,
+        op: Operation,
+        rf: usize,
+        buf: &mut GetBuffer,
+        found: &mut [u32],
+        examined: &mut [u32],
+    ) {
+        let owners = &self.table.owners[..];
+        let zones = self.zones.len();
+        let total = &self.zone_instances[..];
+        let target = (rf / self.cfg.replication_factor).max(1) as u32;
+        let limit_instances = self.instances.len();
+        let mut replica_set_size = rf;
+        let mut finished = 0usize;
+        let mut i = start;
+        for _ in 0..owners.len() {
+            if buf.out.len() >= limit_instances.min(replica_set_size) || finished == zones {
+                break;
+            }
+            let idx = owners[i];
             i += 1;
+            if i == owners.len() {
+                i = 0;
+            }
             if buf.is_seen(idx) {
                 continue;
             }
             let h = &self.hot[idx as usize];
-            let zoned = zone_aware && !h.zone_is_empty;
+            let z = h.zone as usize;
+            let zoned = !h.zone_is_empty;
             if zoned {
-                let z = h.zone as usize;
-                if buf.zone_found[z] >= target_per_zone {
+                if found[z] >= target {
                     continue;
                 }
-                buf.zone_examined[z] += 1;
+                examined[z] += 1;
             }
             buf.mark_seen(idx);
             if op.extends_on(h.state) {
                 replica_set_size += 1;
             } else if zoned {
-                buf.zone_found[h.zone as usize] += 1;
+                found[z] += 1;
             }
             buf.out.push(idx);
+            // Past the `continue` above the zone was not finished: `found < target`, and
+            // an unexamined instance of it existed. So this step finishes it at most once.
+            if zoned && (found[z] >= target || examined[z] >= total[z]) {
+                finished += 1;
+            }
         }
-        buf.clear_seen();
-    }
-
-    #[inline]
-    fn can_stop_looking(&self, buf: &GetBuffer, target_per_zone: u32) -> bool {
-        self.zone_instances.iter().enumerate().all(|(z, &total)| {
-            buf.zone_found[z] >= target_per_zone || buf.zone_examined[z] >= total
-        })
     }
 
     /// The replication strategy's filter: drops unhealthy replicas in place and returns
@@ -882,22 +926,38 @@ impl RingSnapshot {
 
 const KEYSPACE: f64 = 4_294_967_296.0;
 
+/// Zone counters live on the stack up to this many zones.
+const STACK_ZONES: usize = 8;
+
 /// Oldest heartbeat timestamp (Unix seconds) still healthy at `now`: dskit compares
 /// `now - time.Unix(ts, 0) <= timeout` with nanosecond precision, which for whole-second
 /// timestamps means `ts >= ceil((now - timeout) in seconds)`.
 pub fn min_healthy_timestamp(now: SystemTime, timeout: Duration) -> i64 {
-    let now_ns: i128 = match now.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_nanos() as i128,
-        Err(e) => -(e.duration().as_nanos() as i128),
+    // Whole seconds and nanoseconds of `now - timeout` relative to the epoch, without
+    // 128-bit division (this runs once per lookup).
+    let (mut secs, mut nanos) = match now.duration_since(UNIX_EPOCH) {
+        Ok(d) => (d.as_secs() as i64, i64::from(d.subsec_nanos())),
+        Err(e) => {
+            let d = e.duration();
+            let (s, n) = (-(d.as_secs() as i64), -i64::from(d.subsec_nanos()));
+            if n < 0 {
+                (s - 1, n + 1_000_000_000)
+            } else {
+                (s, n)
+            }
+        }
     };
-    let limit = now_ns - timeout.as_nanos() as i128;
-    let secs = limit.div_euclid(1_000_000_000);
-    let ceil = if limit.rem_euclid(1_000_000_000) == 0 {
-        secs
+    secs = secs.saturating_sub(i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX));
+    nanos -= i64::from(timeout.subsec_nanos());
+    if nanos < 0 {
+        nanos += 1_000_000_000;
+        secs = secs.saturating_sub(1);
+    }
+    if nanos > 0 {
+        secs.saturating_add(1)
     } else {
-        secs + 1
-    };
-    ceil.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+        secs
+    }
 }
 
 /// `SystemTime` for a Unix-seconds timestamp (tests and tools).
