@@ -6,7 +6,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = prost_build::Config::new();
     // Ordered maps: deterministic iteration (merge, conflict resolution, encoding).
     config.btree_map(["."]);
-    config.type_attribute(".ring.Desc", "#[derive(serde::Serialize, serde::Deserialize)]");
+    config.type_attribute(
+        ".ring.Desc",
+        "#[derive(serde::Serialize, serde::Deserialize)]",
+    );
     config.type_attribute(
         ".ring.InstanceDesc",
         "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default)]",
@@ -21,7 +24,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("zone", "String::is_empty"),
         ("registered_timestamp", "crate::codec::json::is_zero_i64"),
         ("id", "String::is_empty"),
-        ("read_only_updated_timestamp", "crate::codec::json::is_zero_i64"),
+        (
+            "read_only_updated_timestamp",
+            "crate::codec::json::is_zero_i64",
+        ),
         ("read_only", "crate::codec::json::is_false"),
         ("versions", "::std::collections::BTreeMap::is_empty"),
     ] {

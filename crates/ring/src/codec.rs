@@ -139,14 +139,25 @@ mod tests {
     #[test]
     fn json_uses_dskit_names_and_omits_zero_values() {
         let mut d = Desc::new();
-        d.add_instance("i1", "1.2.3.4:9095", "z", vec![3, 1], InstanceState::Active, 0, 5);
+        d.add_instance(
+            "i1",
+            "1.2.3.4:9095",
+            "z",
+            vec![3, 1],
+            InstanceState::Active,
+            0,
+            5,
+        );
         let text = json::encode(&d);
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         let i1 = &v["ingesters"]["i1"];
         assert_eq!(i1["addr"], "1.2.3.4:9095");
         assert_eq!(i1["timestamp"], 5);
         assert_eq!(i1["tokens"], serde_json::json!([1, 3]));
-        assert!(i1.get("state").is_none(), "ACTIVE is the zero value, omitted");
+        assert!(
+            i1.get("state").is_none(),
+            "ACTIVE is the zero value, omitted"
+        );
         assert!(i1.get("registered_timestamp").is_none());
         assert!(i1.get("read_only").is_none());
     }
@@ -170,7 +181,12 @@ mod tests {
 
     #[test]
     fn garbage_is_a_clear_error_not_a_panic() {
-        for bad in [&b""[..], b"\xff\xff\xff\xff\xff", b"\x05abc", &FIXTURE_BIN[..100]] {
+        for bad in [
+            &b""[..],
+            b"\xff\xff\xff\xff\xff",
+            b"\x05abc",
+            &FIXTURE_BIN[..100],
+        ] {
             assert!(decode(bad).is_err());
         }
         let err = decode(b"\x80\x80\x80\x80\x04rest").unwrap_err();

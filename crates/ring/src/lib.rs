@@ -34,5 +34,3 @@ pub mod snapshot;
 pub mod tokens;
 
 pub use model::{Desc, InstanceDesc, InstanceState};
-
-

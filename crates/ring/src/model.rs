@@ -223,7 +223,10 @@ mod tests {
         d.add_instance("a", "h:1", "", vec![1], InstanceState::Active, 1, 100);
         assert_eq!(d.is_ready(100, 60), Ok(()));
         d.add_instance("b", "h:2", "", vec![2], InstanceState::Joining, 1, 100);
-        assert_eq!(d.is_ready(100, 60), Err("instance h:2 in state JOINING".into()));
+        assert_eq!(
+            d.is_ready(100, 60),
+            Err("instance h:2 in state JOINING".into())
+        );
         assert_eq!(
             d.is_ready(200, 60),
             Err("instance h:1 past heartbeat timeout".into())
@@ -233,7 +236,15 @@ mod tests {
     #[test]
     fn add_instance_sorts_and_dedups_tokens() {
         let mut d = Desc::new();
-        let e = d.add_instance("x", "h:1", "z", vec![5, 1, 5, 3], InstanceState::Active, 9, 10);
+        let e = d.add_instance(
+            "x",
+            "h:1",
+            "z",
+            vec![5, 1, 5, 3],
+            InstanceState::Active,
+            9,
+            10,
+        );
         assert_eq!(e.tokens, vec![1, 3, 5]);
         assert_eq!(e.id, "x");
         assert_eq!(e.timestamp, 10);
