@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use ringkit_ring::hash::shard_by_all_labels;
+use ringkit_ring::tokens::{RandomTokenGenerator, TokenGenerator};
 use ringkit_ring::{Desc, GetBuffer, InstanceState, Operation, RingConfig, RingSnapshot};
 
 use crate::table::{Align, Table};
@@ -98,22 +99,10 @@ fn join(desc: &mut Desc, id: &str, zone: &str, tokens: usize, rng: &mut SmallRng
         now,
     );
     let taken = desc.all_tokens();
-    let mine = random_tokens(rng, tokens, &taken);
+    let mine = RandomTokenGenerator::new()
+        .generate_tokens(tokens, &taken, rng)
+        .expect("the demo ring has plenty of free tokens");
     desc.add_instance(id, &addr, zone, mine, InstanceState::Active, now, now);
-}
-
-/// `n` uniform random tokens not in `taken` (sorted) and not repeated.
-fn random_tokens(rng: &mut SmallRng, n: usize, taken: &[u32]) -> Vec<u32> {
-    use rand::Rng;
-    let mut mine: Vec<u32> = Vec::with_capacity(n);
-    while mine.len() < n {
-        let t: u32 = rng.random();
-        if taken.binary_search(&t).is_err() && !mine.contains(&t) {
-            mine.push(t);
-        }
-    }
-    mine.sort_unstable();
-    mine
 }
 
 fn pct(part: usize, whole: usize) -> String {

@@ -1,0 +1,26 @@
+//! # ringkit-lifecycle: joining, heartbeating and leaving the ring
+//!
+//! An instance's life in the ring (spec/ring.md §4), in ringkit's order:
+//!
+//! 1. **Register** with no tokens (new instance) so peers see it at once; a restarted
+//!    instance that still owns tokens is marked JOINING, which keeps its ranges but makes
+//!    writes extend past it and reads skip it until it has loaded its data.
+//! 2. **Load**: the owner replays its write-ahead log (not this crate's business).
+//! 3. **Claim**: keep the tokens the ring still holds for it, reuse the tokens file, top up
+//!    with tokens nobody holds, and go ACTIVE (or JOINING first when an observe period is
+//!    configured, to catch gossip token conflicts).
+//! 4. **Heartbeat** every period, re-adding itself if it was forgotten.
+//! 5. **Leave**: LEAVING, then unregister (a LEFT tombstone under gossip).
+//!
+//! ## Layout
+//!
+//! - [`config`]: [`LifecyclerConfig`] with dskit's names and defaults.
+//! - [`decide`]: the pure decisions, each a function over the ring descriptor inside a CAS:
+//!   table-tested without any store, clock or task.
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod decide;
+
+pub use config::LifecyclerConfig;
+pub use decide::{Instance, LifecycleError};
