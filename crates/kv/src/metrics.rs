@@ -227,3 +227,45 @@ impl<V: Value, C: Client<V>> Client<V> for InstrumentedClient<C> {
             .observe(&self.labels, "WatchPrefix", true, start);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::ClientOptions;
+    use crate::codec::StringCodec;
+    use crate::memory::MemoryStore;
+    use prometheus_client::encoding::text::encode;
+
+    #[tokio::test]
+    async fn requests_are_recorded_with_dskit_names_and_labels() {
+        let mut registry = Registry::default();
+        let metrics = KvMetrics::register(&mut registry);
+        let inner =
+            MemoryStore::new().client::<String>(Arc::new(StringCodec), ClientOptions::default());
+        let c = InstrumentedClient::new(
+            inner,
+            metrics,
+            ClientLabels::new("ring", "primary", "inmemory"),
+        );
+        c.cas("k", &mut |_| CasDecision::Write("v".to_owned()))
+            .await
+            .unwrap();
+        let _ = c.cas("k", &mut |_| CasDecision::Abort("stop".into())).await;
+        c.get("k").await.unwrap();
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        let labels = "kv_name=\"ring\",role=\"primary\",type=\"inmemory\"";
+        for want in [
+            format!(
+                "kv_request_duration_seconds_count{{operation=\"CAS\",status_code=\"200\",{labels}}} 2"
+            ),
+            format!(
+                "kv_request_duration_seconds_count{{operation=\"GET\",status_code=\"200\",{labels}}} 1"
+            ),
+            format!("kv_cas_attempt_total{{{labels}}} 2"),
+            format!("kv_cas_success_total{{{labels}}} 1"),
+        ] {
+            assert!(text.contains(&want), "missing {want:?} in\n{text}");
+        }
+    }
+}

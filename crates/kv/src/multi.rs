@@ -363,3 +363,163 @@ impl<V: Value> Client<V> for MultiClient<V> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::ClientOptions;
+    use crate::codec::StringCodec;
+    use crate::memory::MemoryStore;
+    use prometheus_client::encoding::text::encode;
+    use tokio::sync::mpsc;
+
+    fn string_client(store: &MemoryStore, options: ClientOptions) -> Arc<dyn Client<String>> {
+        Arc::new(store.client::<String>(Arc::new(StringCodec), options))
+    }
+
+    fn config(mirror: bool) -> MultiConfig {
+        MultiConfig {
+            primary: "a".into(),
+            secondary: "b".into(),
+            mirror_enabled: mirror,
+            ..MultiConfig::default()
+        }
+    }
+
+    fn write(v: &str) -> impl FnMut(Option<String>) -> CasDecision<String> + Send + '_ {
+        move |_| CasDecision::Write(v.to_owned())
+    }
+
+    fn metrics_text(registry: &Registry) -> String {
+        let mut out = String::new();
+        encode(&mut out, registry).unwrap();
+        out
+    }
+
+    #[test]
+    fn config_rules_match_dskits() {
+        assert!(MultiConfig::default().validate().is_err());
+        let mut c = config(false);
+        c.validate().unwrap();
+        c.secondary = "a".into();
+        assert!(c.validate().is_err());
+        c.secondary = "multi".into();
+        assert!(c.validate().is_err());
+    }
+
+    #[tokio::test]
+    async fn mirroring_copies_cas_results_to_the_secondary_and_counts_them() {
+        let (a, b) = (MemoryStore::new(), MemoryStore::new());
+        let mut registry = Registry::default();
+        let multi = MultiClient::new(
+            &config(true),
+            string_client(&a, ClientOptions::default()),
+            string_client(&b, ClientOptions::default()),
+            Some(&mut registry),
+        )
+        .unwrap();
+        multi.cas("k", &mut write("v1")).await.unwrap();
+        let secondary = string_client(&b, ClientOptions::default());
+        assert_eq!(secondary.get("k").await.unwrap().as_deref(), Some("v1"));
+        // No write, no mirror.
+        multi
+            .cas("k", &mut |_| CasDecision::Unchanged)
+            .await
+            .unwrap();
+        let text = metrics_text(&registry);
+        assert!(text.contains("multikv_mirror_writes_total 1\n"), "{text}");
+        assert!(
+            text.contains("multikv_mirror_write_errors_total 0\n"),
+            "{text}"
+        );
+        assert!(text.contains("multikv_mirror_enabled 1\n"), "{text}");
+        assert!(
+            text.contains("multikv_primary_store{store=\"a\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("multikv_primary_store{store=\"b\"} 0\n"),
+            "{text}"
+        );
+
+        multi.set_mirror_enabled(false);
+        multi.cas("k", &mut write("v2")).await.unwrap();
+        assert_eq!(secondary.get("k").await.unwrap().as_deref(), Some("v1"));
+        assert!(metrics_text(&registry).contains("multikv_mirror_enabled 0\n"));
+    }
+
+    #[tokio::test]
+    async fn mirror_failures_are_counted_not_returned() {
+        let (a, b) = (MemoryStore::new(), MemoryStore::new());
+        let mut registry = Registry::default();
+        let tiny = ClientOptions {
+            max_value_size: 1,
+            ..ClientOptions::default()
+        };
+        let multi = MultiClient::new(
+            &config(true),
+            string_client(&a, ClientOptions::default()),
+            string_client(&b, tiny),
+            Some(&mut registry),
+        )
+        .unwrap();
+        multi.cas("k", &mut write("too big")).await.unwrap();
+        assert_eq!(multi.get("k").await.unwrap().as_deref(), Some("too big"));
+        assert!(metrics_text(&registry).contains("multikv_mirror_write_errors_total 1\n"));
+    }
+
+    #[tokio::test]
+    async fn switching_primary_moves_running_watches_and_reads() {
+        let (a, b) = (MemoryStore::new(), MemoryStore::new());
+        let ca = string_client(&a, ClientOptions::default());
+        let cb = string_client(&b, ClientOptions::default());
+        ca.cas("k", &mut write("from a")).await.unwrap();
+        cb.cas("k", &mut write("from b")).await.unwrap();
+        let multi = Arc::new(MultiClient::new(&config(false), ca, cb.clone(), None).unwrap());
+
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let cancel = CancellationToken::new();
+        let watcher = {
+            let (multi, cancel) = (multi.clone(), cancel.clone());
+            tokio::spawn(async move {
+                multi
+                    .watch_key("k", &cancel, &mut |v| tx.send(v).is_ok())
+                    .await
+            })
+        };
+        assert_eq!(rx.recv().await.flatten().as_deref(), Some("from a"));
+        assert!(multi.set_primary("b").unwrap());
+        assert!(!multi.set_primary("b").unwrap(), "already primary");
+        assert!(multi.set_primary("nope").is_err());
+        assert_eq!(multi.primary_name(), "b");
+        assert_eq!(rx.recv().await.flatten().as_deref(), Some("from b"));
+        assert_eq!(multi.get("k").await.unwrap().as_deref(), Some("from b"));
+        cb.cas("k", &mut write("b again")).await.unwrap();
+        assert_eq!(rx.recv().await.flatten().as_deref(), Some("b again"));
+        cancel.cancel();
+        watcher.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn runtime_config_channel_switches_primary_and_mirroring() {
+        let (a, b) = (MemoryStore::new(), MemoryStore::new());
+        let multi = MultiClient::new(
+            &config(false),
+            string_client(&a, ClientOptions::default()),
+            string_client(&b, ClientOptions::default()),
+            None,
+        )
+        .unwrap();
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(MultiRuntimeConfig {
+            primary: Some("b".into()),
+            mirror_enabled: Some(true),
+        })
+        .await
+        .unwrap();
+        drop(tx);
+        multi.follow(rx, &CancellationToken::new()).await;
+        assert_eq!(multi.primary_name(), "b");
+        assert!(multi.mirror_enabled());
+    }
+}
