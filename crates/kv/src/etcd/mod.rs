@@ -594,7 +594,7 @@ mod tls {
 
 #[cfg(test)]
 mod tests {
-    use super::prefix_range;
+    use super::*;
 
     #[test]
     fn prefix_range_covers_exactly_the_prefix() {
@@ -604,5 +604,78 @@ mod tests {
             prefix_range("a\u{7f}"),
             (b"a\x7f".to_vec(), b"a\x80".to_vec())
         );
+    }
+}
+
+#[cfg(all(test, feature = "testsuite"))]
+mod auth_tests {
+    use super::*;
+    use crate::client::CasDecision;
+    use crate::codec::StringCodec;
+    use crate::testsuite::{EtcdTarget, etcd_target};
+
+    fn string_client(endpoint: &str, user: &str, password: &str) -> EtcdClient<String> {
+        let mut config = EtcdConfig::with_endpoints([endpoint]);
+        config.username = user.into();
+        config.password = password.into();
+        EtcdStore::new(&config)
+            .unwrap()
+            .client(Arc::new(StringCodec), ClientOptions::default())
+    }
+
+    async fn enable_auth(endpoint: &str, password: &str) {
+        let channel = Endpoint::from_shared(endpoint.to_owned())
+            .unwrap()
+            .connect_lazy();
+        let mut auth = AuthClient::new(channel);
+        auth.user_add(pb::AuthUserAddRequest {
+            name: "root".into(),
+            password: password.into(),
+        })
+        .await
+        .unwrap();
+        auth.user_grant_role(pb::AuthUserGrantRoleRequest {
+            user: "root".into(),
+            role: "root".into(),
+        })
+        .await
+        .unwrap();
+        auth.auth_enable(pb::AuthEnableRequest {}).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn username_and_password_authenticate_and_expired_tokens_are_renewed() {
+        let EtcdTarget::Owned(server) = etcd_target(false) else {
+            return;
+        };
+        let endpoint = server.endpoint();
+        enable_auth(&endpoint, "s3cret").await;
+
+        let anonymous = string_client(&endpoint, "", "");
+        assert!(matches!(anonymous.get("k").await, Err(Error::Store { .. })));
+        let wrong = string_client(&endpoint, "root", "nope");
+        assert!(matches!(wrong.get("k").await, Err(Error::Store { .. })));
+
+        let root = string_client(&endpoint, "root", "s3cret");
+        root.cas("k", &mut |_| CasDecision::Write("v".into()))
+            .await
+            .unwrap();
+        assert_eq!(root.get("k").await.unwrap().as_deref(), Some("v"));
+
+        // A token etcd no longer accepts (as after expiry) is replaced transparently.
+        root.store
+            .token
+            .set(Some(AsciiMetadataValue::from_static("expired.token")));
+        assert_eq!(root.get("k").await.unwrap().as_deref(), Some("v"));
+
+        // Watches carry the token too.
+        let cancel = CancellationToken::new();
+        let mut seen = None;
+        root.watch_key("k", &cancel, &mut |v| {
+            seen = v;
+            false
+        })
+        .await;
+        assert_eq!(seen.as_deref(), Some("v"));
     }
 }
