@@ -12,7 +12,9 @@
 //! - [`codec`]: [`Codec`], the [`CodecRegistry`] by id, and the `string` / bytes codecs.
 //! - [`mergeable`]: [`Mergeable`], the CRDT contract of values kept by the gossip store.
 //! - [`memory`]: [`MemoryStore`], the in-process store (the embedded default).
-//! - [`etcd`]: [`EtcdStore`], etcd v3 over our own minimal gRPC proto (see its doc for why).
+//! - [`etcd`]: [`EtcdStore`], etcd v3 through tonic over our own minimal proto of etcd's
+//!   gRPC API, compiled by protox. Not the `etcd-client` crate: it needs `protoc` at build
+//!   time, and we use five RPCs (details in the module doc).
 //! - [`multi`]: [`MultiClient`], a primary plus mirrors, switchable at run time.
 //! - [`prefix`]: [`PrefixClient`], the `--kv.prefix` key namespace.
 //! - [`metrics`]: Prometheus metrics with dskit's names, via [`InstrumentedClient`].

@@ -436,45 +436,68 @@ pub async fn oversized_value_is_rejected<F: StoreFactory>(f: &F, ns: &str) {
     assert_eq!(c.get(&key).await.unwrap(), Some(TestSet::of(["small"])));
 }
 
-/// A key watch keeps working across a server restart: the value written after the restart
-/// arrives. Skipped for stores without a server.
+/// Key and prefix watches keep working across a server restart: the value written after
+/// the restart arrives through both. Skipped for stores without a server.
 pub async fn watch_survives_server_restart<F: StoreFactory>(f: &F, ns: &str) {
-    let key = format!("{ns}k");
+    let prefix = format!("{ns}p/");
+    let key = format!("{prefix}k");
     let c = set_client(f);
     add(&*c, &key, "before").await.unwrap();
-    let (tx, mut rx) = mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
-    let watcher = {
+    let (key_tx, mut key_rx) = mpsc::unbounded_channel();
+    let key_watcher = {
         let (c, key, cancel) = (set_client(f), key.clone(), cancel.clone());
         tokio::spawn(async move {
-            c.watch_key(&key, &cancel, &mut |v| tx.send(v).is_ok())
+            c.watch_key(&key, &cancel, &mut |v| key_tx.send(v).is_ok())
                 .await
         })
     };
+    let (prefix_tx, mut prefix_rx) = mpsc::unbounded_channel();
+    let prefix_watcher = {
+        let (c, prefix, cancel) = (set_client(f), prefix.clone(), cancel.clone());
+        tokio::spawn(async move {
+            c.watch_prefix(&prefix, &cancel, &mut |_, v| prefix_tx.send(v).is_ok())
+                .await
+        })
+    };
+    let before = TestSet::of(["before"]);
     assert_eq!(
-        within("the watch's first value", rx.recv()).await.flatten(),
-        Some(TestSet::of(["before"]))
+        within("the key watch's first value", key_rx.recv())
+            .await
+            .flatten(),
+        Some(before.clone())
+    );
+    assert_eq!(
+        within("the prefix watch's first value", prefix_rx.recv()).await,
+        Some(before)
     );
     if !f.restart().await {
         eprintln!("testsuite: store has no server to restart; skipping the restart test");
         cancel.cancel();
-        let _ = watcher.await;
+        let _ = key_watcher.await;
+        let _ = prefix_watcher.await;
         return;
     }
     within("a CAS after the restart", add(&*c, &key, "after"))
         .await
         .expect("CAS after restart");
-    within("the post-restart value through the watch", async {
-        loop {
-            let v = rx.recv().await.expect("watch ended").unwrap_or_default();
-            if v == TestSet::of(["after", "before"]) {
-                break;
-            }
-        }
+    let after = TestSet::of(["after", "before"]);
+    within("the post-restart value through the key watch", async {
+        while key_rx.recv().await.expect("key watch ended").as_ref() != Some(&after) {}
+    })
+    .await;
+    within("the post-restart value through the prefix watch", async {
+        while prefix_rx.recv().await.expect("prefix watch ended") != after {}
     })
     .await;
     cancel.cancel();
-    within("the watch to return after cancellation", watcher)
+    within("the key watch to return after cancellation", key_watcher)
         .await
         .unwrap();
+    within(
+        "the prefix watch to return after cancellation",
+        prefix_watcher,
+    )
+    .await
+    .unwrap();
 }
