@@ -28,8 +28,6 @@
 //! - a CAS tombstone is stamped `now`, even if the local entry carried a later timestamp (a
 //!   skewed clock); peers holding that later entry then ignore the tombstone.
 
-use std::collections::BTreeMap;
-
 use crate::model::{Desc, InstanceDesc, InstanceState};
 
 const LEFT: i32 = InstanceState::Left as i32;
@@ -107,33 +105,36 @@ pub fn merge_with_options(
         Vec::new()
     };
 
-    let mut change: BTreeMap<String, InstanceDesc> = BTreeMap::new();
+    // The incoming map becomes the change: accepted entries stay in it, everything else is
+    // taken out. This reuses the decoded message's allocations instead of building a new map.
+    let mut change = incoming.ingesters;
     let mut tokens_changed = false;
-
-    for (id, mut theirs) in incoming.ingesters {
+    let ignored_future = &mut outcome.ignored_future;
+    change.retain(|id, theirs| {
         if future_limit.is_some_and(|limit| theirs.timestamp > limit) {
-            outcome.ignored_future.push(id);
-            continue;
+            ignored_future.push(id.clone());
+            return false;
         }
-        normalize_instance(&mut theirs);
-        match local.ingesters.get_mut(&id) {
+        normalize_instance(theirs);
+        match local.ingesters.get_mut(id) {
             Some(ours) => {
-                if !supersedes(&theirs, ours.timestamp, ours.state == LEFT) {
-                    continue;
+                if !supersedes(theirs, ours.timestamp, ours.state == LEFT) {
+                    return false;
                 }
-                tokens_changed |= ours.tokens != theirs.tokens;
-                assign(ours, &theirs);
+                let same_tokens = ours.tokens == theirs.tokens;
+                tokens_changed |= !same_tokens;
+                assign(ours, theirs, same_tokens);
             }
             None => {
-                if !supersedes(&theirs, 0, false) {
-                    continue;
+                if !supersedes(theirs, 0, false) {
+                    return false;
                 }
                 tokens_changed |= !theirs.tokens.is_empty();
                 local.ingesters.insert(id.clone(), theirs.clone());
             }
         }
-        change.insert(id, theirs);
-    }
+        true
+    });
 
     for id in removed_by_cas {
         if let Some(ours) = local.ingesters.get_mut(&id) {
@@ -151,10 +152,10 @@ pub fn merge_with_options(
     // Only a changed token list can introduce a new conflict; dropping tokens (LEFT) cannot.
     if tokens_changed && resolve_token_conflicts(local) {
         for (id, entry) in &mut change {
-            if let Some(ours) = local.ingesters.get(id) {
-                if entry.tokens != ours.tokens {
-                    entry.tokens.clone_from(&ours.tokens);
-                }
+            if let Some(ours) = local.ingesters.get(id)
+                && entry.tokens != ours.tokens
+            {
+                entry.tokens.clone_from(&ours.tokens);
             }
         }
     }
@@ -172,8 +173,9 @@ fn supersedes(theirs: &InstanceDesc, our_timestamp: i64, ours_left: bool) -> boo
 }
 
 /// Overwrites every field of `dst` with `src`, reusing `dst`'s allocations (a heartbeat keeps
-/// the same address, zone and tokens, so this copies without allocating).
-fn assign(dst: &mut InstanceDesc, src: &InstanceDesc) {
+/// the same address, zone and tokens, so this copies without allocating). `same_tokens` says
+/// the token lists are already known to be equal, which skips copying them.
+fn assign(dst: &mut InstanceDesc, src: &InstanceDesc, same_tokens: bool) {
     // Destructured so that a field added to the proto cannot be forgotten here.
     let InstanceDesc {
         addr,
@@ -190,7 +192,9 @@ fn assign(dst: &mut InstanceDesc, src: &InstanceDesc) {
     dst.addr.clone_from(addr);
     dst.timestamp = *timestamp;
     dst.state = *state;
-    dst.tokens.clone_from(tokens);
+    if !same_tokens {
+        dst.tokens.clone_from(tokens);
+    }
     dst.zone.clone_from(zone);
     dst.registered_timestamp = *registered_timestamp;
     dst.id.clone_from(id);
@@ -212,10 +216,23 @@ pub fn normalize(desc: &mut Desc) {
 fn normalize_instance(d: &mut InstanceDesc) {
     if d.state == LEFT {
         d.tokens.clear();
-    } else if !d.tokens.is_sorted_by(|a, b| a < b) {
+    } else if !strictly_increasing(&d.tokens) {
         d.tokens.sort_unstable();
         d.tokens.dedup();
     }
+}
+
+/// Sorted without duplicates. Written without an early exit so that it vectorises: it runs
+/// on every incoming instance, including the 128-token heartbeats of the hot path.
+fn strictly_increasing(tokens: &[u32]) -> bool {
+    let Some(rest) = tokens.get(1..) else {
+        return true;
+    };
+    let mut out_of_order = false;
+    for (a, b) in tokens.iter().zip(rest) {
+        out_of_order |= a >= b;
+    }
+    !out_of_order
 }
 
 /// Whether two live (non-LEFT) instances claim the same token. Expects a normalised
@@ -245,8 +262,8 @@ fn live_token_count(desc: &Desc) -> usize {
 pub fn resolve_token_conflicts(desc: &mut Desc) -> bool {
     normalize(desc);
 
-    // One u64 per claim: token in the high half, then the tie-break rank (LEAVING bit, then
-    // position in ID order), so that a plain sort puts each token's winner first.
+    // One u64 per claim: token in the high half, tie-break rank in the low half (LEAVING bit
+    // above the position in ID order), so the smallest value of a token's group is its winner.
     let mut claims: Vec<u64> = Vec::with_capacity(live_token_count(desc));
     for (index, d) in desc.ingesters.values().enumerate() {
         if d.state == LEFT {
@@ -262,15 +279,20 @@ pub fn resolve_token_conflicts(desc: &mut Desc) -> bool {
                 .map(|&t| (u64::from(t) << 32) | u64::from(rank)),
         );
     }
-    claims.sort_unstable();
+    sort_by_token(&mut claims);
 
-    // (loser position, token) for every claim that is not the first of its token.
+    // (loser position, token) for every claim of a contested token but the best-ranked one.
     let mut losses: Vec<(u32, u32)> = Vec::new();
-    for pair in claims.windows(2) {
-        let (previous, current) = (pair[0], pair[1]);
-        if previous >> 32 == current >> 32 {
-            let index = (current as u32) & !LEAVING_RANK_BIT;
-            losses.push((index, (current >> 32) as u32));
+    for group in claims.chunk_by(|a, b| a >> 32 == b >> 32) {
+        if group.len() < 2 {
+            continue;
+        }
+        let rank_of = |claim: u64| claim as u32;
+        let best = group.iter().map(|&c| rank_of(c)).min();
+        for &claim in group {
+            if Some(rank_of(claim)) != best {
+                losses.push((rank_of(claim) & !LEAVING_RANK_BIT, (claim >> 32) as u32));
+            }
         }
     }
     if losses.is_empty() {
@@ -300,6 +322,40 @@ pub fn resolve_token_conflicts(desc: &mut Desc) -> bool {
 }
 
 const LEAVING_RANK_BIT: u32 = 1 << 31;
+
+/// Groups claims by token (the high 32 bits); the order inside a group is unspecified. An LSD
+/// radix sort over the four token bytes: conflict detection sorts every token of the ring on
+/// each token-changing merge (77k for 600 × 128), where this is several times faster than a
+/// comparison sort.
+fn sort_by_token(claims: &mut Vec<u64>) {
+    if claims.len() < 1024 {
+        claims.sort_unstable();
+        return;
+    }
+    let mut scratch = vec![0u64; claims.len()];
+    for shift in [32u32, 40, 48, 56] {
+        let digit = |claim: u64| ((claim >> shift) & 0xff) as usize;
+        let mut offsets = [0usize; 256];
+        for &claim in claims.iter() {
+            offsets[digit(claim)] += 1;
+        }
+        if offsets.contains(&claims.len()) {
+            continue; // every claim has the same digit here: this pass would not move anything
+        }
+        let mut start = 0;
+        for slot in offsets.iter_mut() {
+            let count = *slot;
+            *slot = start;
+            start += count;
+        }
+        for &claim in claims.iter() {
+            let slot = &mut offsets[digit(claim)];
+            scratch[*slot] = claim;
+            *slot += 1;
+        }
+        std::mem::swap(claims, &mut scratch);
+    }
+}
 
 fn claim_rank(index: usize, leaving: bool) -> Option<u32> {
     let index = u32::try_from(index)
@@ -338,6 +394,8 @@ pub fn strip_tombstones(desc: &mut Desc) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use InstanceState::{Active, Joining, Leaving, Left, Pending};
 
@@ -592,6 +650,44 @@ mod tests {
     }
 
     #[test]
+    fn cas_tombstone_from_a_lagging_clock_can_be_undone_by_older_gossip() {
+        // dskit stamps a CAS tombstone with `now` even when the entry it deletes is newer (the
+        // local clock lags). Kept for parity; documented in the module docs.
+        let mut local = ring(&[
+            ("a", inst(NOW, Active, &[1])),
+            ("x", inst(NOW + 50, Active, &[2])),
+        ]);
+        merge(
+            &mut local,
+            ring(&[("x", inst(NOW + 40, Left, &[]))]),
+            false,
+            NOW,
+        );
+        assert_eq!(local.ingesters["x"].state(), Active, "the older LEFT lost");
+
+        let change = merge(
+            &mut local,
+            ring(&[("a", inst(NOW, Active, &[1]))]),
+            true,
+            NOW + 10,
+        )
+        .expect("x removed");
+        assert_eq!(change.ingesters["x"].timestamp, NOW + 10);
+
+        merge(
+            &mut local,
+            ring(&[("x", inst(NOW + 20, Active, &[2]))]),
+            false,
+            NOW + 10,
+        );
+        assert_eq!(
+            local.ingesters["x"].state(),
+            Active,
+            "resurrected by older gossip"
+        );
+    }
+
+    #[test]
     fn non_leaving_instance_takes_a_contested_token_from_a_leaving_one() {
         let mut local = ring(&[
             ("a", inst(NOW, Active, &[30, 40, 50])),
@@ -697,6 +793,61 @@ mod tests {
         assert!(resolve_token_conflicts(&mut d));
         assert_eq!(tokens_of(&d, "b"), [4]);
         assert!(tokens_of(&d, "a").is_empty());
+    }
+
+    #[test]
+    fn large_rings_resolve_like_a_naive_winner_search() {
+        // Big enough for the radix sort path, with a token space small enough for many
+        // three- and four-way conflicts.
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..4 {
+            let mut d = Desc::new();
+            for i in 0..60 {
+                let state = InstanceState::ALL[(next() % 5) as usize];
+                let tokens: Vec<u32> = (0..64)
+                    .map(|_| {
+                        let small = (next() % 3000) as u32;
+                        match round {
+                            0 => small,
+                            // Spread over all four bytes, so that every radix pass matters.
+                            1 => small.wrapping_mul(0x9E37_79B1),
+                            2 => small | ((next() % 4) as u32) << 16 | ((next() % 2) as u32) << 31,
+                            _ => small.wrapping_mul(0x0101_0101) ^ ((next() % 2) as u32) << 24,
+                        }
+                    })
+                    .collect();
+                d.ingesters
+                    .insert(format!("i{:02}", 59 - i), inst(NOW, state, &tokens));
+            }
+            normalize(&mut d);
+
+            let mut winner: BTreeMap<u32, (bool, &str)> = BTreeMap::new();
+            for (id, e) in d.ingesters.iter().filter(|(_, e)| e.state() != Left) {
+                for &t in &e.tokens {
+                    let candidate = (e.state() == Leaving, id.as_str());
+                    let best = winner.entry(t).or_insert(candidate);
+                    *best = (*best).min(candidate);
+                }
+            }
+            let mut resolved = d.clone();
+            assert!(resolve_token_conflicts(&mut resolved));
+            for (id, e) in &resolved.ingesters {
+                let expected: Vec<u32> = d.ingesters[id]
+                    .tokens
+                    .iter()
+                    .copied()
+                    .filter(|t| e.state() != Left && winner[t].1 == id)
+                    .collect();
+                assert_eq!(e.tokens, expected, "round {round}, {id}");
+            }
+            assert!(!has_token_conflicts(&resolved));
+        }
     }
 
     #[test]
