@@ -26,7 +26,10 @@
 //! - a missing local instance counts as timestamp 0 and not LEFT, so an incoming live entry
 //!   with timestamp `<= 0` is never added;
 //! - a CAS tombstone is stamped `now`, even if the local entry carried a later timestamp (a
-//!   skewed clock); peers holding that later entry then ignore the tombstone.
+//!   lagging local clock): peers holding that later entry then ignore the tombstone, and gossip
+//!   older than the entry but newer than `now` brings the instance back locally (see the test
+//!   `cas_tombstone_from_a_lagging_clock_can_be_undone_by_older_gossip`). Stamping
+//!   `max(now, entry timestamp)` would close this, at the cost of diverging from dskit.
 
 use crate::model::{Desc, InstanceDesc, InstanceState};
 
@@ -115,12 +118,14 @@ pub fn merge_with_options(
             ignored_future.push(id.clone());
             return false;
         }
-        normalize_instance(theirs);
+        // Normalising only what is accepted keeps duplicate gossip (the common case: every
+        // update is retransmitted by several peers) as cheap as a lookup.
         match local.ingesters.get_mut(id) {
             Some(ours) => {
                 if !supersedes(theirs, ours.timestamp, ours.state == LEFT) {
                     return false;
                 }
+                normalize_instance(theirs);
                 let same_tokens = ours.tokens == theirs.tokens;
                 tokens_changed |= !same_tokens;
                 assign(ours, theirs, same_tokens);
@@ -129,6 +134,7 @@ pub fn merge_with_options(
                 if !supersedes(theirs, 0, false) {
                     return false;
                 }
+                normalize_instance(theirs);
                 tokens_changed |= !theirs.tokens.is_empty();
                 local.ingesters.insert(id.clone(), theirs.clone());
             }
