@@ -241,8 +241,9 @@ fn strictly_increasing(tokens: &[u32]) -> bool {
     !out_of_order
 }
 
-/// Whether two live (non-LEFT) instances claim the same token. Expects a normalised
-/// descriptor; a duplicate inside one instance's list also counts.
+/// Whether two live (non-LEFT) instances claim the same token: a ring in that state gives
+/// lookups an ambiguous owner, so callers and tests use this to check that resolution ran.
+/// Expects a normalised descriptor; a duplicate inside one instance's list also counts.
 pub fn has_token_conflicts(desc: &Desc) -> bool {
     let mut all: Vec<u32> = Vec::with_capacity(live_token_count(desc));
     for d in desc.ingesters.values().filter(|d| d.state != LEFT) {
@@ -261,7 +262,9 @@ fn live_token_count(desc: &Desc) -> usize {
 }
 
 /// Gives every token claimed by several live instances to exactly one of them, so that all
-/// replicas agree on ownership whatever order they saw the claims in. LEFT instances are
+/// replicas agree on ownership whatever order they saw the claims in. [`merge`] calls it when
+/// a token list changed; it is public for descriptors that arrive without a merge (another
+/// KV store, a file) and for tests. LEFT instances are
 /// ignored (and lose any tokens); a LEAVING claimant loses to a non-LEAVING one; otherwise the
 /// lexicographically lower instance ID wins. Losers drop the token. The descriptor is
 /// normalised first. Returns whether any token list changed.
