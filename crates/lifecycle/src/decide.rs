@@ -133,6 +133,7 @@ pub fn register(desc: &mut Desc, me: &mut Instance, now: i64) -> bool {
 /// from the tokens file that nobody else holds, then fresh ones from `generator` that nobody
 /// holds, until `num_tokens`; a surplus is trimmed at random (as dskit does for a revived
 /// LEAVING entry). If the entry vanished meanwhile it is re-added, registered now.
+#[allow(clippy::too_many_arguments)] // one CAS step's full input; a struct would only rename it
 pub fn claim_tokens(
     desc: &mut Desc,
     me: &mut Instance,

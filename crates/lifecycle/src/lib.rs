@@ -17,10 +17,19 @@
 //! - [`config`]: [`LifecyclerConfig`] with dskit's names and defaults.
 //! - [`decide`]: the pure decisions, each a function over the ring descriptor inside a CAS:
 //!   table-tested without any store, clock or task.
+//! - [`store`]: [`RingDesc`], the descriptor as a KV value (codec `ringDesc`, CRDT merge).
+//! - [`lifecycler`]: [`Lifecycler`], which performs those decisions against a KV store.
+//! - [`watcher`]: [`RingWatcher`], which follows the ring key and publishes snapshots.
 #![deny(missing_docs)]
 
 pub mod config;
 pub mod decide;
+pub mod lifecycler;
+pub mod store;
+pub mod watcher;
 
 pub use config::LifecyclerConfig;
 pub use decide::{Instance, LifecycleError};
+pub use lifecycler::{Lifecycler, LifecyclerError};
+pub use store::{RingDesc, RingDescCodec};
+pub use watcher::RingWatcher;

@@ -1,0 +1,345 @@
+//! The async lifecycler: performs the decisions of [`crate::decide`] against a KV store.
+//!
+//! Call order (the seed's flow):
+//! 1. [`Lifecycler::register`]: visible at once, no tokens (or JOINING after a restart);
+//! 2. the owner loads its data (WAL replay);
+//! 3. [`Lifecycler::claim_tokens`]: tokens from the ring, the tokens file or the generator;
+//!    ACTIVE (after the observe period, if configured);
+//! 4. [`Lifecycler::run`] heartbeats (and auto-forgets dead members) until cancelled;
+//! 5. [`Lifecycler::leave`]: LEAVING, final sleep, then unregister.
+//!
+//! Every write is one CAS on the whole descriptor. The instance's own view is kept in
+//! memory so it can re-insert itself if the store is wiped or an operator forgets it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use ringkit_kv::{BoxError, CancellationToken, CasDecision, Client};
+use ringkit_ring::model::{Desc, InstanceState};
+use ringkit_ring::tokens::{self, TokenGenerator, TokensFileError};
+
+use crate::config::LifecyclerConfig;
+use crate::decide::{self, Instance, LifecycleError};
+use crate::store::RingDesc;
+
+/// Source of wall-clock time (Unix timestamps go into the descriptor); replaceable in
+/// tests.
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// Why a lifecycler step failed. The instance's in-memory view is only updated when the
+/// store accepted the write.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LifecyclerError {
+    /// The KV store refused or failed the operation.
+    #[error("ring KV store: {0}")]
+    Kv(#[from] ringkit_kv::Error),
+    /// The lifecycle rules refused the step (e.g. a disallowed state change).
+    #[error(transparent)]
+    Rule(#[from] LifecycleError),
+    /// The tokens file could not be written or read.
+    #[error("tokens file: {0}")]
+    TokensFile(#[from] TokensFileError),
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
+/// Drives one instance through its life in the ring.
+pub struct Lifecycler {
+    cfg: LifecyclerConfig,
+    kv: Arc<dyn Client<RingDesc>>,
+    key: String,
+    /// std Mutex: only locked inside synchronous CAS callbacks, never across an await.
+    me: Mutex<Instance>,
+    generator: Arc<dyn TokenGenerator + Send + Sync>,
+    rng: Mutex<StdRng>,
+    clock: Clock,
+    /// When the readiness checks first passed in a row (None: not passing).
+    ready_since: Mutex<Option<Instant>>,
+    heartbeats: AtomicU64,
+}
+
+impl std::fmt::Debug for Lifecycler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lifecycler")
+            .field("id", &self.cfg.id)
+            .field("key", &self.key)
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Callbacks never panic half-way through an update, so a poisoned lock is consistent.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn unix(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Lifecycler {
+    /// A lifecycler for `cfg.id` writing the ring under `key`. `generator` picks tokens
+    /// (dskit's default is random).
+    pub fn new(
+        cfg: LifecyclerConfig,
+        kv: Arc<dyn Client<RingDesc>>,
+        key: impl Into<String>,
+        generator: Arc<dyn TokenGenerator + Send + Sync>,
+    ) -> Result<Lifecycler, LifecyclerError> {
+        cfg.validate()?;
+        let me = Instance::new(&cfg.id, &cfg.addr, &cfg.zone);
+        Ok(Lifecycler {
+            me: Mutex::new(me),
+            cfg,
+            kv,
+            key: key.into(),
+            generator,
+            rng: Mutex::new(StdRng::from_os_rng()),
+            clock: Arc::new(SystemTime::now),
+            ready_since: Mutex::new(None),
+            heartbeats: AtomicU64::new(0),
+        })
+    }
+
+    /// Replaces the wall clock (tests, simulations).
+    pub fn with_clock(mut self, clock: Clock) -> Lifecycler {
+        self.clock = clock;
+        self
+    }
+
+    /// Seeds the token generator's randomness (tests, reproducible demos).
+    pub fn with_seed(mut self, seed: u64) -> Lifecycler {
+        self.rng = Mutex::new(StdRng::seed_from_u64(seed));
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LifecyclerConfig {
+        &self.cfg
+    }
+
+    /// The instance's current state, as last written.
+    pub fn state(&self) -> InstanceState {
+        lock(&self.me).state
+    }
+
+    /// The instance's tokens, as last written.
+    pub fn tokens(&self) -> Vec<u32> {
+        lock(&self.me).tokens.clone()
+    }
+
+    /// Number of heartbeats written so far.
+    pub fn heartbeat_count(&self) -> u64 {
+        self.heartbeats.load(Ordering::Relaxed)
+    }
+
+    fn now(&self) -> i64 {
+        unix((self.clock)())
+    }
+
+    /// Runs `step` on a copy of the instance inside one CAS; the copy replaces the
+    /// in-memory view only if the store accepted the write.
+    async fn cas_step<T: Send + 'static>(
+        &self,
+        step: impl Fn(&mut Desc, &mut Instance, &mut StdRng, i64) -> Result<(bool, T), LifecycleError>
+        + Send
+        + Sync,
+    ) -> Result<T, LifecyclerError> {
+        let mut outcome: Option<Result<(Instance, T), LifecycleError>> = None;
+        let now = self.now();
+        self.kv
+            .cas(&self.key, &mut |current: Option<RingDesc>| {
+                let mut desc = current.map(|v| v.0).unwrap_or_default();
+                let mut me = lock(&self.me).clone();
+                let mut rng = lock(&self.rng);
+                match step(&mut desc, &mut me, &mut rng, now) {
+                    Ok((changed, value)) => {
+                        outcome = Some(Ok((me, value)));
+                        if changed {
+                            CasDecision::Write(RingDesc(desc))
+                        } else {
+                            CasDecision::Unchanged
+                        }
+                    }
+                    Err(e) => {
+                        let msg: BoxError = e.to_string().into();
+                        outcome = Some(Err(e));
+                        CasDecision::Abort(msg)
+                    }
+                }
+            })
+            .await
+            .map_err(|e| match outcome.take() {
+                Some(Err(rule)) => LifecyclerError::Rule(rule),
+                _ => LifecyclerError::Kv(e),
+            })?;
+        match outcome {
+            Some(Ok((me, value))) => {
+                *lock(&self.me) = me;
+                Ok(value)
+            }
+            Some(Err(e)) => Err(e.into()),
+            None => unreachable!("a successful CAS ran its callback"),
+        }
+    }
+
+    /// Step 1: registers the instance (no tokens if new; JOINING with its tokens after a
+    /// restart), so peers see it before it loads its data.
+    pub async fn register(&self) -> Result<(), LifecyclerError> {
+        self.cas_step(|desc, me, _, now| Ok((decide::register(desc, me, now), ())))
+            .await
+    }
+
+    /// Step 3: claims tokens (the ring's, the tokens file's, then fresh ones) and goes
+    /// ACTIVE. With an observe period, stays JOINING and re-checks the tokens every period
+    /// until no conflict took any, then goes ACTIVE. Persists the tokens file.
+    pub async fn claim_tokens(&self) -> Result<(), LifecyclerError> {
+        let file_tokens = match &self.cfg.tokens_file_path {
+            Some(path) => match tokens::file::load(path) {
+                Ok(t) => t,
+                Err(TokensFileError::NotFound { .. }) => Vec::new(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "ignoring unreadable tokens file");
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
+        let n = self.cfg.num_tokens;
+        let observe = !self.cfg.observe_period.is_zero();
+        let generator = Arc::clone(&self.generator);
+        self.cas_step(move |desc, me, rng, now| {
+            decide::claim_tokens(desc, me, n, &file_tokens, observe, &*generator, rng, now)
+                .map(|c| (c, ()))
+        })
+        .await?;
+        self.store_tokens_file()?;
+        while observe && self.state() == InstanceState::Joining {
+            tokio::time::sleep(self.cfg.observe_period).await;
+            let generator = Arc::clone(&self.generator);
+            self.cas_step(move |desc, me, rng, now| {
+                decide::verify_tokens(desc, me, n, &*generator, rng, now).map(|_| (true, ()))
+            })
+            .await?;
+            self.store_tokens_file()?;
+        }
+        Ok(())
+    }
+
+    fn store_tokens_file(&self) -> Result<(), LifecyclerError> {
+        if let Some(path) = &self.cfg.tokens_file_path {
+            let tokens = self.tokens();
+            if !tokens.is_empty() {
+                tokens::file::store(path, &tokens)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One heartbeat: rewrites the entry with `timestamp = now` (re-adding it if it was
+    /// removed) and, when enabled, forgets members unhealthy for too long. Returns the ids
+    /// auto-forget removed.
+    pub async fn heartbeat(&self) -> Result<Vec<String>, LifecyclerError> {
+        let forget_after = self.cfg.auto_forget_after().map(|d| d.as_secs() as i64);
+        let forgotten = self
+            .cas_step(move |desc, me, _, now| {
+                decide::heartbeat(desc, me, now);
+                let forgotten = match forget_after {
+                    Some(after) => decide::auto_forget(desc, &me.id, after, now),
+                    None => Vec::new(),
+                };
+                Ok((true, forgotten))
+            })
+            .await?;
+        self.heartbeats.fetch_add(1, Ordering::Relaxed);
+        for id in &forgotten {
+            tracing::info!(instance = %id, "auto-forgot an instance unhealthy for too long");
+        }
+        Ok(forgotten)
+    }
+
+    /// Step 4: heartbeats every period until `cancel` fires. Errors are logged and the
+    /// next period tries again (a store outage must not stop the instance).
+    pub async fn run(&self, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(self.cfg.heartbeat_period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => {
+                    if let Err(e) = self.heartbeat().await {
+                        tracing::warn!(error = %e, "heartbeat failed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Changes the state with dskit's allowed transitions, writing at once.
+    pub async fn change_state(&self, to: InstanceState) -> Result<(), LifecyclerError> {
+        self.cas_step(move |desc, me, _, now| {
+            decide::change_state(desc, me, to, now).map(|c| (c, ()))
+        })
+        .await
+    }
+
+    /// Step 5: LEAVING (if ACTIVE), the configured final sleep, then unregister (unless
+    /// `unregister_on_shutdown` is off, in which case the entry stays LEAVING).
+    pub async fn leave(&self) -> Result<(), LifecyclerError> {
+        if self.state() == InstanceState::Active {
+            self.change_state(InstanceState::Leaving).await?;
+        }
+        if !self.cfg.final_sleep.is_zero() {
+            tokio::time::sleep(self.cfg.final_sleep).await;
+        }
+        if self.cfg.unregister_on_shutdown {
+            let id = self.cfg.id.clone();
+            self.cas_step(move |desc, _, _, _| Ok((decide::unregister(desc, &id), ())))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Readiness (dskit's `CheckReady`): the checks of [`decide::check_ready`] must pass,
+    /// then keep passing for `min_ready_duration`. `now` is a monotonic instant.
+    pub async fn check_ready(&self, now: Instant) -> Result<(), String> {
+        let desc = match self.kv.get(&self.key).await {
+            Ok(v) => v.map(|v| v.0).unwrap_or_default(),
+            Err(e) => return Err(format!("error talking to the KV store: {e}")),
+        };
+        let timeout = self.cfg.heartbeat_timeout.as_secs() as i64;
+        let result = decide::check_ready(
+            &desc,
+            &self.cfg.id,
+            timeout,
+            self.cfg.readiness_check_ring_health,
+            self.now(),
+        );
+        let mut since = lock(&self.ready_since);
+        match result {
+            Err(e) => {
+                *since = None;
+                Err(e)
+            }
+            Ok(()) => {
+                let first = *since.get_or_insert(now);
+                let waited = now.saturating_duration_since(first);
+                if waited < self.cfg.min_ready_duration {
+                    Err(format!(
+                        "waiting for {:?} after being ready",
+                        self.cfg.min_ready_duration - waited
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+}

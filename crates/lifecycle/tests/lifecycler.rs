@@ -1,0 +1,223 @@
+//! The lifecycler and ring watcher against the real in-memory KV store.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ringkit_kv::{CancellationToken, Client, ClientOptions, MemoryStore};
+use ringkit_lifecycle::{
+    Lifecycler, LifecyclerConfig, RingDesc, RingDescCodec, RingWatcher, lifecycler::Clock,
+};
+use ringkit_ring::tokens::RandomTokenGenerator;
+use ringkit_ring::{InstanceState, RingConfig};
+
+const KEY: &str = "collectors/ring";
+
+fn store_client(store: &MemoryStore) -> Arc<dyn Client<RingDesc>> {
+    Arc::new(store.client(RingDescCodec::shared(), ClientOptions::default()))
+}
+
+/// A settable clock shared by the lifecyclers of one test.
+fn clock(start: i64) -> (Clock, Arc<AtomicI64>) {
+    let now = Arc::new(AtomicI64::new(start));
+    let n = Arc::clone(&now);
+    let clock: Clock =
+        Arc::new(move || UNIX_EPOCH + Duration::from_secs(n.load(Ordering::SeqCst) as u64));
+    (clock, now)
+}
+
+fn cfg(id: &str, zone: &str) -> LifecyclerConfig {
+    LifecyclerConfig {
+        id: id.into(),
+        addr: format!("{id}:9095"),
+        zone: zone.into(),
+        num_tokens: 64,
+        min_ready_duration: Duration::ZERO,
+        ..LifecyclerConfig::default()
+    }
+}
+
+fn lifecycler(store: &MemoryStore, c: LifecyclerConfig, clock: &Clock, seed: u64) -> Lifecycler {
+    Lifecycler::new(
+        c,
+        store_client(store),
+        KEY,
+        Arc::new(RandomTokenGenerator::new()),
+    )
+    .unwrap()
+    .with_clock(Arc::clone(clock))
+    .with_seed(seed)
+}
+
+async fn ring(store: &MemoryStore) -> ringkit_ring::Desc {
+    store_client(store).get(KEY).await.unwrap().unwrap().0
+}
+
+#[tokio::test]
+async fn instances_register_without_tokens_then_claim_disjoint_tokens() {
+    let store = MemoryStore::new();
+    let (clock, _) = clock(1_800_000_000);
+    let a = lifecycler(&store, cfg("ing-a", "a"), &clock, 1);
+    let b = lifecycler(&store, cfg("ing-b", "b"), &clock, 2);
+    a.register().await.unwrap();
+    b.register().await.unwrap();
+    let desc = ring(&store).await;
+    assert_eq!(desc.ingesters.len(), 2, "visible before loading data");
+    assert!(desc.ingesters.values().all(|d| d.tokens.is_empty()));
+    assert!(
+        desc.ingesters
+            .values()
+            .all(|d| d.state() == InstanceState::Pending)
+    );
+
+    a.claim_tokens().await.unwrap();
+    b.claim_tokens().await.unwrap();
+    let desc = ring(&store).await;
+    let ta = &desc.ingesters["ing-a"].tokens;
+    let tb = &desc.ingesters["ing-b"].tokens;
+    assert_eq!((ta.len(), tb.len()), (64, 64));
+    assert!(
+        ta.iter().all(|t| tb.binary_search(t).is_err()),
+        "no shared token"
+    );
+    assert_eq!(a.state(), InstanceState::Active);
+    assert_eq!(desc.ingesters["ing-b"].state(), InstanceState::Active);
+    assert_eq!(a.check_ready(Instant::now()).await, Ok(()));
+}
+
+#[tokio::test]
+async fn heartbeat_moves_the_timestamp_and_leave_unregisters() {
+    let store = MemoryStore::new();
+    let (clock, now) = clock(1_800_000_000);
+    let a = lifecycler(&store, cfg("ing-a", ""), &clock, 1);
+    a.register().await.unwrap();
+    a.claim_tokens().await.unwrap();
+    now.fetch_add(5, Ordering::SeqCst);
+    a.heartbeat().await.unwrap();
+    assert_eq!(
+        ring(&store).await.ingesters["ing-a"].timestamp,
+        1_800_000_005
+    );
+    assert_eq!(a.heartbeat_count(), 1);
+    a.leave().await.unwrap();
+    assert!(!ring(&store).await.ingesters.contains_key("ing-a"));
+}
+
+#[tokio::test]
+async fn restart_reuses_the_tokens_file_and_ring_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.json");
+    let store = MemoryStore::new();
+    let (clock, _) = clock(1_800_000_000);
+    let mut c = cfg("ing-a", "");
+    c.tokens_file_path = Some(path.clone());
+    let first = lifecycler(&store, c.clone(), &clock, 1);
+    first.register().await.unwrap();
+    first.claim_tokens().await.unwrap();
+    let tokens = first.tokens();
+    assert_eq!(ringkit_ring::tokens::file::load(&path).unwrap(), tokens);
+    first.leave().await.unwrap();
+
+    // Ring entry gone, file kept: the restarted instance reclaims the same tokens.
+    let again = lifecycler(&store, c.clone(), &clock, 99);
+    again.register().await.unwrap();
+    assert!(ring(&store).await.ingesters["ing-a"].tokens.is_empty());
+    again.claim_tokens().await.unwrap();
+    assert_eq!(again.tokens(), tokens);
+
+    // Crash without leaving: the entry still holds the tokens; restart is JOINING first.
+    let third = lifecycler(&store, c, &clock, 7);
+    third.register().await.unwrap();
+    assert_eq!(third.state(), InstanceState::Joining);
+    assert_eq!(ring(&store).await.ingesters["ing-a"].tokens, tokens);
+    third.claim_tokens().await.unwrap();
+    assert_eq!(third.state(), InstanceState::Active);
+    assert_eq!(third.tokens(), tokens);
+}
+
+#[tokio::test]
+async fn a_live_member_auto_forgets_a_dead_one() {
+    let store = MemoryStore::new();
+    let (clock, now) = clock(1_800_000_000);
+    let a = lifecycler(&store, cfg("ing-a", ""), &clock, 1);
+    let b = lifecycler(&store, cfg("ing-b", ""), &clock, 2);
+    let c = lifecycler(&store, cfg("ing-c", ""), &clock, 3);
+    for l in [&a, &b, &c] {
+        l.register().await.unwrap();
+        l.claim_tokens().await.unwrap();
+    }
+    // b dies; a and c keep heartbeating past 10 heartbeat timeouts.
+    for _ in 0..13 {
+        now.fetch_add(60, Ordering::SeqCst);
+        c.heartbeat().await.unwrap();
+        let forgotten = a.heartbeat().await.unwrap();
+        if !forgotten.is_empty() {
+            assert_eq!(forgotten, vec!["ing-b".to_string()]);
+        }
+    }
+    let desc = ring(&store).await;
+    assert!(!desc.ingesters.contains_key("ing-b"));
+    assert!(desc.ingesters.contains_key("ing-a") && desc.ingesters.contains_key("ing-c"));
+}
+
+#[tokio::test]
+async fn disallowed_state_change_is_an_error_and_changes_nothing() {
+    let store = MemoryStore::new();
+    let (clock, _) = clock(1_800_000_000);
+    let a = lifecycler(&store, cfg("ing-a", ""), &clock, 1);
+    a.register().await.unwrap();
+    let err = a.change_state(InstanceState::Leaving).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "changing instance state from PENDING -> LEAVING is disallowed"
+    );
+    assert_eq!(a.state(), InstanceState::Pending);
+    assert_eq!(
+        ring(&store).await.ingesters["ing-a"].state(),
+        InstanceState::Pending
+    );
+}
+
+#[tokio::test]
+async fn watcher_publishes_snapshots_as_the_ring_changes() {
+    let store = MemoryStore::new();
+    let (clock, _) = clock(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
+    );
+    let watcher = RingWatcher::new(RingConfig::default());
+    let cancel = CancellationToken::new();
+    let task =
+        tokio::spawn(Arc::clone(&watcher).run(store_client(&store), KEY.into(), cancel.clone()));
+    let mut updates = watcher.subscribe();
+
+    let a = lifecycler(&store, cfg("ing-a", ""), &clock, 1);
+    a.register().await.unwrap();
+    a.claim_tokens().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let snap = watcher.snapshot();
+        if snap.instances_with_tokens_count() == 1 {
+            assert_eq!(snap.tokens().len(), 64);
+            break;
+        }
+        tokio::time::timeout_at(deadline, updates.changed())
+            .await
+            .expect("watcher published the claimed tokens in time")
+            .unwrap();
+    }
+    a.leave().await.unwrap();
+    loop {
+        if watcher.snapshot().instances_count() == 0 {
+            break;
+        }
+        tokio::time::timeout_at(deadline, updates.changed())
+            .await
+            .expect("watcher saw the instance leave")
+            .unwrap();
+    }
+    cancel.cancel();
+    task.await.unwrap();
+}
