@@ -3,10 +3,16 @@
 //! Subcommands:
 //! - `demo`: the ring's story in one process (ingesters join, series are placed with
 //!   RF=3, a newcomer takes over a share, an ingester fails).
+//! - `node`: a process that joins a ring kept in a KV store (in-memory, etcd or multi),
+//!   heartbeats, and serves `/ring`, `/ready` and `/metrics`.
 
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod duration;
+mod http;
+mod kvstore;
+mod node;
 mod table;
 
 /// ringkit: a Rust implementation of the Cortex/Mimir/Loki hash ring.
@@ -21,11 +27,23 @@ struct Cli {
 enum Command {
     /// Run the ring demo in one process, with no network and no set-up.
     Demo(demo::DemoArgs),
+    /// Run a ring member (ingester and/or distributor) against a KV store.
+    Node(Box<node::NodeArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(args) => demo::run(&args, &mut std::io::stdout().lock()),
+        Command::Node(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            tokio::runtime::Runtime::new()?.block_on(node::run(*args))
+        }
     }
 }
