@@ -116,12 +116,26 @@ pub enum PlacementError {
         /// Size of the range.
         distance: u64,
     },
+    /// Skipping over the other zones' tokens near 2^32 would put the new token on `token`.
+    #[error(
+        "calculation of a new token between {prev} and {token} with optimal token ownership \
+         {ownership} was impossible: wrapping around the end of the ring lands on the upper bound"
+    )]
+    WrapLandsOnToken {
+        /// Range start.
+        prev: u32,
+        /// Range end.
+        token: u32,
+        /// Requested per-token ownership.
+        ownership: u32,
+    },
 }
 
 /// dskit-compatible deterministic token generator; see the [module docs](self).
 ///
-/// Computing the tokens of ordinal `k` replays `k` joins (about 1 ms for `k = 1000`), so the
-/// result is computed on first use and cached.
+/// Computing the tokens of ordinal `k` replays `k` joins of 512 tokens each (a few hundred
+/// milliseconds for `k = 1000`, growing faster than linearly), so unlike dskit, which replays
+/// on every call, the result is computed on first use and cached.
 #[derive(Debug)]
 pub struct SpreadMinimizingTokenGenerator {
     prefix: String,
@@ -308,8 +322,9 @@ fn per_token_target(instance_target: f64, owned: i64, remaining: u32) -> u32 {
     per_token / MAX_ZONES as u32 * MAX_ZONES as u32
 }
 
-/// Where to put a token that takes `ownership` keys from the start of the range
-/// `(prev, token]`, keeping zone congruence and leaving room for other zones near 2^32.
+/// Where to put a new token that takes the first `ownership` keys of the range owned by
+/// `token` (keys `prev..token`, wrapping), keeping zone congruence and leaving room for the
+/// other zones' copies near 2^32.
 fn place_token(prev: u32, token: u32, ownership: u32) -> Result<u32, PlacementError> {
     let zones = MAX_ZONES as u32;
     if ownership < zones || !ownership.is_multiple_of(zones) {
@@ -338,29 +353,48 @@ fn place_token(prev: u32, token: u32, ownership: u32) -> Result<u32, PlacementEr
     // Past MAX_LEADING_TOKEN the leading zone's token would collide with the other zones'
     // copies of it, so such a placement continues from 0 instead (8 keys further along).
     let headroom = MAX_LEADING_TOKEN.wrapping_sub(prev);
-    if headroom < ownership {
-        Ok(ownership - headroom)
-    } else {
-        Ok(prev.wrapping_add(ownership))
+    if headroom >= ownership {
+        return Ok(prev.wrapping_add(ownership));
     }
+    let wrapped = ownership - headroom;
+    // The detour costs 8 keys; in a range of exactly `ownership + 8` keys it would land on
+    // `token` itself. dskit would emit a duplicate token there; we refuse instead.
+    if wrapped == token {
+        return Err(PlacementError::WrapLandsOnToken {
+            prev,
+            token,
+            ownership,
+        });
+    }
+    Ok(wrapped)
 }
 
-/// A token of an existing instance and the range `(prev, token]` it owns. Ordered by
-/// ownership, ties broken by the larger token, as dskit's priority queue.
+/// A token of an existing instance with the range it owns, keys `prev..token`.
+///
+/// Packed into one `u64` as `ownership << 32 | token`: integer order is then ownership first,
+/// ties broken by the larger token, which is dskit's priority, and `prev` is implied as
+/// `token - ownership`. Halving the entry size matters: the replay touches the heap of a
+/// different instance on every step, so it is bound by cache misses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct OwnedRange {
-    ownership: i64,
-    token: u32,
-    prev: u32,
-}
+struct OwnedRange(u64);
 
 impl OwnedRange {
+    /// The range from `prev` to `token`; `prev != token`, so the size fits in 32 bits.
     fn new(prev: u32, token: u32) -> OwnedRange {
-        OwnedRange {
-            ownership: token_distance(prev, token) as i64,
-            token,
-            prev,
-        }
+        let ownership = u64::from(token.wrapping_sub(prev));
+        OwnedRange(ownership << 32 | u64::from(token))
+    }
+
+    fn ownership(self) -> i64 {
+        (self.0 >> 32) as i64
+    }
+
+    fn token(self) -> u32 {
+        self.0 as u32
+    }
+
+    fn prev(self) -> u32 {
+        self.token().wrapping_sub((self.0 >> 32) as u32)
     }
 }
 
@@ -392,7 +426,7 @@ fn replay(
     let mut first_ownership = 0i64;
     for &token in &first {
         let range = OwnedRange::new(prev, token);
-        first_ownership += range.ownership;
+        first_ownership += range.ownership();
         first_ranges.push(range);
         prev = token;
     }
@@ -430,28 +464,28 @@ fn replay(
             }
             let donor_ranges = &mut ranges[donor.ordinal];
             let mut largest = match donor_ranges.peek_mut() {
-                Some(r) if r.ownership > i64::from(target) => r,
+                Some(r) if r.ownership() > i64::from(target) => r,
                 // Even the donor's largest range is too small: try the next instance.
                 _ => {
                     set_aside.push(PeekMut::pop(donor));
                     continue;
                 }
             };
-            let token = place_token(largest.prev, largest.token, target).map_err(|source| {
-                GenerateError::Placement {
+            let (prev, owner) = (largest.prev(), largest.token());
+            let token =
+                place_token(prev, owner, target).map_err(|source| GenerateError::Placement {
                     ordinal,
                     zone_index,
                     token_number: new_tokens.len() + 1,
                     source,
-                }
-            })?;
-            new_ranges.push(OwnedRange::new(largest.prev, token));
+                })?;
+            new_ranges.push(OwnedRange::new(prev, token));
 
-            let before = largest.ownership;
-            let after = token_distance(token, largest.token) as i64;
+            let before = largest.ownership();
+            let shrunk = OwnedRange::new(token, owner);
+            let after = shrunk.ownership();
             owned += before - after;
-            largest.prev = token;
-            largest.ownership = after;
+            *largest = shrunk;
             drop(largest);
             donor.ownership = donor.ownership - before + after;
             drop(donor);
@@ -670,6 +704,15 @@ mod tests {
             "calculation of a new token between 80 and 240 with optimal token ownership 400 was \
              impossible: distance between lower and upper bound 160 is not big enough"
         );
+        // dskit would return 88 here, the upper bound itself, duplicating a token.
+        assert_eq!(
+            place_token(4_294_967_136, 88, 240),
+            Err(PlacementError::WrapLandsOnToken {
+                prev: 4_294_967_136,
+                token: 88,
+                ownership: 240,
+            })
+        );
         assert!(matches!(
             place_token(80, 240, 160),
             Err(PlacementError::RangeTooSmall { distance: 160, .. })
@@ -836,11 +879,12 @@ mod tests {
     #[test]
     fn every_zone_ring_is_the_zone_a_ring_shifted_by_the_zone_index() {
         let rings = rings_1000();
-        for ordinal in 0..=1000 {
-            for z in 1..ZONES.len() {
+        for (z, ring) in rings.iter().enumerate().skip(1) {
+            assert_eq!(ring.len(), 1001);
+            for (ordinal, tokens) in ring.iter().enumerate() {
                 let shifted: Vec<u32> = rings[0][ordinal].iter().map(|t| t + z as u32).collect();
-                assert_eq!(rings[z][ordinal], shifted, "ordinal {ordinal} zone {z}");
-                assert!(rings[z][ordinal].iter().all(|t| t % 8 == z as u32));
+                assert_eq!(*tokens, shifted, "ordinal {ordinal} zone {z}");
+                assert!(tokens.iter().all(|t| t % 8 == z as u32));
             }
         }
     }
