@@ -16,6 +16,11 @@
 //! derive the same tokens. Two details make that hold: priority ties are broken by the larger
 //! key (instance ordinal, token value), which makes the order total so any correct heap picks
 //! the same element; and ownership arithmetic mirrors Go's float64/uint32 conversions.
+//!
+//! Deliberate differences, all on inputs where dskit cannot produce a usable result: an
+//! impossible placement is a [`GenerateError`] instead of a panic; ordinals above
+//! [`MAX_ORDINAL`] are rejected when the generator is built; and a placement that would
+//! duplicate an existing token ([`PlacementError::WrapLandsOnToken`]) is an error.
 
 use std::collections::BinaryHeap;
 use std::collections::binary_heap::PeekMut;
@@ -40,9 +45,9 @@ const FIRST_INSTANCE_GAP: u32 =
 /// Highest zone-0 token a split may produce; the 7 values above it are other zones' copies.
 const MAX_LEADING_TOKEN: u32 = ((TOKEN_SPACE / MAX_ZONES as u64 - 1) * MAX_ZONES as u64) as u32;
 
-/// Ordinals at or above this cannot be placed: instance `2^20` would own `2^32 / 2^20 = 4096`
-/// keys, under 8 per token. Rejecting them up front avoids a replay of a million instances
-/// that could only end in an error.
+/// Largest ordinal accepted. From `2^20` on, an instance would own at most
+/// `2^32 / 2^20 = 4096` keys, under 8 per token, so placement is impossible; rejecting such
+/// IDs up front avoids a replay of a million joins that could only end in an error.
 pub const MAX_ORDINAL: usize = (1 << 20) - 1;
 
 /// Why a spread-minimizing generator could not be configured.
@@ -53,7 +58,7 @@ pub enum ConfigError {
     #[error("unable to extract instance id from {0:?}")]
     BadInstanceId(String),
     /// The ordinal is beyond [`MAX_ORDINAL`], where no placement is possible.
-    #[error("instance ordinal {0} is too large: at most {MAX_ORDINAL} instances per zone fit")]
+    #[error("instance ordinal {0} is too large: ordinals up to {MAX_ORDINAL} can be placed")]
     OrdinalTooLarge(u64),
     /// The zone list is empty or longer than [`MAX_ZONES`].
     #[error(
