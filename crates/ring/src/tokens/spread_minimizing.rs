@@ -1208,4 +1208,34 @@ mod tests {
             a.as_slice()
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn placed_tokens_stay_inside_the_range_and_in_the_zone(
+            prev in proptest::prelude::any::<u32>(),
+            gap in 2u32..(1 << 26),
+            share in 1u32..(1 << 26),
+        ) {
+            // A congruent range of `gap * 8` keys and a multiple-of-8 ownership below it.
+            let distance = gap * 8;
+            let ownership = (share % gap).max(1) * 8;
+            let token = prev.wrapping_add(distance);
+            match place_token(prev, token, ownership) {
+                Ok(new) => {
+                    let from_prev = token_distance(prev, new);
+                    proptest::prop_assert!(
+                        from_prev == u64::from(ownership) || from_prev == u64::from(ownership) + 8
+                    );
+                    proptest::prop_assert!(from_prev < u64::from(distance));
+                    proptest::prop_assert_eq!(new % 8, prev % 8);
+                }
+                Err(e) => {
+                    proptest::prop_assert!(
+                        matches!(e, PlacementError::WrapLandsOnToken { .. }),
+                        "{}", e
+                    );
+                }
+            }
+        }
+    }
 }
