@@ -11,7 +11,7 @@
 //!   added in ordinal order.
 //!
 //! Generation is pure: randomness comes from a caller-supplied [`RngCore`], and the tokens
-//! already in the ring come in as a slice. The only I/O in this module is [`file`], the small
+//! already in the ring come in as a slice. The only I/O in this module is [`mod@file`], the small
 //! `std::fs` helper the lifecycler uses to persist tokens across restarts.
 
 use rand::RngCore;

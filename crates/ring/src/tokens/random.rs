@@ -202,4 +202,27 @@ mod tests {
             "{buckets:?}"
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn output_is_n_sorted_distinct_tokens_outside_taken(
+            taken in proptest::collection::vec(0u32..4096, 0..3000),
+            n in 0usize..600,
+            seed in proptest::prelude::any::<u64>(),
+        ) {
+            // A narrow rng forces collisions with `taken` and between draws.
+            struct Narrow(SmallRng);
+            impl RngCore for Narrow {
+                fn next_u32(&mut self) -> u32 { self.0.next_u32() % 8192 }
+                fn next_u64(&mut self) -> u64 { u64::from(self.next_u32()) }
+                fn fill_bytes(&mut self, dst: &mut [u8]) { self.0.fill_bytes(dst) }
+            }
+            let mut rng = Narrow(SmallRng::seed_from_u64(seed));
+            let tokens = RandomTokenGenerator.generate_tokens(n, &taken, &mut rng).unwrap();
+            proptest::prop_assert_eq!(tokens.len(), n);
+            proptest::prop_assert!(tokens.windows(2).all(|w| w[0] < w[1]));
+            let taken: HashSet<u32> = taken.into_iter().collect();
+            proptest::prop_assert!(tokens.iter().all(|t| !taken.contains(t)));
+        }
+    }
 }
