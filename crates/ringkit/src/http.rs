@@ -1,18 +1,18 @@
 //! The node's HTTP surface: `/ring` (HTML or JSON, with Forget), `/ready`, `/metrics`.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use prometheus_client::registry::Registry;
 use ringkit_kv::{CasDecision, Client};
 use ringkit_lifecycle::{Lifecycler, RingDesc, RingWatcher};
-use ringkit_ring::Operation;
+
+use crate::ring_page;
 
 /// What the handlers share.
 pub(crate) struct AppState {
@@ -59,65 +59,27 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-/// One row of the ring page, in dskit's JSON field names.
-#[derive(serde::Serialize)]
-struct Shard {
-    id: String,
-    state: String,
-    address: String,
-    timestamp: i64,
-    registered_timestamp: i64,
-    read_only: bool,
-    read_only_updated_timestamp: i64,
-    zone: String,
-    tokens: usize,
-    ownership_percent: f64,
-    healthy: bool,
+#[derive(serde::Deserialize, Default)]
+struct RingQuery {
+    sort: Option<String>,
+    order: Option<String>,
+    forget: Option<String>,
 }
 
-fn shards(state: &AppState) -> Vec<Shard> {
+async fn ring_page(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<RingQuery>,
+) -> Response {
+    if let Some(id) = q.forget {
+        return Html(ring_page::confirm_forget(&id)).into_response();
+    }
     let ring = state.watcher.snapshot();
-    let now = SystemTime::now();
-    ring.instances()
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            let idx = i as u32;
-            let healthy = ring.is_healthy(idx, Operation::REPORTING, now);
-            Shard {
-                id: d.id.clone(),
-                state: if healthy {
-                    d.known_state()
-                        .map_or_else(|| d.state.to_string(), |s| s.to_string())
-                } else {
-                    "UNHEALTHY".to_owned()
-                },
-                address: d.addr.clone(),
-                timestamp: d.timestamp,
-                registered_timestamp: d.registered_timestamp,
-                read_only: d.read_only,
-                read_only_updated_timestamp: d.read_only_updated_timestamp,
-                zone: d.zone.clone(),
-                tokens: d.tokens.len(),
-                ownership_percent: 100.0 * ring.ownership_in_zone(idx),
-                healthy,
-            }
-        })
-        .collect()
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-async fn ring_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let rows = shards(&state);
-    let now = SystemTime::now()
+    let now_time = SystemTime::now();
+    let now = now_time
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
+    let mut rows = ring_page::rows(&ring, now_time);
     let wants_json = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -125,43 +87,18 @@ async fn ring_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Re
     if wants_json {
         return axum::Json(serde_json::json!({ "shards": rows, "now": now })).into_response();
     }
-    let mut html = String::from(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Ring status</title>\
-         <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}\
-         td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}\
-         .unhealthy{color:#b00;font-weight:bold}</style></head><body><h1>Ring status</h1>",
-    );
-    let _ = write!(
-        html,
-        "<p>{} instances. Ownership is each instance's share of its zone's ring.</p>\
-         <table><tr><th>Instance ID</th><th>Zone</th><th>State</th><th>Address</th>\
-         <th>Last heartbeat</th><th>Tokens</th><th>Ownership</th><th>Actions</th></tr>",
-        rows.len()
-    );
-    for r in &rows {
-        let class = if r.healthy {
-            ""
-        } else {
-            " class=\"unhealthy\""
-        };
-        let _ = write!(
-            html,
-            "<tr><td>{id}</td><td>{zone}</td><td{class}>{state}</td><td>{addr}</td>\
-             <td>{age}s ago</td><td>{tokens}</td><td>{own:.3}%</td><td>\
-             <form method=\"post\" action=\"/ring\" onsubmit=\"return confirm('Forget {id}?')\">\
-             <input type=\"hidden\" name=\"forget\" value=\"{id}\">\
-             <button type=\"submit\">Forget</button></form></td></tr>",
-            id = escape(&r.id),
-            zone = escape(&r.zone),
-            state = escape(&r.state),
-            addr = escape(&r.address),
-            age = now - r.timestamp,
-            tokens = r.tokens,
-            own = r.ownership_percent,
-        );
-    }
-    html.push_str("</table></body></html>");
-    Html(html).into_response()
+    let sort = ring_page::SortKey::parse(q.sort.as_deref().unwrap_or("id"));
+    let descending = q.order.as_deref() == Some("desc");
+    ring_page::sort_rows(&mut rows, sort, descending);
+    Html(ring_page::render(
+        &ring,
+        &rows,
+        now,
+        sort,
+        descending,
+        &state.ring_key,
+    ))
+    .into_response()
 }
 
 #[derive(serde::Deserialize)]

@@ -13,6 +13,7 @@ mod duration;
 mod http;
 mod kvstore;
 mod node;
+mod ring_page;
 mod table;
 
 /// ringkit: a Rust implementation of the Cortex/Mimir/Loki hash ring.
