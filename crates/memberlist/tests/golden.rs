@@ -180,7 +180,10 @@ fn golden_compound_of_ping_and_user() {
 #[test]
 fn golden_lzw_compress_wrapper() {
     let lzw = unhex("0011a029c386cd9b8105df0404");
-    assert_eq!(compress::compress(CompressionAlgo::Lzw, b"\x08hellohello"), lzw);
+    assert_eq!(
+        compress::compress(CompressionAlgo::Lzw, b"\x08hellohello"),
+        lzw
+    );
     assert_eq!(
         compress::decompress(CompressionAlgo::Lzw, &lzw, MAX_DECOMPRESSED).unwrap(),
         b"\x08hellohello"
@@ -242,7 +245,10 @@ fn golden_dskit_tcp_packet() {
     assert_eq!(f.from, b"10.0.0.2:7946");
     assert_eq!(decode_packet(f.packet).unwrap(), Packet::plain(ack7()));
     let ack = encode_packet(&Packet::plain(ack7())).unwrap();
-    assert_eq!(dskit_tcp::encode_packet_frame("10.0.0.2:7946", &ack).unwrap(), bytes);
+    assert_eq!(
+        dskit_tcp::encode_packet_frame("10.0.0.2:7946", &ack).unwrap(),
+        bytes
+    );
 }
 
 fn kv_pair() -> KeyValuePair {
@@ -257,7 +263,8 @@ fn kv_pair() -> KeyValuePair {
 
 #[test]
 fn golden_key_value_pair() {
-    let bytes = unhex("0a0f 636f6c6c6563746f72732f72696e67 1201 00 1a08 72696e6744657363 28 80d095ffbc31");
+    let bytes =
+        unhex("0a0f 636f6c6c6563746f72732f72696e67 1201 00 1a08 72696e6744657363 28 80d095ffbc31");
     assert_eq!(KeyValuePair::decode_bytes(&bytes).unwrap(), kv_pair());
     assert_eq!(kv_pair().encode_bytes(), bytes);
 }

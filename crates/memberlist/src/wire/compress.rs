@@ -1,8 +1,11 @@
 //! Payload compression used by the `compress` (type 9) message (`spec/memberlist.md` §1.8).
 //!
 //! Algorithm 0 is Go's `compress/lzw` with LSB bit order and 8-bit literals (GIF
-//! style). `weezl` with the same parameters produces byte-identical output, which is
-//! what lets us re-encode captured streams exactly. Algorithm 1 is the snappy *block*
+//! style). `weezl` decodes Go's output, but its *encoder* is not byte-identical to
+//! Go's: on some inputs it emits two literals where an existing two-byte code
+//! matches (found in 14 streams of the dskit crash capture). Both forms decode
+//! fine, but byte-exact re-encoding of captures needs Go's plain greedy algorithm,
+//! so the encoder here is our own ([`lzw_compress`]). Algorithm 1 is the snappy *block*
 //! format, known only to the 2026 grafana fork: we decode it, and encode it only when
 //! asked, because older Go nodes drop such packets.
 //!
@@ -70,10 +73,7 @@ pub enum CompressError {
 /// Compresses `data` as a memberlist compress `Buf`.
 pub fn compress(algo: CompressionAlgo, data: &[u8]) -> Vec<u8> {
     match algo {
-        CompressionAlgo::Lzw => weezl::encode::Encoder::new(BitOrder::Lsb, 8)
-            .encode(data)
-            // Only fails for literal widths above 8 bits, never for bytes.
-            .unwrap_or_default(),
+        CompressionAlgo::Lzw => lzw_compress(data),
         CompressionAlgo::Snappy => snap::raw::Encoder::new()
             .compress_vec(data)
             // Only fails for inputs above ~4 GiB, which no message reaches.
@@ -100,6 +100,98 @@ pub fn decompress(
                 .map_err(|e| CompressError::Snappy(e.to_string()))
         }
     }
+}
+
+/// Code meaning "reset the table" (first code after the literals).
+const LZW_CLEAR: u16 = 256;
+/// Code meaning "end of data".
+const LZW_END: u16 = 257;
+/// Codes are at most 12 bits; the encoder resets before handing out the last one.
+const LZW_MAX_CODE: u16 = 4095;
+
+/// LSB-first variable-width code writer.
+struct BitWriter {
+    out: Vec<u8>,
+    acc: u32,
+    bits: u32,
+    width: u32,
+}
+
+impl BitWriter {
+    fn put(&mut self, code: u16) {
+        self.acc |= u32::from(code) << self.bits;
+        self.bits += self.width;
+        while self.bits >= 8 {
+            self.out.push(self.acc as u8);
+            self.acc >>= 8;
+            self.bits -= 8;
+        }
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        if self.bits > 0 {
+            self.out.push(self.acc as u8);
+        }
+        self.out
+    }
+}
+
+/// Greedy LZW exactly as Go's `compress/lzw` writer (LSB, 8-bit literals) emits it:
+/// a clear code first; on each miss, the current code is written and the next free
+/// code is taken for the new string; the code width grows when the next free code
+/// needs another bit; when the next free code would be 4095 a clear code is written
+/// and the table starts over (that string is then not added); at the end, the last
+/// code, one more step of the free-code counter (so the width matches the reader's),
+/// then the end code.
+pub fn lzw_compress(data: &[u8]) -> Vec<u8> {
+    use std::collections::HashMap;
+
+    let mut w = BitWriter {
+        out: Vec::with_capacity(data.len() / 2 + 8),
+        acc: 0,
+        bits: 0,
+        width: 9,
+    };
+    let mut table: HashMap<u32, u16> = HashMap::new();
+    let mut next: u16 = LZW_END; // last code handed out
+    // Advances the free-code counter; true when the table was reset instead.
+    let bump = |w: &mut BitWriter, next: &mut u16, table: &mut HashMap<u32, u16>| {
+        *next += 1;
+        if u32::from(*next) == 1 << w.width {
+            w.width += 1;
+        }
+        if *next == LZW_MAX_CODE {
+            w.put(LZW_CLEAR);
+            w.width = 9;
+            *next = LZW_END;
+            table.clear();
+            return true;
+        }
+        false
+    };
+
+    w.put(LZW_CLEAR);
+    let Some((&first, rest)) = data.split_first() else {
+        w.put(LZW_END);
+        return w.finish();
+    };
+    let mut code = u16::from(first);
+    for &b in rest {
+        let key = (u32::from(code) << 8) | u32::from(b);
+        if let Some(&c) = table.get(&key) {
+            code = c;
+            continue;
+        }
+        w.put(code);
+        code = u16::from(b);
+        if !bump(&mut w, &mut next, &mut table) {
+            table.insert(key, next);
+        }
+    }
+    w.put(code);
+    bump(&mut w, &mut next, &mut table);
+    w.put(LZW_END);
+    w.finish()
 }
 
 fn lzw_decompress(data: &[u8], limit: usize) -> Result<Vec<u8>, CompressError> {
@@ -155,6 +247,25 @@ mod tests {
             decompress(CompressionAlgo::Lzw, &golden, MAX_DECOMPRESSED).unwrap(),
             plain
         );
+    }
+
+    #[test]
+    fn lzw_of_empty_input_is_clear_then_end() {
+        // 9-bit 256 then 9-bit 257, LSB first.
+        assert_eq!(compress(CompressionAlgo::Lzw, b""), [0x00, 0x03, 0x02]);
+        assert_eq!(
+            decompress(CompressionAlgo::Lzw, &[0x00, 0x03, 0x02], 10).unwrap(),
+            b""
+        );
+    }
+
+    #[test]
+    fn lzw_uses_existing_two_byte_codes_greedily() {
+        // A string whose second occurrence must be coded as one code, as Go does.
+        let c = compress(CompressionAlgo::Lzw, b"abab");
+        // clear, 'a', 'b', 258("ab"), end (+1 bump): 5 codes of 9 bits -> 6 bytes.
+        assert_eq!(c.len(), 6);
+        assert_eq!(decompress(CompressionAlgo::Lzw, &c, 10).unwrap(), b"abab");
     }
 
     #[test]
