@@ -50,6 +50,17 @@ pub enum DecodeError {
     /// A negative length in a push/pull or user message header.
     #[error("negative length {0} in a {1} header")]
     NegativeLength(i64, &'static str),
+    /// A push/pull user state or stream user message longer than
+    /// [`super::Limits::max_stream_payload`].
+    #[error("{message} payload of {len} bytes exceeds the limit of {limit}")]
+    PayloadTooLarge {
+        /// Announced length.
+        len: i64,
+        /// The limit.
+        limit: usize,
+        /// `"pushPull"` or `"user"`.
+        message: &'static str,
+    },
     /// Wrappers (compress, compound) nested deeper than we follow.
     #[error("wrappers nested deeper than {0} levels")]
     TooDeep(usize),

@@ -732,8 +732,9 @@ impl PushPull {
 
     /// Decodes header, node states and user state. Counts come from the header, never
     /// from the end of input; a missing tail is reported as end of input so a stream
-    /// reader can wait for more bytes.
-    pub fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    /// reader can wait for more bytes. A `UserStateLen` above `max_user_state` is
+    /// refused up front, so a reader never waits for (or buffers) such a payload.
+    pub fn decode_body(r: &mut Reader<'_>, max_user_state: usize) -> Result<Self, DecodeError> {
         let body = |source: MsgpackError| DecodeError::Body {
             message: "pushPull",
             source,
@@ -755,6 +756,7 @@ impl PushPull {
         if user_len < 0 {
             return Err(DecodeError::NegativeLength(user_len, "pushPull"));
         }
+        check_payload_len(user_len, max_user_state, "pushPull")?;
         // Each node state is a map of at least one byte; never trust the count for
         // the allocation.
         let mut states = Vec::with_capacity((nodes as usize).min(r.remaining().len()));
@@ -779,8 +781,20 @@ pub fn encode_stream_user_body(out: &mut Vec<u8>, data: &[u8], dialect: Dialect)
     out.extend_from_slice(data);
 }
 
-/// Decodes a stream user message body (header and exactly that many bytes).
-pub fn decode_stream_user_body(r: &mut Reader<'_>) -> Result<Vec<u8>, DecodeError> {
+fn check_payload_len(len: i64, limit: usize, message: &'static str) -> Result<(), DecodeError> {
+    if u64::try_from(len).unwrap_or(u64::MAX) > limit as u64 {
+        return Err(DecodeError::PayloadTooLarge {
+            len,
+            limit,
+            message,
+        });
+    }
+    Ok(())
+}
+
+/// Decodes a stream user message body (header and exactly that many bytes, at most
+/// `max_len`).
+pub fn decode_stream_user_body(r: &mut Reader<'_>, max_len: usize) -> Result<Vec<u8>, DecodeError> {
     let body = |source: MsgpackError| DecodeError::Body {
         message: "user",
         source,
@@ -798,6 +812,7 @@ pub fn decode_stream_user_body(r: &mut Reader<'_>) -> Result<Vec<u8>, DecodeErro
     if len < 0 {
         return Err(DecodeError::NegativeLength(len, "user"));
     }
+    check_payload_len(len, max_len, "user")?;
     let len = usize::try_from(len).unwrap_or(usize::MAX);
     Ok(r.take(len).map_err(body)?.to_vec())
 }
@@ -876,7 +891,7 @@ mod tests {
         write_uint(&mut out, 1 << 40);
         write_raw(&mut out, b"UserStateLen");
         write_uint(&mut out, 0);
-        let err = PushPull::decode_body(&mut Reader::new(&out)).unwrap_err();
+        let err = PushPull::decode_body(&mut Reader::new(&out), usize::MAX).unwrap_err();
         assert_eq!(err, DecodeError::BadNodeCount(1 << 40));
     }
 
@@ -886,7 +901,7 @@ mod tests {
         write_map_len(&mut out, 1);
         write_raw(&mut out, b"UserStateLen");
         write_uint(&mut out, 1_000_000);
-        let err = PushPull::decode_body(&mut Reader::new(&out)).unwrap_err();
+        let err = PushPull::decode_body(&mut Reader::new(&out), usize::MAX).unwrap_err();
         assert!(err.is_eof(), "{err:?}");
     }
 

@@ -29,6 +29,10 @@ pub struct Limits {
     /// How many compound/compress wrappers may nest. Go senders nest at most two
     /// (compress > compound); default 8.
     pub max_depth: usize,
+    /// Largest push/pull user state or stream user message accepted (streams only).
+    /// Upstream memberlist allows 20 MiB; the 2026 grafana fork allows more, so the
+    /// default is the 40 MiB decompression limit.
+    pub max_stream_payload: usize,
 }
 
 impl Default for Limits {
@@ -36,6 +40,7 @@ impl Default for Limits {
         Limits {
             max_decompressed: MAX_DECOMPRESSED,
             max_depth: 8,
+            max_stream_payload: MAX_DECOMPRESSED,
         }
     }
 }

@@ -92,8 +92,10 @@ fn decode_message(
         ty::PING => Message::Ping(body("ping", Ping::decode_body(&mut r))?),
         ty::ACK => Message::Ack(body("ack", Ack::decode_body(&mut r))?),
         ty::ERR => Message::Error(body("errResp", ErrResp::decode_body(&mut r))?),
-        ty::PUSH_PULL => Message::PushPull(PushPull::decode_body(&mut r)?),
-        ty::USER => Message::User(decode_stream_user_body(&mut r)?),
+        ty::PUSH_PULL => {
+            Message::PushPull(PushPull::decode_body(&mut r, limits.max_stream_payload)?)
+        }
+        ty::USER => Message::User(decode_stream_user_body(&mut r, limits.max_stream_payload)?),
         ty::COMPRESS => {
             budget.enter(limits)?;
             let (algo, buf) = body("compress", decode_compress_body(&mut r))?;
