@@ -370,3 +370,34 @@ fn partial_stream_input_asks_for_more() {
     let (_, used) = decode_stream(&more).unwrap().unwrap();
     assert_eq!(used, full.len());
 }
+
+#[test]
+fn dskit_tcp_packet_with_label_covers_the_label_in_the_md5() {
+    let packet = Packet {
+        label: Some(b"prod".to_vec()),
+        crc: false,
+        message: ack7(),
+    };
+    let inner = encode_packet(&packet).unwrap();
+    let bytes = dskit_tcp::encode_packet_frame("10.0.0.2:7946", &inner).unwrap();
+    assert_eq!(&bytes[15..21], &unhex("f4 04 70726f64")[..]);
+    let Connection::Packet(f) = dskit_tcp::decode_connection(&bytes).unwrap() else {
+        panic!("not a packet connection");
+    };
+    assert_eq!(decode_packet(f.packet).unwrap(), packet);
+    // A label on a dskit stream follows the 0x02 marker directly.
+    let mut stream = vec![dskit_tcp::STREAM_MARKER];
+    let ping = StreamMessage {
+        label: Some(b"prod".to_vec()),
+        message: Message::Ping(Ping {
+            seq_no: 1,
+            node: b"b".to_vec(),
+            ..Default::default()
+        }),
+    };
+    stream.extend(encode_stream(&ping, Dialect::V2).unwrap());
+    let Connection::Stream(rest) = dskit_tcp::decode_connection(&stream).unwrap() else {
+        panic!("not a stream connection");
+    };
+    assert_eq!(decode_stream(rest).unwrap(), Some((ping, rest.len())));
+}
