@@ -3,9 +3,11 @@
 //! Algorithm 0 is Go's `compress/lzw` with LSB bit order and 8-bit literals (GIF
 //! style). `weezl` decodes Go's output, but its *encoder* is not byte-identical to
 //! Go's: on some inputs it emits two literals where an existing two-byte code
-//! matches (found in 14 streams of the dskit crash capture). Both forms decode
-//! fine, but byte-exact re-encoding of captures needs Go's plain greedy algorithm,
-//! so the encoder here is our own ([`lzw_compress`]). Algorithm 1 is the snappy *block*
+//! matches (seen in eight push/pull exchanges of the dskit crash capture). Both
+//! forms decode fine, but byte-exact re-encoding of captures needs Go's plain greedy
+//! algorithm, so the encoder here is our own ([`lzw_compress`]). It reproduces every
+//! captured LZW payload; captures never fill the 4096-code table, so the reset path
+//! is checked only by round trips through weezl's decoder. Algorithm 1 is the snappy *block*
 //! format, known only to the 2026 grafana fork: we decode it, and encode it only when
 //! asked, because older Go nodes drop such packets.
 //!

@@ -101,6 +101,10 @@ impl Budget {
         Ok(())
     }
 
+    pub(crate) fn leave(&mut self) {
+        self.depth_left += 1;
+    }
+
     /// Decompresses a `compress` body's buffer, charging the budget.
     pub(crate) fn decompress(
         &mut self,
@@ -167,7 +171,7 @@ fn decode_message(
             for p in split.parts {
                 parts.push(decode_message(p, limits, budget)?);
             }
-            budget.depth_left += 1;
+            budget.leave();
             Message::Compound(Compound {
                 parts,
                 truncated: split.truncated,
@@ -178,7 +182,7 @@ fn decode_message(
             let (algo, buf) = body("compress", decode_compress_body(&mut r))?;
             let (algo, plain) = budget.decompress(algo, buf)?;
             let inner = decode_message(&plain, limits, budget)?;
-            budget.depth_left += 1;
+            budget.leave();
             Message::Compressed(Compressed {
                 algo,
                 inner: Box::new(inner),
@@ -252,4 +256,62 @@ pub fn encode_packet_message(out: &mut Vec<u8>, m: &Message) -> Result<(), Encod
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::message::PushPull;
+
+    #[test]
+    fn messages_flattens_wrappers_in_wire_order() {
+        let p = Packet::plain(Message::Compressed(Compressed {
+            algo: CompressionAlgo::Lzw,
+            inner: Box::new(Message::Compound(Compound {
+                parts: vec![
+                    Message::Nack(Nack { seq_no: 1 }),
+                    Message::Compound(Compound {
+                        parts: vec![Message::User(b"a".to_vec())],
+                        truncated: 0,
+                    }),
+                    Message::User(b"b".to_vec()),
+                ],
+                truncated: 0,
+            })),
+        }));
+        let bytes = encode_packet(&p).unwrap();
+        let back = decode_packet(&bytes).unwrap();
+        let names: Vec<_> = back.messages().iter().map(|m| m.name()).collect();
+        assert_eq!(names, ["nack", "user", "user"]);
+    }
+
+    #[test]
+    fn stream_only_messages_are_refused_in_packets() {
+        let pp = Packet::plain(Message::PushPull(PushPull::default()));
+        assert!(matches!(
+            encode_packet(&pp),
+            Err(EncodeError::Misplaced {
+                context: "packet",
+                ..
+            })
+        ));
+        let labelled = Packet {
+            label: Some(Vec::new()),
+            crc: false,
+            message: Message::User(Vec::new()),
+        };
+        assert!(encode_packet(&labelled).is_err());
+    }
+
+    #[test]
+    fn truncated_compound_parts_are_counted_not_fatal() {
+        // Two parts announced, the second cut short.
+        let bytes = [0x07, 0x02, 0x00, 0x01, 0x00, 0x05, 0x08, 0x08, 0x01];
+        let p = decode_packet(&bytes).unwrap();
+        let Message::Compound(c) = p.message else {
+            panic!("not a compound")
+        };
+        assert_eq!(c.parts, vec![Message::User(Vec::new())]);
+        assert_eq!(c.truncated, 1);
+    }
 }

@@ -109,7 +109,7 @@ fn decode_message(
                     e
                 }
             })?;
-            budget.depth_left += 1;
+            budget.leave();
             Message::Compressed(Compressed {
                 algo,
                 inner: Box::new(inner),
