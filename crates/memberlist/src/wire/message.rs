@@ -757,9 +757,10 @@ impl PushPull {
             return Err(DecodeError::NegativeLength(user_len, "pushPull"));
         }
         check_payload_len(user_len, max_user_state, "pushPull")?;
-        // Each node state is a map of at least one byte; never trust the count for
-        // the allocation.
-        let mut states = Vec::with_capacity((nodes as usize).min(r.remaining().len()));
+        // Never size an allocation from the peer's count alone: each state takes at
+        // least one input byte, and beyond a small head start the vector grows only
+        // as states actually decode.
+        let mut states = Vec::with_capacity((nodes as usize).min(r.remaining().len()).min(64));
         for _ in 0..nodes {
             states.push(PushNodeState::decode(r).map_err(body)?);
         }

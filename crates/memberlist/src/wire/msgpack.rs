@@ -27,6 +27,11 @@ use thiserror::Error;
 /// peer cannot make [`Value`] decoding or [`Reader::skip_value`] recurse without bound.
 pub const MAX_DEPTH: usize = 32;
 
+/// Most elements reserved up front for a decoded array or map. Counts are already
+/// checked against the remaining input, but a `Value` is much larger than the one
+/// byte a nil element takes, so larger containers grow as elements really decode.
+const PREALLOC_LIMIT: usize = 1024;
+
 /// Which generation of Go's msgpack library the encoder imitates.
 ///
 /// The two generations differ only in how a Go `int` field (`pushPullHeader.Nodes`,
@@ -687,7 +692,7 @@ impl Reader<'_> {
             0x90..=0x9f | 0xdc | 0xdd => {
                 deeper(self)?;
                 let n = self.read_array_len()?;
-                let mut items = Vec::with_capacity(n);
+                let mut items = Vec::with_capacity(n.min(PREALLOC_LIMIT));
                 for _ in 0..n {
                     items.push(self.read_value(depth + 1)?);
                 }
@@ -696,7 +701,7 @@ impl Reader<'_> {
             0x80..=0x8f | 0xde | 0xdf => {
                 deeper(self)?;
                 let n = self.read_map_len()?;
-                let mut entries = Vec::with_capacity(n);
+                let mut entries = Vec::with_capacity(n.min(PREALLOC_LIMIT));
                 for _ in 0..n {
                     let k = self.read_value(depth + 1)?;
                     let v = self.read_value(depth + 1)?;
