@@ -31,6 +31,7 @@ pub mod hash;
 pub mod merge;
 pub mod model;
 pub mod op;
+pub mod quorum;
 pub mod replication;
 pub mod snapshot;
 pub mod tokens;
