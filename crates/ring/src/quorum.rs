@@ -22,6 +22,13 @@
 //! (hedging). Units are released in set order (zones in order of first appearance), so a
 //! caller that wants dskit's random spread shuffles the set's instances first.
 
+use std::future::{Future, poll_fn};
+use std::task::Poll;
+
+use futures::future::{AbortHandle, Abortable, Aborted, abortable};
+use futures::stream::{FuturesUnordered, Stream, StreamExt};
+
+use crate::model::InstanceDesc;
 use crate::replication::ReplicationSet;
 
 /// Where a quorum call stands.
@@ -350,10 +357,201 @@ impl QuorumTracker {
     }
 }
 
+/// Options of [`do_until_quorum`] (dskit's `DoUntilQuorumConfig`, without the parts that
+/// need a clock or a context).
+pub struct QuorumConfig<E> {
+    /// Start only as many calls as could reach quorum, then one more instance (or zone)
+    /// per failure and per hedging tick. Off: call every instance at once.
+    pub minimize_requests: bool,
+    /// Errors for which asking other instances is pointless (for example a response-size
+    /// limit): the first such error cancels every call and is returned at once.
+    pub is_terminal_error: Option<fn(&E) -> bool>,
+}
+
+impl<E> Default for QuorumConfig<E> {
+    fn default() -> Self {
+        QuorumConfig {
+            minimize_requests: false,
+            is_terminal_error: None,
+        }
+    }
+}
+
+impl<E> Clone for QuorumConfig<E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<E> Copy for QuorumConfig<E> {}
+
+impl<E> std::fmt::Debug for QuorumConfig<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuorumConfig")
+            .field("minimize_requests", &self.minimize_requests)
+            .field("is_terminal_error", &self.is_terminal_error.is_some())
+            .finish()
+    }
+}
+
+/// Why [`do_until_quorum`] returned no results.
+#[derive(Debug, thiserror::Error)]
+pub enum QuorumError<E> {
+    /// The set mixes zone awareness with an instance error budget.
+    #[error(transparent)]
+    InvalidReplicationSet(#[from] InvalidReplicationSet),
+    /// An instance's error: the one that made quorum unreachable, or a terminal error.
+    #[error(transparent)]
+    Instance(E),
+    /// Every call finished without deciding the quorum. The counting rules make this
+    /// unreachable; it exists so that a broken invariant is an error, not a panic or a hang.
+    #[error("all calls finished without reaching or losing quorum")]
+    Undecided,
+}
+
+/// Calls `f` for the instances of `set` concurrently and returns once quorum is reached
+/// (dskit's `DoUntilQuorum`; counting rules in the module documentation).
+///
+/// - Results are returned in set order: the first `len - max_errors` successes in instance
+///   mode, all instances of the zones that fully succeeded first in zone mode.
+/// - Calls still running when the answer is known are cancelled by dropping their futures,
+///   as dskit cancels their contexts; in zone mode the first failure of a zone also
+///   cancels that zone's other calls.
+/// - Successful results that are not returned (zones that did not complete, results
+///   collected before a failure) are passed to `cleanup` before this function returns.
+///   Because unneeded calls are dropped rather than left running, `cleanup` never runs
+///   after the return, unlike dskit's.
+/// - All futures are polled by the task awaiting this one: `f` should spawn work that
+///   needs its own thread.
+pub async fn do_until_quorum<T, E, F, Fut, C>(
+    set: &ReplicationSet,
+    cfg: QuorumConfig<E>,
+    f: F,
+    cleanup: C,
+) -> Result<Vec<T>, QuorumError<E>>
+where
+    F: FnMut(&InstanceDesc) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    C: FnMut(T),
+{
+    do_until_quorum_hedged(set, cfg, futures::stream::pending::<()>(), f, cleanup).await
+}
+
+/// [`do_until_quorum`] with hedging: with `minimize_requests`, every item of `ticks`
+/// starts one more instance (or zone) while the quorum is undecided. The caller supplies
+/// the timer (for example a tokio interval wrapped as a stream), keeping this crate free
+/// of any runtime.
+pub async fn do_until_quorum_hedged<T, E, F, Fut, C, H>(
+    set: &ReplicationSet,
+    cfg: QuorumConfig<E>,
+    mut ticks: H,
+    mut f: F,
+    mut cleanup: C,
+) -> Result<Vec<T>, QuorumError<E>>
+where
+    F: FnMut(&InstanceDesc) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    C: FnMut(T),
+    H: Stream + Unpin,
+{
+    let mut tracker = QuorumTracker::new(set)?;
+    if cfg.minimize_requests {
+        tracker.start_minimum();
+    } else {
+        tracker.start_all();
+    }
+    let n = tracker.len();
+    let mut results: Vec<Option<T>> = (0..n).map(|_| None).collect();
+    let mut aborts: Vec<Option<AbortHandle>> = (0..n).map(|_| None).collect();
+    let mut in_flight = FuturesUnordered::new();
+    let tag = |i: usize, fut: Abortable<Fut>| async move { (i, fut.await) };
+    let mut hedging = cfg.minimize_requests;
+
+    let give_back = |results: Vec<Option<T>>, cleanup: &mut C| {
+        results.into_iter().flatten().for_each(&mut *cleanup);
+    };
+
+    loop {
+        while let Some(i) = tracker.next_to_start() {
+            let (fut, handle) = abortable(f(&set.instances[i]));
+            aborts[i] = Some(handle);
+            in_flight.push(tag(i, fut));
+        }
+        if tracker.succeeded() {
+            break;
+        }
+        let event = poll_fn(|cx| {
+            if let Poll::Ready(done) = in_flight.poll_next_unpin(cx) {
+                return Poll::Ready(Some(done));
+            }
+            if hedging {
+                match ticks.poll_next_unpin(cx) {
+                    Poll::Ready(Some(_)) => return Poll::Ready(None),
+                    Poll::Ready(None) => hedging = false,
+                    Poll::Pending => {}
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+        match event {
+            // A hedging tick.
+            None => {
+                tracker.start_additional();
+            }
+            Some(None) => {
+                drop(in_flight);
+                give_back(results, &mut cleanup);
+                return Err(QuorumError::Undecided);
+            }
+            // Cancelled with the rest of its failed zone: counts as one more failure in
+            // that zone, which changes nothing.
+            Some(Some((i, Err(Aborted)))) => {
+                tracker.record(i, false);
+            }
+            Some(Some((i, Ok(Ok(value))))) => {
+                results[i] = Some(value);
+                tracker.record(i, true);
+            }
+            Some(Some((i, Ok(Err(err))))) => {
+                let terminal = cfg.is_terminal_error.is_some_and(|t| t(&err));
+                // A terminal error returns before being counted, so it releases nothing.
+                if terminal || tracker.record(i, false) == QuorumStatus::Failed {
+                    drop(in_flight);
+                    give_back(results, &mut cleanup);
+                    return Err(QuorumError::Instance(err));
+                }
+                if let Some(z) = tracker.zone_of(i).filter(|_| tracker.is_zone_aware()) {
+                    for (j, handle) in aborts.iter().enumerate() {
+                        if let Some(h) = handle
+                            && tracker.zone_of(j) == Some(z)
+                            && tracker.is_in_flight(j)
+                        {
+                            h.abort();
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Cancel the calls whose results are not needed.
+    drop(in_flight);
+    let mut out = Vec::with_capacity(n);
+    for (i, r) in results.into_iter().enumerate() {
+        if let Some(value) = r {
+            if tracker.should_include_result_from(i) {
+                out.push(value);
+            } else {
+                cleanup(value);
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::InstanceDesc;
 
     fn set(zones: &[&str], max_errors: usize, max_unavailable_zones: usize) -> ReplicationSet {
         ReplicationSet {
