@@ -155,15 +155,18 @@ async fn batch_fails_when_two_of_three_instances_fail() {
     assert_eq!(cleanups, 1);
 }
 
+/// A classification case: name, outcomes of a, b, c in answer order, classifier, and the
+/// expected error (`None`: success).
+type Case = (
+    &'static str,
+    [Option<TestErr>; 3],
+    fn(&TestErr) -> bool,
+    Option<TestErr>,
+);
+
 #[tokio::test(start_paused = true)]
 async fn error_classification_matches_dskit_cases() {
-    // (name, outcomes of a, b, c in answer order, classifier, expected error or None).
-    let cases: Vec<(
-        &str,
-        [Option<TestErr>; 3],
-        fn(&TestErr) -> bool,
-        Option<TestErr>,
-    )> = vec![
+    let cases: Vec<Case> = vec![
         ("no error", [None, None, None], is_http_4xx, None),
         ("one 5xx", [H500, None, None], is_http_4xx, None),
         ("one client error", [MC, None, None], is_http_4xx, None),
