@@ -113,12 +113,9 @@ fn fixed(spec: &str) {
     let plan_only = parts.next() == Some("plan");
     let mut rng = SmallRng::seed_from_u64(42);
     let r = ring(instances, &mut rng);
-    let mut key_sets: Vec<Vec<u32>> = (0..16)
+    let key_sets: Vec<Vec<u32>> = (0..16)
         .map(|_| (0..keys).map(|_| rng.random()).collect())
         .collect();
-    if std::env::var("SORTED").is_ok() {
-        key_sets.iter_mut().for_each(|k| k.sort_unstable());
-    }
     let now = unix_seconds(NOW);
     let mut bufs = BatchBuffers::new();
     for i in 0..iterations {

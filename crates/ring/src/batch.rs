@@ -84,6 +84,9 @@ pub enum PlanError {
     /// A key's replica lookup failed.
     #[error(transparent)]
     Ring(#[from] RingError),
+    /// More keys than item indexes (`u32`) can number.
+    #[error("DoBatch: too many keys")]
+    TooManyKeys,
 }
 
 /// Why a batch failed.
@@ -95,6 +98,9 @@ pub enum BatchError<E> {
     /// A key's replica lookup failed; no call was made.
     #[error(transparent)]
     Ring(RingError),
+    /// More keys than item indexes (`u32`) can number; no call was made.
+    #[error("DoBatch: too many keys")]
+    TooManyKeys,
     /// An instance's error that made an item fail (the first item to fail decides).
     #[error(transparent)]
     Instance(E),
@@ -109,6 +115,7 @@ impl<E> From<PlanError> for BatchError<E> {
         match e {
             PlanError::NoInstances => BatchError::NoInstances,
             PlanError::Ring(r) => BatchError::Ring(r),
+            PlanError::TooManyKeys => BatchError::TooManyKeys,
         }
     }
 }
@@ -166,7 +173,7 @@ impl<E, C> BatchOptions<E, C> {
 }
 
 /// Quorum bookkeeping of one item.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 struct ItemTracker {
     min_success: u32,
     max_failures: u32,
@@ -188,9 +195,14 @@ pub struct BatchBuffers {
     slot_of: Vec<u32>,
     /// Instance handed to each slot's callback.
     slot_instance: Vec<InstanceIdx>,
-    /// Replica slots of every key, concatenated; `key_end[k]` ends key `k`'s run.
+    /// Item indexes in lookup order.
+    order: Vec<u32>,
+    /// Counting-sort buckets for `order`.
+    counts: Vec<u32>,
+    /// Replica slots of every key, concatenated in lookup order; item `i`'s run is
+    /// `key_slots[key_start[2i]..key_start[2i + 1]]`.
     key_slots: Vec<u32>,
-    key_end: Vec<u32>,
+    key_start: Vec<u32>,
     /// `items[slot_start[s]..slot_start[s + 1]]` are the item indexes of slot `s`.
     slot_start: Vec<u32>,
     items: Vec<u32>,
@@ -208,7 +220,12 @@ impl BatchBuffers {
 
     /// The synchronous half of `DoBatch`: looks up each key's replicas for `op` at `now`
     /// (key `i` is item `i`), groups the item indexes by instance address and sets up one
-    /// quorum tracker per item. Fails if the ring has no instances or a lookup fails.
+    /// quorum tracker per item. Fails if the ring has no instances or a lookup fails (with
+    /// the error of the first failing key, in key order).
+    ///
+    /// Keys are looked up in an order bucketed by their top bits, so consecutive lookups
+    /// touch neighbouring parts of the token table instead of missing the cache on every
+    /// key; results are stored per item, so the order is invisible to callers.
     pub fn plan<'a>(
         &'a mut self,
         ring: &'a RingSnapshot,
@@ -220,12 +237,18 @@ impl BatchBuffers {
         if n == 0 {
             return Err(PlanError::NoInstances);
         }
+        if keys.len() >= u32::MAX as usize {
+            // Item indexes are u32; no real batch comes close.
+            return Err(PlanError::TooManyKeys);
+        }
         let BatchBuffers {
             get,
             slot_of,
             slot_instance,
+            order,
+            counts,
             key_slots,
-            key_end,
+            key_start,
             slot_start,
             items,
             fill,
@@ -236,16 +259,24 @@ impl BatchBuffers {
         slot_of.resize(n, NONE);
         slot_instance.clear();
         key_slots.clear();
-        key_end.clear();
+        key_start.clear();
+        key_start.resize(keys.len() * 2, 0);
         trackers.clear();
+        trackers.resize(keys.len(), ItemTracker::default());
         *pending = 0;
+        locality_order(keys, order, counts);
         // Address → slot, consulted once per instance met (not per replica).
         let mut by_addr: HashMap<&'a str, u32> = HashMap::new();
 
-        for &key in keys {
-            let replicas = ring.get(key, op, now, get)?;
+        for &item in order.iter() {
+            let key = keys[item as usize];
+            let replicas = match ring.get(key, op, now, get) {
+                Ok(r) => r,
+                Err(_) => return Err(first_lookup_error(ring, op, now, keys, get)),
+            };
             let len = replicas.len() as u32;
             let max_failures = replicas.max_errors as u32;
+            key_start[item as usize * 2] = key_slots.len() as u32;
             for &idx in replicas.indices() {
                 let mut slot = slot_of[idx as usize];
                 if slot == NONE {
@@ -262,12 +293,12 @@ impl BatchBuffers {
                 }
                 key_slots.push(slot);
             }
-            key_end.push(key_slots.len() as u32);
+            key_start[item as usize * 2 + 1] = key_slots.len() as u32;
             let min_success = len.saturating_sub(max_failures);
             if min_success > 0 {
                 *pending += 1;
             }
-            trackers.push(ItemTracker {
+            trackers[item as usize] = ItemTracker {
                 min_success,
                 max_failures,
                 succeeded: 0,
@@ -275,10 +306,10 @@ impl BatchBuffers {
                 failed_server: 0,
                 remaining: len,
                 last_err: NONE,
-            });
+            };
         }
 
-        // Counting sort of (slot, item) pairs into per-slot runs.
+        // Counting sort of (slot, item) pairs into per-slot runs, items ascending.
         let slots = slot_instance.len();
         slot_start.clear();
         slot_start.resize(slots + 1, 0);
@@ -292,18 +323,56 @@ impl BatchBuffers {
         fill.extend_from_slice(&slot_start[..slots]);
         items.clear();
         items.resize(key_slots.len(), 0);
-        let mut start = 0usize;
-        for (item, &end) in key_end.iter().enumerate() {
-            for &s in &key_slots[start..end as usize] {
+        for (item, run) in key_start.chunks_exact(2).enumerate() {
+            for &s in &key_slots[run[0] as usize..run[1] as usize] {
                 let at = &mut fill[s as usize];
                 items[*at as usize] = item as u32;
                 *at += 1;
             }
-            start = end as usize;
         }
 
         Ok(BatchPlan { ring, bufs: self })
     }
+}
+
+/// Orders item indexes by the top bits of their keys (a one-pass counting sort), about
+/// one bucket per key: lookups in this order walk the token table forwards.
+fn locality_order(keys: &[u32], order: &mut Vec<u32>, counts: &mut Vec<u32>) {
+    order.clear();
+    if keys.len() < 64 {
+        // Too few keys for locality to pay for the pass.
+        order.extend(0..keys.len() as u32);
+        return;
+    }
+    let bits = (usize::BITS - keys.len().leading_zeros()).clamp(4, 16);
+    let shift = 32 - bits;
+    counts.clear();
+    counts.resize((1 << bits) + 1, 0);
+    for &k in keys {
+        counts[(k >> shift) as usize + 1] += 1;
+    }
+    for b in 1..counts.len() {
+        counts[b] += counts[b - 1];
+    }
+    order.resize(keys.len(), 0);
+    for (i, &k) in keys.iter().enumerate() {
+        let at = &mut counts[(k >> shift) as usize];
+        order[*at as usize] = i as u32;
+        *at += 1;
+    }
+}
+
+/// The error of the first key, in key order, whose lookup fails (the error dskit returns).
+fn first_lookup_error(
+    ring: &RingSnapshot,
+    op: Operation,
+    now: SystemTime,
+    keys: &[u32],
+    buf: &mut GetBuffer,
+) -> PlanError {
+    keys.iter()
+        .find_map(|&k| ring.get(k, op, now, buf).err())
+        .map_or(PlanError::Ring(RingError::EmptyRing), PlanError::Ring)
 }
 
 /// A planned batch: which instance gets which items. Borrowing the buffers, it is either
