@@ -61,6 +61,7 @@
 //!   callback is the first instance met with that address.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -266,7 +267,7 @@ impl BatchBuffers {
         *pending = 0;
         locality_order(keys, order, counts);
         // Address → slot, consulted once per instance met (not per replica).
-        let mut by_addr: HashMap<&'a str, u32> = HashMap::new();
+        let mut by_addr: HashMap<&'a str, u32, BuildHasherDefault<Fnv1a>> = HashMap::default();
 
         for &item in order.iter() {
             let key = keys[item as usize];
@@ -332,6 +333,26 @@ impl BatchBuffers {
         }
 
         Ok(BatchPlan { ring, bufs: self })
+    }
+}
+
+/// FNV-1a: instance addresses are short and come from the ring, not from an attacker, so
+/// a cheap hash beats SipHash here (hashing was ~7% of a 100×100 batch).
+#[derive(Default)]
+struct Fnv1a(u64);
+
+impl Hasher for Fnv1a {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
     }
 }
 

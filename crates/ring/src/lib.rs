@@ -42,5 +42,6 @@ pub mod tokens;
 pub use batch::{BatchBuffers, BatchError, BatchOptions, BatchOutcome, do_batch};
 pub use model::{Desc, InstanceDesc, InstanceState};
 pub use op::Operation;
+pub use quorum::{QuorumConfig, QuorumError};
 pub use replication::ReplicationSet;
 pub use snapshot::{GetBuffer, InstanceIdx, KeyReplicas, RingConfig, RingError, RingSnapshot};
