@@ -260,10 +260,10 @@ impl BatchBuffers {
         slot_of.resize(n, NONE);
         slot_instance.clear();
         key_slots.clear();
-        key_start.clear();
-        key_start.resize(keys.len() * 2, 0);
-        trackers.clear();
-        trackers.resize(keys.len(), ItemTracker::default());
+        // Every entry of these is written below: resize without clearing, so a reused buffer
+        // of the right size costs no memset.
+        set_len(key_start, keys.len() * 2, 0);
+        set_len(trackers, keys.len(), ItemTracker::default());
         *pending = 0;
         locality_order(keys, order, counts);
         // Address → slot, consulted once per instance met (not per replica).
@@ -322,8 +322,7 @@ impl BatchBuffers {
         }
         fill.clear();
         fill.extend_from_slice(&slot_start[..slots]);
-        items.clear();
-        items.resize(key_slots.len(), 0);
+        set_len(items, key_slots.len(), 0);
         for (item, run) in key_start.chunks_exact(2).enumerate() {
             for &s in &key_slots[run[0] as usize..run[1] as usize] {
                 let at = &mut fill[s as usize];
@@ -363,9 +362,9 @@ impl Hasher for Fnv1a {
 /// Orders item indexes by the top bits of their keys (a one-pass counting sort), about
 /// one bucket per key: lookups in this order walk the token table forwards.
 fn locality_order(keys: &[u32], order: &mut Vec<u32>, counts: &mut Vec<u32>) {
-    order.clear();
     if keys.len() < 64 {
         // Too few keys for locality to pay for the pass.
+        order.clear();
         order.extend(0..keys.len() as u32);
         return;
     }
@@ -379,12 +378,18 @@ fn locality_order(keys: &[u32], order: &mut Vec<u32>, counts: &mut Vec<u32>) {
     for b in 1..counts.len() {
         counts[b] += counts[b - 1];
     }
-    order.resize(keys.len(), 0);
+    set_len(order, keys.len(), 0);
     for (i, &k) in keys.iter().enumerate() {
         let at = &mut counts[(k >> shift) as usize];
         order[*at as usize] = i as u32;
         *at += 1;
     }
+}
+
+/// Makes `v` exactly `len` long; existing entries keep stale values the caller overwrites.
+fn set_len<T: Clone>(v: &mut Vec<T>, len: usize, fill: T) {
+    v.truncate(len);
+    v.resize(len, fill);
 }
 
 /// The error of the first key, in key order, whose lookup fails (the error dskit returns).
