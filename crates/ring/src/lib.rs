@@ -16,7 +16,9 @@
 //! - [`op`]: operations (Write, Read, Reporting, ...) and per-operation health.
 //! - [`snapshot`]: [`RingSnapshot`], an immutable read-optimised view with `get`, whole-ring
 //!   replication sets, ownership and counts.
-//! - [`replication`]: [`ReplicationSet`], the instances an operation reaches.
+//! - [`replication`]: [`ReplicationSet`], the instances an operation reaches, and its helpers.
+//! - [`quorum`]: quorum tracking and `do_until_quorum` over a replication set.
+//! - [`batch`]: `DoBatch`, one call per instance for many keyed items, with per-item quorum.
 //! - [`hash`]: FNV-1 32 series hashing as Cortex and Mimir shard series.
 //!
 //! ## Contract
@@ -26,16 +28,20 @@
 //! a caller-owned buffer so the hot path does not allocate.
 #![deny(missing_docs)]
 
+pub mod batch;
 pub mod codec;
 pub mod hash;
 pub mod merge;
 pub mod model;
 pub mod op;
+pub mod quorum;
 pub mod replication;
 pub mod snapshot;
 pub mod tokens;
 
+pub use batch::{BatchBuffers, BatchError, BatchOptions, BatchOutcome, do_batch};
 pub use model::{Desc, InstanceDesc, InstanceState};
 pub use op::Operation;
+pub use quorum::{QuorumConfig, QuorumError};
 pub use replication::ReplicationSet;
 pub use snapshot::{GetBuffer, InstanceIdx, KeyReplicas, RingConfig, RingError, RingSnapshot};
