@@ -203,12 +203,27 @@ pub struct GetBuffer {
     seen: Vec<u64>,
     zone_found: Vec<u32>,
     zone_examined: Vec<u32>,
+    /// Health deadline of the last call: batches look up many keys at one `now`.
+    deadline: Option<(SystemTime, Duration, i64)>,
 }
 
 impl GetBuffer {
     /// An empty buffer; it grows on first use.
     pub fn new() -> GetBuffer {
         GetBuffer::default()
+    }
+
+    /// [`min_healthy_timestamp`], remembered for repeated calls at the same `now`.
+    #[inline]
+    fn min_healthy_timestamp(&mut self, now: SystemTime, timeout: Duration) -> i64 {
+        match self.deadline {
+            Some((n, t, ts)) if n == now && t == timeout => ts,
+            _ => {
+                let ts = min_healthy_timestamp(now, timeout);
+                self.deadline = Some((now, timeout, ts));
+                ts
+            }
+        }
     }
 
     #[inline]
@@ -652,7 +667,7 @@ impl RingSnapshot {
             });
         }
         self.find_instances(key, op, rf, buf);
-        let min_ts = min_healthy_timestamp(now, self.cfg.heartbeat_timeout);
+        let min_ts = buf.min_healthy_timestamp(now, self.cfg.heartbeat_timeout);
         let max_errors = self.filter(op, rf, min_ts, &mut buf.out)?;
         Ok(KeyReplicas {
             ring: self,
