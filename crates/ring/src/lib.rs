@@ -27,11 +27,13 @@
 #![deny(missing_docs)]
 
 pub mod codec;
+pub mod gorand;
 pub mod hash;
 pub mod merge;
 pub mod model;
 pub mod op;
 pub mod replication;
+pub mod shuffle;
 pub mod snapshot;
 pub mod tokens;
 

@@ -1,0 +1,1 @@
+//! Shuffle sharding (spec/ring.md §3.5).
