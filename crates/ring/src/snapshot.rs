@@ -22,6 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::model::{Desc, InstanceDesc, InstanceState, token_distance};
 use crate::op::Operation;
 use crate::replication::ReplicationSet;
+use crate::shuffle::ShuffleState;
 
 /// How lookups behave: replication factor, zone awareness, health timeout.
 ///
@@ -288,6 +289,8 @@ pub struct RingSnapshot {
     /// Instances per zone (with or without tokens).
     zone_instances: Vec<u32>,
     table: Arc<TokenTable>,
+    /// Shuffle-shard subring cache (see [`crate::shuffle`]).
+    shuffle: ShuffleState,
 }
 
 impl RingSnapshot {
@@ -304,6 +307,7 @@ impl RingSnapshot {
             zones,
             zone_instances,
             table,
+            shuffle: ShuffleState::fresh(true),
         }
     }
 
@@ -318,7 +322,8 @@ impl RingSnapshot {
     pub fn update(&self, mut desc: Desc) -> RingSnapshot {
         let instances = Self::prepare_instances(&mut desc, &self.cfg);
         let (zones, hot, zone_instances) = Self::index_instances(&instances);
-        let table = if self.same_topology(&instances) {
+        let same_topology = self.same_topology(&instances);
+        let table = if same_topology {
             Arc::clone(&self.table)
         } else {
             Arc::new(build_token_table(&instances, &hot, zones.len()))
@@ -330,6 +335,7 @@ impl RingSnapshot {
             zones,
             zone_instances,
             table,
+            shuffle: self.shuffle.successor(same_topology),
         }
     }
 
@@ -924,6 +930,79 @@ impl RingSnapshot {
     }
 }
 
+/// Crate-internal constructors and accessors used by shuffle sharding.
+impl RingSnapshot {
+    /// A snapshot of already prepared parts: `instances` sorted by ID (tombstones and
+    /// excluded zones already dropped, tokens sorted), `tokens` sorted and unique, and
+    /// `owners[i]` (an index into `instances`) owning `tokens[i]`. Skips the sort that
+    /// [`Self::new`] does, which is most of the cost of building a small subring.
+    pub(crate) fn from_sorted_parts(
+        cfg: RingConfig,
+        instances: Vec<InstanceDesc>,
+        tokens: Vec<u32>,
+        owners: Vec<InstanceIdx>,
+        shuffle: ShuffleState,
+    ) -> RingSnapshot {
+        let (zones, hot, zone_instances) = Self::index_instances(&instances);
+        let table = Arc::new(finish_token_table(
+            tokens,
+            owners,
+            &hot,
+            zones.len(),
+            instances.len(),
+        ));
+        RingSnapshot {
+            cfg,
+            instances,
+            hot,
+            zones,
+            zone_instances,
+            table,
+            shuffle,
+        }
+    }
+
+    /// The same subring with each instance's descriptor replaced by `parent`'s current
+    /// one (`parent_indices[i]` is the parent index of this snapshot's instance `i`). Only
+    /// valid when `parent` has the topology this subring was cut from: token tables are
+    /// shared, only states and heartbeats change.
+    pub(crate) fn refreshed_from(
+        &self,
+        parent: &RingSnapshot,
+        parent_indices: &[InstanceIdx],
+    ) -> RingSnapshot {
+        let instances: Vec<InstanceDesc> = parent_indices
+            .iter()
+            .map(|&i| parent.instances[i as usize].clone())
+            .collect();
+        let (zones, hot, zone_instances) = Self::index_instances(&instances);
+        RingSnapshot {
+            cfg: self.cfg.clone(),
+            instances,
+            hot,
+            zones,
+            zone_instances,
+            table: Arc::clone(&self.table),
+            shuffle: self.shuffle.successor(false),
+        }
+    }
+
+    /// The shuffle-shard cache state of this snapshot.
+    pub(crate) fn shuffle_state(&self) -> &ShuffleState {
+        &self.shuffle
+    }
+
+    /// Replaces the shuffle-shard cache state (used to switch the cache off).
+    pub(crate) fn set_shuffle_state(&mut self, shuffle: ShuffleState) {
+        self.shuffle = shuffle;
+    }
+
+    /// Instances per zone, in [`Self::zones`] order (with or without tokens).
+    pub(crate) fn zone_instance_counts(&self) -> &[u32] {
+        &self.zone_instances
+    }
+}
+
 const KEYSPACE: f64 = 4_294_967_296.0;
 
 /// Zone counters live on the stack up to this many zones.
@@ -997,7 +1076,18 @@ fn build_token_table(instances: &[InstanceDesc], hot: &[Hot], zones: usize) -> T
         owners.push(idx);
     }
     drop(pairs);
+    finish_token_table(tokens, owners, hot, zones, instances.len())
+}
 
+/// The per-zone tables, ownership and bucket index of sorted, unique `tokens` owned by
+/// `owners` (indices into `hot`).
+fn finish_token_table(
+    tokens: Vec<u32>,
+    owners: Vec<InstanceIdx>,
+    hot: &[Hot],
+    zones: usize,
+    n_instances: usize,
+) -> TokenTable {
     let mut per_zone = vec![0usize; zones];
     for &o in &owners {
         per_zone[hot[o as usize].zone as usize] += 1;
@@ -1006,7 +1096,7 @@ fn build_token_table(instances: &[InstanceDesc], hot: &[Hot], zones: usize) -> T
         .iter()
         .map(|&n| (Vec::with_capacity(n), Vec::with_capacity(n)))
         .collect();
-    let mut owned_global = vec![0u64; instances.len()];
+    let mut owned_global = vec![0u64; n_instances];
     let mut prev = tokens.last().copied().unwrap_or(0);
     for (&t, &o) in tokens.iter().zip(&owners) {
         let (zt, zo) = &mut zone_tokens[hot[o as usize].zone as usize];
@@ -1015,7 +1105,7 @@ fn build_token_table(instances: &[InstanceDesc], hot: &[Hot], zones: usize) -> T
         owned_global[o as usize] += token_distance(prev, t);
         prev = t;
     }
-    let mut owned_in_zone = vec![0u64; instances.len()];
+    let mut owned_in_zone = vec![0u64; n_instances];
     for (zt, zo) in &zone_tokens {
         let mut prev = zt.last().copied().unwrap_or(0);
         for (&t, &o) in zt.iter().zip(zo) {
