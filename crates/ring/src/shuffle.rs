@@ -48,8 +48,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use md5::{Digest, Md5};
 
 use crate::gorand::ShardRng;
-use crate::model::{Desc, InstanceDesc};
-use crate::snapshot::{InstanceIdx, RingSnapshot};
+use crate::model::{Desc, InstanceDesc, token_distance};
+use crate::snapshot::{InstanceIdx, PreparedTokens, RingSnapshot};
 
 /// Seed of the shard generator for `tenant` in `zone` (dskit's `ShuffleShardSeed`): the
 /// first 8 bytes of `MD5(tenant ‖ 0x00 ‖ zone)`, big-endian, as a signed integer; the
@@ -216,10 +216,16 @@ impl RingSnapshot {
         let state = self.shuffle_state();
         let cache = &state.cache;
         if cache.enabled {
-            let hit = read(&cache.plain)
+            let guard = read(&cache.plain);
+            let hit = guard
                 .get(tenant)
-                .and_then(|v| v.iter().find(|e| e.size == size).cloned());
+                .and_then(|v| v.iter().find(|e| e.size == size));
             if let Some(e) = hit {
+                if e.generation == state.generation {
+                    return Arc::clone(&e.ring);
+                }
+                let e = e.clone();
+                drop(guard);
                 return self.fresh_entry(e, |refreshed| {
                     let mut map = write(&cache.plain);
                     if let Some(slot) = map
@@ -522,22 +528,28 @@ impl RingSnapshot {
     }
 
     /// A subring of the instances at `picked` (sorted parent indices). Their token lists
-    /// are already sorted, so the merged table is built with one bucket pass over the
-    /// shard's tokens instead of a sort.
+    /// are already sorted, so the tables are built in a bucket pass and one merge pass
+    /// over the shard's tokens instead of a sort (see [`prepare_tokens`]).
     fn build_subring(&self, picked: &[InstanceIdx]) -> RingSnapshot {
         let state = ShuffleState::fresh(self.subring_cache_enabled());
         let instances: Vec<InstanceDesc> = picked
             .iter()
             .map(|&i| self.instance_at(i).clone())
             .collect();
-        match merge_tokens(&instances) {
-            Some((tokens, owners)) => RingSnapshot::from_sorted_parts(
-                self.config().clone(),
-                instances,
-                tokens,
-                owners,
-                state,
-            ),
+        // The subring's zones are the parent's zones that have a shard instance, in the
+        // same (sorted) order.
+        let mut zone_map = vec![u32::MAX; self.zones_count()];
+        for &i in picked {
+            zone_map[self.zone_of(i)] = 0;
+        }
+        let mut n_zones = 0u32;
+        for z in zone_map.iter_mut().filter(|z| **z == 0) {
+            *z = n_zones;
+            n_zones += 1;
+        }
+        let sub_zone: Vec<u32> = picked.iter().map(|&i| zone_map[self.zone_of(i)]).collect();
+        match prepare_tokens(&instances, &sub_zone, n_zones as usize) {
+            Some(t) => RingSnapshot::from_prepared(self.config().clone(), instances, t, state),
             None => {
                 // Two shard instances claim the same token: let the general constructor
                 // apply the ring's conflict rules.
@@ -552,19 +564,32 @@ impl RingSnapshot {
     }
 }
 
-/// Merges the sorted token lists of `instances` into one sorted list with owners, or
-/// `None` if a token appears twice. Tokens are scattered into buckets by their top bits
-/// (about one token per bucket) and each bucket is then put in order by insertion, which
-/// is linear for the uniformly spread tokens rings use.
-fn merge_tokens(instances: &[InstanceDesc]) -> Option<(Vec<u32>, Vec<InstanceIdx>)> {
+/// The token tables of a shard: all tokens sorted with owners, per-zone lists and
+/// ownership, or `None` if a token appears twice. `sub_zone[i]` is instance `i`'s zone
+/// index among `zones`.
+///
+/// Tokens are scattered into buckets by their top bits (about one token per bucket) and
+/// each bucket is put in order by insertion, which is linear for the uniformly spread
+/// tokens rings use; one more pass then fills every table.
+fn prepare_tokens(
+    instances: &[InstanceDesc],
+    sub_zone: &[u32],
+    zones: usize,
+) -> Option<PreparedTokens> {
     let total: usize = instances.iter().map(|d| d.tokens.len()).sum();
-    if total == 0 {
-        return Some((Vec::new(), Vec::new()));
-    }
-    let bits = (usize::BITS - total.leading_zeros()).clamp(4, 20);
+    let bits = (usize::BITS - total.max(1).leading_zeros()).clamp(4, 20);
     let shift = 32 - bits;
     let mut cursor = vec![0u32; (1usize << bits) + 1];
-    for d in instances {
+    // Per zone: number of tokens and the largest token (the predecessor of the zone's
+    // first token on the circle).
+    let mut zone_len = vec![0usize; zones];
+    let mut zone_last: Vec<Option<u32>> = vec![None; zones];
+    for (d, &z) in instances.iter().zip(sub_zone) {
+        let z = z as usize;
+        zone_len[z] += d.tokens.len();
+        if let Some(&last) = d.tokens.last() {
+            zone_last[z] = Some(zone_last[z].map_or(last, |m| m.max(last)));
+        }
         for &t in &d.tokens {
             cursor[(t >> shift) as usize + 1] += 1;
         }
@@ -576,7 +601,9 @@ fn merge_tokens(instances: &[InstanceDesc]) -> Option<(Vec<u32>, Vec<InstanceIdx
     for (i, d) in instances.iter().enumerate() {
         for &t in &d.tokens {
             let c = &mut cursor[(t >> shift) as usize];
-            pairs[*c as usize] = (u64::from(t) << 32) | i as u64;
+            if let Some(slot) = pairs.get_mut(*c as usize) {
+                *slot = (u64::from(t) << 32) | i as u64;
+            }
             *c += 1;
         }
     }
@@ -589,17 +616,41 @@ fn merge_tokens(instances: &[InstanceDesc]) -> Option<(Vec<u32>, Vec<InstanceIdx
         }
         pairs[j] = v;
     }
+
     let mut tokens = Vec::with_capacity(total);
     let mut owners = Vec::with_capacity(total);
-    let mut prev: Option<u32> = None;
+    let mut zone_tokens: Vec<(Vec<u32>, Vec<InstanceIdx>)> = zone_len
+        .iter()
+        .map(|&n| (Vec::with_capacity(n), Vec::with_capacity(n)))
+        .collect();
+    let mut owned_global = vec![0u64; instances.len()];
+    let mut owned_in_zone = vec![0u64; instances.len()];
+    let mut prev_zone: Vec<u32> = zone_last.iter().map(|l| l.unwrap_or(0)).collect();
+    let mut prev = pairs.last().map_or(0, |&p| (p >> 32) as u32);
+    let mut last_seen: Option<u32> = None;
     for &p in &pairs {
         let t = (p >> 32) as u32;
-        if prev == Some(t) {
+        let o = p as u32;
+        if last_seen == Some(t) {
             return None;
         }
-        prev = Some(t);
+        last_seen = Some(t);
         tokens.push(t);
-        owners.push(p as InstanceIdx);
+        owners.push(o);
+        owned_global[o as usize] += token_distance(prev, t);
+        prev = t;
+        let z = sub_zone[o as usize] as usize;
+        owned_in_zone[o as usize] += token_distance(prev_zone[z], t);
+        prev_zone[z] = t;
+        let (zt, zo) = &mut zone_tokens[z];
+        zt.push(t);
+        zo.push(o);
     }
-    Some((tokens, owners))
+    Some(PreparedTokens {
+        tokens,
+        owners,
+        zone_tokens,
+        owned_in_zone,
+        owned_global,
+    })
 }

@@ -930,34 +930,50 @@ impl RingSnapshot {
     }
 }
 
+/// Token tables prepared outside this module (see [`RingSnapshot::from_prepared`]); the
+/// fields mean what the same fields of the private token table mean.
+pub(crate) struct PreparedTokens {
+    /// All tokens, sorted, unique.
+    pub(crate) tokens: Vec<u32>,
+    /// Owner of each token.
+    pub(crate) owners: Vec<InstanceIdx>,
+    /// Sorted tokens and owners of each zone, zones in name order.
+    pub(crate) zone_tokens: Vec<(Vec<u32>, Vec<InstanceIdx>)>,
+    /// Keys owned per instance in its zone's ring.
+    pub(crate) owned_in_zone: Vec<u64>,
+    /// Keys owned per instance in the whole ring.
+    pub(crate) owned_global: Vec<u64>,
+}
+
 /// Crate-internal constructors and accessors used by shuffle sharding.
 impl RingSnapshot {
-    /// A snapshot of already prepared parts: `instances` sorted by ID (tombstones and
-    /// excluded zones already dropped, tokens sorted), `tokens` sorted and unique, and
-    /// `owners[i]` (an index into `instances`) owning `tokens[i]`. Skips the sort that
-    /// [`Self::new`] does, which is most of the cost of building a small subring.
-    pub(crate) fn from_sorted_parts(
+    /// A snapshot of instances whose token tables were computed by the caller (shuffle
+    /// shards build them in one pass from already sorted per-instance lists). `instances`
+    /// must be sorted by ID and prepared as in [`Self::new`]; `t` must describe exactly
+    /// their tokens, with zone indices in sorted-zone-name order.
+    pub(crate) fn from_prepared(
         cfg: RingConfig,
         instances: Vec<InstanceDesc>,
-        tokens: Vec<u32>,
-        owners: Vec<InstanceIdx>,
+        t: PreparedTokens,
         shuffle: ShuffleState,
     ) -> RingSnapshot {
         let (zones, hot, zone_instances) = Self::index_instances(&instances);
-        let table = Arc::new(finish_token_table(
-            tokens,
-            owners,
-            &hot,
-            zones.len(),
-            instances.len(),
-        ));
+        let (bucket, shift) = bucket_index(&t.tokens);
         RingSnapshot {
             cfg,
             instances,
             hot,
             zones,
             zone_instances,
-            table,
+            table: Arc::new(TokenTable {
+                tokens: t.tokens,
+                owners: t.owners,
+                bucket,
+                shift,
+                zone_tokens: t.zone_tokens,
+                owned_in_zone: t.owned_in_zone,
+                owned_global: t.owned_global,
+            }),
             shuffle,
         }
     }
@@ -1114,18 +1130,7 @@ fn finish_token_table(
         }
     }
 
-    let bits = bucket_bits(tokens.len());
-    let shift = 32 - bits;
-    let buckets = 1usize << bits;
-    let mut bucket = vec![0u32; buckets + 1];
-    // Count tokens per bucket, then prefix-sum into start indices.
-    for &t in &tokens {
-        bucket[(t >> shift) as usize + 1] += 1;
-    }
-    for b in 1..=buckets {
-        bucket[b] += bucket[b - 1];
-    }
-
+    let (bucket, shift) = bucket_index(&tokens);
     TokenTable {
         tokens,
         owners,
@@ -1135,6 +1140,22 @@ fn finish_token_table(
         owned_in_zone,
         owned_global,
     }
+}
+
+/// The bucket index over sorted `tokens` and its shift (see [`TokenTable::bucket`]).
+fn bucket_index(tokens: &[u32]) -> (Vec<u32>, u32) {
+    let bits = bucket_bits(tokens.len());
+    let shift = 32 - bits;
+    let buckets = 1usize << bits;
+    let mut bucket = vec![0u32; buckets + 1];
+    // Count tokens per bucket, then prefix-sum into start indices.
+    for &t in tokens {
+        bucket[(t >> shift) as usize + 1] += 1;
+    }
+    for b in 1..=buckets {
+        bucket[b] += bucket[b - 1];
+    }
+    (bucket, shift)
 }
 
 /// Bucket index size: about one bucket per token, between 2^4 and 2^20 buckets.
