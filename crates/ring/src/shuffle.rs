@@ -48,7 +48,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use md5::{Digest, Md5};
 
 use crate::gorand::ShardRng;
-use crate::model::{Desc, InstanceDesc, token_distance};
+use crate::model::{Desc, InstanceDesc};
 use crate::snapshot::{InstanceIdx, PreparedTokens, RingSnapshot};
 
 /// Seed of the shard generator for `tenant` in `zone` (dskit's `ShuffleShardSeed`): the
@@ -564,6 +564,16 @@ impl RingSnapshot {
     }
 }
 
+/// Keys from `from` (exclusive) to `to` (inclusive) clockwise; a token to itself is the
+/// whole circle. Same as [`crate::model::token_distance`], without a branch on order.
+#[inline(always)]
+fn circle_distance(from: u32, to: u32) -> u64 {
+    match to.wrapping_sub(from) {
+        0 => 1 << 32,
+        d => u64::from(d),
+    }
+}
+
 /// The token tables of a shard: all tokens sorted with owners, per-zone lists and
 /// ownership, or `None` if a token appears twice. `sub_zone[i]` is instance `i`'s zone
 /// index among `zones`.
@@ -617,8 +627,11 @@ fn prepare_tokens(
         pairs[j] = v;
     }
 
-    let mut tokens = Vec::with_capacity(total);
-    let mut owners = Vec::with_capacity(total);
+    if pairs.windows(2).any(|w| w[0] >> 32 == w[1] >> 32) {
+        return None;
+    }
+    let mut tokens = vec![0u32; total];
+    let mut owners = vec![0 as InstanceIdx; total];
     let mut zone_tokens: Vec<(Vec<u32>, Vec<InstanceIdx>)> = zone_len
         .iter()
         .map(|&n| (Vec::with_capacity(n), Vec::with_capacity(n)))
@@ -627,24 +640,26 @@ fn prepare_tokens(
     let mut owned_in_zone = vec![0u64; instances.len()];
     let mut prev_zone: Vec<u32> = zone_last.iter().map(|l| l.unwrap_or(0)).collect();
     let mut prev = pairs.last().map_or(0, |&p| (p >> 32) as u32);
-    let mut last_seen: Option<u32> = None;
-    for &p in &pairs {
+    for ((&p, t_out), o_out) in pairs.iter().zip(tokens.iter_mut()).zip(owners.iter_mut()) {
         let t = (p >> 32) as u32;
         let o = p as u32;
-        if last_seen == Some(t) {
-            return None;
+        *t_out = t;
+        *o_out = o;
+        if let Some(g) = owned_global.get_mut(o as usize) {
+            *g += circle_distance(prev, t);
         }
-        last_seen = Some(t);
-        tokens.push(t);
-        owners.push(o);
-        owned_global[o as usize] += token_distance(prev, t);
         prev = t;
-        let z = sub_zone[o as usize] as usize;
-        owned_in_zone[o as usize] += token_distance(prev_zone[z], t);
-        prev_zone[z] = t;
-        let (zt, zo) = &mut zone_tokens[z];
-        zt.push(t);
-        zo.push(o);
+        let z = sub_zone.get(o as usize).map_or(0, |&z| z as usize);
+        if let (Some(pz), Some(oz), Some((zt, zo))) = (
+            prev_zone.get_mut(z),
+            owned_in_zone.get_mut(o as usize),
+            zone_tokens.get_mut(z),
+        ) {
+            *oz += circle_distance(*pz, t);
+            *pz = t;
+            zt.push(t);
+            zo.push(o);
+        }
     }
     Some(PreparedTokens {
         tokens,
