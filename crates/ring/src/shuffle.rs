@@ -83,7 +83,7 @@ fn per_zone_go(size: usize, zones: usize) -> i64 {
     let f = (size as f64 / zones as f64).ceil();
     // Go's float-to-int conversion of an out-of-range value yields the minimum integer on
     // amd64; a negative count then picks nothing, as there.
-    if f.is_nan() || f >= 9.223_372_036_854_775_808e18 {
+    if f.is_nan() || f >= 2f64.powi(63) {
         i64::MIN
     } else {
         f as i64
