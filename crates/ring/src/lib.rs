@@ -30,12 +30,14 @@
 
 pub mod batch;
 pub mod codec;
+pub mod gorand;
 pub mod hash;
 pub mod merge;
 pub mod model;
 pub mod op;
 pub mod quorum;
 pub mod replication;
+pub mod shuffle;
 pub mod snapshot;
 pub mod tokens;
 

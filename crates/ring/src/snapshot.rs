@@ -22,6 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::model::{Desc, InstanceDesc, InstanceState, token_distance};
 use crate::op::Operation;
 use crate::replication::ReplicationSet;
+use crate::shuffle::ShuffleState;
 
 /// How lookups behave: replication factor, zone awareness, health timeout.
 ///
@@ -303,6 +304,8 @@ pub struct RingSnapshot {
     /// Instances per zone (with or without tokens).
     zone_instances: Vec<u32>,
     table: Arc<TokenTable>,
+    /// Shuffle-shard subring cache (see [`crate::shuffle`]).
+    shuffle: ShuffleState,
 }
 
 impl RingSnapshot {
@@ -319,6 +322,7 @@ impl RingSnapshot {
             zones,
             zone_instances,
             table,
+            shuffle: ShuffleState::fresh(true),
         }
     }
 
@@ -333,7 +337,8 @@ impl RingSnapshot {
     pub fn update(&self, mut desc: Desc) -> RingSnapshot {
         let instances = Self::prepare_instances(&mut desc, &self.cfg);
         let (zones, hot, zone_instances) = Self::index_instances(&instances);
-        let table = if self.same_topology(&instances) {
+        let same_topology = self.same_topology(&instances);
+        let table = if same_topology {
             Arc::clone(&self.table)
         } else {
             Arc::new(build_token_table(&instances, &hot, zones.len()))
@@ -345,6 +350,7 @@ impl RingSnapshot {
             zones,
             zone_instances,
             table,
+            shuffle: self.shuffle.successor(same_topology),
         }
     }
 
@@ -939,6 +945,95 @@ impl RingSnapshot {
     }
 }
 
+/// Token tables prepared outside this module (see [`RingSnapshot::from_prepared`]); the
+/// fields mean what the same fields of the private token table mean.
+pub(crate) struct PreparedTokens {
+    /// All tokens, sorted, unique.
+    pub(crate) tokens: Vec<u32>,
+    /// Owner of each token.
+    pub(crate) owners: Vec<InstanceIdx>,
+    /// Sorted tokens and owners of each zone, zones in name order.
+    pub(crate) zone_tokens: Vec<(Vec<u32>, Vec<InstanceIdx>)>,
+    /// Keys owned per instance in its zone's ring.
+    pub(crate) owned_in_zone: Vec<u64>,
+    /// Keys owned per instance in the whole ring.
+    pub(crate) owned_global: Vec<u64>,
+}
+
+/// Crate-internal constructors and accessors used by shuffle sharding.
+impl RingSnapshot {
+    /// A snapshot of instances whose token tables were computed by the caller (shuffle
+    /// shards build them in one pass from already sorted per-instance lists). `instances`
+    /// must be sorted by ID and prepared as in [`Self::new`]; `t` must describe exactly
+    /// their tokens, with zone indices in sorted-zone-name order.
+    pub(crate) fn from_prepared(
+        cfg: RingConfig,
+        instances: Vec<InstanceDesc>,
+        t: PreparedTokens,
+        shuffle: ShuffleState,
+    ) -> RingSnapshot {
+        let (zones, hot, zone_instances) = Self::index_instances(&instances);
+        let (bucket, shift) = bucket_index(&t.tokens);
+        RingSnapshot {
+            cfg,
+            instances,
+            hot,
+            zones,
+            zone_instances,
+            table: Arc::new(TokenTable {
+                tokens: t.tokens,
+                owners: t.owners,
+                bucket,
+                shift,
+                zone_tokens: t.zone_tokens,
+                owned_in_zone: t.owned_in_zone,
+                owned_global: t.owned_global,
+            }),
+            shuffle,
+        }
+    }
+
+    /// The same subring with each instance's descriptor replaced by `parent`'s current
+    /// one (`parent_indices[i]` is the parent index of this snapshot's instance `i`). Only
+    /// valid when `parent` has the topology this subring was cut from: token tables are
+    /// shared, only states and heartbeats change.
+    pub(crate) fn refreshed_from(
+        &self,
+        parent: &RingSnapshot,
+        parent_indices: &[InstanceIdx],
+    ) -> RingSnapshot {
+        let instances: Vec<InstanceDesc> = parent_indices
+            .iter()
+            .map(|&i| parent.instances[i as usize].clone())
+            .collect();
+        let (zones, hot, zone_instances) = Self::index_instances(&instances);
+        RingSnapshot {
+            cfg: self.cfg.clone(),
+            instances,
+            hot,
+            zones,
+            zone_instances,
+            table: Arc::clone(&self.table),
+            shuffle: self.shuffle.successor(false),
+        }
+    }
+
+    /// The shuffle-shard cache state of this snapshot.
+    pub(crate) fn shuffle_state(&self) -> &ShuffleState {
+        &self.shuffle
+    }
+
+    /// Replaces the shuffle-shard cache state (used to switch the cache off).
+    pub(crate) fn set_shuffle_state(&mut self, shuffle: ShuffleState) {
+        self.shuffle = shuffle;
+    }
+
+    /// Instances per zone, in [`Self::zones`] order (with or without tokens).
+    pub(crate) fn zone_instance_counts(&self) -> &[u32] {
+        &self.zone_instances
+    }
+}
+
 const KEYSPACE: f64 = 4_294_967_296.0;
 
 /// Zone counters live on the stack up to this many zones.
@@ -1012,7 +1107,18 @@ fn build_token_table(instances: &[InstanceDesc], hot: &[Hot], zones: usize) -> T
         owners.push(idx);
     }
     drop(pairs);
+    finish_token_table(tokens, owners, hot, zones, instances.len())
+}
 
+/// The per-zone tables, ownership and bucket index of sorted, unique `tokens` owned by
+/// `owners` (indices into `hot`).
+fn finish_token_table(
+    tokens: Vec<u32>,
+    owners: Vec<InstanceIdx>,
+    hot: &[Hot],
+    zones: usize,
+    n_instances: usize,
+) -> TokenTable {
     let mut per_zone = vec![0usize; zones];
     for &o in &owners {
         per_zone[hot[o as usize].zone as usize] += 1;
@@ -1021,7 +1127,7 @@ fn build_token_table(instances: &[InstanceDesc], hot: &[Hot], zones: usize) -> T
         .iter()
         .map(|&n| (Vec::with_capacity(n), Vec::with_capacity(n)))
         .collect();
-    let mut owned_global = vec![0u64; instances.len()];
+    let mut owned_global = vec![0u64; n_instances];
     let mut prev = tokens.last().copied().unwrap_or(0);
     for (&t, &o) in tokens.iter().zip(&owners) {
         let (zt, zo) = &mut zone_tokens[hot[o as usize].zone as usize];
@@ -1030,7 +1136,7 @@ fn build_token_table(instances: &[InstanceDesc], hot: &[Hot], zones: usize) -> T
         owned_global[o as usize] += token_distance(prev, t);
         prev = t;
     }
-    let mut owned_in_zone = vec![0u64; instances.len()];
+    let mut owned_in_zone = vec![0u64; n_instances];
     for (zt, zo) in &zone_tokens {
         let mut prev = zt.last().copied().unwrap_or(0);
         for (&t, &o) in zt.iter().zip(zo) {
@@ -1039,18 +1145,7 @@ fn build_token_table(instances: &[InstanceDesc], hot: &[Hot], zones: usize) -> T
         }
     }
 
-    let bits = bucket_bits(tokens.len());
-    let shift = 32 - bits;
-    let buckets = 1usize << bits;
-    let mut bucket = vec![0u32; buckets + 1];
-    // Count tokens per bucket, then prefix-sum into start indices.
-    for &t in &tokens {
-        bucket[(t >> shift) as usize + 1] += 1;
-    }
-    for b in 1..=buckets {
-        bucket[b] += bucket[b - 1];
-    }
-
+    let (bucket, shift) = bucket_index(&tokens);
     TokenTable {
         tokens,
         owners,
@@ -1060,6 +1155,22 @@ fn build_token_table(instances: &[InstanceDesc], hot: &[Hot], zones: usize) -> T
         owned_in_zone,
         owned_global,
     }
+}
+
+/// The bucket index over sorted `tokens` and its shift (see [`TokenTable::bucket`]).
+fn bucket_index(tokens: &[u32]) -> (Vec<u32>, u32) {
+    let bits = bucket_bits(tokens.len());
+    let shift = 32 - bits;
+    let buckets = 1usize << bits;
+    let mut bucket = vec![0u32; buckets + 1];
+    // Count tokens per bucket, then prefix-sum into start indices.
+    for &t in tokens {
+        bucket[(t >> shift) as usize + 1] += 1;
+    }
+    for b in 1..=buckets {
+        bucket[b] += bucket[b - 1];
+    }
+    (bucket, shift)
 }
 
 /// Bucket index size: about one bucket per token, between 2^4 and 2^20 buckets.

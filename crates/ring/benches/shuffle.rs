@@ -1,0 +1,94 @@
+//! Shuffle-shard benchmarks shaped like dskit's `BenchmarkRing_ShuffleShard` (cache off)
+//! and `BenchmarkRing_ShuffleShardCached`: zone awareness on, 128 random tokens per
+//! instance, the same tenant every iteration.
+
+use std::collections::HashSet;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use ringkit_ring::gorand::{GoRand, ShardRng};
+use ringkit_ring::shuffle::shuffle_shard_seed;
+use ringkit_ring::{Desc, InstanceState, RingConfig, RingSnapshot};
+
+const NOW: i64 = 1_800_000_000;
+
+fn random_ring(instances: usize, zones: usize, tokens: usize, rng: &mut SmallRng) -> Desc {
+    let mut taken = HashSet::new();
+    let mut d = Desc::new();
+    for i in 1..=instances {
+        let mut mine = Vec::with_capacity(tokens);
+        while mine.len() < tokens {
+            let t: u32 = rng.random();
+            if taken.insert(t) {
+                mine.push(t);
+            }
+        }
+        d.add_instance(
+            &format!("instance-{i}"),
+            &format!("10.0.{}.{}:9095", i / 250, i % 250),
+            &format!("zone-{}", i % zones),
+            mine,
+            InstanceState::Active,
+            NOW - 3600,
+            NOW,
+        );
+    }
+    d
+}
+
+fn ring(instances: usize, zones: usize, cache: bool) -> Arc<RingSnapshot> {
+    let mut rng = SmallRng::seed_from_u64(42);
+    let cfg = RingConfig {
+        zone_awareness_enabled: true,
+        heartbeat_timeout: Duration::from_secs(3600),
+        ..RingConfig::default()
+    };
+    let r = RingSnapshot::new(random_ring(instances, zones, 128, &mut rng), cfg);
+    Arc::new(if cache { r } else { r.without_subring_cache() })
+}
+
+fn bench_shuffle_shard(c: &mut Criterion) {
+    for (name, cache) in [("ShuffleShard", false), ("ShuffleShardCached", true)] {
+        let mut group = c.benchmark_group(name);
+        for instances in [50, 100, 1000] {
+            for zones in [1, 3] {
+                let r = ring(instances, zones, cache);
+                for size in [3, 10, 30] {
+                    let id = format!("instances={instances}/zones={zones}/size={size}");
+                    group.bench_function(BenchmarkId::from_parameter(id), |b| {
+                        b.iter(|| black_box(r.shuffle_shard(black_box("tenant-1"), size)))
+                    });
+                }
+            }
+        }
+        group.finish();
+    }
+}
+
+fn bench_parts(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ShuffleShardParts");
+    group.bench_function("seed_md5", |b| {
+        b.iter(|| shuffle_shard_seed(black_box("tenant-1"), black_box("zone-1")))
+    });
+    group.bench_function("shard_rng_seed_and_10_draws", |b| {
+        b.iter(|| {
+            let mut g = ShardRng::new(black_box(12345));
+            (0..10).fold(0u32, |a, _| a ^ g.uint32())
+        })
+    });
+    group.bench_function("go_rand_full_seed", |b| {
+        b.iter(|| GoRand::new(black_box(12345)).uint32())
+    });
+    let r = ring(1000, 3, false);
+    group.bench_function("pick_only_1000x3_size30", |b| {
+        b.iter(|| r.shuffle_shard_indices(black_box("tenant-1"), 30))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_shuffle_shard, bench_parts);
+criterion_main!(benches);
