@@ -310,8 +310,19 @@ pub(crate) fn render(
 
     h.push_str("<div class=\"top\"><div>");
     h.push_str(&ring_svg(ring));
-    h.push_str(
-        "<p class=\"sub\">outer circle: whole ring; inner circles: one per zone</p></div><div>",
+    let zone_names: Vec<String> = ring
+        .zones()
+        .iter()
+        .map(|z| if z.is_empty() { "(no zone)".to_owned() } else { escape(z) })
+        .collect();
+    let _ = write!(
+        h,
+        "<p class=\"sub\">outer circle: whole ring{}</p></div><div>",
+        if zone_names.len() > 1 {
+            format!("; inner circles, outside in: zones {}", zone_names.join(", "))
+        } else {
+            String::new()
+        }
     );
     h.push_str("<h3>Ownership per instance</h3><table>");
     for (i, d) in ring.instances().iter().enumerate() {
@@ -474,6 +485,8 @@ mod tests {
         assert!(!html.contains("c-<x>"));
         assert_eq!(html.matches("name=\"forget\"").count(), 1);
         assert!(html.contains("<svg"));
+        // Zone b has one instance: its zone ring is one full circle in its colour.
+        assert!(html.contains("<circle cx=\"180\" cy=\"180\" r=\"110\""), "{html}");
         assert!(
             html.contains("2023-11-14T22:13:20Z"),
             "registered_at rendered"
