@@ -296,7 +296,7 @@ impl<'a> KeyReplicas<'a> {
 #[derive(Debug, Clone)]
 pub struct RingSnapshot {
     cfg: RingConfig,
-    /// Instances sorted by ID; LEFT tombstones and excluded zones removed.
+    /// Instances sorted by ID; excluded zones removed.
     instances: Vec<InstanceDesc>,
     hot: Vec<Hot>,
     /// Sorted zone names of all instances (the empty zone included if present).
@@ -309,8 +309,10 @@ pub struct RingSnapshot {
 }
 
 impl RingSnapshot {
-    /// Builds a snapshot. LEFT tombstones and instances of excluded zones are dropped,
-    /// instance ids are back-filled from map keys, and each instance's tokens are sorted.
+    /// Builds a snapshot. Instances of excluded zones are dropped, instance ids are
+    /// back-filled from map keys, and each instance's tokens are sorted. LEFT tombstones are
+    /// kept and treated exactly as dskit's ring treats them (counted, never healthy); KV
+    /// stores strip them before a reader sees a value, so normally there are none.
     pub fn new(mut desc: Desc, cfg: RingConfig) -> RingSnapshot {
         let instances = Self::prepare_instances(&mut desc, &cfg);
         let (zones, hot, zone_instances) = Self::index_instances(&instances);
@@ -373,7 +375,9 @@ impl RingSnapshot {
         let ingesters = std::mem::take(&mut desc.ingesters);
         let mut out = Vec::with_capacity(ingesters.len());
         for (id, mut d) in ingesters {
-            if d.state == InstanceState::Left as i32 || cfg.excluded_zones.contains(&d.zone) {
+            // LEFT tombstones are kept, as dskit's ring keeps them: they count as instances
+            // and are never healthy. KV stores strip tombstones before readers see a value.
+            if cfg.excluded_zones.contains(&d.zone) {
                 continue;
             }
             if d.id.is_empty() {

@@ -5,12 +5,10 @@
 //! with unique tokens. Only the data is kept here; this test recomputes every answer with
 //! [`RingSnapshot`] and compares them key by key.
 //!
-//! Known divergence: a descriptor that still holds LEFT entries. dskit's `Ring` keeps them
-//! (they count as instances, per-zone totals and unhealthy members) while `RingSnapshot`
-//! drops them. dskit's memberlist KV removes every tombstone before a client sees the
-//! value, so the files `*_tombstones_removed.json` (dskit's answers for the same
-//! descriptor without its LEFT entries) are what ringkit must and does match; the raw
-//! LEFT files are checked by an ignored test that documents the difference.
+//! Descriptors holding LEFT entries are compared too: like dskit's `Ring`, a snapshot keeps
+//! them (they count as instances, per-zone totals and unhealthy members). KV stores strip
+//! tombstones before readers see a value, so in practice rings rarely hold them; the files
+//! `*_tombstones_removed.json` are dskit's answers for the same descriptors without them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -271,7 +269,6 @@ fn get_matches_dskit_golden_vectors() {
 }
 
 #[test]
-#[ignore = "ringkit drops LEFT entries that dskit's Ring keeps when a KV store delivers them"]
 fn get_with_left_entries_matches_dskit_golden_vectors() {
     check_all(true, 4, 4_000);
 }

@@ -614,13 +614,35 @@ fn subring_for_operation_states_filters_by_state_only() {
 }
 
 #[test]
-fn left_tombstones_are_invisible_to_readers() {
+fn left_tombstones_count_like_dskit_but_never_serve() {
+    // dskit's ring keeps a LEFT entry it is handed: it counts toward the set size (Write
+    // extends past it, then drops it), so the quorum rises.
     let r = ring(
-        &[("a", "", Active, &[10], 0), ("gone", "", Left, &[], 0)],
-        cfg(1, false),
+        &[
+            ("a", "", Active, &[10], 0),
+            ("b", "", Active, &[20], 0),
+            ("c", "", Active, &[30], 0),
+            ("gone", "", Left, &[15], 0),
+        ],
+        cfg(3, false),
     );
-    assert!(!r.has_instance("gone"));
-    assert_eq!(r.instance("gone"), Err(RingError::InstanceNotFound));
+    assert!(r.has_instance("gone"));
+    assert_eq!(
+        get(&r, 12, Operation::WRITE),
+        Ok((ids(&["b", "c", "a"]), 0))
+    );
+    // Whole ring: 4 instances need 3 healthy ones, and the tombstone is not one.
+    let set = r
+        .replication_set_for_operation(Operation::WRITE, unix_seconds(NOW))
+        .unwrap();
+    assert_eq!((set.instances.len(), set.max_errors), (3, 0));
+    assert_eq!(
+        r.get_all_healthy(Operation::REPORTING, unix_seconds(NOW))
+            .unwrap()
+            .instances
+            .len(),
+        4
+    );
 }
 
 #[test]

@@ -313,13 +313,22 @@ pub(crate) fn render(
     let zone_names: Vec<String> = ring
         .zones()
         .iter()
-        .map(|z| if z.is_empty() { "(no zone)".to_owned() } else { escape(z) })
+        .map(|z| {
+            if z.is_empty() {
+                "(no zone)".to_owned()
+            } else {
+                escape(z)
+            }
+        })
         .collect();
     let _ = write!(
         h,
         "<p class=\"sub\">outer circle: whole ring{}</p></div><div>",
         if zone_names.len() > 1 {
-            format!("; inner circles, outside in: zones {}", zone_names.join(", "))
+            format!(
+                "; inner circles, outside in: zones {}",
+                zone_names.join(", ")
+            )
         } else {
             String::new()
         }
@@ -486,7 +495,10 @@ mod tests {
         assert_eq!(html.matches("name=\"forget\"").count(), 1);
         assert!(html.contains("<svg"));
         // Zone b has one instance: its zone ring is one full circle in its colour.
-        assert!(html.contains("<circle cx=\"180\" cy=\"180\" r=\"110\""), "{html}");
+        assert!(
+            html.contains("<circle cx=\"180\" cy=\"180\" r=\"110\""),
+            "{html}"
+        );
         assert!(
             html.contains("2023-11-14T22:13:20Z"),
             "registered_at rendered"
