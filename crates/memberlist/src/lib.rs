@@ -15,3 +15,5 @@
 #![deny(missing_docs)]
 
 pub mod wire;
+pub mod sim;
+pub mod swim;
