@@ -1128,3 +1128,570 @@ fn reply_addr(ip: &[u8], port: u16) -> Option<SocketAddr> {
     }
     ip_from_wire(ip).map(|ip| SocketAddr::new(ip, port))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::message::{DSKIT_VSN, PushNodeState};
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn addr(i: u8) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, i)), 7946)
+    }
+
+    fn new_core(config: Config) -> (Core<StdRng>, Instant) {
+        let now = Instant::now();
+        let local = LocalNode {
+            name: b"me".to_vec(),
+            addr: addr(1),
+            ip_form: IpForm::V4,
+            meta: None,
+        };
+        let mut c = Core::new(now, config, local, StdRng::seed_from_u64(7)).unwrap();
+        drain(&mut c);
+        (c, now)
+    }
+
+    fn alive(name: &str, i: u8, incarnation: u32) -> Alive {
+        Alive {
+            incarnation,
+            node: name.as_bytes().to_vec(),
+            addr: vec![10, 0, 0, i],
+            port: 7946,
+            meta: None,
+            vsn: DSKIT_VSN.to_vec(),
+        }
+    }
+
+    /// A core that knows `peers` members named p2, p3, ... (all alive, inc 1).
+    fn with_peers(config: Config, peers: u8) -> (Core<StdRng>, Instant) {
+        let (mut c, now) = new_core(config);
+        for i in 2..2 + peers {
+            c.handle_packet(now, addr(i), Message::Alive(alive(&format!("p{i}"), i, 1)));
+        }
+        drain(&mut c);
+        (c, now)
+    }
+
+    fn drain(c: &mut Core<StdRng>) -> (Vec<Transmit>, Vec<Event>) {
+        let mut t = Vec::new();
+        while let Some(x) = c.poll_transmit() {
+            t.push(x);
+        }
+        let mut e = Vec::new();
+        while let Some(x) = c.poll_event() {
+            e.push(x);
+        }
+        (t, e)
+    }
+
+    fn leaves(m: &Message) -> Vec<Message> {
+        let mut out = Vec::new();
+        m.walk(&mut |x| {
+            if !matches!(x, Message::Compound(_) | Message::Compressed(_)) {
+                out.push(x.clone());
+            }
+        });
+        out
+    }
+
+    fn packets_to(t: &[Transmit], to: SocketAddr) -> Vec<Message> {
+        t.iter()
+            .filter_map(|x| match x {
+                Transmit::Packet { to: d, message, .. } if *d == to => Some(leaves(message)),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    fn state(c: &Core<StdRng>, name: &str) -> Option<(State, u32)> {
+        c.member(name.as_bytes()).map(|m| (m.state, m.incarnation))
+    }
+
+    fn suspect(node: &str, from: &str, incarnation: u32) -> Message {
+        Message::Suspect(Suspect {
+            incarnation,
+            node: node.as_bytes().to_vec(),
+            from: from.as_bytes().to_vec(),
+        })
+    }
+
+    fn dead(node: &str, from: &str, incarnation: u32) -> Message {
+        Message::Dead(Dead {
+            incarnation,
+            node: node.as_bytes().to_vec(),
+            from: from.as_bytes().to_vec(),
+        })
+    }
+
+    #[test]
+    fn a_new_core_knows_itself_alive_at_incarnation_one_and_announces_it() {
+        let now = Instant::now();
+        let local = LocalNode {
+            name: b"me".to_vec(),
+            addr: addr(1),
+            ip_form: IpForm::Mapped,
+            meta: None,
+        };
+        let mut c = Core::new(now, Config::dskit(), local, StdRng::seed_from_u64(1)).unwrap();
+        assert_eq!(state(&c, "me"), Some((State::Alive, 1)));
+        assert_eq!(c.member(b"me").unwrap().addr.len(), 16, "IPv4-mapped form kept");
+        assert_eq!(c.queued_broadcasts(), (1, 0));
+        let (_, ev) = drain(&mut c);
+        assert!(matches!(&ev[..], [Event::MemberJoined(m)] if m.name == b"me"));
+    }
+
+    #[test]
+    fn alive_with_incarnation_zero_about_an_unknown_node_is_not_accepted() {
+        let (mut c, now) = new_core(Config::default_lan());
+        c.handle_packet(now, addr(2), Message::Alive(alive("x", 2, 0)));
+        assert_ne!(state(&c, "x").map(|s| s.0), Some(State::Alive));
+        let (_, ev) = drain(&mut c);
+        assert!(ev.is_empty());
+    }
+
+    #[test]
+    fn alive_applies_only_with_a_strictly_higher_incarnation() {
+        let (mut c, now) = with_peers(Config::default_lan(), 1);
+        let mut a = alive("p2", 2, 1);
+        a.meta = Some(b"new".to_vec());
+        c.handle_packet(now, addr(2), Message::Alive(a.clone()));
+        assert_eq!(c.member(b"p2").unwrap().meta, None, "equal incarnation ignored");
+        a.incarnation = 2;
+        c.handle_packet(now, addr(2), Message::Alive(a));
+        assert_eq!(c.member(b"p2").unwrap().meta, Some(b"new".to_vec()));
+        let (_, ev) = drain(&mut c);
+        assert!(matches!(&ev[..], [Event::MemberUpdated(m)] if m.incarnation == 2));
+    }
+
+    #[test]
+    fn alive_with_bad_versions_is_ignored() {
+        let (mut c, now) = new_core(Config::default_lan());
+        let mut a = alive("x", 2, 1);
+        a.vsn = vec![3, 2, 2, 0, 0, 0];
+        c.handle_packet(now, addr(2), Message::Alive(a));
+        assert_eq!(state(&c, "x"), None);
+    }
+
+    #[test]
+    fn suspicion_about_self_is_refuted_with_a_higher_incarnation_and_costs_health() {
+        let (mut c, now) = with_peers(Config::default_lan(), 2);
+        c.handle_packet(now, addr(2), suspect("me", "p2", 5));
+        assert_eq!(c.incarnation(), 6);
+        assert_eq!(state(&c, "me"), Some((State::Alive, 6)));
+        assert_eq!(c.health_score(), 1);
+        // The refutation is gossiped.
+        c.handle_timeout(now + Duration::from_secs(1));
+        let (t, _) = drain(&mut c);
+        let all: Vec<Message> = t
+            .iter()
+            .filter_map(|x| match x {
+                Transmit::Packet { message, .. } => Some(leaves(message)),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert!(
+            all.iter()
+                .any(|m| matches!(m, Message::Alive(a) if a.node == b"me" && a.incarnation == 6))
+        );
+    }
+
+    #[test]
+    fn dead_about_self_is_refuted_while_we_have_not_left() {
+        let (mut c, now) = with_peers(Config::default_lan(), 1);
+        c.handle_packet(now, addr(2), dead("me", "p2", 1));
+        assert_eq!(state(&c, "me"), Some((State::Alive, 2)));
+    }
+
+    #[test]
+    fn alive_about_self_with_other_metadata_at_our_incarnation_is_refuted() {
+        let (mut c, now) = new_core(Config::default_lan());
+        let mut a = alive("me", 1, 1);
+        a.meta = Some(b"impostor".to_vec());
+        c.handle_packet(now, addr(9), Message::Alive(a));
+        assert_eq!(c.incarnation(), 2);
+        assert_eq!(c.member(b"me").unwrap().meta, None);
+        // Our own alive echoed back changes nothing.
+        c.handle_packet(now, addr(9), Message::Alive(alive("me", 1, 2)));
+        assert_eq!(c.incarnation(), 2);
+    }
+
+    #[test]
+    fn suspect_marks_alive_members_and_ignores_stale_incarnations() {
+        let (mut c, now) = with_peers(Config::default_lan(), 2);
+        c.handle_packet(now, addr(2), Message::Alive(alive("p3", 3, 4)));
+        c.handle_packet(now, addr(2), suspect("p3", "p2", 3));
+        assert_eq!(state(&c, "p3"), Some((State::Alive, 4)));
+        c.handle_packet(now, addr(2), suspect("p3", "p2", 4));
+        assert_eq!(state(&c, "p3"), Some((State::Suspect, 4)));
+        let (_, ev) = drain(&mut c);
+        assert!(matches!(ev.last(), Some(Event::MemberSuspect(m)) if m.name == b"p3"));
+    }
+
+    #[test]
+    fn a_refuting_alive_cancels_the_suspicion() {
+        let (mut c, now) = with_peers(Config::default_lan(), 2);
+        c.handle_packet(now, addr(2), suspect("p3", "p2", 1));
+        c.handle_packet(now, addr(3), Message::Alive(alive("p3", 3, 2)));
+        assert_eq!(state(&c, "p3"), Some((State::Alive, 2)));
+        c.handle_timeout(now + Duration::from_secs(3600));
+        assert_eq!(state(&c, "p3").unwrap().0, State::Alive);
+    }
+
+    #[test]
+    fn suspicion_expires_at_max_alone_and_at_min_with_k_confirmations() {
+        // 10 members: n = 10, k = 2, min = 4 × 1 × probe_interval, max = 6 × min.
+        // A long probe interval keeps our own probes out of the way.
+        let p = Duration::from_secs(1000);
+        let cfg = Config {
+            probe_interval: p,
+            probe_timeout: Duration::from_secs(1),
+            ..Config::default_lan()
+        };
+        let (mut c, now) = with_peers(cfg.clone(), 9);
+        c.handle_packet(now, addr(2), suspect("p3", "p2", 1));
+        c.handle_timeout(now + p * 24 - Duration::from_millis(1));
+        assert_eq!(state(&c, "p3").unwrap().0, State::Suspect);
+        c.handle_timeout(now + p * 24);
+        assert_eq!(state(&c, "p3").unwrap().0, State::Dead);
+
+        let (mut c, now) = with_peers(cfg, 9);
+        c.handle_packet(now, addr(2), suspect("p3", "p2", 1));
+        c.handle_packet(now, addr(4), suspect("p3", "p2", 1)); // same accuser: no confirmation
+        c.handle_packet(now, addr(4), suspect("p3", "p4", 1));
+        c.handle_packet(now, addr(5), suspect("p3", "p5", 1));
+        c.handle_timeout(now + p * 4 - Duration::from_millis(1));
+        assert_eq!(state(&c, "p3").unwrap().0, State::Suspect);
+        c.handle_timeout(now + p * 4);
+        assert_eq!(state(&c, "p3"), Some((State::Dead, 1)));
+        let (_, ev) = drain(&mut c);
+        assert!(ev.iter().any(|e| matches!(e, Event::MemberDead(m) if m.name == b"p3")));
+    }
+
+    #[test]
+    fn dead_from_the_node_itself_means_left() {
+        let (mut c, now) = with_peers(Config::default_lan(), 1);
+        c.handle_packet(now, addr(2), dead("p2", "p2", 1));
+        assert_eq!(state(&c, "p2"), Some((State::Left, 1)));
+        let (_, ev) = drain(&mut c);
+        assert!(matches!(ev.last(), Some(Event::MemberLeft(_))));
+        // A stale dead does not turn a left node into a dead one.
+        c.handle_packet(now, addr(3), dead("p2", "p3", 0));
+        assert_eq!(state(&c, "p2").unwrap().0, State::Left);
+    }
+
+    #[test]
+    fn a_dead_name_is_reclaimed_from_a_new_address_only_after_the_reclaim_time() {
+        let cfg = Config {
+            dead_node_reclaim_time: Duration::from_secs(60),
+            ..Config::default_lan()
+        };
+        let (mut c, now) = with_peers(cfg, 1);
+        c.handle_packet(now, addr(3), dead("p2", "p3", 1));
+        assert_eq!(state(&c, "p2").unwrap().0, State::Dead);
+        let moved = alive("p2", 9, 1);
+        c.handle_packet(now + Duration::from_secs(30), addr(9), Message::Alive(moved.clone()));
+        assert_eq!(state(&c, "p2").unwrap().0, State::Dead, "too early: conflict");
+        assert_eq!(c.address_conflicts(), 1);
+        c.handle_packet(now + Duration::from_secs(61), addr(9), Message::Alive(moved));
+        let m = c.member(b"p2").unwrap();
+        assert_eq!((m.state, m.addr.as_slice()), (State::Alive, &[10, 0, 0, 9][..]));
+    }
+
+    #[test]
+    fn without_a_reclaim_time_only_a_left_name_moves_to_a_new_address() {
+        let (mut c, now) = with_peers(Config::dskit(), 2);
+        c.handle_packet(now, addr(3), dead("p2", "p3", 1));
+        c.handle_packet(now + Duration::from_secs(3600), addr(9), Message::Alive(alive("p2", 9, 5)));
+        assert_eq!(state(&c, "p2").unwrap().0, State::Dead);
+        c.handle_packet(now, addr(3), dead("p3", "p3", 1));
+        c.handle_packet(now, addr(8), Message::Alive(alive("p3", 8, 1)));
+        assert_eq!(state(&c, "p3"), Some((State::Alive, 1)), "left: taken even at equal incarnation");
+    }
+
+    #[test]
+    fn a_ping_is_answered_to_its_source_address_with_the_same_sequence_number() {
+        let (mut c, now) = new_core(Config::default_lan());
+        let ping = Ping {
+            seq_no: 42,
+            node: b"me".to_vec(),
+            source_addr: vec![10, 0, 0, 7],
+            source_port: 7000,
+            source_node: b"x".to_vec(),
+        };
+        c.handle_packet(now, addr(2), Message::Ping(ping.clone()));
+        let (t, _) = drain(&mut c);
+        let to = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)), 7000);
+        let got = packets_to(&t, to);
+        assert!(matches!(got.first(), Some(Message::Ack(a)) if a.seq_no == 42));
+        // A ping for another node is ignored.
+        let other = Ping {
+            node: b"someone-else".to_vec(),
+            ..ping
+        };
+        c.handle_packet(now, addr(2), Message::Ping(other));
+        assert!(drain(&mut c).0.is_empty());
+    }
+
+    #[test]
+    fn acks_carry_piggybacked_broadcasts_in_a_compound() {
+        let (mut c, now) = new_core(Config::default_lan());
+        c.queue_broadcast(b"kv-change".to_vec());
+        let ping = Ping {
+            seq_no: 1,
+            ..Default::default()
+        };
+        c.handle_packet(now, addr(2), Message::Ping(ping));
+        let (t, _) = drain(&mut c);
+        let Transmit::Packet { message, .. } = &t[0] else {
+            panic!("expected a packet");
+        };
+        let parts = leaves(message);
+        assert!(matches!(message, Message::Compound(_)));
+        assert!(matches!(parts[0], Message::Ack(_)), "the reply comes first");
+        assert!(parts.contains(&Message::User(b"kv-change".to_vec())));
+    }
+
+    #[test]
+    fn a_silent_member_gets_indirect_probes_then_is_suspected_and_health_drops() {
+        let cfg = Config::default_lan();
+        let (mut c, now) = with_peers(cfg.clone(), 4);
+        // Run the probe tick and find the target.
+        let t0 = c.poll_timeout().unwrap();
+        c.handle_timeout(t0);
+        let (tx, _) = drain(&mut c);
+        let (target, seq) = tx
+            .iter()
+            .find_map(|x| match x {
+                Transmit::Packet { message, .. } => leaves(message).into_iter().find_map(|m| match m {
+                    Message::Ping(p) => Some((p.node, p.seq_no)),
+                    _ => None,
+                }),
+                _ => None,
+            })
+            .expect("a ping");
+        // No ack: after probe_timeout, three helpers get an indirect ping.
+        c.handle_timeout(t0 + cfg.probe_timeout);
+        let (tx, _) = drain(&mut c);
+        let ind: Vec<IndirectPing> = tx
+            .iter()
+            .filter_map(|x| match x {
+                Transmit::Packet { message, .. } => Some(leaves(message)),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|m| match m {
+                Message::IndirectPing(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ind.len(), 3);
+        assert!(ind.iter().all(|p| p.node == target && p.seq_no == seq && p.nack));
+        // One helper reports a nack; two stay silent.
+        c.handle_packet(now, addr(2), Message::Nack(Nack { seq_no: seq }));
+        c.handle_timeout(t0 + cfg.probe_interval);
+        let name = String::from_utf8(target).unwrap();
+        assert_eq!(state(&c, &name).unwrap().0, State::Suspect);
+        assert_eq!(c.health_score(), 2, "two missing nacks");
+        let _ = now;
+    }
+
+    #[test]
+    fn an_ack_within_the_probe_completes_it_without_suspicion() {
+        let cfg = Config::default_lan();
+        let (mut c, _) = with_peers(cfg.clone(), 2);
+        c.awareness.apply_delta(3);
+        let t0 = c.poll_timeout().unwrap();
+        c.handle_timeout(t0);
+        let (tx, _) = drain(&mut c);
+        let seq = tx
+            .iter()
+            .find_map(|x| match x {
+                Transmit::Packet { message, .. } => leaves(message).into_iter().find_map(|m| match m {
+                    Message::Ping(p) => Some(p.seq_no),
+                    _ => None,
+                }),
+                _ => None,
+            })
+            .unwrap();
+        c.handle_packet(t0, addr(2), Message::Ack(Ack { seq_no: seq, payload: None }));
+        c.handle_timeout(t0 + cfg.probe_interval * 8);
+        assert!(c.members().all(|m| m.state == State::Alive));
+        assert!(c.health_score() < 3);
+    }
+
+    #[test]
+    fn an_indirect_ping_is_relayed_and_the_ack_forwarded_with_the_requesters_sequence() {
+        let cfg = Config::default_lan();
+        let (mut c, now) = new_core(cfg.clone());
+        let ind = IndirectPing {
+            seq_no: 77,
+            target: vec![10, 0, 0, 5],
+            port: 7946,
+            node: b"t".to_vec(),
+            nack: true,
+            source_addr: vec![10, 0, 0, 2],
+            source_port: 7946,
+            source_node: b"req".to_vec(),
+        };
+        c.handle_packet(now, addr(2), Message::IndirectPing(ind.clone()));
+        let (tx, _) = drain(&mut c);
+        let Some(Message::Ping(p)) = packets_to(&tx, addr(5)).into_iter().next() else {
+            panic!("expected a ping to the target");
+        };
+        c.handle_packet(now, addr(5), Message::Ack(Ack { seq_no: p.seq_no, payload: None }));
+        let (tx, _) = drain(&mut c);
+        assert!(matches!(packets_to(&tx, addr(2)).first(), Some(Message::Ack(a)) if a.seq_no == 77));
+        // Without an ack, a nack goes back after probe_timeout.
+        c.handle_packet(now, addr(2), Message::IndirectPing(IndirectPing { seq_no: 78, ..ind }));
+        drain(&mut c);
+        c.handle_timeout(now + cfg.probe_timeout);
+        let (tx, _) = drain(&mut c);
+        assert!(packets_to(&tx, addr(2)).contains(&Message::Nack(Nack { seq_no: 78 })));
+    }
+
+    #[test]
+    fn gossip_packets_stay_within_the_packet_budget() {
+        let cfg = Config {
+            packet_budget: 300,
+            ..Config::default_lan()
+        };
+        let (mut c, now) = with_peers(cfg, 3);
+        for i in 0..40u8 {
+            c.queue_broadcast(vec![i; 40]);
+        }
+        c.handle_timeout(now + Duration::from_secs(1));
+        let (tx, _) = drain(&mut c);
+        let mut n = 0;
+        for t in &tx {
+            if let Transmit::Packet { message, .. } = t {
+                let mut buf = Vec::new();
+                encode_packet_message(&mut buf, message).unwrap();
+                assert!(buf.len() <= 300, "packet of {} bytes", buf.len());
+                n += 1;
+            }
+        }
+        assert!(n > 0);
+    }
+
+    #[test]
+    fn leave_broadcasts_our_own_dead_and_reports_when_it_is_drained() {
+        let (mut c, now) = with_peers(Config::default_lan(), 3);
+        c.leave(now);
+        assert_eq!(state(&c, "me").unwrap().0, State::Left);
+        let mut done_at = None;
+        for step in 1..200 {
+            c.handle_timeout(now + Duration::from_millis(200 * step));
+            let (_, ev) = drain(&mut c);
+            if ev.contains(&Event::LeaveBroadcastDone) {
+                done_at = Some(step);
+                break;
+            }
+        }
+        assert!(done_at.is_some(), "leave broadcast never drained");
+        // Accusations no longer trigger refutation after leaving.
+        c.handle_packet(now, addr(2), Message::Alive(alive("me", 1, 99)));
+        assert_eq!(state(&c, "me").unwrap().0, State::Left);
+    }
+
+    #[test]
+    fn leaving_alone_is_done_at_once() {
+        let (mut c, now) = new_core(Config::default_lan());
+        c.leave(now);
+        let (_, ev) = drain(&mut c);
+        assert!(ev.contains(&Event::LeaveBroadcastDone));
+    }
+
+    fn push(name: &str, i: u8, inc: u32, st: NodeState) -> PushNodeState {
+        PushNodeState {
+            name: name.as_bytes().to_vec(),
+            addr: vec![10, 0, 0, i],
+            port: 7946,
+            meta: None,
+            incarnation: inc,
+            state: st,
+            vsn: DSKIT_VSN.to_vec(),
+        }
+    }
+
+    #[test]
+    fn push_pull_merge_downgrades_remote_dead_to_suspect_and_hands_over_user_state() {
+        let (mut c, now) = with_peers(Config::default_lan(), 1);
+        let remote = PushPull {
+            join: true,
+            nodes: vec![
+                push("p2", 2, 1, NodeState::Dead),
+                push("new", 9, 3, NodeState::Alive),
+                push("gone", 8, 2, NodeState::Left),
+            ],
+            user_state: b"kv".to_vec(),
+        };
+        c.handle_push_pull(now, addr(2), remote).unwrap();
+        assert_eq!(state(&c, "p2").unwrap().0, State::Suspect);
+        assert_eq!(state(&c, "new"), Some((State::Alive, 3)));
+        let (_, ev) = drain(&mut c);
+        assert!(ev.contains(&Event::RemoteState {
+            from: addr(2),
+            join: true,
+            state: b"kv".to_vec()
+        }));
+    }
+
+    #[test]
+    fn push_pull_with_incompatible_protocol_versions_merges_nothing() {
+        let (mut c, now) = with_peers(Config::default_lan(), 1);
+        let mut n = push("new", 9, 3, NodeState::Alive);
+        n.vsn = vec![3, 5, 3, 0, 0, 0]; // needs protocol >= 3, we speak 2
+        let remote = PushPull {
+            join: false,
+            nodes: vec![n],
+            user_state: b"kv".to_vec(),
+        };
+        let err = c.handle_push_pull(now, addr(2), remote).unwrap_err();
+        assert!(matches!(err, Error::IncompatibleVersions { what: "protocol", .. }));
+        assert_eq!(state(&c, "new"), None);
+        assert!(drain(&mut c).1.is_empty());
+    }
+
+    #[test]
+    fn push_pull_interval_scales_with_log2_of_cluster_size_above_32() {
+        let i = Duration::from_secs(30);
+        assert_eq!(push_pull_scale(i, 32), i);
+        assert_eq!(push_pull_scale(i, 33), i * 2);
+        assert_eq!(push_pull_scale(i, 64), i * 2);
+        assert_eq!(push_pull_scale(i, 100), i * 3);
+        assert_eq!(push_pull_scale(i, 128), i * 3);
+        assert_eq!(push_pull_scale(i, 256), i * 4);
+        assert_eq!(push_pull_scale(i, 1000), i * 6);
+    }
+
+    #[test]
+    fn set_meta_announces_a_new_incarnation_and_oversized_meta_is_refused() {
+        let (mut c, now) = new_core(Config::default_lan());
+        c.set_meta(now, Some(vec![1, 2, 0])).unwrap();
+        assert_eq!(c.incarnation(), 2);
+        assert_eq!(c.member(b"me").unwrap().meta, Some(vec![1, 2, 0]));
+        assert_eq!(c.set_meta(now, Some(vec![0; 513])), Err(Error::MetaTooLong(513)));
+        assert_eq!(c.incarnation(), 2);
+    }
+
+    #[test]
+    fn join_sends_a_join_push_pull_to_every_seed() {
+        let (mut c, now) = new_core(Config::dskit());
+        c.join(now, &[addr(2), addr(3)]);
+        let (tx, _) = drain(&mut c);
+        assert_eq!(tx.len(), 2);
+        for t in tx {
+            let Transmit::PushPull { request, .. } = t else {
+                panic!("expected push/pull");
+            };
+            assert!(request.join);
+            assert_eq!(request.nodes.len(), 1);
+            assert_eq!(request.nodes[0].vsn, DSKIT_VSN.to_vec());
+        }
+    }
+}
