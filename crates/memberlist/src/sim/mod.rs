@@ -21,7 +21,7 @@
 pub mod network;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -79,6 +79,8 @@ struct SimNode {
     scheduled: Option<Instant>,
     user_state: Vec<u8>,
     stats: NodeStats,
+    /// User messages already seen (for [`Sim::rebroadcast_user_messages`]).
+    seen: BTreeSet<Vec<u8>>,
 }
 
 /// N nodes, a network and a virtual clock.
@@ -95,6 +97,11 @@ pub struct Sim {
     events: Vec<SimEvent>,
     /// Whether membership events are recorded (user and leave events always are).
     pub record_membership: bool,
+    /// Stand-in for dskit's KV delegate: a node receiving a user message for the
+    /// first time queues it for re-broadcast, as the KV re-gossips every change it
+    /// merged (`spec/memberlist.md` §2.6). memberlist itself never re-gossips
+    /// user messages. On by default.
+    pub rebroadcast_user_messages: bool,
 }
 
 impl std::fmt::Debug for Sim {
@@ -133,6 +140,7 @@ impl Sim {
             timers: BinaryHeap::new(),
             events: Vec::new(),
             record_membership: true,
+            rebroadcast_user_messages: true,
         };
         for i in 0..n {
             let addr = node_addr(i);
@@ -144,6 +152,7 @@ impl Sim {
                 scheduled: None,
                 user_state: Vec::new(),
                 stats: NodeStats::default(),
+                seen: BTreeSet::new(),
             });
             sim.start(i);
         }
@@ -225,6 +234,7 @@ impl Sim {
     /// Restarts a crashed node with a fresh state (same name and address) and
     /// joins it through `seeds`.
     pub fn restart(&mut self, i: usize, seeds: &[usize]) {
+        self.nodes[i].seen.clear();
         self.start(i);
         self.join(i, seeds);
     }
@@ -329,7 +339,8 @@ impl Sim {
     fn drain(&mut self, i: usize) {
         let now = self.now;
         let elapsed = self.elapsed();
-        let Some(core) = self.nodes[i].core.as_mut() else {
+        let node = &mut self.nodes[i];
+        let Some(core) = node.core.as_mut() else {
             return;
         };
         let mut out = Vec::new();
@@ -337,6 +348,12 @@ impl Sim {
             out.push(t);
         }
         while let Some(event) = core.poll_event() {
+            if self.rebroadcast_user_messages
+                && let Event::UserMessage { bytes, .. } = &event
+                && node.seen.insert(bytes.clone())
+            {
+                core.queue_broadcast(bytes.clone());
+            }
             let keep = self.record_membership
                 || matches!(
                     event,
@@ -351,8 +368,8 @@ impl Sim {
             }
         }
         let deadline = core.poll_timeout().map(|t| t.max(now));
-        if deadline != self.nodes[i].scheduled {
-            self.nodes[i].scheduled = deadline;
+        if deadline != node.scheduled {
+            node.scheduled = deadline;
             if let Some(t) = deadline {
                 self.timers.push(Reverse((t, i)));
             }
