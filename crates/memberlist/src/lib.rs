@@ -14,6 +14,6 @@
 //! `tests/captures.rs` for the known exceptions.
 #![deny(missing_docs)]
 
-pub mod wire;
 pub mod sim;
 pub mod swim;
+pub mod wire;

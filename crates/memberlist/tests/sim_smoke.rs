@@ -49,7 +49,8 @@ fn chaotic_run(seed: u64) -> (Trace, Vec<u64>) {
     sim.run_for(Duration::from_secs(5));
     sim.command(3, |c, _| c.queue_broadcast(b"x".to_vec()));
     sim.crash(5);
-    sim.net.partition((0..20).map(|i| u32::from(i % 3 == 0)).collect());
+    sim.net
+        .partition((0..20).map(|i| u32::from(i % 3 == 0)).collect());
     sim.run_for(Duration::from_secs(10));
     sim.net.heal();
     sim.restart(5, &[0]);

@@ -212,11 +212,22 @@ impl Sim {
     }
 
     /// Runs a command on node `i` at the current instant, then drains its outputs.
-    pub fn command<T>(&mut self, i: usize, f: impl FnOnce(&mut Core<StdRng>, Instant) -> T) -> Option<T> {
+    pub fn command<T>(
+        &mut self,
+        i: usize,
+        f: impl FnOnce(&mut Core<StdRng>, Instant) -> T,
+    ) -> Option<T> {
         let now = self.now;
         let out = f(self.nodes[i].core.as_mut()?, now);
         self.drain(i);
         Some(out)
+    }
+
+    /// Node `i` broadcasts a user message (as the KV would for a local change);
+    /// it will not re-broadcast the message when it comes back.
+    pub fn broadcast(&mut self, i: usize, bytes: Vec<u8>) {
+        self.nodes[i].seen.insert(bytes.clone());
+        self.command(i, |c, _| c.queue_broadcast(bytes));
     }
 
     /// Node `i` joins through the given seed nodes.
@@ -357,7 +368,9 @@ impl Sim {
             let keep = self.record_membership
                 || matches!(
                     event,
-                    Event::UserMessage { .. } | Event::RemoteState { .. } | Event::LeaveBroadcastDone
+                    Event::UserMessage { .. }
+                        | Event::RemoteState { .. }
+                        | Event::LeaveBroadcastDone
                 );
             if keep {
                 self.events.push(SimEvent {
@@ -400,8 +413,13 @@ impl Sim {
                         continue;
                     };
                     self.nodes[i].stats.stream_bytes += bytes.len() as u64;
-                    self.net
-                        .send_stream(&mut self.rng, now, i, to, Payload::PushPullRequest(bytes));
+                    self.net.send_stream(
+                        &mut self.rng,
+                        now,
+                        i,
+                        to,
+                        Payload::PushPullRequest(bytes),
+                    );
                 }
             }
         }

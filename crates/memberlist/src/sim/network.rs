@@ -125,7 +125,14 @@ impl Network {
     }
 
     /// Sends a packet: subject to partitions, loss, delay and duplication.
-    pub fn send_packet(&mut self, rng: &mut StdRng, now: Instant, from: usize, to: usize, bytes: Vec<u8>) {
+    pub fn send_packet(
+        &mut self,
+        rng: &mut StdRng,
+        now: Instant,
+        from: usize,
+        to: usize,
+        bytes: Vec<u8>,
+    ) {
         if !self.connected(from, to) || rng.random::<f64>() < self.link.loss {
             self.dropped += 1;
             return;
@@ -133,7 +140,12 @@ impl Network {
         if rng.random::<f64>() < self.link.duplicate {
             let at = now + self.delay(rng);
             let payload = Payload::Packet(bytes.clone());
-            self.enqueue(Delivery { at, from, to, payload });
+            self.enqueue(Delivery {
+                at,
+                from,
+                to,
+                payload,
+            });
         }
         let at = now + self.delay(rng);
         self.enqueue(Delivery {
@@ -146,13 +158,25 @@ impl Network {
 
     /// Sends one leg of a stream exchange: subject to partitions, stream
     /// failure and delay, never duplicated.
-    pub fn send_stream(&mut self, rng: &mut StdRng, now: Instant, from: usize, to: usize, payload: Payload) {
+    pub fn send_stream(
+        &mut self,
+        rng: &mut StdRng,
+        now: Instant,
+        from: usize,
+        to: usize,
+        payload: Payload,
+    ) {
         if !self.connected(from, to) || rng.random::<f64>() < self.link.stream_failure {
             self.dropped += 1;
             return;
         }
         let at = now + self.delay(rng);
-        self.enqueue(Delivery { at, from, to, payload });
+        self.enqueue(Delivery {
+            at,
+            from,
+            to,
+            payload,
+        });
     }
 
     /// Arrival time of the next message.

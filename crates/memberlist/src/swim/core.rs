@@ -386,7 +386,7 @@ impl<R: Rng> Core<R> {
     /// Answers a ping that arrived on a stream (the TCP fallback probe); `None`
     /// when it names another node.
     pub fn handle_stream_ping(&self, ping: &Ping) -> Option<Ack> {
-        (ping.node.is_empty() || ping.node == self.me).then(|| Ack {
+        (ping.node.is_empty() || ping.node == self.me).then_some(Ack {
             seq_no: ping.seq_no,
             payload: None,
         })
@@ -407,7 +407,11 @@ impl<R: Rng> Core<R> {
                 NodeState::Alive => {
                     let a = Alive {
                         incarnation: n.incarnation,
-                        port: if n.port == 0 { self.addr.port() } else { n.port },
+                        port: if n.port == 0 {
+                            self.addr.port()
+                        } else {
+                            n.port
+                        },
                         node: n.name,
                         addr: n.addr,
                         meta: n.meta,
@@ -626,7 +630,9 @@ impl<R: Rng> Core<R> {
         if let Some(p) = &self.probe
             && p.end <= now
         {
-            let p = self.probe.take().unwrap_or_else(|| unreachable!());
+            let Some(p) = self.probe.take() else {
+                return;
+            };
             self.awareness.apply_delta(p.failure_delta());
             let s = Suspect {
                 incarnation: p.incarnation,
@@ -772,7 +778,8 @@ impl<R: Rng> Core<R> {
     fn push_packets(&mut self, to: SocketAddr, parts: Vec<(Message, usize)>, crc: bool) {
         if parts.len() == 1 {
             if let Some((message, _)) = parts.into_iter().next() {
-                self.transmits.push_back(Transmit::Packet { to, message, crc });
+                self.transmits
+                    .push_back(Transmit::Packet { to, message, crc });
             }
             return;
         }
@@ -803,7 +810,8 @@ impl<R: Rng> Core<R> {
             0 => {}
             1 => {
                 if let Some(message) = batch.pop() {
-                    self.transmits.push_back(Transmit::Packet { to, message, crc });
+                    self.transmits
+                        .push_back(Transmit::Packet { to, message, crc });
                 }
             }
             _ => self.transmits.push_back(Transmit::Packet {
@@ -856,9 +864,9 @@ impl<R: Rng> Core<R> {
 
     fn periodic_push_pull(&mut self) {
         let me = self.me.clone();
-        let pick = self
-            .members
-            .k_random(1, &mut self.rng, |m| m.name != me && m.state == State::Alive);
+        let pick = self.members.k_random(1, &mut self.rng, |m| {
+            m.name != me && m.state == State::Alive
+        });
         let Some(to) = pick
             .first()
             .and_then(|n| self.members.get(n))
@@ -929,8 +937,8 @@ impl<R: Rng> Core<R> {
             }
             Some(m) if m.addr != a.addr || m.port != a.port => {
                 let reclaim = self.config.dead_node_reclaim_time;
-                let can_reclaim = !reclaim.is_zero()
-                    && now.saturating_duration_since(m.state_change) > reclaim;
+                let can_reclaim =
+                    !reclaim.is_zero() && now.saturating_duration_since(m.state_change) > reclaim;
                 if m.state == State::Left || (m.state == State::Dead && can_reclaim) {
                     updates_node = true;
                 } else {
@@ -1238,7 +1246,11 @@ mod tests {
         };
         let mut c = Core::new(now, Config::dskit(), local, StdRng::seed_from_u64(1)).unwrap();
         assert_eq!(state(&c, "me"), Some((State::Alive, 1)));
-        assert_eq!(c.member(b"me").unwrap().addr.len(), 16, "IPv4-mapped form kept");
+        assert_eq!(
+            c.member(b"me").unwrap().addr.len(),
+            16,
+            "IPv4-mapped form kept"
+        );
         assert_eq!(c.queued_broadcasts(), (1, 0));
         let (_, ev) = drain(&mut c);
         assert!(matches!(&ev[..], [Event::MemberJoined(m)] if m.name == b"me"));
@@ -1259,7 +1271,11 @@ mod tests {
         let mut a = alive("p2", 2, 1);
         a.meta = Some(b"new".to_vec());
         c.handle_packet(now, addr(2), Message::Alive(a.clone()));
-        assert_eq!(c.member(b"p2").unwrap().meta, None, "equal incarnation ignored");
+        assert_eq!(
+            c.member(b"p2").unwrap().meta,
+            None,
+            "equal incarnation ignored"
+        );
         a.incarnation = 2;
         c.handle_packet(now, addr(2), Message::Alive(a));
         assert_eq!(c.member(b"p2").unwrap().meta, Some(b"new".to_vec()));
@@ -1369,7 +1385,10 @@ mod tests {
         c.handle_timeout(now + p * 4);
         assert_eq!(state(&c, "p3"), Some((State::Dead, 1)));
         let (_, ev) = drain(&mut c);
-        assert!(ev.iter().any(|e| matches!(e, Event::MemberDead(m) if m.name == b"p3")));
+        assert!(
+            ev.iter()
+                .any(|e| matches!(e, Event::MemberDead(m) if m.name == b"p3"))
+        );
     }
 
     #[test]
@@ -1394,23 +1413,46 @@ mod tests {
         c.handle_packet(now, addr(3), dead("p2", "p3", 1));
         assert_eq!(state(&c, "p2").unwrap().0, State::Dead);
         let moved = alive("p2", 9, 1);
-        c.handle_packet(now + Duration::from_secs(30), addr(9), Message::Alive(moved.clone()));
-        assert_eq!(state(&c, "p2").unwrap().0, State::Dead, "too early: conflict");
+        c.handle_packet(
+            now + Duration::from_secs(30),
+            addr(9),
+            Message::Alive(moved.clone()),
+        );
+        assert_eq!(
+            state(&c, "p2").unwrap().0,
+            State::Dead,
+            "too early: conflict"
+        );
         assert_eq!(c.address_conflicts(), 1);
-        c.handle_packet(now + Duration::from_secs(61), addr(9), Message::Alive(moved));
+        c.handle_packet(
+            now + Duration::from_secs(61),
+            addr(9),
+            Message::Alive(moved),
+        );
         let m = c.member(b"p2").unwrap();
-        assert_eq!((m.state, m.addr.as_slice()), (State::Alive, &[10, 0, 0, 9][..]));
+        assert_eq!(
+            (m.state, m.addr.as_slice()),
+            (State::Alive, &[10, 0, 0, 9][..])
+        );
     }
 
     #[test]
     fn without_a_reclaim_time_only_a_left_name_moves_to_a_new_address() {
         let (mut c, now) = with_peers(Config::dskit(), 2);
         c.handle_packet(now, addr(3), dead("p2", "p3", 1));
-        c.handle_packet(now + Duration::from_secs(3600), addr(9), Message::Alive(alive("p2", 9, 5)));
+        c.handle_packet(
+            now + Duration::from_secs(3600),
+            addr(9),
+            Message::Alive(alive("p2", 9, 5)),
+        );
         assert_eq!(state(&c, "p2").unwrap().0, State::Dead);
         c.handle_packet(now, addr(3), dead("p3", "p3", 1));
         c.handle_packet(now, addr(8), Message::Alive(alive("p3", 8, 1)));
-        assert_eq!(state(&c, "p3"), Some((State::Alive, 1)), "left: taken even at equal incarnation");
+        assert_eq!(
+            state(&c, "p3"),
+            Some((State::Alive, 1)),
+            "left: taken even at equal incarnation"
+        );
     }
 
     #[test]
@@ -1467,10 +1509,12 @@ mod tests {
         let (target, seq) = tx
             .iter()
             .find_map(|x| match x {
-                Transmit::Packet { message, .. } => leaves(message).into_iter().find_map(|m| match m {
-                    Message::Ping(p) => Some((p.node, p.seq_no)),
-                    _ => None,
-                }),
+                Transmit::Packet { message, .. } => {
+                    leaves(message).into_iter().find_map(|m| match m {
+                        Message::Ping(p) => Some((p.node, p.seq_no)),
+                        _ => None,
+                    })
+                }
                 _ => None,
             })
             .expect("a ping");
@@ -1490,7 +1534,10 @@ mod tests {
             })
             .collect();
         assert_eq!(ind.len(), 3);
-        assert!(ind.iter().all(|p| p.node == target && p.seq_no == seq && p.nack));
+        assert!(
+            ind.iter()
+                .all(|p| p.node == target && p.seq_no == seq && p.nack)
+        );
         // One helper reports a nack; two stay silent.
         c.handle_packet(now, addr(2), Message::Nack(Nack { seq_no: seq }));
         c.handle_timeout(t0 + cfg.probe_interval);
@@ -1511,14 +1558,23 @@ mod tests {
         let seq = tx
             .iter()
             .find_map(|x| match x {
-                Transmit::Packet { message, .. } => leaves(message).into_iter().find_map(|m| match m {
-                    Message::Ping(p) => Some(p.seq_no),
-                    _ => None,
-                }),
+                Transmit::Packet { message, .. } => {
+                    leaves(message).into_iter().find_map(|m| match m {
+                        Message::Ping(p) => Some(p.seq_no),
+                        _ => None,
+                    })
+                }
                 _ => None,
             })
             .unwrap();
-        c.handle_packet(t0, addr(2), Message::Ack(Ack { seq_no: seq, payload: None }));
+        c.handle_packet(
+            t0,
+            addr(2),
+            Message::Ack(Ack {
+                seq_no: seq,
+                payload: None,
+            }),
+        );
         c.handle_timeout(t0 + cfg.probe_interval * 8);
         assert!(c.members().all(|m| m.state == State::Alive));
         assert!(c.health_score() < 3);
@@ -1543,11 +1599,24 @@ mod tests {
         let Some(Message::Ping(p)) = packets_to(&tx, addr(5)).into_iter().next() else {
             panic!("expected a ping to the target");
         };
-        c.handle_packet(now, addr(5), Message::Ack(Ack { seq_no: p.seq_no, payload: None }));
+        c.handle_packet(
+            now,
+            addr(5),
+            Message::Ack(Ack {
+                seq_no: p.seq_no,
+                payload: None,
+            }),
+        );
         let (tx, _) = drain(&mut c);
-        assert!(matches!(packets_to(&tx, addr(2)).first(), Some(Message::Ack(a)) if a.seq_no == 77));
+        assert!(
+            matches!(packets_to(&tx, addr(2)).first(), Some(Message::Ack(a)) if a.seq_no == 77)
+        );
         // Without an ack, a nack goes back after probe_timeout.
-        c.handle_packet(now, addr(2), Message::IndirectPing(IndirectPing { seq_no: 78, ..ind }));
+        c.handle_packet(
+            now,
+            addr(2),
+            Message::IndirectPing(IndirectPing { seq_no: 78, ..ind }),
+        );
         drain(&mut c);
         c.handle_timeout(now + cfg.probe_timeout);
         let (tx, _) = drain(&mut c);
@@ -1652,7 +1721,13 @@ mod tests {
             user_state: b"kv".to_vec(),
         };
         let err = c.handle_push_pull(now, addr(2), remote).unwrap_err();
-        assert!(matches!(err, Error::IncompatibleVersions { what: "protocol", .. }));
+        assert!(matches!(
+            err,
+            Error::IncompatibleVersions {
+                what: "protocol",
+                ..
+            }
+        ));
         assert_eq!(state(&c, "new"), None);
         assert!(drain(&mut c).1.is_empty());
     }
@@ -1675,7 +1750,10 @@ mod tests {
         c.set_meta(now, Some(vec![1, 2, 0])).unwrap();
         assert_eq!(c.incarnation(), 2);
         assert_eq!(c.member(b"me").unwrap().meta, Some(vec![1, 2, 0]));
-        assert_eq!(c.set_meta(now, Some(vec![0; 513])), Err(Error::MetaTooLong(513)));
+        assert_eq!(
+            c.set_meta(now, Some(vec![0; 513])),
+            Err(Error::MetaTooLong(513))
+        );
         assert_eq!(c.incarnation(), 2);
     }
 

@@ -186,7 +186,8 @@ impl Members {
         let map = &mut self.map;
         self.order.retain(|name| {
             let reap = map.get(name).is_none_or(|m| {
-                m.state.is_dead_or_left() && now.saturating_duration_since(m.state_change) > reap_after
+                m.state.is_dead_or_left()
+                    && now.saturating_duration_since(m.state_change) > reap_after
             });
             if reap {
                 map.remove(name);
@@ -273,7 +274,10 @@ mod tests {
         ms.insert_new(member("dead", State::Dead, t0), &mut rng);
         let mut seen = Vec::new();
         for _ in 0..3 {
-            seen.push(ms.next_probe_target(b"me", t0, Duration::from_secs(30), &mut rng).unwrap());
+            seen.push(
+                ms.next_probe_target(b"me", t0, Duration::from_secs(30), &mut rng)
+                    .unwrap(),
+            );
         }
         seen.sort();
         assert_eq!(seen, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
@@ -291,7 +295,10 @@ mod tests {
         for _ in 0..3 {
             ms.next_probe_target(b"me", t0 + grace, grace, &mut rng);
         }
-        assert!(ms.get(b"gone").is_some(), "kept while within the grace time");
+        assert!(
+            ms.get(b"gone").is_some(),
+            "kept while within the grace time"
+        );
         for _ in 0..3 {
             ms.next_probe_target(b"me", t0 + grace * 2, grace, &mut rng);
         }

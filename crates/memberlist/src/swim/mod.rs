@@ -10,7 +10,7 @@
 //! - [`awareness`]: Lifeguard's local health score.
 //! - [`broadcast`]: the retransmit-limited broadcast queue.
 //! - [`event`] / [`transmit`]: what leaves the core.
-//! - [`error`]: [`Error`].
+//! - [`error`]: errors ([`Error`]).
 //!
 //! Behaviour follows `spec/memberlist.md` §1.10 (failure detection and
 //! dissemination) and §2.11 (join, leave); the defaults follow §1.11 and §2.3.

@@ -93,7 +93,11 @@ mod tests {
         };
         assert_eq!(p.failure_delta(), 2);
         p.nacks = 3;
-        assert_eq!(p.failure_delta(), 0, "all helpers failed too: our link is fine");
+        assert_eq!(
+            p.failure_delta(),
+            0,
+            "all helpers failed too: our link is fine"
+        );
         p.expected_nacks = 0;
         p.nacks = 0;
         assert_eq!(p.failure_delta(), 1);

@@ -110,7 +110,10 @@ mod tests {
         let (min, max) = (40 * S, 240 * S);
         assert_eq!(confirmed_timeout(0, 2, min, max), max);
         // 240 - ln2/ln3 × 200 = 113.814…
-        assert_eq!(confirmed_timeout(1, 2, min, max), Duration::from_millis(113_814));
+        assert_eq!(
+            confirmed_timeout(1, 2, min, max),
+            Duration::from_millis(113_814)
+        );
         assert_eq!(confirmed_timeout(2, 2, min, max), min);
         assert_eq!(confirmed_timeout(9, 2, min, max), min);
         assert_eq!(confirmed_timeout(5, 0, min, max), min);
@@ -121,7 +124,10 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Suspicion::new(t0, b"a", 2, 40 * S, 240 * S);
         assert_eq!(s.deadline(), t0 + 240 * S);
-        assert!(!s.confirm(b"a"), "the first accuser does not confirm itself");
+        assert!(
+            !s.confirm(b"a"),
+            "the first accuser does not confirm itself"
+        );
         assert!(s.confirm(b"b"));
         assert_eq!(s.deadline(), t0 + Duration::from_millis(113_814));
         assert!(!s.confirm(b"b"));
