@@ -315,7 +315,7 @@ impl<R: Rng> Core<R> {
             return Err(Error::MetaTooLong(m.len()));
         }
         self.meta = meta;
-        self.incarnation += 1;
+        self.incarnation = self.incarnation.saturating_add(1);
         let a = self.self_alive(self.incarnation);
         self.alive_node(now, a, true);
         Ok(())
@@ -737,7 +737,7 @@ impl<R: Rng> Core<R> {
         }
         let used: usize = out.iter().map(|(_, l)| l + overhead).sum();
         let avail = limit.saturating_sub(used);
-        if avail > overhead + 1 {
+        if avail > overhead + 1 && !self.user_broadcasts.is_empty() {
             let alive = self.num_alive();
             out.extend(self.user_broadcasts.take_sized(
                 overhead,
@@ -893,9 +893,11 @@ impl<R: Rng> Core<R> {
 
     /// Answers an accusation against us with a higher incarnation.
     fn refute(&mut self, accused: u32) {
-        let mut inc = self.incarnation.wrapping_add(1);
+        // Saturating where Go's uint32 wraps to 0 (after which every peer would
+        // ignore us): a peer claiming u32::MAX pins us there instead.
+        let mut inc = self.incarnation.saturating_add(1);
         if accused >= inc {
-            inc = accused.wrapping_add(1);
+            inc = accused.saturating_add(1);
         }
         self.incarnation = inc;
         if let Some(me) = self.members.get_mut(&self.me) {
@@ -1770,6 +1772,124 @@ mod tests {
             assert!(request.join);
             assert_eq!(request.nodes.len(), 1);
             assert_eq!(request.nodes[0].vsn, DSKIT_VSN.to_vec());
+        }
+    }
+
+    fn random_bytes(rng: &mut StdRng, max: usize) -> Vec<u8> {
+        let n = rng.random_range(0..=max);
+        (0..n).map(|_| rng.random()).collect()
+    }
+
+    fn random_name(rng: &mut StdRng) -> Vec<u8> {
+        let names: [&[u8]; 6] = [b"me", b"p2", b"p3", b"p4", b"", b"\xff\x00"];
+        names[rng.random_range(0..names.len())].to_vec()
+    }
+
+    fn random_message(rng: &mut StdRng, depth: u32) -> Message {
+        let inc = |rng: &mut StdRng| {
+            if rng.random_bool(0.1) {
+                u32::MAX - rng.random_range(0..2)
+            } else {
+                rng.random_range(0..6)
+            }
+        };
+        match rng.random_range(0..10) {
+            0 => Message::Ping(Ping {
+                seq_no: rng.random(),
+                node: random_name(rng),
+                source_addr: random_bytes(rng, 17),
+                source_port: rng.random(),
+                source_node: random_name(rng),
+            }),
+            1 => Message::IndirectPing(IndirectPing {
+                seq_no: rng.random(),
+                target: random_bytes(rng, 17),
+                port: rng.random(),
+                node: random_name(rng),
+                nack: rng.random(),
+                source_addr: random_bytes(rng, 17),
+                source_port: rng.random(),
+                source_node: random_name(rng),
+            }),
+            2 => Message::Ack(Ack {
+                seq_no: rng.random_range(0..20),
+                payload: None,
+            }),
+            3 => Message::Nack(Nack {
+                seq_no: rng.random_range(0..20),
+            }),
+            4 => Message::Suspect(Suspect {
+                incarnation: inc(rng),
+                node: random_name(rng),
+                from: random_name(rng),
+            }),
+            5 => Message::Alive(Alive {
+                incarnation: inc(rng),
+                node: random_name(rng),
+                addr: random_bytes(rng, 17),
+                port: rng.random(),
+                meta: rng.random_bool(0.5).then(|| random_bytes(rng, 600)),
+                vsn: random_bytes(rng, 8),
+            }),
+            6 => Message::Dead(Dead {
+                incarnation: inc(rng),
+                node: random_name(rng),
+                from: random_name(rng),
+            }),
+            7 => Message::User(random_bytes(rng, 30)),
+            8 if depth < 3 => Message::Compound(Compound {
+                parts: (0..rng.random_range(0..5))
+                    .map(|_| random_message(rng, depth + 1))
+                    .collect(),
+                truncated: 0,
+            }),
+            _ => Message::Error(crate::wire::message::ErrResp::default()),
+        }
+    }
+
+    #[test]
+    fn random_peer_input_never_panics_and_keeps_self_alive_with_growing_incarnation() {
+        for seed in 0..8 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let (mut c, mut now) = new_core(Config::default_lan());
+            let mut last_inc = c.incarnation();
+            for _ in 0..2000 {
+                match rng.random_range(0..20) {
+                    0 => now += Duration::from_millis(rng.random_range(0..3000)),
+                    1 => {
+                        let nodes = (0..rng.random_range(0..4))
+                            .map(|_| PushNodeState {
+                                name: random_name(&mut rng),
+                                addr: random_bytes(&mut rng, 17),
+                                port: rng.random(),
+                                meta: None,
+                                incarnation: rng.random_range(0..6),
+                                state: NodeState::from_wire(rng.random_range(-1..5)),
+                                vsn: random_bytes(&mut rng, 8),
+                            })
+                            .collect();
+                        let pp = PushPull {
+                            join: rng.random(),
+                            nodes,
+                            user_state: random_bytes(&mut rng, 4),
+                        };
+                        let _ = c.handle_push_pull(now, addr(2), pp);
+                    }
+                    _ => {
+                        let m = random_message(&mut rng, 0);
+                        c.handle_packet(now, addr(2), m);
+                    }
+                }
+                c.handle_timeout(now);
+                drain(&mut c);
+                let me = c.member(b"me").expect("self stays known");
+                assert_eq!(me.state, State::Alive, "seed {seed}");
+                assert!(c.incarnation() >= last_inc, "seed {seed}");
+                assert_eq!(me.incarnation, c.incarnation(), "seed {seed}");
+                last_inc = c.incarnation();
+                assert!(c.health_score() < 8);
+                assert!(c.poll_timeout().is_some_and(|t| t > now));
+            }
         }
     }
 }
