@@ -12,6 +12,17 @@
 //! the configured decompression limit) justifies, and bounds recursion. Encoding in
 //! the peer's [`wire::Dialect`] reproduces Go's bytes exactly; see
 //! `tests/captures.rs` for the known exceptions.
+//!
+//! ## Layers
+//!
+//! - [`wire`]: the codec (bytes ⇄ [`wire::Message`]).
+//! - [`swim`]: [`swim::Core`], memberlist's SWIM + Lifeguard state machine, sans
+//!   I/O: decoded messages and `now` in, messages to send, events and one
+//!   deadline out.
+//! - [`sim`]: a deterministic simulator running many cores over the real codec on
+//!   a lossy, partitionable virtual network (tests, examples and numbers).
 #![deny(missing_docs)]
 
+pub mod sim;
+pub mod swim;
 pub mod wire;

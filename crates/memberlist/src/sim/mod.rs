@@ -1,0 +1,455 @@
+//! A deterministic simulator: N [`crate::swim::Core`]s on a simulated network with
+//! virtual time.
+//!
+//! Like quinn-proto's test `Pair`, the simulator jumps from one instant to the next
+//! (the earliest message arrival or core deadline) and drives every core through
+//! its `handle_*` / `poll_*` contract. Every packet and push/pull goes through the
+//! real wire encoder and decoder, so the codec is exercised on every hop.
+//!
+//! Determinism: one seed feeds a [`StdRng`] that draws link behaviour and seeds
+//! each core's own RNG; all collections iterate in a fixed order; the only clock
+//! read is the base [`Instant`], and only offsets from it matter. A run with the
+//! same seed and the same calls replays exactly. Tests print the seed
+//! (see [`seed_from_env`]) so a failure can be replayed with `SIM_SEED`.
+//!
+//! Modelled: per-link loss, delay, duplication, partitions, crashes and restarts.
+//! Streams are reliable (TCP) but fail as a whole with
+//! [`LinkConfig::stream_failure`] and across partitions. Not modelled: bandwidth,
+//! compression, labels, the dskit TCP frame, and the KV delegate (push/pull user
+//! state is a fixed per-node byte string, see [`Sim::set_user_state`]).
+
+pub mod network;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+
+pub use network::{Delivery, LinkConfig, Network, Payload};
+
+use crate::swim::{Config, Core, Event, LocalNode, Transmit};
+use crate::wire::message::IpForm;
+use crate::wire::packet::{Packet, decode_packet, encode_packet};
+use crate::wire::stream::{StreamMessage, decode_stream, encode_stream};
+use crate::wire::{Dialect, Message};
+
+/// The seed to use: `SIM_SEED` from the environment if set, else `default`.
+/// Printed, so a failing test shows it (the harness shows stdout of failures).
+pub fn seed_from_env(default: u64) -> u64 {
+    let seed = std::env::var("SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default);
+    println!("sim seed = {seed} (replay with SIM_SEED={seed})");
+    seed
+}
+
+/// An event observed at one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimEvent {
+    /// Virtual time since the start of the simulation.
+    pub at: Duration,
+    /// Node index.
+    pub node: usize,
+    /// The event.
+    pub event: Event,
+}
+
+/// Traffic counters of one node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Encoded bytes sent in packets.
+    pub packet_bytes: u64,
+    /// Packets sent.
+    pub packets: u64,
+    /// Encoded bytes sent on streams (push/pull both ways).
+    pub stream_bytes: u64,
+    /// Packets or streams received that failed to decode (a codec bug).
+    pub decode_errors: u64,
+}
+
+struct SimNode {
+    name: Vec<u8>,
+    addr: SocketAddr,
+    core: Option<Core<StdRng>>,
+    /// The deadline we last queued a timer entry for.
+    scheduled: Option<Instant>,
+    user_state: Vec<u8>,
+    stats: NodeStats,
+    /// User messages already seen (for [`Sim::rebroadcast_user_messages`]).
+    seen: BTreeSet<Vec<u8>>,
+}
+
+/// N nodes, a network and a virtual clock.
+pub struct Sim {
+    epoch: Instant,
+    now: Instant,
+    rng: StdRng,
+    config: Config,
+    nodes: Vec<SimNode>,
+    by_addr: BTreeMap<SocketAddr, usize>,
+    /// The network (adjust `net.link` at any time).
+    pub net: Network,
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    events: Vec<SimEvent>,
+    /// Whether membership events are recorded (user and leave events always are).
+    pub record_membership: bool,
+    /// Stand-in for dskit's KV delegate: a node receiving a user message for the
+    /// first time queues it for re-broadcast, as the KV re-gossips every change it
+    /// merged (`spec/memberlist.md` §2.6). memberlist itself never re-gossips
+    /// user messages. On by default.
+    pub rebroadcast_user_messages: bool,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("now", &self.elapsed())
+            .field("nodes", &self.nodes.len())
+            .finish()
+    }
+}
+
+/// The address of node `i`: 10.x.y.z:7946.
+pub fn node_addr(i: usize) -> SocketAddr {
+    let i = u32::try_from(i).unwrap_or(u32::MAX) + 1;
+    let ip = Ipv4Addr::from(0x0a00_0000 | (i & 0x00ff_ffff));
+    SocketAddr::new(IpAddr::V4(ip), 7946)
+}
+
+/// The name of node `i`.
+pub fn node_name(i: usize) -> Vec<u8> {
+    format!("node-{i:05}").into_bytes()
+}
+
+impl Sim {
+    /// `n` started but unjoined nodes (each knows only itself).
+    pub fn new(n: usize, seed: u64, config: Config, link: LinkConfig) -> Self {
+        let epoch = Instant::now();
+        let mut sim = Sim {
+            epoch,
+            now: epoch,
+            rng: StdRng::seed_from_u64(seed),
+            config,
+            nodes: Vec::with_capacity(n),
+            by_addr: BTreeMap::new(),
+            net: Network::new(link),
+            timers: BinaryHeap::new(),
+            events: Vec::new(),
+            record_membership: true,
+            rebroadcast_user_messages: true,
+        };
+        for i in 0..n {
+            let addr = node_addr(i);
+            sim.by_addr.insert(addr, i);
+            sim.nodes.push(SimNode {
+                name: node_name(i),
+                addr,
+                core: None,
+                scheduled: None,
+                user_state: Vec::new(),
+                stats: NodeStats::default(),
+                seen: BTreeSet::new(),
+            });
+            sim.start(i);
+        }
+        sim
+    }
+
+    fn start(&mut self, i: usize) {
+        let local = LocalNode {
+            name: self.nodes[i].name.clone(),
+            addr: self.nodes[i].addr,
+            ip_form: IpForm::Mapped,
+            meta: None,
+        };
+        let rng = StdRng::seed_from_u64(self.rng.next_u64());
+        // The config was validated by the caller's choice; a failure here is a bug
+        // in the test setup, reported loudly.
+        let core = Core::new(self.now, self.config.clone(), local, rng)
+            .unwrap_or_else(|e| panic!("invalid simulator config: {e}"));
+        self.nodes[i].core = Some(core);
+        self.nodes[i].scheduled = None;
+        self.drain(i);
+    }
+
+    /// Number of nodes (crashed ones included).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True for a simulation without nodes.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Virtual time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.epoch
+    }
+
+    /// The current virtual instant.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Node `i`'s core, unless crashed.
+    pub fn core(&self, i: usize) -> Option<&Core<StdRng>> {
+        self.nodes.get(i)?.core.as_ref()
+    }
+
+    /// Node `i`'s traffic counters.
+    pub fn stats(&self, i: usize) -> NodeStats {
+        self.nodes[i].stats
+    }
+
+    /// Sets the push/pull user state node `i` sends.
+    pub fn set_user_state(&mut self, i: usize, state: Vec<u8>) {
+        self.nodes[i].user_state = state;
+    }
+
+    /// Runs a command on node `i` at the current instant, then drains its outputs.
+    pub fn command<T>(
+        &mut self,
+        i: usize,
+        f: impl FnOnce(&mut Core<StdRng>, Instant) -> T,
+    ) -> Option<T> {
+        let now = self.now;
+        let out = f(self.nodes[i].core.as_mut()?, now);
+        self.drain(i);
+        Some(out)
+    }
+
+    /// Node `i` broadcasts a user message (as the KV would for a local change);
+    /// it will not re-broadcast the message when it comes back.
+    pub fn broadcast(&mut self, i: usize, bytes: Vec<u8>) {
+        self.nodes[i].seen.insert(bytes.clone());
+        self.command(i, |c, _| c.queue_broadcast(bytes));
+    }
+
+    /// Node `i` joins through the given seed nodes.
+    pub fn join(&mut self, i: usize, seeds: &[usize]) {
+        let addrs: Vec<SocketAddr> = seeds.iter().map(|&s| self.nodes[s].addr).collect();
+        self.command(i, |c, now| c.join(now, &addrs));
+    }
+
+    /// Crashes node `i`: its state is lost, messages to it vanish.
+    pub fn crash(&mut self, i: usize) {
+        self.nodes[i].core = None;
+        self.nodes[i].scheduled = None;
+    }
+
+    /// Restarts a crashed node with a fresh state (same name and address) and
+    /// joins it through `seeds`.
+    pub fn restart(&mut self, i: usize, seeds: &[usize]) {
+        self.nodes[i].seen.clear();
+        self.start(i);
+        self.join(i, seeds);
+    }
+
+    /// Takes the recorded events.
+    pub fn take_events(&mut self) -> Vec<SimEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Advances virtual time by `d`, processing everything due.
+    pub fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        self.run_until(end);
+    }
+
+    /// Processes arrivals and timers in time order until `end`.
+    pub fn run_until(&mut self, end: Instant) {
+        loop {
+            let arrival = self.net.next_arrival();
+            let timer = self.next_timer();
+            let t = match (arrival, timer) {
+                (None, None) => break,
+                (Some(a), None) => a,
+                (None, Some(t)) => t,
+                (Some(a), Some(t)) => a.min(t),
+            };
+            if t > end {
+                break;
+            }
+            self.now = self.now.max(t);
+            if arrival == Some(t) {
+                if let Some(d) = self.net.pop() {
+                    self.deliver(d);
+                }
+            } else if let Some(Reverse((_, i))) = self.timers.pop() {
+                let now = self.now;
+                self.nodes[i].scheduled = None;
+                if let Some(core) = self.nodes[i].core.as_mut() {
+                    core.handle_timeout(now);
+                }
+                self.drain(i);
+            }
+        }
+        self.now = self.now.max(end);
+    }
+
+    /// The earliest valid timer entry, dropping stale ones.
+    fn next_timer(&mut self) -> Option<Instant> {
+        while let Some(&Reverse((t, i))) = self.timers.peek() {
+            if self.nodes[i].scheduled == Some(t) && self.nodes[i].core.is_some() {
+                return Some(t);
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
+    fn deliver(&mut self, d: Delivery) {
+        let now = self.now;
+        let from_addr = self.nodes[d.from].addr;
+        let to = d.to;
+        let user_state = self.nodes[to].user_state.clone();
+        let Some(core) = self.nodes[to].core.as_mut() else {
+            return;
+        };
+        match d.payload {
+            Payload::Packet(bytes) => match decode_packet(&bytes) {
+                Ok(p) => core.handle_packet(now, from_addr, p.message),
+                Err(_) => self.nodes[to].stats.decode_errors += 1,
+            },
+            Payload::PushPullRequest(bytes) => {
+                let Some(req) = decode_push_pull(&bytes) else {
+                    self.nodes[to].stats.decode_errors += 1;
+                    return;
+                };
+                // memberlist answers first, then merges.
+                let mut reply = core.push_pull_reply(req.join);
+                reply.user_state = user_state;
+                let _ = core.handle_push_pull(now, from_addr, req);
+                if let Some(bytes) = encode_push_pull(reply) {
+                    self.nodes[to].stats.stream_bytes += bytes.len() as u64;
+                    self.net.send_stream(
+                        &mut self.rng,
+                        now,
+                        to,
+                        d.from,
+                        Payload::PushPullReply(bytes),
+                    );
+                }
+            }
+            Payload::PushPullReply(bytes) => match decode_push_pull(&bytes) {
+                Some(reply) => {
+                    let _ = core.handle_push_pull(now, from_addr, reply);
+                }
+                None => self.nodes[to].stats.decode_errors += 1,
+            },
+        }
+        self.drain(to);
+    }
+
+    /// Sends node `i`'s transmits, records its events and reschedules its timer.
+    fn drain(&mut self, i: usize) {
+        let now = self.now;
+        let elapsed = self.elapsed();
+        let node = &mut self.nodes[i];
+        let Some(core) = node.core.as_mut() else {
+            return;
+        };
+        let mut out = Vec::new();
+        while let Some(t) = core.poll_transmit() {
+            out.push(t);
+        }
+        while let Some(event) = core.poll_event() {
+            if self.rebroadcast_user_messages
+                && let Event::UserMessage { bytes, .. } = &event
+                && node.seen.insert(bytes.clone())
+            {
+                core.queue_broadcast(bytes.clone());
+            }
+            let keep = self.record_membership
+                || matches!(
+                    event,
+                    Event::UserMessage { .. }
+                        | Event::RemoteState { .. }
+                        | Event::LeaveBroadcastDone
+                );
+            if keep {
+                self.events.push(SimEvent {
+                    at: elapsed,
+                    node: i,
+                    event,
+                });
+            }
+        }
+        let deadline = core.poll_timeout().map(|t| t.max(now));
+        if deadline != node.scheduled {
+            node.scheduled = deadline;
+            if let Some(t) = deadline {
+                self.timers.push(Reverse((t, i)));
+            }
+        }
+        for t in out {
+            let Some(&to) = self.by_addr.get(&t.to()) else {
+                continue;
+            };
+            match t {
+                Transmit::Packet { message, crc, .. } => {
+                    let p = Packet {
+                        label: None,
+                        crc,
+                        message,
+                    };
+                    let Ok(bytes) = encode_packet(&p) else {
+                        self.nodes[i].stats.decode_errors += 1;
+                        continue;
+                    };
+                    let s = &mut self.nodes[i].stats;
+                    s.packets += 1;
+                    s.packet_bytes += bytes.len() as u64;
+                    self.net.send_packet(&mut self.rng, now, i, to, bytes);
+                }
+                Transmit::PushPull { mut request, .. } => {
+                    request.user_state = self.nodes[i].user_state.clone();
+                    let Some(bytes) = encode_push_pull(request) else {
+                        continue;
+                    };
+                    self.nodes[i].stats.stream_bytes += bytes.len() as u64;
+                    self.net.send_stream(
+                        &mut self.rng,
+                        now,
+                        i,
+                        to,
+                        Payload::PushPullRequest(bytes),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Indices of nodes that are running.
+    pub fn running(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].core.is_some())
+            .collect()
+    }
+
+    /// The name of node `i`.
+    pub fn name(&self, i: usize) -> &[u8] {
+        &self.nodes[i].name
+    }
+}
+
+fn encode_push_pull(pp: crate::wire::message::PushPull) -> Option<Vec<u8>> {
+    let m = StreamMessage {
+        label: None,
+        message: Message::PushPull(pp),
+    };
+    encode_stream(&m, Dialect::V2).ok()
+}
+
+fn decode_push_pull(bytes: &[u8]) -> Option<crate::wire::message::PushPull> {
+    let (m, _) = decode_stream(bytes).ok()??;
+    match m.unwrapped() {
+        Message::PushPull(pp) => Some(pp.clone()),
+        _ => None,
+    }
+}

@@ -1,0 +1,1895 @@
+//! [`Core`]: memberlist's SWIM + Lifeguard state machine without I/O.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use super::awareness::Awareness;
+use super::broadcast::{BroadcastQueue, Tag, retransmit_limit};
+use super::config::Config;
+use super::error::Error;
+use super::event::Event;
+use super::member::{Member, Members, State, vsn_array};
+use super::probe::{Phase, Probe, Relay};
+use super::suspicion::{Suspicion, suspicion_timeout};
+use super::transmit::Transmit;
+use crate::wire::Message;
+use crate::wire::frame::{MAX_COMPOUND_PART_LEN, MAX_COMPOUND_PARTS};
+use crate::wire::message::{
+    Ack, Alive, Compound, Dead, IndirectPing, IpForm, MAX_META_LEN, Nack, NodeState, Ping,
+    PushPull, Suspect, ip_from_wire, ip_to_wire,
+};
+use crate::wire::packet::encode_packet_message;
+
+/// memberlist's assumed compound header size (`compoundHeaderOverhead`).
+const COMPOUND_HEADER_OVERHEAD: usize = 2;
+/// memberlist's assumed per-part compound overhead (`compoundOverhead`).
+const COMPOUND_OVERHEAD: usize = 2;
+/// Clusters up to this size push/pull at the configured interval.
+const PUSH_PULL_SCALE_THRESHOLD: usize = 32;
+/// The tag of our own leave message in the broadcast queue.
+const LEAVE_TAG: Tag = 1;
+
+/// `interval × (ceil(log2(n) − log2(32)) + 1)` for `n > 32`, else `interval`:
+/// memberlist's push/pull scaling, keeping the full-state traffic per node roughly
+/// constant as the cluster grows.
+pub fn push_pull_scale(interval: Duration, n: usize) -> Duration {
+    if n <= PUSH_PULL_SCALE_THRESHOLD {
+        return interval;
+    }
+    let mult = ((n as f64).log2() - (PUSH_PULL_SCALE_THRESHOLD as f64).log2()).ceil() + 1.0;
+    interval * (mult as u32)
+}
+
+/// Who this node is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalNode {
+    /// Unique node name (dskit: hostname plus a random suffix).
+    pub name: Vec<u8>,
+    /// Advertised address and port.
+    pub addr: SocketAddr,
+    /// Byte form of an IPv4 address in our own messages; keep it fixed for the
+    /// node's life (`spec/memberlist.md` §5).
+    pub ip_form: IpForm,
+    /// Initial metadata (`None` = Go nil; dskit: empty unless zone-aware routing).
+    pub meta: Option<Vec<u8>>,
+}
+
+/// The SWIM failure detector and membership dissemination of one memberlist node,
+/// sans I/O: same messages, timers and rules as hashicorp memberlist (with dskit's
+/// settings by default), but every input is a method call and every output is
+/// queued for the caller.
+///
+/// # Time and randomness
+///
+/// Time is a [`std::time::Instant`] passed to every input; the core never reads a
+/// clock. A simulator may use any base instant and add virtual durations.
+/// Randomness (probe order, gossip targets, timer staggers) comes only from the
+/// `R: Rng` given to [`Core::new`]; with a seeded RNG and the same inputs, the
+/// outputs are identical.
+///
+/// # Inputs
+///
+/// - [`Core::handle_packet`]: an already decoded packet message (compound and
+///   compressed wrappers are walked here).
+/// - [`Core::handle_push_pull`]: the peer's push/pull, on either side of a stream.
+///   A responder first takes [`Core::push_pull_reply`] (memberlist answers before
+///   merging), then hands the request in.
+/// - [`Core::handle_stream_ping`]: a TCP fallback ping, answered on the stream.
+/// - [`Core::handle_timeout`]: call when [`Core::poll_timeout`] has passed.
+///
+/// # Commands
+///
+/// [`Core::join`], [`Core::leave`], [`Core::set_meta`], [`Core::queue_broadcast`].
+///
+/// # Outputs and polling order
+///
+/// After every input or command, drain in this order:
+/// 1. [`Core::poll_transmit`] until `None`: packets and push/pull streams to start;
+/// 2. [`Core::poll_event`] until `None`: membership and delegate events;
+/// 3. [`Core::poll_timeout`]: the single instant at which to call
+///    [`Core::handle_timeout`] next (it can move after any input).
+///
+/// Transmits come first because an event handler (e.g. the KV merging remote
+/// state) may queue broadcasts that are better piggybacked on the next round than
+/// delayed behind replies already decided.
+#[derive(Debug)]
+pub struct Core<R> {
+    config: Config,
+    rng: R,
+    me: Vec<u8>,
+    addr: SocketAddr,
+    addr_bytes: Vec<u8>,
+    meta: Option<Vec<u8>>,
+    incarnation: u32,
+    seq_no: u32,
+    members: Members,
+    awareness: Awareness,
+    /// Running suspicions with the `state_change` of the suspicion they belong to.
+    suspicions: BTreeMap<Vec<u8>, (Suspicion, Instant)>,
+    broadcasts: BroadcastQueue,
+    user_broadcasts: BroadcastQueue,
+    probe: Option<Probe>,
+    /// A probe tick fell while a probe was running (Go's ticker keeps one).
+    probe_tick_pending: bool,
+    next_probe: Instant,
+    next_gossip: Option<Instant>,
+    next_push_pull: Option<Instant>,
+    relays: Vec<Relay>,
+    left: bool,
+    conflicts: u64,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    scratch: Vec<u8>,
+}
+
+impl<R: Rng> Core<R> {
+    /// Creates a node that knows only itself (incarnation 1), with timers staggered
+    /// randomly within their first interval as memberlist does.
+    pub fn new(now: Instant, config: Config, local: LocalNode, mut rng: R) -> Result<Self, Error> {
+        config.validate()?;
+        if let Some(m) = &local.meta
+            && m.len() > MAX_META_LEN
+        {
+            return Err(Error::MetaTooLong(m.len()));
+        }
+        let stagger = |rng: &mut R, d: Duration| -> Duration {
+            if d.is_zero() {
+                return d;
+            }
+            let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+            Duration::from_nanos(rng.random_range(0..nanos))
+        };
+        let next_probe = now + stagger(&mut rng, config.probe_interval);
+        let next_gossip = (!config.gossip_interval.is_zero() && config.gossip_nodes > 0)
+            .then(|| now + stagger(&mut rng, config.gossip_interval));
+        let next_push_pull = (!config.push_pull_interval.is_zero())
+            .then(|| now + stagger(&mut rng, config.push_pull_interval));
+        let awareness = Awareness::new(config.awareness_max_multiplier);
+        let mut core = Core {
+            addr_bytes: ip_to_wire(local.addr.ip(), local.ip_form),
+            addr: local.addr,
+            me: local.name,
+            meta: local.meta,
+            config,
+            rng,
+            incarnation: 0,
+            seq_no: 0,
+            members: Members::new(),
+            awareness,
+            suspicions: BTreeMap::new(),
+            broadcasts: BroadcastQueue::new(),
+            user_broadcasts: BroadcastQueue::new(),
+            probe: None,
+            probe_tick_pending: false,
+            next_probe,
+            next_gossip,
+            next_push_pull,
+            relays: Vec::new(),
+            left: false,
+            conflicts: 0,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            scratch: Vec::new(),
+        };
+        core.incarnation = 1;
+        let a = core.self_alive(1);
+        core.alive_node(now, a, true);
+        Ok(core)
+    }
+
+    // ----------------------------------------------------------------- getters
+
+    /// Our node name.
+    pub fn name(&self) -> &[u8] {
+        &self.me
+    }
+
+    /// Our advertised address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Our current incarnation.
+    pub fn incarnation(&self) -> u32 {
+        self.incarnation
+    }
+
+    /// Lifeguard health score, 0 = healthy (memberlist `GetHealthScore`).
+    pub fn health_score(&self) -> u32 {
+        self.awareness.score()
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Every known member (self included), by name.
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.members.iter()
+    }
+
+    /// One member by name.
+    pub fn member(&self, name: &[u8]) -> Option<&Member> {
+        self.members.get(name)
+    }
+
+    /// Members not dead or left, self included (memberlist `NumMembers`).
+    pub fn num_alive(&self) -> usize {
+        self.members
+            .iter()
+            .filter(|m| !m.state.is_dead_or_left())
+            .count()
+    }
+
+    /// True after [`Core::leave`].
+    pub fn has_left(&self) -> bool {
+        self.left
+    }
+
+    /// Queued membership broadcasts and user broadcasts.
+    pub fn queued_broadcasts(&self) -> (usize, usize) {
+        (self.broadcasts.len(), self.user_broadcasts.len())
+    }
+
+    /// `alive` messages refused because a known name came from another address.
+    pub fn address_conflicts(&self) -> u64 {
+        self.conflicts
+    }
+
+    // ------------------------------------------------------------------ outputs
+
+    /// Next thing to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Core::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t = Some(self.next_probe);
+        let mut min = |x: Option<Instant>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |t| t.min(x)));
+            }
+        };
+        min(self.probe.as_ref().map(Probe::deadline));
+        min(self.next_gossip);
+        min(self.next_push_pull);
+        for (s, _) in self.suspicions.values() {
+            min(Some(s.deadline()));
+        }
+        for r in &self.relays {
+            min(Some(r.deadline));
+        }
+        t
+    }
+
+    // ---------------------------------------------------------------- commands
+
+    /// Starts a join: one push/pull with `join = true` to each seed (memberlist
+    /// `Join`). Results come back through [`Core::handle_push_pull`].
+    pub fn join(&mut self, _now: Instant, seeds: &[SocketAddr]) {
+        for &to in seeds {
+            let request = self.push_pull_reply(true);
+            self.transmits.push_back(Transmit::PushPull { to, request });
+        }
+    }
+
+    /// Graceful leave: broadcast `dead` about ourselves (seen by peers as Left).
+    /// [`Event::LeaveBroadcastDone`] follows once it has been gossiped to its
+    /// retransmit limit, or at once when no other member is alive.
+    pub fn leave(&mut self, now: Instant) {
+        if self.left {
+            return;
+        }
+        self.left = true;
+        let d = Dead {
+            incarnation: self.incarnation,
+            node: self.me.clone(),
+            from: self.me.clone(),
+        };
+        self.dead_node(now, d);
+        let any_alive = self
+            .members
+            .iter()
+            .any(|m| m.name != self.me && !m.state.is_dead_or_left());
+        if !any_alive {
+            self.events.push_back(Event::LeaveBroadcastDone);
+        }
+    }
+
+    /// Changes our metadata and announces it with a new incarnation (memberlist
+    /// `UpdateNode`).
+    pub fn set_meta(&mut self, now: Instant, meta: Option<Vec<u8>>) -> Result<(), Error> {
+        if let Some(m) = &meta
+            && m.len() > MAX_META_LEN
+        {
+            return Err(Error::MetaTooLong(m.len()));
+        }
+        self.meta = meta;
+        self.incarnation = self.incarnation.saturating_add(1);
+        let a = self.self_alive(self.incarnation);
+        self.alive_node(now, a, true);
+        Ok(())
+    }
+
+    /// Queues a user broadcast (a delegate message, for dskit one
+    /// `KeyValuePair`), piggybacked on gossip and probes up to the retransmit limit.
+    pub fn queue_broadcast(&mut self, bytes: Vec<u8>) {
+        let len = bytes.len() + 1;
+        self.user_broadcasts
+            .push(Message::User(bytes), len, None, None);
+    }
+
+    /// Like [`Core::queue_broadcast`], but replaces a queued broadcast with the same
+    /// `name` (e.g. a KV key whose newer value supersedes the old one).
+    pub fn queue_named_broadcast(&mut self, name: Vec<u8>, bytes: Vec<u8>) {
+        let len = bytes.len() + 1;
+        self.user_broadcasts
+            .push(Message::User(bytes), len, Some(name), None);
+    }
+
+    /// Our node states for a push/pull (request or reply). `user_state` is left
+    /// empty for the driver to fill from the delegate.
+    pub fn push_pull_reply(&self, join: bool) -> PushPull {
+        PushPull {
+            join,
+            nodes: self.members.iter().map(Member::to_push_state).collect(),
+            user_state: Vec::new(),
+        }
+    }
+
+    // ------------------------------------------------------------------ inputs
+
+    /// Handles one decoded packet message from `from` (its transport source).
+    /// Compound and compressed messages are walked; messages that only belong on
+    /// streams are ignored.
+    pub fn handle_packet(&mut self, now: Instant, from: SocketAddr, message: Message) {
+        match message {
+            Message::Compound(c) => {
+                for p in c.parts {
+                    self.handle_packet(now, from, p);
+                }
+            }
+            Message::Compressed(c) => self.handle_packet(now, from, *c.inner),
+            Message::Ping(p) => self.on_ping(from, p),
+            Message::IndirectPing(p) => self.on_indirect_ping(now, from, p),
+            Message::Ack(a) => self.on_ack(now, a),
+            Message::Nack(n) => {
+                if let Some(p) = &mut self.probe
+                    && p.seq_no == n.seq_no
+                {
+                    p.nacks += 1;
+                }
+            }
+            Message::Suspect(s) => self.suspect_node(now, s),
+            Message::Alive(mut a) => {
+                if a.port == 0 {
+                    a.port = self.addr.port();
+                }
+                self.alive_node(now, a, false);
+            }
+            Message::Dead(d) => self.dead_node(now, d),
+            Message::User(bytes) => self.events.push_back(Event::UserMessage { from, bytes }),
+            Message::PushPull(_) | Message::Error(_) => {}
+        }
+    }
+
+    /// Answers a ping that arrived on a stream (the TCP fallback probe); `None`
+    /// when it names another node.
+    pub fn handle_stream_ping(&self, ping: &Ping) -> Option<Ack> {
+        (ping.node.is_empty() || ping.node == self.me).then_some(Ack {
+            seq_no: ping.seq_no,
+            payload: None,
+        })
+    }
+
+    /// Merges a peer's push/pull (memberlist `mergeRemoteState`): checks versions,
+    /// applies every node state, then emits [`Event::RemoteState`] with the user
+    /// state. On a version error nothing is merged.
+    pub fn handle_push_pull(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        remote: PushPull,
+    ) -> Result<(), Error> {
+        self.verify_protocol(&remote.nodes)?;
+        for n in remote.nodes {
+            match n.state {
+                NodeState::Alive => {
+                    let a = Alive {
+                        incarnation: n.incarnation,
+                        port: if n.port == 0 {
+                            self.addr.port()
+                        } else {
+                            n.port
+                        },
+                        node: n.name,
+                        addr: n.addr,
+                        meta: n.meta,
+                        vsn: n.vsn,
+                    };
+                    self.alive_node(now, a, false);
+                }
+                NodeState::Left => {
+                    let d = Dead {
+                        incarnation: n.incarnation,
+                        from: n.name.clone(),
+                        node: n.name,
+                    };
+                    self.dead_node(now, d);
+                }
+                // A remote "dead" only makes us suspect: we may still reach it.
+                NodeState::Dead | NodeState::Suspect => {
+                    let s = Suspect {
+                        incarnation: n.incarnation,
+                        node: n.name,
+                        from: self.me.clone(),
+                    };
+                    self.suspect_node(now, s);
+                }
+                NodeState::Other(_) => {}
+            }
+        }
+        if !remote.user_state.is_empty() {
+            self.events.push_back(Event::RemoteState {
+                from,
+                join: remote.join,
+                state: remote.user_state,
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.probe_timers(now);
+        while self.next_probe <= now {
+            self.next_probe += self.config.probe_interval;
+            if self.probe.is_some() {
+                self.probe_tick_pending = true;
+            } else {
+                self.start_probe(now);
+            }
+        }
+        if let Some(t) = self.next_gossip
+            && t <= now
+        {
+            let mut t = t;
+            while t <= now {
+                t += self.config.gossip_interval;
+            }
+            self.next_gossip = Some(t);
+            self.gossip(now);
+        }
+        if let Some(t) = self.next_push_pull
+            && t <= now
+        {
+            let every = push_pull_scale(self.config.push_pull_interval, self.members.len());
+            let mut t = t;
+            while t <= now {
+                t += every;
+            }
+            self.next_push_pull = Some(t);
+            self.periodic_push_pull();
+        }
+        let due: Vec<Vec<u8>> = self
+            .suspicions
+            .iter()
+            .filter(|(_, (s, _))| s.deadline() <= now)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in due {
+            let Some((_, changed)) = self.suspicions.remove(&name) else {
+                continue;
+            };
+            let Some(m) = self.members.get(&name) else {
+                continue;
+            };
+            if m.state == State::Suspect && m.state_change == changed {
+                let d = Dead {
+                    incarnation: m.incarnation,
+                    node: name,
+                    from: self.me.clone(),
+                };
+                self.dead_node(now, d);
+            }
+        }
+        let mut i = 0;
+        while i < self.relays.len() {
+            if self.relays[i].deadline <= now {
+                let r = self.relays.swap_remove(i);
+                if r.nack {
+                    self.send_msg(r.requester, Message::Nack(Nack { seq_no: r.orig_seq }));
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ probing
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq_no = self.seq_no.wrapping_add(1);
+        self.seq_no
+    }
+
+    fn own_ping(&mut self, target: &[u8]) -> Ping {
+        Ping {
+            seq_no: self.next_seq(),
+            node: target.to_vec(),
+            source_addr: self.addr_bytes.clone(),
+            source_port: self.addr.port(),
+            source_node: self.me.clone(),
+        }
+    }
+
+    fn start_probe(&mut self, now: Instant) {
+        self.probe_tick_pending = false;
+        let Some(name) = self.members.next_probe_target(
+            &self.me,
+            now,
+            self.config.gossip_to_the_dead_time,
+            &mut self.rng,
+        ) else {
+            return;
+        };
+        let Some(m) = self.members.get(&name) else {
+            return;
+        };
+        let (state, incarnation, pmax, to) = (m.state, m.incarnation, m.pmax(), m.socket_addr());
+        let Some(to) = to else {
+            return;
+        };
+        let ping = self.own_ping(&name);
+        let seq_no = ping.seq_no;
+        if state == State::Alive {
+            self.send_msg(to, Message::Ping(ping));
+        } else {
+            // Tell a suspect why we ask, so it can refute.
+            let s = Suspect {
+                incarnation,
+                node: name.clone(),
+                from: self.me.clone(),
+            };
+            self.transmits.push_back(Transmit::Packet {
+                to,
+                message: Message::Compound(Compound {
+                    parts: vec![Message::Ping(ping), Message::Suspect(s)],
+                    truncated: 0,
+                }),
+                crc: pmax >= 5,
+            });
+        }
+        self.probe = Some(Probe {
+            seq_no,
+            target: name,
+            incarnation,
+            ack_deadline: now + self.config.probe_timeout,
+            end: now + self.awareness.scale(self.config.probe_interval),
+            phase: Phase::Direct,
+            expected_nacks: 0,
+            nacks: 0,
+        });
+    }
+
+    fn probe_timers(&mut self, now: Instant) {
+        let Some(p) = &self.probe else {
+            return;
+        };
+        if p.phase == Phase::Direct && p.ack_deadline <= now {
+            let target = p.target.clone();
+            let seq_no = p.seq_no;
+            let me = self.me.clone();
+            let helpers = self
+                .members
+                .k_random(self.config.indirect_checks, &mut self.rng, |m| {
+                    m.name != me && m.name != target && m.state == State::Alive
+                });
+            let (t_addr, t_port) = self
+                .members
+                .get(&target)
+                .map(|m| (m.addr.clone(), m.port))
+                .unwrap_or_default();
+            let mut expected = 0;
+            for h in helpers {
+                let Some(hm) = self.members.get(&h) else {
+                    continue;
+                };
+                let Some(to) = hm.socket_addr() else {
+                    continue;
+                };
+                let nack = hm.pmax() >= 4;
+                expected += u32::from(nack);
+                let ind = IndirectPing {
+                    seq_no,
+                    target: t_addr.clone(),
+                    port: t_port,
+                    node: target.clone(),
+                    nack,
+                    source_addr: self.addr_bytes.clone(),
+                    source_port: self.addr.port(),
+                    source_node: self.me.clone(),
+                };
+                self.send_msg(to, Message::IndirectPing(ind));
+            }
+            if let Some(p) = &mut self.probe {
+                p.phase = Phase::Indirect;
+                p.expected_nacks = expected;
+            }
+        }
+        if let Some(p) = &self.probe
+            && p.end <= now
+        {
+            let Some(p) = self.probe.take() else {
+                return;
+            };
+            self.awareness.apply_delta(p.failure_delta());
+            let s = Suspect {
+                incarnation: p.incarnation,
+                node: p.target,
+                from: self.me.clone(),
+            };
+            self.suspect_node(now, s);
+            if self.probe_tick_pending {
+                self.start_probe(now);
+            }
+        }
+    }
+
+    fn on_ack(&mut self, now: Instant, ack: Ack) {
+        if let Some(p) = &self.probe
+            && p.seq_no == ack.seq_no
+        {
+            self.probe = None;
+            self.awareness.apply_delta(-1);
+            if self.probe_tick_pending {
+                self.start_probe(now);
+            }
+            return;
+        }
+        if let Some(i) = self.relays.iter().position(|r| r.local_seq == ack.seq_no) {
+            let r = self.relays.swap_remove(i);
+            let ack = Ack {
+                seq_no: r.orig_seq,
+                payload: None,
+            };
+            self.send_msg(r.requester, Message::Ack(ack));
+        }
+    }
+
+    fn on_ping(&mut self, from: SocketAddr, p: Ping) {
+        if !p.node.is_empty() && p.node != self.me {
+            return;
+        }
+        let to = reply_addr(&p.source_addr, p.source_port).unwrap_or(from);
+        let ack = Ack {
+            seq_no: p.seq_no,
+            payload: None,
+        };
+        self.send_msg(to, Message::Ack(ack));
+    }
+
+    fn on_indirect_ping(&mut self, now: Instant, from: SocketAddr, ind: IndirectPing) {
+        let port = if ind.port == 0 {
+            self.addr.port()
+        } else {
+            ind.port
+        };
+        let requester = reply_addr(&ind.source_addr, ind.source_port).unwrap_or(from);
+        let ping = self.own_ping(&ind.node);
+        self.relays.push(Relay {
+            local_seq: ping.seq_no,
+            orig_seq: ind.seq_no,
+            requester,
+            nack: ind.nack,
+            deadline: now + self.config.probe_timeout,
+        });
+        if let Some(ip) = ip_from_wire(&ind.target) {
+            self.send_msg(SocketAddr::new(ip, port), Message::Ping(ping));
+        }
+    }
+
+    // ------------------------------------------------------------ dissemination
+
+    fn encoded_len(&mut self, m: &Message) -> Option<usize> {
+        self.scratch.clear();
+        encode_packet_message(&mut self.scratch, m).ok()?;
+        Some(self.scratch.len())
+    }
+
+    fn label_overhead(&self) -> usize {
+        if self.config.label_len == 0 {
+            0
+        } else {
+            2 + self.config.label_len
+        }
+    }
+
+    /// Queues a membership message about `node`, replacing older news about it.
+    fn broadcast(&mut self, node: &[u8], m: Message, tag: Option<Tag>) {
+        if let Some(len) = self.encoded_len(&m) {
+            self.broadcasts.push(m, len, Some(node.to_vec()), tag);
+        }
+    }
+
+    /// Membership broadcasts first, then user broadcasts, within `limit` bytes.
+    fn take_broadcasts(&mut self, overhead: usize, limit: usize) -> Vec<(Message, usize)> {
+        let n = self.members.len();
+        let mut out = self.broadcasts.take_sized(
+            overhead,
+            limit,
+            retransmit_limit(self.config.retransmit_mult, n),
+        );
+        for t in self.broadcasts.drain_finished() {
+            if t == LEAVE_TAG {
+                self.events.push_back(Event::LeaveBroadcastDone);
+            }
+        }
+        let used: usize = out.iter().map(|(_, l)| l + overhead).sum();
+        let avail = limit.saturating_sub(used);
+        if avail > overhead + 1 && !self.user_broadcasts.is_empty() {
+            let alive = self.num_alive();
+            out.extend(self.user_broadcasts.take_sized(
+                overhead,
+                avail,
+                retransmit_limit(self.config.retransmit_mult, alive),
+            ));
+        }
+        out
+    }
+
+    /// Sends `m` to `to` with as many broadcasts piggybacked as fit (memberlist
+    /// `sendMsg`).
+    fn send_msg(&mut self, to: SocketAddr, m: Message) {
+        let Some(len) = self.encoded_len(&m) else {
+            return;
+        };
+        let avail = self
+            .config
+            .packet_budget
+            .saturating_sub(len + COMPOUND_HEADER_OVERHEAD + self.label_overhead());
+        let extra = self.take_broadcasts(COMPOUND_OVERHEAD, avail);
+        if extra.is_empty() {
+            self.transmits.push_back(Transmit::Packet {
+                to,
+                message: m,
+                crc: false,
+            });
+            return;
+        }
+        let mut parts = Vec::with_capacity(1 + extra.len());
+        parts.push((m, len));
+        parts.extend(extra);
+        self.push_packets(to, parts, false);
+    }
+
+    /// Packs messages into packets: a single message bare, otherwise compounds of at
+    /// most 255 parts; parts too long for a compound travel alone.
+    fn push_packets(&mut self, to: SocketAddr, parts: Vec<(Message, usize)>, crc: bool) {
+        if parts.len() == 1 {
+            if let Some((message, _)) = parts.into_iter().next() {
+                self.transmits
+                    .push_back(Transmit::Packet { to, message, crc });
+            }
+            return;
+        }
+        let mut batch = Vec::new();
+        for (m, len) in parts {
+            if len > MAX_COMPOUND_PART_LEN {
+                self.transmits.push_back(Transmit::Packet {
+                    to,
+                    message: m,
+                    crc,
+                });
+                continue;
+            }
+            batch.push(m);
+            if batch.len() == MAX_COMPOUND_PARTS {
+                let parts = std::mem::take(&mut batch);
+                self.transmits.push_back(Transmit::Packet {
+                    to,
+                    message: Message::Compound(Compound {
+                        parts,
+                        truncated: 0,
+                    }),
+                    crc,
+                });
+            }
+        }
+        match batch.len() {
+            0 => {}
+            1 => {
+                if let Some(message) = batch.pop() {
+                    self.transmits
+                        .push_back(Transmit::Packet { to, message, crc });
+                }
+            }
+            _ => self.transmits.push_back(Transmit::Packet {
+                to,
+                message: Message::Compound(Compound {
+                    parts: batch,
+                    truncated: 0,
+                }),
+                crc,
+            }),
+        }
+    }
+
+    /// One gossip round: fresh broadcasts to `gossip_nodes` random members that are
+    /// alive, suspect, or dead for less than `gossip_to_the_dead_time`.
+    fn gossip(&mut self, now: Instant) {
+        let me = self.me.clone();
+        let dead_window = self.config.gossip_to_the_dead_time;
+        let targets = self
+            .members
+            .k_random(self.config.gossip_nodes, &mut self.rng, |m| {
+                if m.name == me {
+                    return false;
+                }
+                match m.state {
+                    State::Alive | State::Suspect => true,
+                    State::Dead => now.saturating_duration_since(m.state_change) <= dead_window,
+                    State::Left => false,
+                }
+            });
+        let avail = self
+            .config
+            .packet_budget
+            .saturating_sub(COMPOUND_HEADER_OVERHEAD + self.label_overhead());
+        for name in targets {
+            let Some(m) = self.members.get(&name) else {
+                continue;
+            };
+            let (to, crc) = (m.socket_addr(), m.pmax() >= 5);
+            let Some(to) = to else {
+                continue;
+            };
+            let msgs = self.take_broadcasts(COMPOUND_OVERHEAD, avail);
+            if msgs.is_empty() {
+                return;
+            }
+            self.push_packets(to, msgs, crc);
+        }
+    }
+
+    fn periodic_push_pull(&mut self) {
+        let me = self.me.clone();
+        let pick = self.members.k_random(1, &mut self.rng, |m| {
+            m.name != me && m.state == State::Alive
+        });
+        let Some(to) = pick
+            .first()
+            .and_then(|n| self.members.get(n))
+            .and_then(Member::socket_addr)
+        else {
+            return;
+        };
+        let request = self.push_pull_reply(false);
+        self.transmits.push_back(Transmit::PushPull { to, request });
+    }
+
+    // ----------------------------------------------------------- state changes
+
+    fn self_alive(&self, incarnation: u32) -> Alive {
+        Alive {
+            incarnation,
+            node: self.me.clone(),
+            addr: self.addr_bytes.clone(),
+            port: self.addr.port(),
+            meta: self.meta.clone(),
+            vsn: self.config.vsn.to_vec(),
+        }
+    }
+
+    /// Answers an accusation against us with a higher incarnation.
+    fn refute(&mut self, accused: u32) {
+        // Saturating where Go's uint32 wraps to 0 (after which every peer would
+        // ignore us): a peer claiming u32::MAX pins us there instead.
+        let mut inc = self.incarnation.saturating_add(1);
+        if accused >= inc {
+            inc = accused.saturating_add(1);
+        }
+        self.incarnation = inc;
+        if let Some(me) = self.members.get_mut(&self.me) {
+            me.incarnation = inc;
+        }
+        self.awareness.apply_delta(1);
+        let a = self.self_alive(inc);
+        let me = self.me.clone();
+        self.broadcast(&me, Message::Alive(a), None);
+    }
+
+    /// memberlist `aliveNode`.
+    fn alive_node(&mut self, now: Instant, a: Alive, bootstrap: bool) {
+        let is_local = a.node == self.me;
+        if self.left && is_local {
+            return;
+        }
+        if a.vsn.len() >= 3 && (a.vsn[0] == 0 || a.vsn[1] == 0 || a.vsn[0] > a.vsn[1]) {
+            return;
+        }
+        let mut updates_node = false;
+        match self.members.get(&a.node) {
+            None => {
+                // A never-seen node starts dead at incarnation 0, so an alive with
+                // incarnation 0 leaves only a reapable entry, as in memberlist.
+                let m = Member {
+                    name: a.node.clone(),
+                    addr: a.addr.clone(),
+                    port: a.port,
+                    meta: a.meta.clone(),
+                    vsn: vsn_array(&a.vsn).unwrap_or_default(),
+                    incarnation: 0,
+                    state: State::Dead,
+                    state_change: now
+                        .checked_sub(self.config.gossip_to_the_dead_time + Duration::from_secs(1))
+                        .unwrap_or(now),
+                };
+                self.members.insert_new(m, &mut self.rng);
+            }
+            Some(m) if m.addr != a.addr || m.port != a.port => {
+                let reclaim = self.config.dead_node_reclaim_time;
+                let can_reclaim =
+                    !reclaim.is_zero() && now.saturating_duration_since(m.state_change) > reclaim;
+                if m.state == State::Left || (m.state == State::Dead && can_reclaim) {
+                    updates_node = true;
+                } else {
+                    self.conflicts += 1;
+                    return;
+                }
+            }
+            Some(_) => {}
+        }
+        let Some(m) = self.members.get(&a.node) else {
+            return;
+        };
+        if a.incarnation <= m.incarnation && !is_local && !updates_node {
+            return;
+        }
+        if a.incarnation < m.incarnation && is_local {
+            return;
+        }
+        self.suspicions.remove(&a.node);
+        let old_state = m.state;
+        let old_meta = m.meta.clone();
+        if !bootstrap && is_local {
+            if a.incarnation == m.incarnation
+                && a.meta == m.meta
+                && a.vsn.as_slice() == m.vsn.as_slice()
+            {
+                return;
+            }
+            self.refute(a.incarnation);
+        } else {
+            let node = a.node.clone();
+            self.broadcast(&node, Message::Alive(a.clone()), None);
+            let Some(m) = self.members.get_mut(&a.node) else {
+                return;
+            };
+            if let Some(v) = vsn_array(&a.vsn) {
+                m.vsn = v;
+            }
+            m.incarnation = a.incarnation;
+            m.meta = a.meta;
+            m.addr = a.addr;
+            m.port = a.port;
+            if m.state != State::Alive {
+                m.state = State::Alive;
+                m.state_change = now;
+            }
+        }
+        let Some(m) = self.members.get(&a.node) else {
+            return;
+        };
+        if old_state.is_dead_or_left() {
+            self.events.push_back(Event::MemberJoined(m.clone()));
+        } else if old_meta != m.meta {
+            self.events.push_back(Event::MemberUpdated(m.clone()));
+        }
+    }
+
+    /// memberlist `suspectNode`.
+    fn suspect_node(&mut self, now: Instant, s: Suspect) {
+        let Some(m) = self.members.get(&s.node) else {
+            return;
+        };
+        if s.incarnation < m.incarnation {
+            return;
+        }
+        if let Some((susp, _)) = self.suspicions.get_mut(&s.node) {
+            if susp.confirm(&s.from) {
+                let node = s.node.clone();
+                self.broadcast(&node, Message::Suspect(s), None);
+            }
+            return;
+        }
+        if m.state != State::Alive {
+            return;
+        }
+        if s.node == self.me {
+            self.refute(s.incarnation);
+            return;
+        }
+        let node = s.node.clone();
+        let from = s.from.clone();
+        let incarnation = s.incarnation;
+        self.broadcast(&node, Message::Suspect(s), None);
+        let n = self.members.len();
+        let Some(m) = self.members.get_mut(&node) else {
+            return;
+        };
+        m.incarnation = incarnation;
+        m.state = State::Suspect;
+        m.state_change = now;
+        let mult = self.config.suspicion_mult;
+        let mut k = mult.saturating_sub(2);
+        if (n as i64) - 2 < i64::from(k) {
+            k = 0;
+        }
+        let min = suspicion_timeout(mult, n, self.config.probe_interval);
+        let max = min * self.config.suspicion_max_timeout_mult;
+        self.suspicions
+            .insert(node, (Suspicion::new(now, &from, k, min, max), now));
+        let ev = Event::MemberSuspect(m.clone());
+        self.events.push_back(ev);
+    }
+
+    /// memberlist `deadNode`.
+    fn dead_node(&mut self, now: Instant, d: Dead) {
+        let Some(m) = self.members.get(&d.node) else {
+            return;
+        };
+        if d.incarnation < m.incarnation {
+            return;
+        }
+        self.suspicions.remove(&d.node);
+        if m.state.is_dead_or_left() {
+            return;
+        }
+        let node = d.node.clone();
+        let left = d.node == d.from;
+        let incarnation = d.incarnation;
+        if node == self.me {
+            if !self.left {
+                self.refute(d.incarnation);
+                return;
+            }
+            self.broadcast(&node, Message::Dead(d), Some(LEAVE_TAG));
+        } else {
+            self.broadcast(&node, Message::Dead(d), None);
+        }
+        let Some(m) = self.members.get_mut(&node) else {
+            return;
+        };
+        m.incarnation = incarnation;
+        m.state = if left { State::Left } else { State::Dead };
+        m.state_change = now;
+        let ev = if left {
+            Event::MemberLeft(m.clone())
+        } else {
+            Event::MemberDead(m.clone())
+        };
+        self.events.push_back(ev);
+    }
+
+    /// memberlist `verifyProtocol`: every node's current protocol and delegate
+    /// versions must lie within what all alive nodes support.
+    fn verify_protocol(&self, remote: &[crate::wire::message::PushNodeState]) -> Result<(), Error> {
+        let (mut max_pmin, mut min_pmax, mut max_dmin, mut min_dmax) = (0u8, u8::MAX, 0u8, u8::MAX);
+        for r in remote {
+            if r.state != NodeState::Alive || r.vsn.len() < 5 {
+                continue;
+            }
+            max_pmin = max_pmin.max(r.vsn[0]);
+            min_pmax = min_pmax.min(r.vsn[1]);
+            max_dmin = max_dmin.max(r.vsn[3]);
+            min_dmax = min_dmax.min(r.vsn[4]);
+        }
+        for m in self.members.iter().filter(|m| m.state == State::Alive) {
+            max_pmin = max_pmin.max(m.vsn[0]);
+            min_pmax = min_pmax.min(m.vsn[1]);
+            max_dmin = max_dmin.max(m.vsn[3]);
+            min_dmax = min_dmax.min(m.vsn[4]);
+        }
+        let check = |name: &[u8], pcur: u8, dcur: u8| -> Result<(), Error> {
+            let err = |what, version, min, max| Error::IncompatibleVersions {
+                node: String::from_utf8_lossy(name).into_owned(),
+                what,
+                version,
+                min,
+                max,
+            };
+            if pcur < max_pmin || pcur > min_pmax {
+                return Err(err("protocol", pcur, max_pmin, min_pmax));
+            }
+            if dcur < max_dmin || dcur > min_dmax {
+                return Err(err("delegate", dcur, max_dmin, min_dmax));
+            }
+            Ok(())
+        };
+        for r in remote {
+            let (p, d) = match vsn_array(&r.vsn) {
+                Some(v) => (v[2], v[5]),
+                None => (0, 0),
+            };
+            check(&r.name, p, d)?;
+        }
+        for m in self.members.iter() {
+            check(&m.name, m.vsn[2], m.vsn[5])?;
+        }
+        Ok(())
+    }
+}
+
+/// The reply address a ping or indirect ping names, if it names a usable one.
+fn reply_addr(ip: &[u8], port: u16) -> Option<SocketAddr> {
+    if ip.is_empty() || port == 0 {
+        return None;
+    }
+    ip_from_wire(ip).map(|ip| SocketAddr::new(ip, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::message::{DSKIT_VSN, PushNodeState};
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn addr(i: u8) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, i)), 7946)
+    }
+
+    fn new_core(config: Config) -> (Core<StdRng>, Instant) {
+        let now = Instant::now();
+        let local = LocalNode {
+            name: b"me".to_vec(),
+            addr: addr(1),
+            ip_form: IpForm::V4,
+            meta: None,
+        };
+        let mut c = Core::new(now, config, local, StdRng::seed_from_u64(7)).unwrap();
+        drain(&mut c);
+        (c, now)
+    }
+
+    fn alive(name: &str, i: u8, incarnation: u32) -> Alive {
+        Alive {
+            incarnation,
+            node: name.as_bytes().to_vec(),
+            addr: vec![10, 0, 0, i],
+            port: 7946,
+            meta: None,
+            vsn: DSKIT_VSN.to_vec(),
+        }
+    }
+
+    /// A core that knows `peers` members named p2, p3, ... (all alive, inc 1).
+    fn with_peers(config: Config, peers: u8) -> (Core<StdRng>, Instant) {
+        let (mut c, now) = new_core(config);
+        for i in 2..2 + peers {
+            c.handle_packet(now, addr(i), Message::Alive(alive(&format!("p{i}"), i, 1)));
+        }
+        drain(&mut c);
+        (c, now)
+    }
+
+    fn drain(c: &mut Core<StdRng>) -> (Vec<Transmit>, Vec<Event>) {
+        let mut t = Vec::new();
+        while let Some(x) = c.poll_transmit() {
+            t.push(x);
+        }
+        let mut e = Vec::new();
+        while let Some(x) = c.poll_event() {
+            e.push(x);
+        }
+        (t, e)
+    }
+
+    fn leaves(m: &Message) -> Vec<Message> {
+        let mut out = Vec::new();
+        m.walk(&mut |x| {
+            if !matches!(x, Message::Compound(_) | Message::Compressed(_)) {
+                out.push(x.clone());
+            }
+        });
+        out
+    }
+
+    fn packets_to(t: &[Transmit], to: SocketAddr) -> Vec<Message> {
+        t.iter()
+            .filter_map(|x| match x {
+                Transmit::Packet { to: d, message, .. } if *d == to => Some(leaves(message)),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    fn state(c: &Core<StdRng>, name: &str) -> Option<(State, u32)> {
+        c.member(name.as_bytes()).map(|m| (m.state, m.incarnation))
+    }
+
+    fn suspect(node: &str, from: &str, incarnation: u32) -> Message {
+        Message::Suspect(Suspect {
+            incarnation,
+            node: node.as_bytes().to_vec(),
+            from: from.as_bytes().to_vec(),
+        })
+    }
+
+    fn dead(node: &str, from: &str, incarnation: u32) -> Message {
+        Message::Dead(Dead {
+            incarnation,
+            node: node.as_bytes().to_vec(),
+            from: from.as_bytes().to_vec(),
+        })
+    }
+
+    #[test]
+    fn a_new_core_knows_itself_alive_at_incarnation_one_and_announces_it() {
+        let now = Instant::now();
+        let local = LocalNode {
+            name: b"me".to_vec(),
+            addr: addr(1),
+            ip_form: IpForm::Mapped,
+            meta: None,
+        };
+        let mut c = Core::new(now, Config::dskit(), local, StdRng::seed_from_u64(1)).unwrap();
+        assert_eq!(state(&c, "me"), Some((State::Alive, 1)));
+        assert_eq!(
+            c.member(b"me").unwrap().addr.len(),
+            16,
+            "IPv4-mapped form kept"
+        );
+        assert_eq!(c.queued_broadcasts(), (1, 0));
+        let (_, ev) = drain(&mut c);
+        assert!(matches!(&ev[..], [Event::MemberJoined(m)] if m.name == b"me"));
+    }
+
+    #[test]
+    fn alive_with_incarnation_zero_about_an_unknown_node_is_not_accepted() {
+        let (mut c, now) = new_core(Config::default_lan());
+        c.handle_packet(now, addr(2), Message::Alive(alive("x", 2, 0)));
+        assert_ne!(state(&c, "x").map(|s| s.0), Some(State::Alive));
+        let (_, ev) = drain(&mut c);
+        assert!(ev.is_empty());
+    }
+
+    #[test]
+    fn alive_applies_only_with_a_strictly_higher_incarnation() {
+        let (mut c, now) = with_peers(Config::default_lan(), 1);
+        let mut a = alive("p2", 2, 1);
+        a.meta = Some(b"new".to_vec());
+        c.handle_packet(now, addr(2), Message::Alive(a.clone()));
+        assert_eq!(
+            c.member(b"p2").unwrap().meta,
+            None,
+            "equal incarnation ignored"
+        );
+        a.incarnation = 2;
+        c.handle_packet(now, addr(2), Message::Alive(a));
+        assert_eq!(c.member(b"p2").unwrap().meta, Some(b"new".to_vec()));
+        let (_, ev) = drain(&mut c);
+        assert!(matches!(&ev[..], [Event::MemberUpdated(m)] if m.incarnation == 2));
+    }
+
+    #[test]
+    fn alive_with_bad_versions_is_ignored() {
+        let (mut c, now) = new_core(Config::default_lan());
+        let mut a = alive("x", 2, 1);
+        a.vsn = vec![3, 2, 2, 0, 0, 0];
+        c.handle_packet(now, addr(2), Message::Alive(a));
+        assert_eq!(state(&c, "x"), None);
+    }
+
+    #[test]
+    fn suspicion_about_self_is_refuted_with_a_higher_incarnation_and_costs_health() {
+        let (mut c, now) = with_peers(Config::default_lan(), 2);
+        c.handle_packet(now, addr(2), suspect("me", "p2", 5));
+        assert_eq!(c.incarnation(), 6);
+        assert_eq!(state(&c, "me"), Some((State::Alive, 6)));
+        assert_eq!(c.health_score(), 1);
+        // The refutation is gossiped.
+        c.handle_timeout(now + Duration::from_secs(1));
+        let (t, _) = drain(&mut c);
+        let all: Vec<Message> = t
+            .iter()
+            .filter_map(|x| match x {
+                Transmit::Packet { message, .. } => Some(leaves(message)),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert!(
+            all.iter()
+                .any(|m| matches!(m, Message::Alive(a) if a.node == b"me" && a.incarnation == 6))
+        );
+    }
+
+    #[test]
+    fn dead_about_self_is_refuted_while_we_have_not_left() {
+        let (mut c, now) = with_peers(Config::default_lan(), 1);
+        c.handle_packet(now, addr(2), dead("me", "p2", 1));
+        assert_eq!(state(&c, "me"), Some((State::Alive, 2)));
+    }
+
+    #[test]
+    fn alive_about_self_with_other_metadata_at_our_incarnation_is_refuted() {
+        let (mut c, now) = new_core(Config::default_lan());
+        let mut a = alive("me", 1, 1);
+        a.meta = Some(b"impostor".to_vec());
+        c.handle_packet(now, addr(9), Message::Alive(a));
+        assert_eq!(c.incarnation(), 2);
+        assert_eq!(c.member(b"me").unwrap().meta, None);
+        // Our own alive echoed back changes nothing.
+        c.handle_packet(now, addr(9), Message::Alive(alive("me", 1, 2)));
+        assert_eq!(c.incarnation(), 2);
+    }
+
+    #[test]
+    fn suspect_marks_alive_members_and_ignores_stale_incarnations() {
+        let (mut c, now) = with_peers(Config::default_lan(), 2);
+        c.handle_packet(now, addr(2), Message::Alive(alive("p3", 3, 4)));
+        c.handle_packet(now, addr(2), suspect("p3", "p2", 3));
+        assert_eq!(state(&c, "p3"), Some((State::Alive, 4)));
+        c.handle_packet(now, addr(2), suspect("p3", "p2", 4));
+        assert_eq!(state(&c, "p3"), Some((State::Suspect, 4)));
+        let (_, ev) = drain(&mut c);
+        assert!(matches!(ev.last(), Some(Event::MemberSuspect(m)) if m.name == b"p3"));
+    }
+
+    #[test]
+    fn a_refuting_alive_cancels_the_suspicion() {
+        let (mut c, now) = with_peers(Config::default_lan(), 2);
+        c.handle_packet(now, addr(2), suspect("p3", "p2", 1));
+        c.handle_packet(now, addr(3), Message::Alive(alive("p3", 3, 2)));
+        assert_eq!(state(&c, "p3"), Some((State::Alive, 2)));
+        c.handle_timeout(now + Duration::from_secs(3600));
+        assert_eq!(state(&c, "p3").unwrap().0, State::Alive);
+    }
+
+    #[test]
+    fn suspicion_expires_at_max_alone_and_at_min_with_k_confirmations() {
+        // 10 members: n = 10, k = 2, min = 4 × 1 × probe_interval, max = 6 × min.
+        // A long probe interval keeps our own probes out of the way.
+        let p = Duration::from_secs(1000);
+        let cfg = Config {
+            probe_interval: p,
+            probe_timeout: Duration::from_secs(1),
+            ..Config::default_lan()
+        };
+        let (mut c, now) = with_peers(cfg.clone(), 9);
+        c.handle_packet(now, addr(2), suspect("p3", "p2", 1));
+        c.handle_timeout(now + p * 24 - Duration::from_millis(1));
+        assert_eq!(state(&c, "p3").unwrap().0, State::Suspect);
+        c.handle_timeout(now + p * 24);
+        assert_eq!(state(&c, "p3").unwrap().0, State::Dead);
+
+        let (mut c, now) = with_peers(cfg, 9);
+        c.handle_packet(now, addr(2), suspect("p3", "p2", 1));
+        c.handle_packet(now, addr(4), suspect("p3", "p2", 1)); // same accuser: no confirmation
+        c.handle_packet(now, addr(4), suspect("p3", "p4", 1));
+        c.handle_packet(now, addr(5), suspect("p3", "p5", 1));
+        c.handle_timeout(now + p * 4 - Duration::from_millis(1));
+        assert_eq!(state(&c, "p3").unwrap().0, State::Suspect);
+        c.handle_timeout(now + p * 4);
+        assert_eq!(state(&c, "p3"), Some((State::Dead, 1)));
+        let (_, ev) = drain(&mut c);
+        assert!(
+            ev.iter()
+                .any(|e| matches!(e, Event::MemberDead(m) if m.name == b"p3"))
+        );
+    }
+
+    #[test]
+    fn dead_from_the_node_itself_means_left() {
+        let (mut c, now) = with_peers(Config::default_lan(), 1);
+        c.handle_packet(now, addr(2), dead("p2", "p2", 1));
+        assert_eq!(state(&c, "p2"), Some((State::Left, 1)));
+        let (_, ev) = drain(&mut c);
+        assert!(matches!(ev.last(), Some(Event::MemberLeft(_))));
+        // A stale dead does not turn a left node into a dead one.
+        c.handle_packet(now, addr(3), dead("p2", "p3", 0));
+        assert_eq!(state(&c, "p2").unwrap().0, State::Left);
+    }
+
+    #[test]
+    fn a_dead_name_is_reclaimed_from_a_new_address_only_after_the_reclaim_time() {
+        let cfg = Config {
+            dead_node_reclaim_time: Duration::from_secs(60),
+            ..Config::default_lan()
+        };
+        let (mut c, now) = with_peers(cfg, 1);
+        c.handle_packet(now, addr(3), dead("p2", "p3", 1));
+        assert_eq!(state(&c, "p2").unwrap().0, State::Dead);
+        let moved = alive("p2", 9, 1);
+        c.handle_packet(
+            now + Duration::from_secs(30),
+            addr(9),
+            Message::Alive(moved.clone()),
+        );
+        assert_eq!(
+            state(&c, "p2").unwrap().0,
+            State::Dead,
+            "too early: conflict"
+        );
+        assert_eq!(c.address_conflicts(), 1);
+        c.handle_packet(
+            now + Duration::from_secs(61),
+            addr(9),
+            Message::Alive(moved),
+        );
+        let m = c.member(b"p2").unwrap();
+        assert_eq!(
+            (m.state, m.addr.as_slice()),
+            (State::Alive, &[10, 0, 0, 9][..])
+        );
+    }
+
+    #[test]
+    fn without_a_reclaim_time_only_a_left_name_moves_to_a_new_address() {
+        let (mut c, now) = with_peers(Config::dskit(), 2);
+        c.handle_packet(now, addr(3), dead("p2", "p3", 1));
+        c.handle_packet(
+            now + Duration::from_secs(3600),
+            addr(9),
+            Message::Alive(alive("p2", 9, 5)),
+        );
+        assert_eq!(state(&c, "p2").unwrap().0, State::Dead);
+        c.handle_packet(now, addr(3), dead("p3", "p3", 1));
+        c.handle_packet(now, addr(8), Message::Alive(alive("p3", 8, 1)));
+        assert_eq!(
+            state(&c, "p3"),
+            Some((State::Alive, 1)),
+            "left: taken even at equal incarnation"
+        );
+    }
+
+    #[test]
+    fn a_ping_is_answered_to_its_source_address_with_the_same_sequence_number() {
+        let (mut c, now) = new_core(Config::default_lan());
+        let ping = Ping {
+            seq_no: 42,
+            node: b"me".to_vec(),
+            source_addr: vec![10, 0, 0, 7],
+            source_port: 7000,
+            source_node: b"x".to_vec(),
+        };
+        c.handle_packet(now, addr(2), Message::Ping(ping.clone()));
+        let (t, _) = drain(&mut c);
+        let to = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)), 7000);
+        let got = packets_to(&t, to);
+        assert!(matches!(got.first(), Some(Message::Ack(a)) if a.seq_no == 42));
+        // A ping for another node is ignored.
+        let other = Ping {
+            node: b"someone-else".to_vec(),
+            ..ping
+        };
+        c.handle_packet(now, addr(2), Message::Ping(other));
+        assert!(drain(&mut c).0.is_empty());
+    }
+
+    #[test]
+    fn acks_carry_piggybacked_broadcasts_in_a_compound() {
+        let (mut c, now) = new_core(Config::default_lan());
+        c.queue_broadcast(b"kv-change".to_vec());
+        let ping = Ping {
+            seq_no: 1,
+            ..Default::default()
+        };
+        c.handle_packet(now, addr(2), Message::Ping(ping));
+        let (t, _) = drain(&mut c);
+        let Transmit::Packet { message, .. } = &t[0] else {
+            panic!("expected a packet");
+        };
+        let parts = leaves(message);
+        assert!(matches!(message, Message::Compound(_)));
+        assert!(matches!(parts[0], Message::Ack(_)), "the reply comes first");
+        assert!(parts.contains(&Message::User(b"kv-change".to_vec())));
+    }
+
+    #[test]
+    fn a_silent_member_gets_indirect_probes_then_is_suspected_and_health_drops() {
+        let cfg = Config::default_lan();
+        let (mut c, now) = with_peers(cfg.clone(), 4);
+        // Run the probe tick and find the target.
+        let t0 = c.poll_timeout().unwrap();
+        c.handle_timeout(t0);
+        let (tx, _) = drain(&mut c);
+        let (target, seq) = tx
+            .iter()
+            .find_map(|x| match x {
+                Transmit::Packet { message, .. } => {
+                    leaves(message).into_iter().find_map(|m| match m {
+                        Message::Ping(p) => Some((p.node, p.seq_no)),
+                        _ => None,
+                    })
+                }
+                _ => None,
+            })
+            .expect("a ping");
+        // No ack: after probe_timeout, three helpers get an indirect ping.
+        c.handle_timeout(t0 + cfg.probe_timeout);
+        let (tx, _) = drain(&mut c);
+        let ind: Vec<IndirectPing> = tx
+            .iter()
+            .filter_map(|x| match x {
+                Transmit::Packet { message, .. } => Some(leaves(message)),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|m| match m {
+                Message::IndirectPing(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ind.len(), 3);
+        assert!(
+            ind.iter()
+                .all(|p| p.node == target && p.seq_no == seq && p.nack)
+        );
+        // One helper reports a nack; two stay silent.
+        c.handle_packet(now, addr(2), Message::Nack(Nack { seq_no: seq }));
+        c.handle_timeout(t0 + cfg.probe_interval);
+        let name = String::from_utf8(target).unwrap();
+        assert_eq!(state(&c, &name).unwrap().0, State::Suspect);
+        assert_eq!(c.health_score(), 2, "two missing nacks");
+        let _ = now;
+    }
+
+    #[test]
+    fn an_ack_within_the_probe_completes_it_without_suspicion() {
+        let cfg = Config::default_lan();
+        let (mut c, _) = with_peers(cfg.clone(), 2);
+        c.awareness.apply_delta(3);
+        let t0 = c.poll_timeout().unwrap();
+        c.handle_timeout(t0);
+        let (tx, _) = drain(&mut c);
+        let seq = tx
+            .iter()
+            .find_map(|x| match x {
+                Transmit::Packet { message, .. } => {
+                    leaves(message).into_iter().find_map(|m| match m {
+                        Message::Ping(p) => Some(p.seq_no),
+                        _ => None,
+                    })
+                }
+                _ => None,
+            })
+            .unwrap();
+        c.handle_packet(
+            t0,
+            addr(2),
+            Message::Ack(Ack {
+                seq_no: seq,
+                payload: None,
+            }),
+        );
+        c.handle_timeout(t0 + cfg.probe_interval * 8);
+        assert!(c.members().all(|m| m.state == State::Alive));
+        assert!(c.health_score() < 3);
+    }
+
+    #[test]
+    fn an_indirect_ping_is_relayed_and_the_ack_forwarded_with_the_requesters_sequence() {
+        let cfg = Config::default_lan();
+        let (mut c, now) = new_core(cfg.clone());
+        let ind = IndirectPing {
+            seq_no: 77,
+            target: vec![10, 0, 0, 5],
+            port: 7946,
+            node: b"t".to_vec(),
+            nack: true,
+            source_addr: vec![10, 0, 0, 2],
+            source_port: 7946,
+            source_node: b"req".to_vec(),
+        };
+        c.handle_packet(now, addr(2), Message::IndirectPing(ind.clone()));
+        let (tx, _) = drain(&mut c);
+        let Some(Message::Ping(p)) = packets_to(&tx, addr(5)).into_iter().next() else {
+            panic!("expected a ping to the target");
+        };
+        c.handle_packet(
+            now,
+            addr(5),
+            Message::Ack(Ack {
+                seq_no: p.seq_no,
+                payload: None,
+            }),
+        );
+        let (tx, _) = drain(&mut c);
+        assert!(
+            matches!(packets_to(&tx, addr(2)).first(), Some(Message::Ack(a)) if a.seq_no == 77)
+        );
+        // Without an ack, a nack goes back after probe_timeout.
+        c.handle_packet(
+            now,
+            addr(2),
+            Message::IndirectPing(IndirectPing { seq_no: 78, ..ind }),
+        );
+        drain(&mut c);
+        c.handle_timeout(now + cfg.probe_timeout);
+        let (tx, _) = drain(&mut c);
+        assert!(packets_to(&tx, addr(2)).contains(&Message::Nack(Nack { seq_no: 78 })));
+    }
+
+    #[test]
+    fn gossip_packets_stay_within_the_packet_budget() {
+        let cfg = Config {
+            packet_budget: 300,
+            ..Config::default_lan()
+        };
+        let (mut c, now) = with_peers(cfg, 3);
+        for i in 0..40u8 {
+            c.queue_broadcast(vec![i; 40]);
+        }
+        c.handle_timeout(now + Duration::from_secs(1));
+        let (tx, _) = drain(&mut c);
+        let mut n = 0;
+        for t in &tx {
+            if let Transmit::Packet { message, .. } = t {
+                let mut buf = Vec::new();
+                encode_packet_message(&mut buf, message).unwrap();
+                assert!(buf.len() <= 300, "packet of {} bytes", buf.len());
+                n += 1;
+            }
+        }
+        assert!(n > 0);
+    }
+
+    #[test]
+    fn leave_broadcasts_our_own_dead_and_reports_when_it_is_drained() {
+        let (mut c, now) = with_peers(Config::default_lan(), 3);
+        c.leave(now);
+        assert_eq!(state(&c, "me").unwrap().0, State::Left);
+        let mut done_at = None;
+        for step in 1..200 {
+            c.handle_timeout(now + Duration::from_millis(200 * step));
+            let (_, ev) = drain(&mut c);
+            if ev.contains(&Event::LeaveBroadcastDone) {
+                done_at = Some(step);
+                break;
+            }
+        }
+        assert!(done_at.is_some(), "leave broadcast never drained");
+        // Accusations no longer trigger refutation after leaving.
+        c.handle_packet(now, addr(2), Message::Alive(alive("me", 1, 99)));
+        assert_eq!(state(&c, "me").unwrap().0, State::Left);
+    }
+
+    #[test]
+    fn leaving_alone_is_done_at_once() {
+        let (mut c, now) = new_core(Config::default_lan());
+        c.leave(now);
+        let (_, ev) = drain(&mut c);
+        assert!(ev.contains(&Event::LeaveBroadcastDone));
+    }
+
+    fn push(name: &str, i: u8, inc: u32, st: NodeState) -> PushNodeState {
+        PushNodeState {
+            name: name.as_bytes().to_vec(),
+            addr: vec![10, 0, 0, i],
+            port: 7946,
+            meta: None,
+            incarnation: inc,
+            state: st,
+            vsn: DSKIT_VSN.to_vec(),
+        }
+    }
+
+    #[test]
+    fn push_pull_merge_downgrades_remote_dead_to_suspect_and_hands_over_user_state() {
+        let (mut c, now) = with_peers(Config::default_lan(), 1);
+        let remote = PushPull {
+            join: true,
+            nodes: vec![
+                push("p2", 2, 1, NodeState::Dead),
+                push("new", 9, 3, NodeState::Alive),
+                push("gone", 8, 2, NodeState::Left),
+            ],
+            user_state: b"kv".to_vec(),
+        };
+        c.handle_push_pull(now, addr(2), remote).unwrap();
+        assert_eq!(state(&c, "p2").unwrap().0, State::Suspect);
+        assert_eq!(state(&c, "new"), Some((State::Alive, 3)));
+        let (_, ev) = drain(&mut c);
+        assert!(ev.contains(&Event::RemoteState {
+            from: addr(2),
+            join: true,
+            state: b"kv".to_vec()
+        }));
+    }
+
+    #[test]
+    fn push_pull_with_incompatible_protocol_versions_merges_nothing() {
+        let (mut c, now) = with_peers(Config::default_lan(), 1);
+        let mut n = push("new", 9, 3, NodeState::Alive);
+        n.vsn = vec![3, 5, 3, 0, 0, 0]; // needs protocol >= 3, we speak 2
+        let remote = PushPull {
+            join: false,
+            nodes: vec![n],
+            user_state: b"kv".to_vec(),
+        };
+        let err = c.handle_push_pull(now, addr(2), remote).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::IncompatibleVersions {
+                what: "protocol",
+                ..
+            }
+        ));
+        assert_eq!(state(&c, "new"), None);
+        assert!(drain(&mut c).1.is_empty());
+    }
+
+    #[test]
+    fn push_pull_interval_scales_with_log2_of_cluster_size_above_32() {
+        let i = Duration::from_secs(30);
+        assert_eq!(push_pull_scale(i, 32), i);
+        assert_eq!(push_pull_scale(i, 33), i * 2);
+        assert_eq!(push_pull_scale(i, 64), i * 2);
+        assert_eq!(push_pull_scale(i, 100), i * 3);
+        assert_eq!(push_pull_scale(i, 128), i * 3);
+        assert_eq!(push_pull_scale(i, 256), i * 4);
+        assert_eq!(push_pull_scale(i, 1000), i * 6);
+    }
+
+    #[test]
+    fn set_meta_announces_a_new_incarnation_and_oversized_meta_is_refused() {
+        let (mut c, now) = new_core(Config::default_lan());
+        c.set_meta(now, Some(vec![1, 2, 0])).unwrap();
+        assert_eq!(c.incarnation(), 2);
+        assert_eq!(c.member(b"me").unwrap().meta, Some(vec![1, 2, 0]));
+        assert_eq!(
+            c.set_meta(now, Some(vec![0; 513])),
+            Err(Error::MetaTooLong(513))
+        );
+        assert_eq!(c.incarnation(), 2);
+    }
+
+    #[test]
+    fn join_sends_a_join_push_pull_to_every_seed() {
+        let (mut c, now) = new_core(Config::dskit());
+        c.join(now, &[addr(2), addr(3)]);
+        let (tx, _) = drain(&mut c);
+        assert_eq!(tx.len(), 2);
+        for t in tx {
+            let Transmit::PushPull { request, .. } = t else {
+                panic!("expected push/pull");
+            };
+            assert!(request.join);
+            assert_eq!(request.nodes.len(), 1);
+            assert_eq!(request.nodes[0].vsn, DSKIT_VSN.to_vec());
+        }
+    }
+
+    fn random_bytes(rng: &mut StdRng, max: usize) -> Vec<u8> {
+        let n = rng.random_range(0..=max);
+        (0..n).map(|_| rng.random()).collect()
+    }
+
+    fn random_name(rng: &mut StdRng) -> Vec<u8> {
+        let names: [&[u8]; 6] = [b"me", b"p2", b"p3", b"p4", b"", b"\xff\x00"];
+        names[rng.random_range(0..names.len())].to_vec()
+    }
+
+    fn random_message(rng: &mut StdRng, depth: u32) -> Message {
+        let inc = |rng: &mut StdRng| {
+            if rng.random_bool(0.1) {
+                u32::MAX - rng.random_range(0..2)
+            } else {
+                rng.random_range(0..6)
+            }
+        };
+        match rng.random_range(0..10) {
+            0 => Message::Ping(Ping {
+                seq_no: rng.random(),
+                node: random_name(rng),
+                source_addr: random_bytes(rng, 17),
+                source_port: rng.random(),
+                source_node: random_name(rng),
+            }),
+            1 => Message::IndirectPing(IndirectPing {
+                seq_no: rng.random(),
+                target: random_bytes(rng, 17),
+                port: rng.random(),
+                node: random_name(rng),
+                nack: rng.random(),
+                source_addr: random_bytes(rng, 17),
+                source_port: rng.random(),
+                source_node: random_name(rng),
+            }),
+            2 => Message::Ack(Ack {
+                seq_no: rng.random_range(0..20),
+                payload: None,
+            }),
+            3 => Message::Nack(Nack {
+                seq_no: rng.random_range(0..20),
+            }),
+            4 => Message::Suspect(Suspect {
+                incarnation: inc(rng),
+                node: random_name(rng),
+                from: random_name(rng),
+            }),
+            5 => Message::Alive(Alive {
+                incarnation: inc(rng),
+                node: random_name(rng),
+                addr: random_bytes(rng, 17),
+                port: rng.random(),
+                meta: rng.random_bool(0.5).then(|| random_bytes(rng, 600)),
+                vsn: random_bytes(rng, 8),
+            }),
+            6 => Message::Dead(Dead {
+                incarnation: inc(rng),
+                node: random_name(rng),
+                from: random_name(rng),
+            }),
+            7 => Message::User(random_bytes(rng, 30)),
+            8 if depth < 3 => Message::Compound(Compound {
+                parts: (0..rng.random_range(0..5))
+                    .map(|_| random_message(rng, depth + 1))
+                    .collect(),
+                truncated: 0,
+            }),
+            _ => Message::Error(crate::wire::message::ErrResp::default()),
+        }
+    }
+
+    #[test]
+    fn random_peer_input_never_panics_and_keeps_self_alive_with_growing_incarnation() {
+        for seed in 0..8 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let (mut c, mut now) = new_core(Config::default_lan());
+            let mut last_inc = c.incarnation();
+            for _ in 0..2000 {
+                match rng.random_range(0..20) {
+                    0 => now += Duration::from_millis(rng.random_range(0..3000)),
+                    1 => {
+                        let nodes = (0..rng.random_range(0..4))
+                            .map(|_| PushNodeState {
+                                name: random_name(&mut rng),
+                                addr: random_bytes(&mut rng, 17),
+                                port: rng.random(),
+                                meta: None,
+                                incarnation: rng.random_range(0..6),
+                                state: NodeState::from_wire(rng.random_range(-1..5)),
+                                vsn: random_bytes(&mut rng, 8),
+                            })
+                            .collect();
+                        let pp = PushPull {
+                            join: rng.random(),
+                            nodes,
+                            user_state: random_bytes(&mut rng, 4),
+                        };
+                        let _ = c.handle_push_pull(now, addr(2), pp);
+                    }
+                    _ => {
+                        let m = random_message(&mut rng, 0);
+                        c.handle_packet(now, addr(2), m);
+                    }
+                }
+                c.handle_timeout(now);
+                drain(&mut c);
+                let me = c.member(b"me").expect("self stays known");
+                assert_eq!(me.state, State::Alive, "seed {seed}");
+                assert!(c.incarnation() >= last_inc, "seed {seed}");
+                assert_eq!(me.incarnation, c.incarnation(), "seed {seed}");
+                last_inc = c.incarnation();
+                assert!(c.health_score() < 8);
+                assert!(c.poll_timeout().is_some_and(|t| t > now));
+            }
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! The member table: what this node believes about every node, itself included.
+//!
+//! Members live in a name-ordered map (deterministic iteration) plus a separate
+//! probe order, shuffled on every wrap-around like memberlist's node slice; new
+//! members are inserted at a random position of that order so they are probed
+//! soon but not predictably (`spec/memberlist.md` §1.10).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rand::seq::SliceRandom;
+
+use crate::wire::message::{NodeState, PushNodeState, ip_from_wire};
+
+/// A member's state, as memberlist's `NodeStateType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum State {
+    /// Answering probes (or not yet found silent).
+    Alive,
+    /// Failed a probe; dead unless it refutes before the suspicion timer ends.
+    Suspect,
+    /// Declared dead by the failure detector.
+    Dead,
+    /// Left gracefully (a `dead` it sent about itself).
+    Left,
+}
+
+impl State {
+    /// Dead or left: not probed, not a push/pull partner.
+    pub fn is_dead_or_left(self) -> bool {
+        matches!(self, State::Dead | State::Left)
+    }
+
+    /// The push/pull wire value.
+    pub fn to_wire(self) -> NodeState {
+        match self {
+            State::Alive => NodeState::Alive,
+            State::Suspect => NodeState::Suspect,
+            State::Dead => NodeState::Dead,
+            State::Left => NodeState::Left,
+        }
+    }
+}
+
+/// What we know about one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Node name (Go strings are bytes).
+    pub name: Vec<u8>,
+    /// IP bytes exactly as announced (4 or 16); relayed unchanged.
+    pub addr: Vec<u8>,
+    /// Gossip port.
+    pub port: u16,
+    /// Metadata, `None` = Go nil.
+    pub meta: Option<Vec<u8>>,
+    /// Protocol/delegate versions; zeros when the node sent fewer than 6 bytes.
+    pub vsn: [u8; 6],
+    /// Last known incarnation.
+    pub incarnation: u32,
+    /// Current state.
+    pub state: State,
+    /// When `state` last changed (virtual time of the driver).
+    pub state_change: Instant,
+}
+
+impl Member {
+    /// Where to send packets, if the announced IP bytes are a valid address.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        ip_from_wire(&self.addr).map(|ip| SocketAddr::new(ip, self.port))
+    }
+
+    /// Highest protocol version the node speaks (`Vsn[1]`).
+    pub fn pmax(&self) -> u8 {
+        self.vsn[1]
+    }
+
+    /// The entry for a push/pull exchange.
+    pub fn to_push_state(&self) -> PushNodeState {
+        PushNodeState {
+            name: self.name.clone(),
+            addr: self.addr.clone(),
+            port: self.port,
+            meta: self.meta.clone(),
+            incarnation: self.incarnation,
+            state: self.state.to_wire(),
+            vsn: self.vsn.to_vec(),
+        }
+    }
+}
+
+/// Copies the first six bytes of a wire `Vsn`, or zeros when it is shorter.
+pub fn vsn_array(v: &[u8]) -> Option<[u8; 6]> {
+    v.get(..6).and_then(|s| s.try_into().ok())
+}
+
+/// All known members with the probe order.
+#[derive(Debug, Clone, Default)]
+pub struct Members {
+    map: BTreeMap<Vec<u8>, Member>,
+    order: Vec<Vec<u8>>,
+    probe_index: usize,
+}
+
+impl Members {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of entries, dead ones not yet reaped included (memberlist's
+    /// `estNumNodes`, which drives every log-scaled limit).
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Looks a member up by name.
+    pub fn get(&self, name: &[u8]) -> Option<&Member> {
+        self.map.get(name)
+    }
+
+    /// Mutable lookup.
+    pub fn get_mut(&mut self, name: &[u8]) -> Option<&mut Member> {
+        self.map.get_mut(name)
+    }
+
+    /// Every member, ordered by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Member> {
+        self.map.values()
+    }
+
+    /// Adds a new member at a random position of the probe order.
+    pub fn insert_new<R: Rng>(&mut self, m: Member, rng: &mut R) {
+        let name = m.name.clone();
+        if self.map.insert(name.clone(), m).is_some() {
+            return;
+        }
+        let n = self.order.len();
+        self.order.push(name);
+        if n > 0 {
+            let off = rng.random_range(0..n);
+            self.order.swap(off, n);
+        }
+    }
+
+    /// The next member to probe: round robin over the shuffled order, skipping
+    /// `me` and dead/left members. On wrap-around, members dead or left for longer
+    /// than `reap_after` are forgotten and the order is reshuffled.
+    pub fn next_probe_target<R: Rng>(
+        &mut self,
+        me: &[u8],
+        now: Instant,
+        reap_after: Duration,
+        rng: &mut R,
+    ) -> Option<Vec<u8>> {
+        let mut checked = 0;
+        loop {
+            if checked >= self.order.len() {
+                return None;
+            }
+            if self.probe_index >= self.order.len() {
+                self.reset(now, reap_after, rng);
+                self.probe_index = 0;
+                checked += 1;
+                continue;
+            }
+            let name = &self.order[self.probe_index];
+            self.probe_index += 1;
+            let skip = name == me || self.map.get(name).is_none_or(|m| m.state.is_dead_or_left());
+            if skip {
+                checked += 1;
+                continue;
+            }
+            return Some(name.clone());
+        }
+    }
+
+    /// Forgets members dead or left for longer than `reap_after` and reshuffles.
+    fn reset<R: Rng>(&mut self, now: Instant, reap_after: Duration, rng: &mut R) {
+        let map = &mut self.map;
+        self.order.retain(|name| {
+            let reap = map.get(name).is_none_or(|m| {
+                m.state.is_dead_or_left()
+                    && now.saturating_duration_since(m.state_change) > reap_after
+            });
+            if reap {
+                map.remove(name);
+            }
+            !reap
+        });
+        self.order.shuffle(rng);
+    }
+
+    /// Up to `k` distinct random members for which `pick` is true, chosen like
+    /// memberlist's `kRandomNodes` (a shuffle for small tables, bounded random
+    /// draws otherwise).
+    pub fn k_random<R: Rng>(
+        &self,
+        k: usize,
+        rng: &mut R,
+        mut pick: impl FnMut(&Member) -> bool,
+    ) -> Vec<Vec<u8>> {
+        let n = self.order.len();
+        let mut out: Vec<Vec<u8>> = Vec::with_capacity(k);
+        if k == 0 || n == 0 {
+            return out;
+        }
+        if n < k * 3 {
+            let mut idx: Vec<usize> = (0..n).collect();
+            idx.shuffle(rng);
+            for i in idx {
+                if out.len() >= k {
+                    break;
+                }
+                if let Some(m) = self.map.get(&self.order[i])
+                    && pick(m)
+                {
+                    out.push(m.name.clone());
+                }
+            }
+            return out;
+        }
+        for _ in 0..3 * n {
+            if out.len() >= k {
+                break;
+            }
+            let name = &self.order[rng.random_range(0..n)];
+            if out.contains(name) {
+                continue;
+            }
+            if let Some(m) = self.map.get(name)
+                && pick(m)
+            {
+                out.push(name.clone());
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    fn member(name: &str, state: State, at: Instant) -> Member {
+        Member {
+            name: name.as_bytes().to_vec(),
+            addr: vec![10, 0, 0, 1],
+            port: 7946,
+            meta: None,
+            vsn: [1, 5, 2, 0, 0, 0],
+            incarnation: 1,
+            state,
+            state_change: at,
+        }
+    }
+
+    #[test]
+    fn probing_visits_every_live_member_once_per_round_and_skips_self_and_dead() {
+        let t0 = Instant::now();
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut ms = Members::new();
+        for n in ["me", "a", "b", "c"] {
+            ms.insert_new(member(n, State::Alive, t0), &mut rng);
+        }
+        ms.insert_new(member("dead", State::Dead, t0), &mut rng);
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            seen.push(
+                ms.next_probe_target(b"me", t0, Duration::from_secs(30), &mut rng)
+                    .unwrap(),
+            );
+        }
+        seen.sort();
+        assert_eq!(seen, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    }
+
+    #[test]
+    fn dead_members_are_reaped_on_wrap_around_only_after_the_grace_time() {
+        let t0 = Instant::now();
+        let mut rng = StdRng::seed_from_u64(2);
+        let mut ms = Members::new();
+        ms.insert_new(member("me", State::Alive, t0), &mut rng);
+        ms.insert_new(member("a", State::Alive, t0), &mut rng);
+        ms.insert_new(member("gone", State::Left, t0), &mut rng);
+        let grace = Duration::from_secs(30);
+        for _ in 0..3 {
+            ms.next_probe_target(b"me", t0 + grace, grace, &mut rng);
+        }
+        assert!(
+            ms.get(b"gone").is_some(),
+            "kept while within the grace time"
+        );
+        for _ in 0..3 {
+            ms.next_probe_target(b"me", t0 + grace * 2, grace, &mut rng);
+        }
+        assert!(ms.get(b"gone").is_none());
+        assert_eq!(ms.len(), 2);
+    }
+
+    #[test]
+    fn k_random_returns_distinct_members_matching_the_filter() {
+        let t0 = Instant::now();
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut ms = Members::new();
+        for i in 0..50 {
+            ms.insert_new(member(&format!("n{i}"), State::Alive, t0), &mut rng);
+        }
+        let got = ms.k_random(3, &mut rng, |m| m.name != b"n0");
+        assert_eq!(got.len(), 3);
+        let mut d = got.clone();
+        d.sort();
+        d.dedup();
+        assert_eq!(d.len(), 3);
+        assert!(!got.contains(&b"n0".to_vec()));
+        assert!(ms.k_random(3, &mut rng, |_| false).is_empty());
+    }
+}

@@ -1,0 +1,34 @@
+//! memberlist's SWIM + Lifeguard membership protocol as a sans-IO state machine.
+//!
+//! Layout, one concept per file:
+//!
+//! - [`core`]: [`Core`], the state machine (inputs, commands, outputs).
+//! - [`config`]: [`Config`] with memberlist's and dskit's presets.
+//! - [`member`]: member states and the member table with its probe order.
+//! - [`probe`]: the probe in flight and the indirect probes we relay.
+//! - [`suspicion`]: Lifeguard's suspicion timer and its formulas.
+//! - [`awareness`]: Lifeguard's local health score.
+//! - [`broadcast`]: the retransmit-limited broadcast queue.
+//! - [`event`] / [`transmit`]: what leaves the core.
+//! - [`error`]: errors ([`Error`]).
+//!
+//! Behaviour follows `spec/memberlist.md` §1.10 (failure detection and
+//! dissemination) and §2.11 (join, leave); the defaults follow §1.11 and §2.3.
+
+pub mod awareness;
+pub mod broadcast;
+pub mod config;
+pub mod core;
+pub mod error;
+pub mod event;
+pub mod member;
+pub mod probe;
+pub mod suspicion;
+pub mod transmit;
+
+pub use self::core::{Core, LocalNode, push_pull_scale};
+pub use config::{Config, ConfigError};
+pub use error::Error;
+pub use event::Event;
+pub use member::{Member, State};
+pub use transmit::Transmit;
