@@ -16,7 +16,7 @@
 //!
 //! Time is always an argument (`now`), never read from a clock.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::model::{Desc, InstanceDesc, InstanceState, token_distance};
@@ -188,12 +188,20 @@ struct TokenTable {
     bucket: Vec<u32>,
     /// `32 - bits`.
     shift: u32,
-    /// Tokens of each zone (in zone index order), sorted, with owners.
-    zone_tokens: Vec<(Vec<u32>, Vec<InstanceIdx>)>,
-    /// Keys owned per instance in its zone's ring (dskit's `CountTokens`).
-    owned_in_zone: Vec<u64>,
+    /// Per-zone tables, built on first use: lookups never need them, so a rebuild does not
+    /// pay for them (status pages and shuffle sharding do, once per topology).
+    zoned: OnceLock<ZoneTables>,
     /// Keys owned per instance in the whole ring (first replica of each key).
     owned_global: Vec<u64>,
+}
+
+/// Tables per zone, derived from the token table.
+#[derive(Debug)]
+pub(crate) struct ZoneTables {
+    /// Tokens of each zone (in zone index order), sorted, with owners.
+    pub(crate) zone_tokens: Vec<(Vec<u32>, Vec<InstanceIdx>)>,
+    /// Keys owned per instance in its zone's ring (dskit's `CountTokens`).
+    pub(crate) owned_in_zone: Vec<u64>,
 }
 
 /// Caller-owned scratch space for [`RingSnapshot::get`], reused across calls so lookups
@@ -316,7 +324,7 @@ impl RingSnapshot {
     pub fn new(mut desc: Desc, cfg: RingConfig) -> RingSnapshot {
         let instances = Self::prepare_instances(&mut desc, &cfg);
         let (zones, hot, zone_instances) = Self::index_instances(&instances);
-        let table = Arc::new(build_token_table(&instances, &hot, zones.len()));
+        let table = Arc::new(build_token_table(&instances, &hot));
         RingSnapshot {
             cfg,
             instances,
@@ -343,7 +351,7 @@ impl RingSnapshot {
         let table = if same_topology {
             Arc::clone(&self.table)
         } else {
-            Arc::new(build_token_table(&instances, &hot, zones.len()))
+            Arc::new(build_token_table(&instances, &hot))
         };
         RingSnapshot {
             cfg: self.cfg.clone(),
@@ -582,14 +590,26 @@ impl RingSnapshot {
 
     /// Sorted tokens of zone `z` (index into [`Self::zones`]) and their owners.
     pub fn zone_tokens(&self, z: usize) -> (&[u32], &[InstanceIdx]) {
-        let (t, o) = &self.table.zone_tokens[z];
+        let (t, o) = &self.zone_tables().zone_tokens[z];
         (t, o)
+    }
+
+    fn zone_tables(&self) -> &ZoneTables {
+        self.table.zoned.get_or_init(|| {
+            zone_tables(
+                &self.table.tokens,
+                &self.table.owners,
+                &self.hot,
+                self.zones.len(),
+                self.instances.len(),
+            )
+        })
     }
 
     /// Keys (out of 2^32) owned by an instance in its own zone's ring: dskit's
     /// `CountTokens`, what the `/ring` page shows as ownership.
     pub fn owned_keys_in_zone(&self, idx: InstanceIdx) -> u64 {
-        self.table.owned_in_zone[idx as usize]
+        self.zone_tables().owned_in_zone[idx as usize]
     }
 
     /// Keys (out of 2^32) for which the instance is the first owner in the whole ring.
@@ -989,8 +1009,10 @@ impl RingSnapshot {
                 owners: t.owners,
                 bucket,
                 shift,
-                zone_tokens: t.zone_tokens,
-                owned_in_zone: t.owned_in_zone,
+                zoned: OnceLock::from(ZoneTables {
+                    zone_tokens: t.zone_tokens,
+                    owned_in_zone: t.owned_in_zone,
+                }),
                 owned_global: t.owned_global,
             }),
             shuffle,
@@ -1083,7 +1105,7 @@ pub fn unix_seconds(secs: i64) -> SystemTime {
     }
 }
 
-fn build_token_table(instances: &[InstanceDesc], hot: &[Hot], zones: usize) -> TokenTable {
+fn build_token_table(instances: &[InstanceDesc], hot: &[Hot]) -> TokenTable {
     let total: usize = instances.iter().map(|d| d.tokens.len()).sum();
     let bits = bucket_bits(total);
     let (pairs, bucket) = bucket_sort(instances, total, bits);
@@ -1110,7 +1132,7 @@ fn build_token_table(instances: &[InstanceDesc], hot: &[Hot], zones: usize) -> T
     drop(pairs);
     // The bucket starts counted pairs; with duplicates they must be recounted on tokens.
     let index = (tokens.len() == total).then_some((bucket, 32 - bits));
-    finish_token_table(tokens, owners, hot, zones, instances.len(), index)
+    finish_token_table(tokens, owners, instances.len(), index)
 }
 
 /// Sorts all `(token << 32 | instance index)` pairs by token, then index: one counting
@@ -1164,27 +1186,46 @@ fn bucket_sort(instances: &[InstanceDesc], total: usize, bits: u32) -> (Vec<u64>
 fn finish_token_table(
     tokens: Vec<u32>,
     owners: Vec<InstanceIdx>,
-    hot: &[Hot],
-    zones: usize,
     n_instances: usize,
     index: Option<(Vec<u32>, u32)>,
 ) -> TokenTable {
+    let mut owned_global = vec![0u64; n_instances];
+    let mut prev = tokens.last().copied().unwrap_or(0);
+    for (&t, &o) in tokens.iter().zip(&owners) {
+        owned_global[o as usize] += token_distance(prev, t);
+        prev = t;
+    }
+    let (bucket, shift) = index.unwrap_or_else(|| bucket_index(&tokens));
+    TokenTable {
+        tokens,
+        owners,
+        bucket,
+        shift,
+        zoned: OnceLock::new(),
+        owned_global,
+    }
+}
+
+/// The per-zone token tables and zone-local ownership of a token table.
+fn zone_tables(
+    tokens: &[u32],
+    owners: &[InstanceIdx],
+    hot: &[Hot],
+    zones: usize,
+    n_instances: usize,
+) -> ZoneTables {
     let mut per_zone = vec![0usize; zones];
-    for &o in &owners {
+    for &o in owners {
         per_zone[hot[o as usize].zone as usize] += 1;
     }
     let mut zone_tokens: Vec<(Vec<u32>, Vec<InstanceIdx>)> = per_zone
         .iter()
         .map(|&n| (Vec::with_capacity(n), Vec::with_capacity(n)))
         .collect();
-    let mut owned_global = vec![0u64; n_instances];
-    let mut prev = tokens.last().copied().unwrap_or(0);
-    for (&t, &o) in tokens.iter().zip(&owners) {
+    for (&t, &o) in tokens.iter().zip(owners) {
         let (zt, zo) = &mut zone_tokens[hot[o as usize].zone as usize];
         zt.push(t);
         zo.push(o);
-        owned_global[o as usize] += token_distance(prev, t);
-        prev = t;
     }
     let mut owned_in_zone = vec![0u64; n_instances];
     for (zt, zo) in &zone_tokens {
@@ -1194,16 +1235,9 @@ fn finish_token_table(
             prev = t;
         }
     }
-
-    let (bucket, shift) = index.unwrap_or_else(|| bucket_index(&tokens));
-    TokenTable {
-        tokens,
-        owners,
-        bucket,
-        shift,
+    ZoneTables {
         zone_tokens,
         owned_in_zone,
-        owned_global,
     }
 }
 
@@ -1255,7 +1289,7 @@ mod tests {
         }
         let instances: Vec<InstanceDesc> = d.ingesters.into_values().collect();
         let (zones, hot, _) = RingSnapshot::index_instances(&instances);
-        let table = build_token_table(&instances, &hot, zones.len());
+        let table = build_token_table(&instances, &hot);
         // Reference: every (token, index) pair sorted, first non-LEAVING claimant wins.
         let mut pairs: Vec<(u32, u32)> = instances
             .iter()
