@@ -1288,7 +1288,7 @@ mod tests {
             d.add_instance(&format!("i{i:02}"), "a", "", tokens, state, 1, 1);
         }
         let instances: Vec<InstanceDesc> = d.ingesters.into_values().collect();
-        let (zones, hot, _) = RingSnapshot::index_instances(&instances);
+        let (_, hot, _) = RingSnapshot::index_instances(&instances);
         let table = build_token_table(&instances, &hot);
         // Reference: every (token, index) pair sorted, first non-LEAVING claimant wins.
         let mut pairs: Vec<(u32, u32)> = instances
