@@ -61,7 +61,8 @@ pub enum DecodeError {
         /// What the snappy decoder objected to.
         detail: String,
     },
-    /// The decompressed bytes are not a valid protobuf message of the expected type.
+    /// The decompressed bytes are not a valid protobuf message of the expected type. prost's
+    /// "buffer underflow" is what Go's decoder calls "unexpected EOF": a truncated message.
     #[error("protobuf: cannot decode {message}: {source}")]
     Protobuf {
         /// Which message was expected.
@@ -83,9 +84,13 @@ impl DecodeError {
 const MAX_EXPANSION: usize = 24;
 
 fn snappy_error(e: snap::Error) -> DecodeError {
-    DecodeError::Snappy {
-        detail: e.to_string(),
-    }
+    // snap's own text already starts with "snappy: corrupt input (...)"; keep only the detail.
+    let text = e.to_string();
+    let detail = text
+        .strip_prefix("snappy: corrupt input (")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .map_or_else(|| text.clone(), str::to_owned);
+    DecodeError::Snappy { detail }
 }
 
 /// Decompresses a snappy block within `limits`.
@@ -223,6 +228,22 @@ mod tests {
             err.to_string().starts_with("snappy: corrupt input"),
             "{err}"
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn random_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4096)) {
+            let _ = decode_write_request(&bytes, &DecodeLimits::default());
+            let _ = decode_read_request(&bytes, &DecodeLimits::default());
+        }
+
+        #[test]
+        fn random_bytes_in_a_valid_snappy_block_never_panic_the_decoder(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4096)) {
+            let body = snap::raw::Encoder::new().compress_vec(&bytes).unwrap();
+            if let Err(e) = decode_write_request(&body, &DecodeLimits::default()) {
+                proptest::prop_assert!(matches!(e, DecodeError::Protobuf { .. }), "{}", e);
+            }
+        }
     }
 
     #[test]

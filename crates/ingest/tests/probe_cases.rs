@@ -227,3 +227,134 @@ fn probe_writes_leave_exactly_the_accepted_samples_readable() {
     // Rejected series were not stored at all.
     assert!(!all.iter().any(|ts| ts.labels[0].value == "harness_dup"));
 }
+
+/// Runs the probe list in order on a fresh head up to `case` and returns that case's answer,
+/// so each case below is its own test with the history the probe gives it.
+fn answer_of(case: &str) -> (u16, String) {
+    let head = Head::in_memory(StoreConfig::default());
+    for (name, body, _) in cases() {
+        let got = answer(&head, "probe", &body, NOW);
+        if name == case {
+            return got;
+        }
+    }
+    panic!("no probe case {case:?}");
+}
+
+fn assert_accepted(case: &str) {
+    assert_eq!(answer_of(case), (204, String::new()), "{case}");
+}
+
+fn assert_rejected(case: &str, prefix: &str) {
+    let (status, text) = answer_of(case);
+    assert_eq!(status, 400, "{case}: {text}");
+    assert!(text.starts_with(prefix), "{case}: {text}");
+}
+
+#[test]
+fn the_captured_prometheus_bodies_are_accepted() {
+    assert_accepted("replay samples fixture");
+    assert_accepted("replay metadata fixture");
+}
+
+#[test]
+fn a_valid_sample_is_accepted() {
+    assert_accepted("valid 1 series 1 sample");
+}
+
+#[test]
+fn an_exact_duplicate_is_accepted_silently() {
+    assert_accepted("exact duplicate of previous");
+}
+
+#[test]
+fn same_timestamp_with_another_value_is_a_400_duplicate_sample() {
+    assert_rejected(
+        "same timestamp, different value",
+        "duplicate sample for timestamp",
+    );
+}
+
+#[test]
+fn a_sample_older_than_the_series_head_is_a_400_out_of_order() {
+    assert_rejected(
+        "out-of-order (60 s older than head sample)",
+        "out of order sample",
+    );
+}
+
+#[test]
+fn a_day_old_sample_is_a_400_out_of_bounds() {
+    assert_rejected("very old sample (now - 24 h)", "out of bounds");
+}
+
+#[test]
+fn a_newer_sample_after_refusals_is_accepted() {
+    assert_accepted("newer sample (now + 1 s)");
+}
+
+#[test]
+fn an_empty_write_request_is_accepted() {
+    assert_accepted("empty WriteRequest");
+}
+
+#[test]
+fn a_metadata_only_request_is_accepted() {
+    assert_accepted("metadata only");
+}
+
+#[test]
+fn a_series_without_metric_name_is_a_400_unlike_prometheus() {
+    assert_rejected(
+        "missing __name__",
+        "received a series without a metric name, series: '{job=\"rw-probe\", x=\"y\"}'",
+    );
+}
+
+#[test]
+fn unsorted_labels_are_accepted() {
+    assert_accepted("unsorted labels");
+}
+
+#[test]
+fn a_duplicate_label_name_is_a_400_where_prometheus_answers_500() {
+    assert_rejected(
+        "duplicate label name",
+        "received a series with duplicate label name, label: \"a\"",
+    );
+}
+
+#[test]
+fn an_empty_label_value_is_accepted_and_dropped() {
+    assert_accepted("empty label value");
+}
+
+#[test]
+fn invalid_snappy_is_a_400_corrupt_input() {
+    assert_rejected("invalid snappy", "snappy: corrupt input");
+}
+
+#[test]
+fn valid_snappy_around_truncated_protobuf_is_a_400_protobuf_error() {
+    assert_rejected(
+        "valid snappy, invalid protobuf",
+        "protobuf: cannot decode prometheus.WriteRequest",
+    );
+}
+
+#[test]
+fn an_uncompressed_protobuf_is_a_400_corrupt_input() {
+    assert_rejected("uncompressed protobuf (no snappy)", "snappy: corrupt input");
+    let (_, text) = answer_of("uncompressed protobuf (no snappy)");
+    assert_eq!(text.matches("snappy").count(), 1, "{text}");
+}
+
+#[test]
+#[ignore = "prints the answers for the report: cargo test -- --ignored --nocapture"]
+fn print_probe_answers() {
+    let head = Head::in_memory(StoreConfig::default());
+    for (name, body, _) in cases() {
+        let (status, text) = answer(&head, "probe", &body, NOW);
+        println!("| {name} | {status} | `{text}` |");
+    }
+}
