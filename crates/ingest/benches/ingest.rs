@@ -31,6 +31,9 @@ fn bench_distributor(c: &mut Criterion) {
     group.throughput(Throughput::Elements(500));
     let limits = Limits::default();
     let decode_limits = DecodeLimits::default();
+    group.bench_function("decode_only", |b| {
+        b.iter(|| decode_write_request(black_box(BODY), &decode_limits).unwrap())
+    });
     group.bench_function("500_series", |b| {
         b.iter(|| {
             let mut req = decode_write_request(black_box(BODY), &decode_limits).unwrap();

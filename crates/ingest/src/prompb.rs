@@ -10,8 +10,6 @@
 //! store keeps float samples only, so validation rejects them with a 4xx instead of dropping them
 //! silently (see [`crate::validate`]).
 
-#![allow(missing_docs)] // Field docs below carry the wire numbers; prost adds no public items.
-
 /// A remote-write request: series with their samples, plus optional metric metadata.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct WriteRequest {
@@ -123,13 +121,21 @@ pub struct MetricMetadata {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
 #[repr(i32)]
 pub enum MetricType {
+    /// Type not given.
     Unknown = 0,
+    /// Monotonic counter.
     Counter = 1,
+    /// Gauge.
     Gauge = 2,
+    /// Classic histogram (`_bucket`, `_sum`, `_count` series).
     Histogram = 3,
+    /// Gauge histogram.
     Gaugehistogram = 4,
+    /// Summary (quantile series).
     Summary = 5,
+    /// Info metric.
     Info = 6,
+    /// State set.
     Stateset = 7,
 }
 
