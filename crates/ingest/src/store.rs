@@ -767,6 +767,49 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        /// Against a simple model: a series keeps exactly the accepted samples, in order, and
+        /// every answer is the one the rules in the module doc give.
+        #[test]
+        fn appends_agree_with_a_model_of_the_head_rules(
+            steps in proptest::collection::vec((0i64..10_000_000, 0u8..3), 1..200)
+        ) {
+            let store = Store::default();
+            let mut model: Vec<(i64, f64)> = Vec::new();
+            let mut head_max = i64::MIN;
+            for (ts, v) in steps {
+                let value = f64::from(v);
+                let out = store.append("t", &up(), &[s(ts, value)]);
+                let min_valid = if head_max == i64::MIN { i64::MIN } else { head_max - HOUR };
+                let want: Result<bool, ()> = if ts < min_valid {
+                    Err(())
+                } else {
+                    match model.last() {
+                        None => Ok(true),
+                        Some(&(last, _)) if ts > last => Ok(true),
+                        Some(&(last, lv)) if ts == last && lv.to_bits() == value.to_bits() => Ok(false),
+                        _ => Err(()),
+                    }
+                };
+                match want {
+                    Ok(true) => {
+                        proptest::prop_assert_eq!(out.appended, 1);
+                        model.push((ts, value));
+                        head_max = head_max.max(ts);
+                    }
+                    Ok(false) => proptest::prop_assert_eq!(out.duplicates, 1),
+                    Err(()) => proptest::prop_assert_eq!(out.rejected, 1),
+                }
+            }
+            let got: Vec<(i64, f64)> = store
+                .query("t", &[], i64::MIN, i64::MAX)
+                .first()
+                .map(|t| t.samples.iter().map(|x| (x.timestamp, x.value)).collect())
+                .unwrap_or_default();
+            proptest::prop_assert_eq!(got, model);
+        }
+    }
+
     #[test]
     fn concurrent_appends_to_many_series_lose_nothing() {
         let store = Arc::new(Store::default());
