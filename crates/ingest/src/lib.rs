@@ -1,0 +1,27 @@
+//! The remote-write data path of a ringkit node that needs no network.
+//!
+//! # Layout
+//! - [`prompb`]: Prometheus remote-write 1.0 / remote-read messages (hand-written prost derives).
+//! - [`decode`]: HTTP body (snappy block + protobuf) to [`prompb::WriteRequest`], with size limits.
+//! - [`validate`]: Mimir-like series validation and normalisation (sorted labels, no empty values).
+//! - [`hash`]: the shard key of a series (FNV-1 32 over tenant and labels, from `ringkit-ring`).
+//! - [`store`]: the in-memory per-tenant series store with Prometheus' append answers.
+//! - [`wal`]: the checksummed, append-only write-ahead log and its replay.
+//! - [`head`]: store + WAL in the order that makes an acknowledged sample durable.
+//!
+//! # Call contract
+//! A distributor calls [`decode::decode_write_request`], then [`validate::validate_request`],
+//! then [`hash::series_key`] per series. An ingester hands the validated series to
+//! [`head::Head::push`], which appends them to its [`store::Store`] and logs what the store
+//! accepted with [`wal::Wal::append`] before returning; [`head::Head::open`] replays the WAL
+//! first. Everything here is synchronous and never panics on input; every bad-input error reports
+//! a 4xx status through an `http_status` method, and only WAL I/O errors mean a 5xx.
+#![deny(missing_docs)]
+
+pub mod decode;
+pub mod hash;
+pub mod head;
+pub mod prompb;
+pub mod store;
+pub mod validate;
+pub mod wal;
