@@ -19,6 +19,8 @@
 //! - [`replication`]: [`ReplicationSet`], the instances an operation reaches, and its helpers.
 //! - [`quorum`]: quorum tracking and `do_until_quorum` over a replication set.
 //! - [`batch`]: `DoBatch`, one call per instance for many keyed items, with per-item quorum.
+//! - [`shuffle`]: per-tenant shuffle shards (with lookback), picking the same instances as
+//!   dskit; [`gorand`]: Go's `math/rand` source, bit for bit, which those picks depend on.
 //! - [`hash`]: FNV-1 32 series hashing as Cortex and Mimir shard series.
 //!
 //! ## Contract
