@@ -10,15 +10,14 @@
 //! tombstones before readers see a value, so in practice rings rarely hold them; the files
 //! `*_tombstones_removed.json` are dskit's answers for the same descriptors without them.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ringkit_ring::snapshot::unix_seconds;
-use ringkit_ring::{
-    Desc, GetBuffer, InstanceDesc, InstanceState, Operation, ReplicationSet, RingConfig, RingError,
-    RingSnapshot,
-};
+use ringkit_ring::{GetBuffer, Operation, ReplicationSet, RingConfig, RingError, RingSnapshot};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -28,19 +27,6 @@ struct Config {
     heartbeat_timeout_secs: u64,
     excluded_zones: Vec<String>,
     now: i64,
-}
-
-#[derive(Deserialize)]
-struct Instance {
-    id: String,
-    addr: String,
-    zone: String,
-    state: String,
-    tokens: Vec<u32>,
-    timestamp: i64,
-    registered_timestamp: i64,
-    read_only: bool,
-    read_only_updated_timestamp: i64,
 }
 
 #[derive(Deserialize)]
@@ -74,7 +60,7 @@ struct OpCase {
 struct GetCase {
     name: String,
     config: Config,
-    instances: Vec<Instance>,
+    instances: Vec<common::Instance>,
     ops: Vec<OpCase>,
 }
 
@@ -99,30 +85,7 @@ fn golden_files(prefix: &str) -> Vec<PathBuf> {
 }
 
 fn load(path: &Path) -> GetCase {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"))
-}
-
-fn desc_of(instances: &[Instance]) -> Desc {
-    let mut d = Desc::new();
-    for i in instances {
-        let state =
-            InstanceState::parse(&i.state).unwrap_or_else(|| panic!("unknown state {:?}", i.state));
-        let inst = InstanceDesc {
-            addr: i.addr.clone(),
-            timestamp: i.timestamp,
-            state: state as i32,
-            tokens: i.tokens.clone(),
-            zone: i.zone.clone(),
-            registered_timestamp: i.registered_timestamp,
-            id: i.id.clone(),
-            read_only_updated_timestamp: i.read_only_updated_timestamp,
-            read_only: i.read_only,
-            ..Default::default()
-        };
-        d.ingesters.insert(i.id.clone(), inst);
-    }
-    d
+    common::load(path)
 }
 
 fn config_of(c: &Config) -> RingConfig {
@@ -182,7 +145,7 @@ fn has_left(case: &GetCase) -> bool {
 /// Checks one golden case; returns the mismatches found and the number of checks made.
 fn check_case(case: &GetCase) -> (Vec<String>, usize) {
     assert!(!case.instances.is_empty(), "{}: no instances", case.name);
-    let ring = RingSnapshot::new(desc_of(&case.instances), config_of(&case.config));
+    let ring = RingSnapshot::new(common::desc_of(&case.instances), config_of(&case.config));
     let now = unix_seconds(case.config.now);
     let mut buf = GetBuffer::new();
     let mut mismatches = Vec::new();
@@ -281,7 +244,7 @@ fn golden_descriptors_have_unique_tokens() {
         let text = std::fs::read_to_string(&f).unwrap();
         #[derive(Deserialize)]
         struct Only {
-            instances: Vec<Instance>,
+            instances: Vec<common::Instance>,
         }
         let only: Only = serde_json::from_str(&text).unwrap();
         let mut tokens: Vec<u32> = only

@@ -11,12 +11,14 @@
 //! move it to `crates/ring/tests/golden_shuffle.rs` (the vectors are already in
 //! `crates/ring/tests/golden/`). It passes against the `shuffle` branch at b101a38.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ringkit_ring::snapshot::unix_seconds;
-use ringkit_ring::{Desc, InstanceDesc, InstanceState, RingConfig, RingSnapshot};
+use ringkit_ring::{RingConfig, RingSnapshot};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -25,19 +27,6 @@ struct Config {
     zone_awareness_enabled: bool,
     heartbeat_timeout_secs: u64,
     excluded_zones: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct Instance {
-    id: String,
-    addr: String,
-    zone: String,
-    state: String,
-    tokens: Vec<u32>,
-    timestamp: i64,
-    registered_timestamp: i64,
-    read_only: bool,
-    read_only_updated_timestamp: i64,
 }
 
 #[derive(Deserialize)]
@@ -60,7 +49,7 @@ struct Lookback {
 struct ShuffleCase {
     name: String,
     config: Config,
-    instances: Vec<Instance>,
+    instances: Vec<common::Instance>,
     shards: Vec<Shard>,
     lookback: Vec<Lookback>,
 }
@@ -82,29 +71,11 @@ fn golden_files() -> Vec<PathBuf> {
 }
 
 fn load(path: &Path) -> ShuffleCase {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"))
+    common::load(path)
 }
 
 fn snapshot_of(case: &ShuffleCase) -> Arc<RingSnapshot> {
-    let mut d = Desc::new();
-    for i in &case.instances {
-        let state =
-            InstanceState::parse(&i.state).unwrap_or_else(|| panic!("unknown state {:?}", i.state));
-        let inst = InstanceDesc {
-            addr: i.addr.clone(),
-            timestamp: i.timestamp,
-            state: state as i32,
-            tokens: i.tokens.clone(),
-            zone: i.zone.clone(),
-            registered_timestamp: i.registered_timestamp,
-            id: i.id.clone(),
-            read_only_updated_timestamp: i.read_only_updated_timestamp,
-            read_only: i.read_only,
-            ..Default::default()
-        };
-        d.ingesters.insert(i.id.clone(), inst);
-    }
+    let d = common::desc_of(&case.instances);
     let cfg = RingConfig {
         replication_factor: case.config.replication_factor,
         zone_awareness_enabled: case.config.zone_awareness_enabled,
