@@ -191,8 +191,26 @@ struct TokenTable {
     /// Per-zone tables, built on first use: lookups never need them, so a rebuild does not
     /// pay for them (status pages and shuffle sharding do, once per topology).
     zoned: OnceLock<ZoneTables>,
+    /// The walk's answer for every start token when no instance met extends the set,
+    /// built on the first lookup (see [`PrimaryWalks`]).
+    walks: OnceLock<PrimaryWalks>,
     /// Keys owned per instance in the whole ring (first replica of each key).
     owned_global: Vec<u64>,
+}
+
+/// For each start token, the instances the ring walk picks when none of them extends the
+/// replica set (the common case: every instance met is ACTIVE). A lookup whose picks
+/// indeed do not extend for its operation uses them directly instead of walking.
+///
+/// Built backwards in one pass, O(tokens × RF): the walk from token `i` picks `owner(i)`,
+/// then the walk from `i + 1` without the picks that `owner(i)` rules out (itself, and in a
+/// zone-aware ring every other instance of its zone), cut to the set size. A snapshot's
+/// tables depend only on its topology and configuration, which `update` keeps.
+#[derive(Debug)]
+struct PrimaryWalks {
+    /// Picks per start token, `width` slots each; unused slots hold `u32::MAX`.
+    picks: Vec<InstanceIdx>,
+    width: usize,
 }
 
 /// Tables per zone, derived from the token table.
@@ -709,11 +727,31 @@ impl RingSnapshot {
     /// The ring walk (dskit's `findInstancesForKey`), unfiltered; result in `buf.out`.
     fn find_instances(&self, key: u32, op: Operation, rf: usize, buf: &mut GetBuffer) {
         buf.out.clear();
+        let start = self.search_token(key);
+        if rf == self.cfg.replication_factor {
+            let walks = self.table.walks.get_or_init(|| self.primary_walks());
+            let picks = &walks.picks[start * walks.width..(start + 1) * walks.width];
+            let picks = &picks[..picks
+                .iter()
+                .position(|&p| p == u32::MAX)
+                .unwrap_or(picks.len())];
+            if picks
+                .iter()
+                .all(|&p| !op.extends_on(self.hot[p as usize].state))
+            {
+                buf.out.extend_from_slice(picks);
+                return;
+            }
+        }
         let words = self.instances.len().div_ceil(64);
         if buf.seen.len() < words {
             buf.seen.resize(words, 0);
         }
-        let start = self.search_token(key);
+        self.walk_from(start, op, rf, buf);
+    }
+
+    /// The full ring walk from token index `start` into `buf.out`.
+    fn walk_from(&self, start: usize, op: Operation, rf: usize, buf: &mut GetBuffer) {
         if !self.cfg.zone_awareness_enabled {
             self.walk_plain(start, op, rf, buf);
         } else if self.zones.len() <= STACK_ZONES {
@@ -814,6 +852,47 @@ impl RingSnapshot {
                 finished += 1;
             }
         }
+    }
+
+    /// Builds [`PrimaryWalks`] for this snapshot's topology and configuration.
+    fn primary_walks(&self) -> PrimaryWalks {
+        let owners = &self.table.owners;
+        let n = owners.len();
+        let rf = self.cfg.replication_factor;
+        let width = rf.min(self.instances.len()).max(1);
+        let mut picks = vec![u32::MAX; n * width];
+        if n == 0 {
+            return PrimaryWalks { picks, width };
+        }
+        // The last start token: an explicit walk with an operation that never extends.
+        let mut buf = GetBuffer::new();
+        buf.seen.resize(self.instances.len().div_ceil(64), 0);
+        self.walk_from(n - 1, Operation(0), rf, &mut buf);
+        buf.clear_seen();
+        picks[(n - 1) * width..(n - 1) * width + buf.out.len()].copy_from_slice(&buf.out);
+        let zone_aware = self.cfg.zone_awareness_enabled;
+        let mut next: Vec<InstanceIdx> = buf.out.clone();
+        let mut cur: Vec<InstanceIdx> = Vec::with_capacity(width);
+        for i in (0..n - 1).rev() {
+            let o = owners[i];
+            let h = &self.hot[o as usize];
+            cur.clear();
+            cur.push(o);
+            for &p in &next {
+                if cur.len() == width {
+                    break;
+                }
+                let q = &self.hot[p as usize];
+                let ruled_out = p == o
+                    || (zone_aware && !h.zone_is_empty && !q.zone_is_empty && q.zone == h.zone);
+                if !ruled_out {
+                    cur.push(p);
+                }
+            }
+            picks[i * width..i * width + cur.len()].copy_from_slice(&cur);
+            std::mem::swap(&mut cur, &mut next);
+        }
+        PrimaryWalks { picks, width }
     }
 
     /// The replication strategy's filter: drops unhealthy replicas in place and returns
@@ -1009,6 +1088,7 @@ impl RingSnapshot {
                 owners: t.owners,
                 bucket,
                 shift,
+                walks: OnceLock::new(),
                 zoned: OnceLock::from(ZoneTables {
                     zone_tokens: t.zone_tokens,
                     owned_in_zone: t.owned_in_zone,
@@ -1202,6 +1282,7 @@ fn finish_token_table(
         bucket,
         shift,
         zoned: OnceLock::new(),
+        walks: OnceLock::new(),
         owned_global,
     }
 }
