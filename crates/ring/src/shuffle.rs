@@ -536,19 +536,7 @@ impl RingSnapshot {
             .iter()
             .map(|&i| self.instance_at(i).clone())
             .collect();
-        // The subring's zones are the parent's zones that have a shard instance, in the
-        // same (sorted) order.
-        let mut zone_map = vec![u32::MAX; self.zones_count()];
-        for &i in picked {
-            zone_map[self.zone_of(i)] = 0;
-        }
-        let mut n_zones = 0u32;
-        for z in zone_map.iter_mut().filter(|z| **z == 0) {
-            *z = n_zones;
-            n_zones += 1;
-        }
-        let sub_zone: Vec<u32> = picked.iter().map(|&i| zone_map[self.zone_of(i)]).collect();
-        match prepare_tokens(&instances, &sub_zone, n_zones as usize) {
+        match prepare_tokens(&instances) {
             Some(t) => RingSnapshot::from_prepared(self.config().clone(), instances, t, state),
             None => {
                 // Two shard instances claim the same token: let the general constructor
@@ -580,26 +568,13 @@ fn circle_distance(from: u32, to: u32) -> u64 {
 ///
 /// Tokens are scattered into buckets by their top bits (about one token per bucket) and
 /// each bucket is put in order by insertion, which is linear for the uniformly spread
-/// tokens rings use; one more pass then fills every table.
-fn prepare_tokens(
-    instances: &[InstanceDesc],
-    sub_zone: &[u32],
-    zones: usize,
-) -> Option<PreparedTokens> {
+/// tokens rings use; one more pass fills the token, owner and ownership arrays.
+fn prepare_tokens(instances: &[InstanceDesc]) -> Option<PreparedTokens> {
     let total: usize = instances.iter().map(|d| d.tokens.len()).sum();
     let bits = (usize::BITS - total.max(1).leading_zeros()).clamp(4, 20);
     let shift = 32 - bits;
     let mut cursor = vec![0u32; (1usize << bits) + 1];
-    // Per zone: number of tokens and the largest token (the predecessor of the zone's
-    // first token on the circle).
-    let mut zone_len = vec![0usize; zones];
-    let mut zone_last: Vec<Option<u32>> = vec![None; zones];
-    for (d, &z) in instances.iter().zip(sub_zone) {
-        let z = z as usize;
-        zone_len[z] += d.tokens.len();
-        if let Some(&last) = d.tokens.last() {
-            zone_last[z] = Some(zone_last[z].map_or(last, |m| m.max(last)));
-        }
+    for d in instances {
         for &t in &d.tokens {
             cursor[(t >> shift) as usize + 1] += 1;
         }
@@ -630,15 +605,11 @@ fn prepare_tokens(
     if pairs.windows(2).any(|w| w[0] >> 32 == w[1] >> 32) {
         return None;
     }
+    // Zone tables and zone-local ownership are left to the sub-ring to build on first use
+    // (most shards only ever serve lookups).
     let mut tokens = vec![0u32; total];
     let mut owners = vec![0 as InstanceIdx; total];
-    let mut zone_tokens: Vec<(Vec<u32>, Vec<InstanceIdx>)> = zone_len
-        .iter()
-        .map(|&n| (Vec::with_capacity(n), Vec::with_capacity(n)))
-        .collect();
     let mut owned_global = vec![0u64; instances.len()];
-    let mut owned_in_zone = vec![0u64; instances.len()];
-    let mut prev_zone: Vec<u32> = zone_last.iter().map(|l| l.unwrap_or(0)).collect();
     let mut prev = pairs.last().map_or(0, |&p| (p >> 32) as u32);
     for ((&p, t_out), o_out) in pairs.iter().zip(tokens.iter_mut()).zip(owners.iter_mut()) {
         let t = (p >> 32) as u32;
@@ -649,23 +620,10 @@ fn prepare_tokens(
             *g += circle_distance(prev, t);
         }
         prev = t;
-        let z = sub_zone.get(o as usize).map_or(0, |&z| z as usize);
-        if let (Some(pz), Some(oz), Some((zt, zo))) = (
-            prev_zone.get_mut(z),
-            owned_in_zone.get_mut(o as usize),
-            zone_tokens.get_mut(z),
-        ) {
-            *oz += circle_distance(*pz, t);
-            *pz = t;
-            zt.push(t);
-            zo.push(o);
-        }
     }
     Some(PreparedTokens {
         tokens,
         owners,
-        zone_tokens,
-        owned_in_zone,
         owned_global,
     })
 }

@@ -1055,10 +1055,6 @@ pub(crate) struct PreparedTokens {
     pub(crate) tokens: Vec<u32>,
     /// Owner of each token.
     pub(crate) owners: Vec<InstanceIdx>,
-    /// Sorted tokens and owners of each zone, zones in name order.
-    pub(crate) zone_tokens: Vec<(Vec<u32>, Vec<InstanceIdx>)>,
-    /// Keys owned per instance in its zone's ring.
-    pub(crate) owned_in_zone: Vec<u64>,
     /// Keys owned per instance in the whole ring.
     pub(crate) owned_global: Vec<u64>,
 }
@@ -1089,10 +1085,7 @@ impl RingSnapshot {
                 bucket,
                 shift,
                 walks: OnceLock::new(),
-                zoned: OnceLock::from(ZoneTables {
-                    zone_tokens: t.zone_tokens,
-                    owned_in_zone: t.owned_in_zone,
-                }),
+                zoned: OnceLock::new(),
                 owned_global: t.owned_global,
             }),
             shuffle,
