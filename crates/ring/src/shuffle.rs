@@ -48,8 +48,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use md5::{Digest, Md5};
 
 use crate::gorand::ShardRng;
-use crate::model::{Desc, InstanceDesc};
-use crate::snapshot::{InstanceIdx, PreparedTokens, RingSnapshot};
+use crate::model::InstanceDesc;
+use crate::snapshot::{InstanceIdx, RingSnapshot};
 
 /// Seed of the shard generator for `tenant` in `zone` (dskit's `ShuffleShardSeed`): the
 /// first 8 bytes of `MD5(tenant ‖ 0x00 ‖ zone)`, big-endian, as a signed integer; the
@@ -527,103 +527,15 @@ impl RingSnapshot {
         picked
     }
 
-    /// A subring of the instances at `picked` (sorted parent indices). Their token lists
-    /// are already sorted, so the tables are built in a bucket pass and one merge pass
-    /// over the shard's tokens instead of a sort (see [`prepare_tokens`]).
+    /// A subring of the instances at `picked` (sorted parent indices). The instances are
+    /// already prepared by the parent, so the subring's token table is built directly, by
+    /// the same code (and the same duplicate-token rule) as any snapshot's.
     fn build_subring(&self, picked: &[InstanceIdx]) -> RingSnapshot {
         let state = ShuffleState::fresh(self.subring_cache_enabled());
         let instances: Vec<InstanceDesc> = picked
             .iter()
             .map(|&i| self.instance_at(i).clone())
             .collect();
-        match prepare_tokens(&instances) {
-            Some(t) => RingSnapshot::from_prepared(self.config().clone(), instances, t, state),
-            None => {
-                // Two shard instances claim the same token: let the general constructor
-                // apply the ring's conflict rules.
-                let desc = Desc {
-                    ingesters: instances.into_iter().map(|d| (d.id.clone(), d)).collect(),
-                };
-                let mut ring = RingSnapshot::new(desc, self.config().clone());
-                ring.set_shuffle_state(state);
-                ring
-            }
-        }
+        RingSnapshot::from_prepared_instances(self.config().clone(), instances, state)
     }
-}
-
-/// Keys from `from` (exclusive) to `to` (inclusive) clockwise; a token to itself is the
-/// whole circle. Same as [`crate::model::token_distance`], without a branch on order.
-#[inline(always)]
-fn circle_distance(from: u32, to: u32) -> u64 {
-    match to.wrapping_sub(from) {
-        0 => 1 << 32,
-        d => u64::from(d),
-    }
-}
-
-/// The token tables of a shard: all tokens sorted with owners, per-zone lists and
-/// ownership, or `None` if a token appears twice. `sub_zone[i]` is instance `i`'s zone
-/// index among `zones`.
-///
-/// Tokens are scattered into buckets by their top bits (about one token per bucket) and
-/// each bucket is put in order by insertion, which is linear for the uniformly spread
-/// tokens rings use; one more pass fills the token, owner and ownership arrays.
-fn prepare_tokens(instances: &[InstanceDesc]) -> Option<PreparedTokens> {
-    let total: usize = instances.iter().map(|d| d.tokens.len()).sum();
-    let bits = (usize::BITS - total.max(1).leading_zeros()).clamp(4, 20);
-    let shift = 32 - bits;
-    let mut cursor = vec![0u32; (1usize << bits) + 1];
-    for d in instances {
-        for &t in &d.tokens {
-            cursor[(t >> shift) as usize + 1] += 1;
-        }
-    }
-    for b in 1..cursor.len() {
-        cursor[b] += cursor[b - 1];
-    }
-    let mut pairs = vec![0u64; total];
-    for (i, d) in instances.iter().enumerate() {
-        for &t in &d.tokens {
-            let c = &mut cursor[(t >> shift) as usize];
-            if let Some(slot) = pairs.get_mut(*c as usize) {
-                *slot = (u64::from(t) << 32) | i as u64;
-            }
-            *c += 1;
-        }
-    }
-    for i in 1..pairs.len() {
-        let v = pairs[i];
-        let mut j = i;
-        while j > 0 && pairs[j - 1] > v {
-            pairs[j] = pairs[j - 1];
-            j -= 1;
-        }
-        pairs[j] = v;
-    }
-
-    if pairs.windows(2).any(|w| w[0] >> 32 == w[1] >> 32) {
-        return None;
-    }
-    // Zone tables and zone-local ownership are left to the sub-ring to build on first use
-    // (most shards only ever serve lookups).
-    let mut tokens = vec![0u32; total];
-    let mut owners = vec![0 as InstanceIdx; total];
-    let mut owned_global = vec![0u64; instances.len()];
-    let mut prev = pairs.last().map_or(0, |&p| (p >> 32) as u32);
-    for ((&p, t_out), o_out) in pairs.iter().zip(tokens.iter_mut()).zip(owners.iter_mut()) {
-        let t = (p >> 32) as u32;
-        let o = p as u32;
-        *t_out = t;
-        *o_out = o;
-        if let Some(g) = owned_global.get_mut(o as usize) {
-            *g += circle_distance(prev, t);
-        }
-        prev = t;
-    }
-    Some(PreparedTokens {
-        tokens,
-        owners,
-        owned_global,
-    })
 }

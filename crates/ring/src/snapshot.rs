@@ -1048,46 +1048,25 @@ impl RingSnapshot {
     }
 }
 
-/// Token tables prepared outside this module (see [`RingSnapshot::from_prepared`]); the
-/// fields mean what the same fields of the private token table mean.
-pub(crate) struct PreparedTokens {
-    /// All tokens, sorted, unique.
-    pub(crate) tokens: Vec<u32>,
-    /// Owner of each token.
-    pub(crate) owners: Vec<InstanceIdx>,
-    /// Keys owned per instance in the whole ring.
-    pub(crate) owned_global: Vec<u64>,
-}
-
 /// Crate-internal constructors and accessors used by shuffle sharding.
 impl RingSnapshot {
-    /// A snapshot of instances whose token tables were computed by the caller (shuffle
-    /// shards build them in one pass from already sorted per-instance lists). `instances`
-    /// must be sorted by ID and prepared as in [`Self::new`]; `t` must describe exactly
-    /// their tokens, with zone indices in sorted-zone-name order.
-    pub(crate) fn from_prepared(
+    /// A snapshot of instances already prepared as [`Self::new`] prepares them (sorted by
+    /// ID, tokens sorted; shuffle shards take them from their parent), skipping the map
+    /// round trip of a `Desc`.
+    pub(crate) fn from_prepared_instances(
         cfg: RingConfig,
         instances: Vec<InstanceDesc>,
-        t: PreparedTokens,
         shuffle: ShuffleState,
     ) -> RingSnapshot {
         let (zones, hot, zone_instances) = Self::index_instances(&instances);
-        let (bucket, shift) = bucket_index(&t.tokens);
+        let table = Arc::new(build_token_table(&instances, &hot));
         RingSnapshot {
             cfg,
             instances,
             hot,
             zones,
             zone_instances,
-            table: Arc::new(TokenTable {
-                tokens: t.tokens,
-                owners: t.owners,
-                bucket,
-                shift,
-                walks: OnceLock::new(),
-                zoned: OnceLock::new(),
-                owned_global: t.owned_global,
-            }),
+            table,
             shuffle,
         }
     }
