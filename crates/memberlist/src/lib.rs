@@ -23,6 +23,8 @@
 //!   a lossy, partitionable virtual network (tests, examples and numbers).
 #![deny(missing_docs)]
 
+pub mod kv;
+pub mod runtime;
 pub mod sim;
 pub mod swim;
 pub mod wire;

@@ -1,0 +1,622 @@
+//! [`GossipKv`]: the gossip store shared by a process, and [`GossipClient`], its typed
+//! [`ringkit_kv::Client`].
+//!
+//! The store is a [`KvState`] behind a mutex (never held across an `.await`), a watch
+//! channel carrying the latest revision (watchers re-read what changed, so bursts
+//! coalesce but the final value is never missed), and a channel of encoded
+//! `KeyValuePair`s to broadcast, drained by the memberlist node
+//! ([`crate::runtime::Memberlist`]). Without a node the store works as a local store.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use rand::Rng;
+use ringkit_kv::{
+    CancellationToken, CasDecision, CasFn, Client, ClientOptions, Codec, Error, Mergeable, Value,
+    WatchKeyFn, WatchPrefixFn,
+};
+use tokio::sync::{mpsc, watch};
+
+use super::ops::{MergeOps, ValueOps};
+use super::state::{Applied, KeyInfo, KvConfig, KvState, ReadValue};
+use crate::wire::kv::KeyValuePair;
+
+/// dskit's `memberlist_client_*` metrics of the store (`spec/memberlist.md` §2.16).
+#[derive(Debug, Default)]
+pub struct KvStoreMetrics {
+    /// Broadcast messages received.
+    pub received_broadcasts: Counter,
+    /// Bytes of broadcast messages received.
+    pub received_broadcasts_bytes: Counter,
+    /// Received broadcasts that were invalid (empty key, unknown codec, bad value).
+    pub received_broadcasts_invalid: Counter,
+    /// Push/pull states received and merged.
+    pub state_pulls: Counter,
+    /// Bytes of push/pull states received.
+    pub state_pulls_bytes: Counter,
+    /// Push/pull states sent.
+    pub state_pushes: Counter,
+    /// Bytes of push/pull states sent.
+    pub state_pushes_bytes: Counter,
+    /// CAS attempts.
+    pub cas_attempt: Counter,
+    /// CAS successes.
+    pub cas_success: Counter,
+    /// CAS failures.
+    pub cas_failure: Counter,
+    /// Keys in the store.
+    pub kv_store_count: Gauge,
+    /// Tombstones removed when merging.
+    pub tombstones_removed: Counter,
+}
+
+impl KvStoreMetrics {
+    /// Registers every metric under `memberlist_client_` names.
+    pub fn register(self: &Arc<Self>, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("memberlist_client");
+        r.register(
+            "received_broadcasts",
+            "Number of received broadcast user messages",
+            self.received_broadcasts.clone(),
+        );
+        r.register(
+            "received_broadcasts_bytes",
+            "Total size of received broadcast user messages",
+            self.received_broadcasts_bytes.clone(),
+        );
+        r.register(
+            "received_broadcasts_invalid",
+            "Number of received broadcast user messages that were invalid",
+            self.received_broadcasts_invalid.clone(),
+        );
+        r.register(
+            "state_pulls",
+            "How many times did this node pull full state from another node",
+            self.state_pulls.clone(),
+        );
+        r.register(
+            "state_pulls_bytes",
+            "Total size of pulled state",
+            self.state_pulls_bytes.clone(),
+        );
+        r.register(
+            "state_pushes",
+            "How many times did this node push its full state to another node",
+            self.state_pushes.clone(),
+        );
+        r.register(
+            "state_pushes_bytes",
+            "Total size of pushed state",
+            self.state_pushes_bytes.clone(),
+        );
+        r.register(
+            "cas_attempt",
+            "Attempted CAS operations",
+            self.cas_attempt.clone(),
+        );
+        r.register(
+            "cas_success",
+            "Successful CAS operations",
+            self.cas_success.clone(),
+        );
+        r.register(
+            "cas_failure",
+            "Failed CAS operations",
+            self.cas_failure.clone(),
+        );
+        r.register(
+            "kv_store_count",
+            "Number of values in KV Store",
+            self.kv_store_count.clone(),
+        );
+        r.register(
+            "kv_store_value_tombstones_removed",
+            "Number of tombstones removed from KV store values",
+            self.tombstones_removed.clone(),
+        );
+    }
+}
+
+/// The clock of the store; tests inject their own.
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+struct Shared {
+    state: Mutex<KvState>,
+    revision_tx: watch::Sender<u64>,
+    broadcasts: Mutex<Option<mpsc::UnboundedSender<Vec<u8>>>>,
+    clock: Clock,
+    metrics: Arc<KvStoreMetrics>,
+}
+
+/// A process's gossip key-value store. Clones share it.
+#[derive(Clone)]
+pub struct GossipKv {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for GossipKv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.lock();
+        f.debug_struct("GossipKv")
+            .field("keys", &st.len())
+            .field("revision", &st.revision())
+            .finish()
+    }
+}
+
+impl GossipKv {
+    /// An empty store using the system clock.
+    pub fn new(config: KvConfig) -> Self {
+        Self::with_clock(config, Arc::new(SystemTime::now))
+    }
+
+    /// An empty store reading time from `clock`.
+    pub fn with_clock(config: KvConfig, clock: Clock) -> Self {
+        GossipKv {
+            shared: Arc::new(Shared {
+                state: Mutex::new(KvState::new(config)),
+                revision_tx: watch::Sender::new(0),
+                broadcasts: Mutex::new(None),
+                clock,
+                metrics: Arc::new(KvStoreMetrics::default()),
+            }),
+        }
+    }
+
+    /// The store's metrics (register them with [`KvStoreMetrics::register`]).
+    pub fn metrics(&self) -> &Arc<KvStoreMetrics> {
+        &self.shared.metrics
+    }
+
+    fn lock(&self) -> MutexGuard<'_, KvState> {
+        // Every critical section leaves the state consistent (single map operations),
+        // so a poisoned lock is still usable.
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` on the locked state (read-only views for pages and tests).
+    pub fn with_state<T>(&self, f: impl FnOnce(&KvState) -> T) -> T {
+        f(&self.lock())
+    }
+
+    fn now(&self) -> SystemTime {
+        (self.shared.clock)()
+    }
+
+    /// Starts a new broadcast channel: every change made or learnt from now on is sent
+    /// there as an encoded `KeyValuePair` (the memberlist node drains it).
+    pub fn subscribe_broadcasts(&self) -> mpsc::UnboundedReceiver<Vec<u8>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self
+            .shared
+            .broadcasts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(tx);
+        rx
+    }
+
+    /// A typed client for mergeable values of `codec` (registers the codec's merge).
+    /// Fails when the codec id is already registered for another value type.
+    pub fn client<V: Mergeable>(
+        &self,
+        codec: Arc<dyn Codec<V>>,
+        options: ClientOptions,
+    ) -> Result<GossipClient<V>, Error> {
+        let ops: Arc<dyn ValueOps> = Arc::new(MergeOps::new(codec.clone()));
+        if !self.lock().register(ops.clone()) {
+            return Err(Error::Config(format!(
+                "codec {:?} is already registered for another value type",
+                codec.id()
+            )));
+        }
+        Ok(GossipClient {
+            kv: self.clone(),
+            codec,
+            ops: Some(ops),
+            options,
+        })
+    }
+
+    /// A client that reads and writes whole values of any type, without merging: for
+    /// tools that copy values and for values no peer merges. Its writes replace the
+    /// stored value (and are broadcast whole).
+    pub fn raw_client<V: Value>(
+        &self,
+        codec: Arc<dyn Codec<V>>,
+        options: ClientOptions,
+    ) -> GossipClient<V> {
+        GossipClient {
+            kv: self.clone(),
+            codec,
+            ops: None,
+            options,
+        }
+    }
+
+    /// Keys with version, codec, size (for the `/memberlist` page).
+    pub fn describe(&self) -> Vec<KeyInfo> {
+        self.lock().describe()
+    }
+
+    /// Codec id and full encoded value of `key`.
+    pub fn encoded(&self, key: &str) -> Option<(String, Vec<u8>)> {
+        self.lock().encoded(key)
+    }
+
+    /// Push/pull user state (dskit `LocalState`).
+    pub fn local_state(&self) -> Vec<u8> {
+        let state = self.lock().local_state();
+        self.shared.metrics.state_pushes.inc();
+        self.shared
+            .metrics
+            .state_pushes_bytes
+            .inc_by(state.len() as u64);
+        state
+    }
+
+    /// A broadcast user message from a peer (dskit `NotifyMsg`): merged, and the change
+    /// (not the original bytes) gossiped on.
+    pub fn notify_msg(&self, bytes: &[u8]) {
+        let m = &self.shared.metrics;
+        m.received_broadcasts.inc();
+        m.received_broadcasts_bytes.inc_by(bytes.len() as u64);
+        let Ok(pair) = KeyValuePair::decode_bytes(bytes) else {
+            m.received_broadcasts_invalid.inc();
+            return;
+        };
+        let now = self.now();
+        let applied = self.lock().receive(pair, now);
+        match applied {
+            Ok(a) => self.publish(std::iter::once(a)),
+            Err(reason) => {
+                tracing::debug!(?reason, "dropping invalid KV broadcast");
+                m.received_broadcasts_invalid.inc();
+            }
+        }
+    }
+
+    /// Push/pull user state from a peer (dskit `MergeRemoteState`).
+    pub fn merge_remote_state(&self, state: &[u8]) {
+        let m = &self.shared.metrics;
+        m.state_pulls.inc();
+        m.state_pulls_bytes.inc_by(state.len() as u64);
+        let now = self.now();
+        let (changes, rejected) = self.lock().receive_state(state, now);
+        if rejected > 0 {
+            tracing::debug!(rejected, "push/pull state had pairs we could not merge");
+        }
+        self.publish(
+            changes
+                .into_iter()
+                .map(|(revision, broadcast)| Applied::Changed {
+                    revision,
+                    broadcast,
+                }),
+        );
+    }
+
+    /// Drops deleted keys past the obsolete-entries timeout (call periodically).
+    pub fn expire(&self) -> usize {
+        let now = self.now();
+        let mut st = self.lock();
+        let n = st.expire(now);
+        self.shared.metrics.kv_store_count.set(st.len() as i64);
+        n
+    }
+
+    /// Sends broadcasts and wakes watchers for applied changes.
+    fn publish(&self, applied: impl IntoIterator<Item = Applied>) {
+        let mut latest = None;
+        let tx = self
+            .shared
+            .broadcasts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for a in applied {
+            if let Applied::Changed {
+                revision,
+                broadcast,
+            } = a
+            {
+                latest = Some(revision);
+                if let (Some(tx), Some(pair)) = (&tx, broadcast) {
+                    let _ = tx.send(pair.encode_bytes());
+                }
+            }
+        }
+        if let Some(rev) = latest {
+            let st = self.lock();
+            let m = &self.shared.metrics;
+            m.kv_store_count.set(st.len() as i64);
+            let removed = st.counts().tombstones_removed;
+            let seen = m.tombstones_removed.get();
+            if removed > seen {
+                m.tombstones_removed.inc_by(removed - seen);
+            }
+            drop(st);
+            self.shared.revision_tx.send_modify(|r| *r = (*r).max(rev));
+        }
+    }
+
+    async fn wait_newer(
+        rx: &mut watch::Receiver<u64>,
+        seen: u64,
+        cancel: &CancellationToken,
+    ) -> bool {
+        tokio::select! {
+            r = rx.wait_for(|rev| *rev > seen) => r.is_ok(),
+            _ = cancel.cancelled() => false,
+        }
+    }
+}
+
+/// A typed client of a [`GossipKv`].
+pub struct GossipClient<V> {
+    kv: GossipKv,
+    codec: Arc<dyn Codec<V>>,
+    /// The registered merge of `V` (`None` for a raw client).
+    ops: Option<Arc<dyn ValueOps>>,
+    options: ClientOptions,
+}
+
+impl<V> Clone for GossipClient<V> {
+    fn clone(&self) -> Self {
+        GossipClient {
+            kv: self.kv.clone(),
+            codec: self.codec.clone(),
+            ops: self.ops.clone(),
+            options: self.options.clone(),
+        }
+    }
+}
+
+impl<V: 'static> std::fmt::Debug for GossipClient<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GossipClient")
+            .field("codec", &self.codec.id())
+            .field("merge", &self.ops.is_some())
+            .finish()
+    }
+}
+
+impl<V: Value> GossipClient<V> {
+    /// The store behind this client.
+    pub fn store(&self) -> &GossipKv {
+        &self.kv
+    }
+
+    /// Turns a stored value into `V`, checking the codec id.
+    fn typed(&self, key: &str, read: ReadValue) -> Result<V, Error> {
+        let (id, bytes) = match read {
+            ReadValue::Decoded(id, any) => {
+                if id != self.codec.id() {
+                    return Err(self.mismatch(key, id));
+                }
+                match any.downcast::<V>() {
+                    Ok(v) => return Ok(*v),
+                    // Same id, other type (a raw client of a merged codec): via bytes.
+                    Err(any) => {
+                        let st = self.kv.lock();
+                        let bytes = st.ops(&id).map(|o| o.encode(&any)).unwrap_or_default();
+                        (id, Arc::from(bytes))
+                    }
+                }
+            }
+            ReadValue::Raw(id, bytes) => (id, bytes),
+        };
+        if id != self.codec.id() {
+            return Err(self.mismatch(key, id));
+        }
+        self.codec.decode(&bytes).map_err(|source| Error::Decode {
+            key: key.to_owned(),
+            source,
+        })
+    }
+
+    fn mismatch(&self, key: &str, stored: String) -> Error {
+        Error::CodecMismatch {
+            key: key.to_owned(),
+            stored,
+            expected: self.codec.id().to_owned(),
+        }
+    }
+
+    fn read(&self, key: &str) -> Result<Option<(V, u64)>, Error> {
+        let read = self.kv.lock().read(key);
+        read.map(|(r, version)| self.typed(key, r).map(|v| (v, version)))
+            .transpose()
+    }
+
+    fn decode_for_watch(&self, key: &str) -> Option<V> {
+        match self.read(key) {
+            Ok(v) => v.map(|(v, _)| v),
+            Err(e) => {
+                tracing::warn!(key, error = %e, "watch: skipping value that does not decode");
+                None
+            }
+        }
+    }
+
+    /// One CAS write attempt; `Ok(false)` on a version conflict.
+    fn try_write(&self, key: &str, seen: u64, value: V) -> Result<bool, Error> {
+        let bytes = self.codec.encode(&value);
+        if bytes.len() > self.options.max_value_size {
+            return Err(Error::TooLarge {
+                key: key.to_owned(),
+                size: bytes.len(),
+                max: self.options.max_value_size,
+            });
+        }
+        let now = self.kv.now();
+        let applied = {
+            let mut st = self.kv.lock();
+            match &self.ops {
+                Some(ops) => st.cas_merge(key, seen, ops, Box::new(value), now),
+                None => st.cas_raw(key, seen, self.codec.id(), bytes, now),
+            }
+        };
+        match applied {
+            None => Ok(false),
+            Some(a) => {
+                self.kv.publish(std::iter::once(a));
+                Ok(true)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl<V: Value> Client<V> for GossipClient<V> {
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
+        let st = self.kv.lock();
+        Ok(st
+            .entries
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(_, e)| !e.deleted)
+            .map(|(k, _)| k.clone())
+            .collect())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<V>, Error> {
+        Ok(self.read(key)?.map(|(v, _)| v))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), Error> {
+        let now = self.kv.now();
+        let applied = self.kv.lock().delete(key, now);
+        self.kv.publish(std::iter::once(applied));
+        Ok(())
+    }
+
+    async fn cas(&self, key: &str, f: &mut CasFn<'_, V>) -> Result<(), Error> {
+        let m = self.kv.shared.metrics.clone();
+        let attempts = self.options.max_cas_attempts.max(1);
+        let mut last = None;
+        for attempt in 1..=attempts {
+            if attempt > 1 {
+                let ms = rand::rng().random_range(5..50u64) * u64::from(attempt.min(10));
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            m.cas_attempt.inc();
+            let (current, seen) = match self.read(key) {
+                Ok(Some((v, version))) => (Some(v), version),
+                Ok(None) => (None, self.kv.lock().version(key)),
+                Err(e) => {
+                    m.cas_failure.inc();
+                    return Err(e);
+                }
+            };
+            let value = match f(current) {
+                CasDecision::Write(v) => v,
+                CasDecision::Unchanged => {
+                    m.cas_success.inc();
+                    return Ok(());
+                }
+                CasDecision::Abort(reason) => {
+                    m.cas_success.inc();
+                    return Err(Error::Aborted {
+                        key: key.to_owned(),
+                        reason,
+                    });
+                }
+                CasDecision::Retry(e) => {
+                    last = Some(e);
+                    continue;
+                }
+            };
+            match self.try_write(key, seen, value) {
+                Ok(true) => {
+                    m.cas_success.inc();
+                    return Ok(());
+                }
+                Ok(false) => last = None,
+                Err(e) => {
+                    m.cas_failure.inc();
+                    return Err(e);
+                }
+            }
+        }
+        m.cas_failure.inc();
+        Err(Error::CasGaveUp {
+            key: key.to_owned(),
+            attempts,
+            last,
+        })
+    }
+
+    async fn watch_key(&self, key: &str, cancel: &CancellationToken, f: &mut WatchKeyFn<'_, V>) {
+        let mut rx = self.kv.shared.revision_tx.subscribe();
+        let mut delivered = 0u64;
+        let mut seen = 0u64;
+        loop {
+            let (revision, now) = {
+                let st = self.kv.lock();
+                let now = st
+                    .entries
+                    .get(key)
+                    .map_or(0, |e| if e.deleted { u64::MAX } else { e.revision });
+                (st.revision(), now)
+            };
+            seen = seen.max(revision);
+            if now != delivered {
+                let was_present = delivered != 0 && delivered != u64::MAX;
+                delivered = now;
+                let gone = now == 0 || now == u64::MAX;
+                if gone {
+                    if was_present && !f(None) {
+                        return;
+                    }
+                } else if let Some(v) = self.decode_for_watch(key)
+                    && !f(Some(v))
+                {
+                    return;
+                }
+            }
+            if !GossipKv::wait_newer(&mut rx, seen, cancel).await {
+                return;
+            }
+        }
+    }
+
+    async fn watch_prefix(
+        &self,
+        prefix: &str,
+        cancel: &CancellationToken,
+        f: &mut WatchPrefixFn<'_, V>,
+    ) {
+        let mut rx = self.kv.shared.revision_tx.subscribe();
+        let mut seen = 0;
+        loop {
+            let (revision, mut changes) = {
+                let st = self.kv.lock();
+                let changes: Vec<(String, u64)> = st
+                    .changed_since(seen)
+                    .into_iter()
+                    .filter(|(k, _)| k.starts_with(prefix))
+                    .collect();
+                (st.revision(), changes)
+            };
+            seen = seen.max(revision);
+            changes.sort_by_key(|(_, rev)| *rev);
+            for (key, _) in changes {
+                if let Some(v) = self.decode_for_watch(&key)
+                    && !f(&key, v)
+                {
+                    return;
+                }
+            }
+            if !GossipKv::wait_newer(&mut rx, seen, cancel).await {
+                return;
+            }
+        }
+    }
+}

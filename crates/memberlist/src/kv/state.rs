@@ -1,0 +1,552 @@
+//! [`KvState`]: the gossip store's data and rules, sans I/O (`spec/memberlist.md`
+//! §2.6–2.10).
+//!
+//! Time is passed in; nothing here locks, sleeps or sends. The async client wraps one
+//! `KvState` in a mutex and turns its answers into broadcasts and watch notifications.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::ops::{AnyValue, ValueOps};
+use crate::wire::kv::{KeyValuePair, decode_user_state};
+
+/// Store settings with dskit's defaults (§2.14).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvConfig {
+    /// dskit `-memberlist.left-ingesters-timeout` (5 min): LEFT tombstones older than
+    /// this are purged when values merge. Zero keeps them.
+    pub left_ingesters_timeout: Duration,
+    /// dskit `-memberlist.obsolete-entries-timeout` (30 s): deleted keys are dropped
+    /// once their deletion is this old.
+    pub obsolete_entries_timeout: Duration,
+}
+
+impl Default for KvConfig {
+    fn default() -> Self {
+        KvConfig {
+            left_ingesters_timeout: Duration::from_secs(300),
+            obsolete_entries_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A stored value: decoded through its codec's ops, or raw bytes written by a client
+/// that has no merge (tools copying values) or that no registered codec decodes.
+pub(crate) enum Stored {
+    Decoded(AnyValue),
+    Raw(Arc<[u8]>),
+}
+
+/// One key of the store (dskit `ValueDesc`).
+pub(crate) struct Entry {
+    pub(crate) value: Stored,
+    pub(crate) codec_id: String,
+    /// Local change counter of this key (never sent); the CAS version.
+    pub(crate) version: u64,
+    /// Store-wide revision of the last change, for watchers.
+    pub(crate) revision: u64,
+    pub(crate) deleted: bool,
+    /// Unix milliseconds of the last update (0 = unknown).
+    pub(crate) update_time_ms: i64,
+}
+
+/// Why a received pair was not applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejected {
+    /// Empty key.
+    EmptyKey,
+    /// No codec registered under the pair's codec id.
+    UnknownCodec,
+    /// The value did not decode.
+    Undecodable,
+}
+
+/// What a received pair or a local write did to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Nothing changed (old news).
+    Unchanged,
+    /// The key changed; `broadcast` is the pair to gossip on (only the change), `None`
+    /// when the change left nothing worth sending (only expired tombstones).
+    Changed {
+        /// Store revision of the change.
+        revision: u64,
+        /// The change as a pair, ready to encode.
+        broadcast: Option<KeyValuePair>,
+    },
+}
+
+/// Counters of the store's work, exported by the client as dskit metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KvCounts {
+    /// Tombstones removed at merge time (`kv_store_value_tombstones_removed_total`).
+    pub tombstones_removed: u64,
+}
+
+/// The gossip store's content and merge rules.
+pub struct KvState {
+    config: KvConfig,
+    pub(crate) entries: BTreeMap<String, Entry>,
+    ops: HashMap<String, Arc<dyn ValueOps>>,
+    revision: u64,
+    counts: KvCounts,
+}
+
+/// Unix milliseconds of `t` (0 before the epoch).
+pub fn unix_millis(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl KvState {
+    /// An empty store.
+    pub fn new(config: KvConfig) -> Self {
+        KvState {
+            config,
+            entries: BTreeMap::new(),
+            ops: HashMap::new(),
+            revision: 0,
+            counts: KvCounts::default(),
+        }
+    }
+
+    /// Settings.
+    pub fn config(&self) -> &KvConfig {
+        &self.config
+    }
+
+    /// Registers the ops of a codec id. A second registration of the same id must be of
+    /// the same value type (else `false`, nothing changes).
+    pub fn register(&mut self, ops: Arc<dyn ValueOps>) -> bool {
+        match self.ops.get(ops.id()) {
+            Some(existing) => existing.type_id() == ops.type_id(),
+            None => {
+                self.ops.insert(ops.id().to_owned(), ops);
+                true
+            }
+        }
+    }
+
+    /// The ops registered for `codec_id`.
+    pub fn ops(&self, codec_id: &str) -> Option<&Arc<dyn ValueOps>> {
+        self.ops.get(codec_id)
+    }
+
+    /// Latest store revision (0 = nothing ever stored).
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Work counters.
+    pub fn counts(&self) -> KvCounts {
+        self.counts
+    }
+
+    /// Number of keys (deleted ones included until they expire).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when no key is stored.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Keys, sorted, with their local version, codec, deleted flag, update time and
+    /// encoded size: what the `/memberlist` page lists.
+    pub fn describe(&self) -> Vec<KeyInfo> {
+        self.entries
+            .iter()
+            .map(|(k, e)| KeyInfo {
+                key: k.clone(),
+                version: e.version,
+                codec: e.codec_id.clone(),
+                deleted: e.deleted,
+                update_time_ms: e.update_time_ms,
+                size: self.encode_entry(e).len(),
+            })
+            .collect()
+    }
+
+    /// The full encoded value of `key` (what `?downloadKey=` serves).
+    pub fn encoded(&self, key: &str) -> Option<(String, Vec<u8>)> {
+        let e = self.entries.get(key)?;
+        Some((e.codec_id.clone(), self.encode_entry(e)))
+    }
+
+    pub(crate) fn encode_entry(&self, e: &Entry) -> Vec<u8> {
+        match &e.value {
+            Stored::Raw(b) => b.to_vec(),
+            Stored::Decoded(v) => self
+                .ops
+                .get(&e.codec_id)
+                .map(|o| o.encode(v))
+                .unwrap_or_default(),
+        }
+    }
+
+    fn next_revision(&mut self) -> u64 {
+        self.revision += 1;
+        self.revision
+    }
+
+    /// Applies a pair received in a broadcast or in push/pull state (dskit
+    /// `mergeValueForKey` with `localCAS = false`).
+    pub fn receive(&mut self, pair: KeyValuePair, now: SystemTime) -> Result<Applied, Rejected> {
+        if pair.key.is_empty() {
+            return Err(Rejected::EmptyKey);
+        }
+        let ops = self
+            .ops
+            .get(&pair.codec)
+            .cloned()
+            .ok_or(Rejected::UnknownCodec)?;
+        let incoming = ops.decode(&pair.value).map_err(|_| Rejected::Undecodable)?;
+        Ok(self.merge_value(
+            &ops,
+            pair.key,
+            incoming,
+            pair.deleted,
+            pair.update_time_millis,
+            None,
+            now,
+        ))
+    }
+
+    /// Applies a whole push/pull user state; returns the broadcasts to gossip on and the
+    /// number of pairs rejected.
+    pub fn receive_state(
+        &mut self,
+        state: &[u8],
+        now: SystemTime,
+    ) -> (Vec<(u64, Option<KeyValuePair>)>, usize) {
+        let mut changes = Vec::new();
+        let mut rejected = 0;
+        for pair in decode_user_state(state) {
+            match pair.map_err(|_| Rejected::Undecodable) {
+                Ok(p) => match self.receive(p, now) {
+                    Ok(Applied::Changed {
+                        revision,
+                        broadcast,
+                    }) => changes.push((revision, broadcast)),
+                    Ok(Applied::Unchanged) => {}
+                    Err(_) => rejected += 1,
+                },
+                // A broken length prefix ends the state: nothing after it can be framed.
+                Err(_) => {
+                    rejected += 1;
+                    break;
+                }
+            }
+        }
+        (changes, rejected)
+    }
+
+    /// The merge step shared by received values and local CAS.
+    #[allow(clippy::too_many_arguments)]
+    fn merge_value(
+        &mut self,
+        ops: &Arc<dyn ValueOps>,
+        key: String,
+        incoming: AnyValue,
+        deleted: bool,
+        update_time_ms: i64,
+        local_cas: Option<SystemTime>,
+        now: SystemTime,
+    ) -> Applied {
+        let left_limit = (!self.config.left_ingesters_timeout.is_zero())
+            .then(|| now.checked_sub(self.config.left_ingesters_timeout))
+            .flatten();
+        let (mut change, deleted_changed) = match self.entries.get_mut(&key) {
+            None => {
+                if deleted {
+                    // Never resurrect a key we do not have from a deletion.
+                    return Applied::Unchanged;
+                }
+                let Some(change) = ops.clone_value(&incoming) else {
+                    return Applied::Unchanged;
+                };
+                self.entries.insert(
+                    key.clone(),
+                    Entry {
+                        value: Stored::Decoded(incoming),
+                        codec_id: ops.id().to_owned(),
+                        version: 0,
+                        revision: 0,
+                        deleted: false,
+                        update_time_ms,
+                    },
+                );
+                (Some(change), false)
+            }
+            Some(entry) => {
+                if entry.codec_id != ops.id() {
+                    // Another type under the same key: the newer write wins as a whole.
+                    if update_time_ms <= entry.update_time_ms {
+                        return Applied::Unchanged;
+                    }
+                    entry.codec_id = ops.id().to_owned();
+                    entry.value = Stored::Raw(Arc::from(Vec::new()));
+                }
+                let change = match &mut entry.value {
+                    Stored::Decoded(cur) => ops.merge(cur, incoming, local_cas),
+                    Stored::Raw(bytes) => match ops.decode(bytes) {
+                        Ok(mut cur) => {
+                            let c = ops.merge(&mut cur, incoming, local_cas);
+                            entry.value = Stored::Decoded(cur);
+                            c
+                        }
+                        // Undecodable local bytes: the decodable incoming value replaces them.
+                        Err(_) => {
+                            let c = ops.clone_value(&incoming);
+                            entry.value = Stored::Decoded(incoming);
+                            c
+                        }
+                    },
+                };
+                let mut deleted_changed = false;
+                if deleted && update_time_ms != 0 && update_time_ms > entry.update_time_ms {
+                    deleted_changed = !entry.deleted;
+                    entry.deleted = true;
+                    entry.update_time_ms = update_time_ms;
+                }
+                (change, deleted_changed)
+            }
+        };
+        if change.is_none() && !deleted_changed {
+            return Applied::Unchanged;
+        }
+        let entry = self.entries.get_mut(&key).expect("entry inserted above");
+        if let Some(limit) = left_limit {
+            if let Stored::Decoded(v) = &mut entry.value {
+                let n = ops.remove_tombstones(v, Some(limit));
+                self.counts.tombstones_removed += n.removed as u64;
+            }
+            if let Some(c) = &mut change {
+                ops.remove_tombstones(c, Some(limit));
+                if ops.merge_content(c).is_empty() {
+                    change = None;
+                }
+            }
+            if change.is_none() && !deleted_changed {
+                return Applied::Unchanged;
+            }
+        }
+        if local_cas.is_some() {
+            entry.update_time_ms = unix_millis(now);
+        } else if update_time_ms > entry.update_time_ms {
+            entry.update_time_ms = update_time_ms;
+        }
+        entry.version += 1;
+        let (deleted, update_time_ms) = (entry.deleted, entry.update_time_ms);
+        let revision = self.next_revision();
+        self.entries.get_mut(&key).expect("present").revision = revision;
+        // A change of the deleted flag alone travels with the full value, so receivers
+        // always get something their codec decodes.
+        let value = match &change {
+            Some(c) => ops.encode(c),
+            None => self.encode_entry(&self.entries[&key]),
+        };
+        Applied::Changed {
+            revision,
+            broadcast: Some(KeyValuePair {
+                key,
+                value,
+                codec: ops.id().to_owned(),
+                deleted,
+                update_time_millis: update_time_ms,
+            }),
+        }
+    }
+
+    /// The value a client reads: a copy with every tombstone removed (dskit `get`),
+    /// or the raw bytes; `None` when absent or deleted. Also returns the CAS version.
+    pub(crate) fn read(&self, key: &str) -> Option<(ReadValue, u64)> {
+        let e = self.entries.get(key)?;
+        if e.deleted {
+            return None;
+        }
+        let v = match &e.value {
+            Stored::Raw(b) => ReadValue::Raw(e.codec_id.clone(), b.clone()),
+            Stored::Decoded(v) => {
+                let ops = self.ops.get(&e.codec_id)?;
+                let mut copy = ops.clone_value(v)?;
+                ops.remove_tombstones(&mut copy, None);
+                ReadValue::Decoded(e.codec_id.clone(), copy)
+            }
+        };
+        Some((v, e.version))
+    }
+
+    /// The CAS version of `key` (0 when absent).
+    pub fn version(&self, key: &str) -> u64 {
+        self.entries.get(key).map_or(0, |e| e.version)
+    }
+
+    /// A local CAS write of a mergeable value (dskit: merge with `localCAS = true`).
+    /// `None` when the key changed since version `seen` was read.
+    pub fn cas_merge(
+        &mut self,
+        key: &str,
+        seen: u64,
+        ops: &Arc<dyn ValueOps>,
+        value: AnyValue,
+        now: SystemTime,
+    ) -> Option<Applied> {
+        if self.version(key) != seen {
+            return None;
+        }
+        let was_deleted = self.entries.get(key).is_some_and(|e| e.deleted);
+        if was_deleted {
+            // Writing a deleted key starts it afresh (its version keeps counting).
+            self.entries.remove(key);
+        }
+        let applied = self.merge_value(
+            ops,
+            key.to_owned(),
+            value,
+            false,
+            unix_millis(now),
+            Some(now),
+            now,
+        );
+        if was_deleted && let Some(e) = self.entries.get_mut(key) {
+            e.version = seen + 1;
+        }
+        Some(applied)
+    }
+
+    /// A local write of raw bytes (a client without merge): replaces the value.
+    pub fn cas_raw(
+        &mut self,
+        key: &str,
+        seen: u64,
+        codec_id: &str,
+        bytes: Vec<u8>,
+        now: SystemTime,
+    ) -> Option<Applied> {
+        if self.version(key) != seen {
+            return None;
+        }
+        let revision = self.next_revision();
+        let update_time_ms = unix_millis(now);
+        let version = seen + 1;
+        let bytes: Arc<[u8]> = bytes.into();
+        self.entries.insert(
+            key.to_owned(),
+            Entry {
+                value: Stored::Raw(bytes.clone()),
+                codec_id: codec_id.to_owned(),
+                version,
+                revision,
+                deleted: false,
+                update_time_ms,
+            },
+        );
+        Some(Applied::Changed {
+            revision,
+            broadcast: Some(KeyValuePair {
+                key: key.to_owned(),
+                value: bytes.to_vec(),
+                codec: codec_id.to_owned(),
+                deleted: false,
+                update_time_millis: update_time_ms,
+            }),
+        })
+    }
+
+    /// Marks `key` deleted (dskit `Delete`): the value stays, flagged, until it
+    /// expires; the full value is broadcast with the flag.
+    pub fn delete(&mut self, key: &str, now: SystemTime) -> Applied {
+        let revision = self.revision + 1;
+        let Some(e) = self.entries.get_mut(key) else {
+            return Applied::Unchanged;
+        };
+        if e.deleted {
+            return Applied::Unchanged;
+        }
+        e.deleted = true;
+        e.update_time_ms = unix_millis(now).max(e.update_time_ms + 1);
+        e.version += 1;
+        e.revision = revision;
+        self.revision = revision;
+        let e = &self.entries[key];
+        let pair = KeyValuePair {
+            key: key.to_owned(),
+            value: self.encode_entry(e),
+            codec: e.codec_id.clone(),
+            deleted: true,
+            update_time_millis: e.update_time_ms,
+        };
+        Applied::Changed {
+            revision,
+            broadcast: Some(pair),
+        }
+    }
+
+    /// Drops deleted keys whose deletion is older than the obsolete-entries timeout;
+    /// returns how many.
+    pub fn expire(&mut self, now: SystemTime) -> usize {
+        let limit = unix_millis(now) - self.config.obsolete_entries_timeout.as_millis() as i64;
+        let before = self.entries.len();
+        self.entries
+            .retain(|_, e| !(e.deleted && e.update_time_ms < limit));
+        before - self.entries.len()
+    }
+
+    /// dskit `LocalState`: every key with its full value, each as a 4-byte big-endian
+    /// length and a `KeyValuePair`. Keys whose codec we cannot encode are skipped.
+    pub fn local_state(&self) -> Vec<u8> {
+        let pairs: Vec<KeyValuePair> = self
+            .entries
+            .iter()
+            .filter_map(|(k, e)| {
+                let value = self.encode_entry(e);
+                if value.is_empty() && matches!(e.value, Stored::Decoded(_)) {
+                    return None;
+                }
+                Some(KeyValuePair {
+                    key: k.clone(),
+                    value,
+                    codec: e.codec_id.clone(),
+                    deleted: e.deleted,
+                    update_time_millis: e.update_time_ms,
+                })
+            })
+            .collect();
+        crate::wire::kv::encode_user_state(&pairs)
+    }
+
+    /// Keys changed after revision `seen`, with their revision (watchers).
+    pub(crate) fn changed_since(&self, seen: u64) -> Vec<(String, u64)> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.revision > seen)
+            .map(|(k, e)| (k.clone(), e.revision))
+            .collect()
+    }
+}
+
+/// A value read from the store.
+pub(crate) enum ReadValue {
+    Decoded(String, AnyValue),
+    Raw(String, Arc<[u8]>),
+}
+
+/// One row of [`KvState::describe`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KeyInfo {
+    /// Store key.
+    pub key: String,
+    /// Local version (changes applied to this key here).
+    pub version: u64,
+    /// Codec id.
+    pub codec: String,
+    /// Marked deleted.
+    pub deleted: bool,
+    /// Unix milliseconds of the last update.
+    pub update_time_ms: i64,
+    /// Encoded size of the full value in bytes.
+    pub size: usize,
+}

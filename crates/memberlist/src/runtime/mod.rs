@@ -1,0 +1,16 @@
+//! The tokio driver: sockets, the task owning the SWIM core, and the glue to the
+//! gossip KV.
+//!
+//! - [`config`]: [`MemberlistConfig`], dskit's `-memberlist.*` settings.
+//! - [`transport`]: dskit's TCP transport and the plain UDP+TCP one.
+//! - [`resolve`]: join addresses.
+//! - [`node`]: [`Memberlist`], a running node.
+
+pub mod config;
+pub mod node;
+pub mod resolve;
+pub mod transport;
+
+pub use config::{MemberlistConfig, TransportKind};
+pub use node::{JoinError, Memberlist, StartError};
+pub use transport::{StreamError, TransportMetrics};
