@@ -13,6 +13,7 @@ log() { printf '\n=== %s\n' "$*"; }
 install_packages() {
   local need=()
   command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+  [ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
   if [ "${#need[@]}" -eq 0 ] || [ "${RINGKIT_SKIP_INSTALL:-0}" = 1 ]; then
     return
   fi
@@ -24,6 +25,9 @@ install_packages() {
 }
 
 install_packages
+
+# Tests that need a real server fail (instead of skipping) when it is missing here.
+export RINGKIT_REQUIRE_ALERTMANAGER=1
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
