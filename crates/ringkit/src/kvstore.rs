@@ -11,15 +11,18 @@ use ringkit_kv::{
     MemoryStore, MultiClient, MultiConfig, PrefixClient,
 };
 use ringkit_lifecycle::{RingDesc, RingDescCodec};
+use ringkit_memberlist::kv::{GossipKv, KvConfig};
+use ringkit_memberlist::runtime::{Memberlist, MemberlistConfig, TransportKind};
 
 use crate::duration::parse_duration;
 
 /// KV store flags, named like dskit's.
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct KvArgs {
-    /// Backend holding the ring: inmemory (this process only), etcd, or multi (two stores
-    /// with mirroring, for migrations).
-    #[arg(long = "kv.store", default_value = "inmemory", value_parser = ["inmemory", "etcd", "multi"])]
+    /// Backend holding the ring: inmemory (this process only), etcd, memberlist (gossip,
+    /// compatible with Mimir/Loki/Cortex clusters), or multi (two stores with mirroring,
+    /// for migrations).
+    #[arg(long = "kv.store", default_value = "inmemory", value_parser = ["inmemory", "etcd", "multi", "memberlist"])]
     pub(crate) store: String,
     /// Prefix of every key (the ring key `ring` is stored as `collectors/ring`).
     #[arg(long = "kv.prefix", default_value = "collectors/")]
@@ -58,12 +61,73 @@ pub(crate) struct KvArgs {
     /// multi: bound on one mirror write.
     #[arg(long = "multi.mirror-timeout", default_value = "2s", value_parser = parse_duration)]
     pub(crate) multi_mirror_timeout: Duration,
+    /// Gossip settings (`--kv.store=memberlist`).
+    #[command(flatten)]
+    pub(crate) memberlist: MemberlistArgs,
 }
 
-/// Builds the typed ring client for `args`, instrumented with dskit's KV metrics.
+/// The ring store and, with memberlist, the running gossip node (to leave it on
+/// shutdown and show it on `/memberlist`).
+pub(crate) struct RingStore {
+    pub(crate) client: Arc<dyn Client<RingDesc>>,
+    pub(crate) memberlist: Option<Memberlist>,
+}
+
+/// Builds the ring store for `args`; with memberlist this starts the gossip node and
+/// begins joining `--memberlist.join` in the background.
+pub(crate) async fn build_ring_store(
+    args: &KvArgs,
+    memory: &MemoryStore,
+    registry: &mut Registry,
+) -> anyhow::Result<RingStore> {
+    let uses_gossip = [&args.store, &args.multi_primary, &args.multi_secondary]
+        .iter()
+        .any(|s| s.as_str() == "memberlist");
+    let memberlist = if uses_gossip {
+        Some(start_memberlist(&args.memberlist, registry).await?)
+    } else {
+        None
+    };
+    let client = build_ring_client_with(
+        args,
+        memory,
+        memberlist.as_ref().map(Memberlist::kv),
+        registry,
+    )?;
+    Ok(RingStore { client, memberlist })
+}
+
+async fn start_memberlist(
+    args: &MemberlistArgs,
+    registry: &mut Registry,
+) -> anyhow::Result<Memberlist> {
+    let kv = GossipKv::new(KvConfig {
+        left_ingesters_timeout: args.left_ingesters_timeout,
+        obsolete_entries_timeout: args.obsolete_entries_timeout,
+    });
+    let node = Memberlist::start(args.to_config()?, kv.clone())
+        .await
+        .context("starting memberlist")?;
+    kv.metrics().register(registry);
+    node.transport_metrics().register(registry);
+    Ok(node)
+}
+
+/// Builds the typed ring client for `args`, instrumented with dskit's KV metrics
+/// (stores other than memberlist; see [`build_ring_store`]).
+#[allow(dead_code)]
 pub(crate) fn build_ring_client(
     args: &KvArgs,
     memory: &MemoryStore,
+    registry: &mut Registry,
+) -> anyhow::Result<Arc<dyn Client<RingDesc>>> {
+    build_ring_client_with(args, memory, None, registry)
+}
+
+fn build_ring_client_with(
+    args: &KvArgs,
+    memory: &MemoryStore,
+    gossip: Option<&GossipKv>,
     registry: &mut Registry,
 ) -> anyhow::Result<Arc<dyn Client<RingDesc>>> {
     let options = ClientOptions {
@@ -72,9 +136,9 @@ pub(crate) fn build_ring_client(
     };
     let raw: Arc<dyn Client<RingDesc>> = match args.store.as_str() {
         "multi" => {
-            let primary =
-                backend(&args.multi_primary, args, memory, &options).context("--multi.primary")?;
-            let secondary = backend(&args.multi_secondary, args, memory, &options)
+            let primary = backend(&args.multi_primary, args, memory, gossip, &options)
+                .context("--multi.primary")?;
+            let secondary = backend(&args.multi_secondary, args, memory, gossip, &options)
                 .context("--multi.secondary")?;
             let cfg = MultiConfig {
                 primary: args.multi_primary.clone(),
@@ -84,7 +148,7 @@ pub(crate) fn build_ring_client(
             };
             Arc::new(MultiClient::new(&cfg, primary, secondary, Some(registry))?)
         }
-        other => backend(other, args, memory, &options)?,
+        other => backend(other, args, memory, gossip, &options)?,
     };
     let metrics = KvMetrics::register(registry);
     let instrumented =
@@ -99,9 +163,16 @@ fn backend(
     name: &str,
     args: &KvArgs,
     memory: &MemoryStore,
+    gossip: Option<&GossipKv>,
     options: &ClientOptions,
 ) -> anyhow::Result<Arc<dyn Client<RingDesc>>> {
     match name {
+        "memberlist" => {
+            let kv = gossip.context("the memberlist store needs a running memberlist node")?;
+            Ok(Arc::new(
+                kv.client(RingDescCodec::shared(), options.clone())?,
+            ))
+        }
         "inmemory" => Ok(Arc::new(
             memory.client(RingDescCodec::shared(), options.clone()),
         )),
@@ -122,6 +193,137 @@ fn backend(
                 store.client(RingDescCodec::shared(), options.clone()),
             ))
         }
-        other => anyhow::bail!("unknown KV store {other:?} (inmemory or etcd)"),
+        other => anyhow::bail!("unknown KV store {other:?} (inmemory, etcd or memberlist)"),
+    }
+}
+
+/// memberlist flags, named like dskit's `-memberlist.*` (defaults as dskit's).
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct MemberlistArgs {
+    /// Node name; empty = host name.
+    #[arg(long = "memberlist.nodename", default_value = "")]
+    pub(crate) node_name: String,
+    /// Append a random suffix to the node name, so a restarted process is a new member.
+    #[arg(long = "memberlist.randomize-node-name", default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) randomize_node_name: bool,
+    /// Address to listen on for gossip.
+    #[arg(long = "memberlist.bind-addr", default_value = "0.0.0.0")]
+    pub(crate) bind_addr: std::net::IpAddr,
+    /// Port to listen on for gossip (0 = any free port).
+    #[arg(long = "memberlist.bind-port", default_value_t = 7946)]
+    pub(crate) bind_port: u16,
+    /// Address other members reach this node at (default: the bind address, or the
+    /// outgoing interface's address when binding to every interface).
+    #[arg(long = "memberlist.advertise-addr")]
+    pub(crate) advertise_addr: Option<std::net::IpAddr>,
+    /// Port other members reach this node at (default: the bound port).
+    #[arg(long = "memberlist.advertise-port")]
+    pub(crate) advertise_port: Option<u16>,
+    /// Members to join: `host:port`, `dns+host:port` (repeat or comma-separate).
+    #[arg(long = "memberlist.join", value_delimiter = ',')]
+    pub(crate) join: Vec<String>,
+    /// Cluster label written on every message; messages with another label are dropped
+    /// (keeps two clusters from merging their rings).
+    #[arg(long = "memberlist.cluster-label", default_value = "")]
+    pub(crate) cluster_label: String,
+    /// Accept messages whatever their cluster label.
+    #[arg(
+        long = "memberlist.cluster-label-verification-disabled",
+        default_value_t = false
+    )]
+    pub(crate) cluster_label_verification_disabled: bool,
+    /// Transport: `dskit-tcp` (Mimir, Loki, Cortex, Tempo) or `udp` (plain hashicorp
+    /// memberlist: Alertmanager, Consul).
+    #[arg(long = "memberlist.transport", default_value = "dskit-tcp", value_parser = ["dskit-tcp", "udp"])]
+    pub(crate) transport: String,
+    /// LZW-compress streams, and packets when smaller.
+    #[arg(long = "memberlist.compression-enabled", default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) compression_enabled: bool,
+    /// How often to gossip queued changes.
+    #[arg(long = "memberlist.gossip-interval", default_value = "200ms", value_parser = parse_duration)]
+    pub(crate) gossip_interval: Duration,
+    /// Members gossiped to per interval.
+    #[arg(long = "memberlist.gossip-nodes", default_value_t = 3)]
+    pub(crate) gossip_nodes: usize,
+    /// How often to exchange the full state with a random member (0 disables).
+    #[arg(long = "memberlist.pullpush-interval", default_value = "30s", value_parser = parse_duration)]
+    pub(crate) pullpush_interval: Duration,
+    /// Retransmit multiplier of gossiped messages.
+    #[arg(long = "memberlist.retransmit-factor", default_value_t = 4)]
+    pub(crate) retransmit_factor: usize,
+    /// How long dead members keep receiving gossip.
+    #[arg(long = "memberlist.gossip-to-dead-nodes-time", default_value = "30s", value_parser = parse_duration)]
+    pub(crate) gossip_to_dead_nodes_time: Duration,
+    /// After this long a dead member's name may be reused from another address (0 = never).
+    #[arg(long = "memberlist.dead-node-reclaim-time", default_value = "0s", value_parser = parse_duration)]
+    pub(crate) dead_node_reclaim_time: Duration,
+    /// LEFT ring entries older than this are removed.
+    #[arg(long = "memberlist.left-ingesters-timeout", default_value = "5m", value_parser = parse_duration)]
+    pub(crate) left_ingesters_timeout: Duration,
+    /// Deleted keys older than this are removed.
+    #[arg(long = "memberlist.obsolete-entries-timeout", default_value = "30s", value_parser = parse_duration)]
+    pub(crate) obsolete_entries_timeout: Duration,
+    /// How long leaving waits for the leave message to go out.
+    #[arg(long = "memberlist.leave-timeout", default_value = "20s", value_parser = parse_duration)]
+    pub(crate) leave_timeout: Duration,
+    /// On shutdown, how long to wait for our own queued changes to be gossiped.
+    #[arg(long = "memberlist.broadcast-timeout-for-local-updates-on-shutdown", default_value = "10s", value_parser = parse_duration)]
+    pub(crate) broadcast_timeout_on_shutdown: Duration,
+    /// Timeout of one stream exchange (push/pull).
+    #[arg(long = "memberlist.stream-timeout", default_value = "2s", value_parser = parse_duration)]
+    pub(crate) stream_timeout: Duration,
+    /// Dial timeout of one packet connection.
+    #[arg(long = "memberlist.packet-dial-timeout", default_value = "2s", value_parser = parse_duration)]
+    pub(crate) packet_dial_timeout: Duration,
+    /// Write timeout of one packet connection.
+    #[arg(long = "memberlist.packet-write-timeout", default_value = "5s", value_parser = parse_duration)]
+    pub(crate) packet_write_timeout: Duration,
+    /// Packets sent concurrently.
+    #[arg(long = "memberlist.max-concurrent-writes", default_value_t = 3)]
+    pub(crate) max_concurrent_writes: usize,
+    /// A packet waiting longer than this for a writer is dropped.
+    #[arg(long = "memberlist.acquire-writer-timeout", default_value = "250ms", value_parser = parse_duration)]
+    pub(crate) acquire_writer_timeout: Duration,
+}
+
+impl MemberlistArgs {
+    /// The runtime configuration these flags describe.
+    pub(crate) fn to_config(&self) -> anyhow::Result<MemberlistConfig> {
+        let mut c = match self.transport.as_str() {
+            "udp" => MemberlistConfig::lan(),
+            _ => MemberlistConfig::dskit(),
+        };
+        anyhow::ensure!(
+            self.cluster_label.len() <= 255,
+            "--memberlist.cluster-label is longer than 255 bytes"
+        );
+        c.node_name = self.node_name.clone();
+        c.randomize_node_name = self.randomize_node_name;
+        c.bind_addr = self.bind_addr;
+        c.bind_port = self.bind_port;
+        c.advertise_addr = self.advertise_addr;
+        c.advertise_port = self.advertise_port;
+        c.join_members = self.join.clone();
+        c.cluster_label = self.cluster_label.clone();
+        c.cluster_label_verification_disabled = self.cluster_label_verification_disabled;
+        c.compression_enabled = self.compression_enabled;
+        c.swim.gossip_interval = self.gossip_interval;
+        c.swim.gossip_nodes = self.gossip_nodes;
+        c.swim.push_pull_interval = self.pullpush_interval;
+        c.swim.retransmit_mult = self.retransmit_factor;
+        c.swim.gossip_to_the_dead_time = self.gossip_to_dead_nodes_time;
+        c.swim.dead_node_reclaim_time = self.dead_node_reclaim_time;
+        c.leave_timeout = self.leave_timeout;
+        c.broadcast_timeout_on_shutdown = self.broadcast_timeout_on_shutdown;
+        c.stream_timeout = self.stream_timeout;
+        c.packet_dial_timeout = self.packet_dial_timeout;
+        c.packet_write_timeout = self.packet_write_timeout;
+        c.max_concurrent_writes = self.max_concurrent_writes;
+        c.acquire_writer_timeout = self.acquire_writer_timeout;
+        debug_assert!(matches!(
+            c.transport,
+            TransportKind::DskitTcp | TransportKind::Udp
+        ));
+        Ok(c)
     }
 }

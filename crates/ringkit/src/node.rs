@@ -19,7 +19,7 @@ use ringkit_ring::tokens::RandomTokenGenerator;
 
 use crate::duration::parse_duration;
 use crate::http::{self, AppState};
-use crate::kvstore::{KvArgs, build_ring_client};
+use crate::kvstore::{KvArgs, build_ring_store};
 
 /// Flags of `ringkit node`, named like dskit's.
 #[derive(clap::Args, Debug, Clone)]
@@ -143,7 +143,9 @@ pub(crate) async fn run_until(
 ) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let memory = MemoryStore::new();
-    let kv = build_ring_client(&args.kv, &memory, &mut registry)?;
+    let store = build_ring_store(&args.kv, &memory, &mut registry).await?;
+    let kv = store.client;
+    let memberlist = store.memberlist;
     let ring_cfg = RingConfig {
         replication_factor: args.replication_factor,
         zone_awareness_enabled: args.zone_awareness_enabled,
@@ -236,6 +238,9 @@ pub(crate) async fn run_until(
         && let Err(e) = l.leave().await
     {
         tracing::warn!(error = %e, "leaving the ring failed");
+    }
+    if let Some(m) = &memberlist {
+        m.leave().await;
     }
     let _ = watch_task.await;
     server.await??;
