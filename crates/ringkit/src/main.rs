@@ -13,6 +13,7 @@ mod duration;
 mod http;
 mod kvstore;
 mod node;
+mod ring_metrics;
 mod ring_page;
 mod table;
 
