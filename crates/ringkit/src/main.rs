@@ -34,7 +34,7 @@ enum Command {
     /// Run a ring member (ingester and/or distributor) against a KV store.
     Node(Box<node::NodeArgs>),
     /// Inspect and repair a ring in a shared KV store: show, forget, lookup.
-    Ring(ring_cli::RingArgs),
+    Ring(Box<ring_cli::RingArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,6 +51,6 @@ fn main() -> anyhow::Result<()> {
                 .init();
             tokio::runtime::Runtime::new()?.block_on(node::run(*args))
         }
-        Command::Ring(args) => std::process::exit(ring_cli::main(args)),
+        Command::Ring(args) => std::process::exit(ring_cli::main(*args)),
     }
 }
