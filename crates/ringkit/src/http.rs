@@ -101,6 +101,23 @@ async fn ring_page(
     .into_response()
 }
 
+/// How long a Forget waits for the ring watcher to see the removal, so the page the
+/// browser is redirected to already shows the result.
+const FORGET_SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Waits (at most `limit`) until the watcher's snapshot no longer lists `id`.
+async fn wait_until_gone(watcher: &RingWatcher, id: &str, limit: std::time::Duration) {
+    let mut updates = watcher.subscribe();
+    let deadline = tokio::time::Instant::now() + limit;
+    while watcher.snapshot().has_instance(id) {
+        match tokio::time::timeout_at(deadline, updates.changed()).await {
+            Ok(Ok(())) => {}
+            // Timed out, or the watcher is gone: show whatever the page has.
+            _ => return,
+        }
+    }
+}
+
 #[derive(serde::Deserialize)]
 struct ForgetForm {
     forget: String,
@@ -123,7 +140,10 @@ async fn ring_forget(
         })
         .await;
     match result {
-        Ok(()) => Redirect::to("/ring").into_response(),
+        Ok(()) => {
+            wait_until_gone(&state.watcher, &id, FORGET_SETTLE).await;
+            Redirect::to("/ring").into_response()
+        }
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("error forgetting instance {id}: {e}\n"),
