@@ -590,6 +590,15 @@ async fn lookup(args: &LookupArgs) -> anyhow::Result<String> {
         ]);
     }
     out.push_str(&t.render());
+    if replicas.len() < args.replication_factor {
+        let _ = writeln!(
+            out,
+            "\n  {} of {} replicas listed: unhealthy replicas are left out of a set (the write \
+             still succeeds while the quorum of {min_success} is met).",
+            replicas.len(),
+            args.replication_factor
+        );
+    }
     Ok(out)
 }
 
