@@ -5,6 +5,8 @@
 #
 # Usage: bash scripts/test.sh        (from the repository root)
 # Env:   RINGKIT_SKIP_INSTALL=1      skip apt-get (packages already present)
+#        RINGKIT_REQUIRE_BROWSER=0   let the /ring browser test skip when chromium is
+#                                    missing (default here: 1, a missing browser fails)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +16,10 @@ install_packages() {
   local need=()
   command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
   [ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
+  # The /ring page browser test: headless chromium driven over WebDriver.
+  # (a font too, so the screenshot it writes is readable)
+  [ -x /usr/bin/chromium ] || need+=(chromium fonts-dejavu-core)
+  [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
   if [ "${#need[@]}" -eq 0 ] || [ "${RINGKIT_SKIP_INSTALL:-0}" = 1 ]; then
     return
   fi
@@ -25,6 +31,7 @@ install_packages() {
 }
 
 install_packages
+export RINGKIT_REQUIRE_BROWSER="${RINGKIT_REQUIRE_BROWSER:-1}"
 
 # Tests that need a real server fail (instead of skipping) when it is missing here.
 export RINGKIT_REQUIRE_ALERTMANAGER=1

@@ -21,6 +21,8 @@ pub(crate) struct AppState {
     pub(crate) kv: Arc<dyn Client<RingDesc>>,
     pub(crate) ring_key: String,
     pub(crate) registry: Registry,
+    /// The gossip node, with `--kv.store=memberlist`.
+    pub(crate) memberlist: Option<ringkit_memberlist::runtime::Memberlist>,
 }
 
 /// The router of a node.
@@ -29,7 +31,71 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/ring", get(ring_page).post(ring_forget))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route("/memberlist", get(memberlist_page))
         .with_state(state)
+}
+
+#[derive(serde::Deserialize, Default)]
+struct MemberlistQuery {
+    #[serde(rename = "downloadKey")]
+    download_key: Option<String>,
+}
+
+async fn memberlist_page(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<MemberlistQuery>,
+) -> Response {
+    let Some(node) = &state.memberlist else {
+        return (
+            StatusCode::NOT_FOUND,
+            "this node does not use memberlist (--kv.store=memberlist)\n",
+        )
+            .into_response();
+    };
+    if let Some(key) = q.download_key {
+        let version = node
+            .kv()
+            .describe()
+            .into_iter()
+            .find(|k| k.key == key)
+            .map_or(0, |k| k.version);
+        return match node.kv().encoded(&key) {
+            Some((_, bytes)) => {
+                let file: String = format!("{version}-{key}")
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                (
+                    [
+                        (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+                        (
+                            header::CONTENT_DISPOSITION,
+                            format!("attachment; filename=\"{file}\""),
+                        ),
+                    ],
+                    bytes,
+                )
+                    .into_response()
+            }
+            None => (StatusCode::NOT_FOUND, format!("no key {key:?}\n")).into_response(),
+        };
+    }
+    let wants_json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    if wants_json {
+        axum::Json(crate::memberlist_page::json(node)).into_response()
+    } else {
+        Html(crate::memberlist_page::html(node)).into_response()
+    }
 }
 
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
@@ -101,6 +167,23 @@ async fn ring_page(
     .into_response()
 }
 
+/// How long a Forget waits for the ring watcher to see the removal, so the page the
+/// browser is redirected to already shows the result.
+const FORGET_SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Waits (at most `limit`) until the watcher's snapshot no longer lists `id`.
+async fn wait_until_gone(watcher: &RingWatcher, id: &str, limit: std::time::Duration) {
+    let mut updates = watcher.subscribe();
+    let deadline = tokio::time::Instant::now() + limit;
+    while watcher.snapshot().has_instance(id) {
+        match tokio::time::timeout_at(deadline, updates.changed()).await {
+            Ok(Ok(())) => {}
+            // Timed out, or the watcher is gone: show whatever the page has.
+            _ => return,
+        }
+    }
+}
+
 #[derive(serde::Deserialize)]
 struct ForgetForm {
     forget: String,
@@ -123,7 +206,10 @@ async fn ring_forget(
         })
         .await;
     match result {
-        Ok(()) => Redirect::to("/ring").into_response(),
+        Ok(()) => {
+            wait_until_gone(&state.watcher, &id, FORGET_SETTLE).await;
+            Redirect::to("/ring").into_response()
+        }
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("error forgetting instance {id}: {e}\n"),

@@ -197,6 +197,9 @@ fn backend(
     }
 }
 
+/// memberlist's default port.
+pub(crate) const DEFAULT_GOSSIP_PORT: u16 = 7946;
+
 /// memberlist flags, named like dskit's `-memberlist.*` (defaults as dskit's).
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct MemberlistArgs {
@@ -210,7 +213,7 @@ pub(crate) struct MemberlistArgs {
     #[arg(long = "memberlist.bind-addr", default_value = "0.0.0.0")]
     pub(crate) bind_addr: std::net::IpAddr,
     /// Port to listen on for gossip (0 = any free port).
-    #[arg(long = "memberlist.bind-port", default_value_t = 7946)]
+    #[arg(long = "memberlist.bind-port", default_value_t = DEFAULT_GOSSIP_PORT)]
     pub(crate) bind_port: u16,
     /// Address other members reach this node at (default: the bind address, or the
     /// outgoing interface's address when binding to every interface).

@@ -5,6 +5,7 @@
 //!   RF=3, a newcomer takes over a share, an ingester fails).
 //! - `node`: a process that joins a ring kept in a KV store (in-memory, etcd or multi),
 //!   heartbeats, and serves `/ring`, `/ready` and `/metrics`.
+//! - `ring`: operator commands on a shared ring (`show`, `forget`, `lookup`).
 
 use clap::{Parser, Subcommand};
 
@@ -12,7 +13,10 @@ mod demo;
 mod duration;
 mod http;
 mod kvstore;
+mod memberlist_page;
 mod node;
+mod ring_cli;
+mod ring_metrics;
 mod ring_page;
 mod table;
 
@@ -30,6 +34,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run a ring member (ingester and/or distributor) against a KV store.
     Node(Box<node::NodeArgs>),
+    /// Inspect and repair a ring in a shared KV store: show, forget, lookup.
+    Ring(Box<ring_cli::RingArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,5 +52,6 @@ fn main() -> anyhow::Result<()> {
                 .init();
             tokio::runtime::Runtime::new()?.block_on(node::run(*args))
         }
+        Command::Ring(args) => std::process::exit(ring_cli::main(*args)),
     }
 }

@@ -21,6 +21,8 @@ use crate::duration::parse_duration;
 use crate::http::{self, AppState};
 use crate::kvstore::{KvArgs, build_ring_store};
 
+use crate::ring_metrics::RingMetrics;
+
 /// Flags of `ringkit node`, named like dskit's.
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct NodeArgs {
@@ -32,6 +34,9 @@ pub(crate) struct NodeArgs {
     /// Key of the ring in the KV store (after the prefix).
     #[arg(long = "ring.key", default_value = "ring")]
     pub(crate) ring_key: String,
+    /// Name of the ring in metrics (the `name` label, as dskit's ring name).
+    #[arg(long = "ring.name", default_value = "ingester")]
+    pub(crate) ring_name: String,
     /// Instance id (ring map key). Default: the host name.
     #[arg(long = "ingester.lifecycler.ID")]
     pub(crate) id: Option<String>,
@@ -194,12 +199,18 @@ pub(crate) async fn run_until(
         )?))
     };
 
+    registry.register_collector(Box::new(RingMetrics::new(
+        args.ring_name.clone(),
+        Arc::clone(&watcher),
+        lifecycler.clone(),
+    )));
     let state = Arc::new(AppState {
         watcher: Arc::clone(&watcher),
         lifecycler: lifecycler.clone(),
         kv: Arc::clone(&kv),
         ring_key: args.ring_key.clone(),
         registry,
+        memberlist: memberlist.clone(),
     });
     let server_cancel = cancel.clone();
     let server = tokio::spawn(async move {

@@ -125,11 +125,54 @@ pub(crate) fn escape(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-/// A stable, distinct colour per instance index.
+/// A stable, distinct colour per instance index. Reds are skipped: on this page red means
+/// "unhealthy".
 fn colour(i: usize) -> String {
-    // Golden-angle hue steps keep neighbours apart.
-    let hue = (i as f64 * 137.508) % 360.0;
-    format!("hsl({hue:.0},65%,50%)")
+    // Golden-angle hue steps keep neighbours apart; the 60 degrees of hue around red are
+    // squeezed out by mapping onto the remaining 300.
+    let step = (210.0 + i as f64 * 137.508) % 360.0;
+    let hue = 30.0 + step * 300.0 / 360.0;
+    format!("hsl({hue:.0},60%,46%)")
+}
+
+/// "2s", "1m", "1m30s": a duration as an operator wrote it in a flag.
+fn human_duration(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    match (secs / 60, secs % 60) {
+        (0, _) if d.subsec_millis() > 0 => format!("{}ms", d.as_millis()),
+        (0, s) => format!("{s}s"),
+        (m, 0) => format!("{m}m"),
+        (m, s) => format!("{m}m{s}s"),
+    }
+}
+
+/// One line on token balance (mimir#505): each instance's ownership against a fair share
+/// of its zone ring; `None` when fewer than two instances own tokens.
+fn balance(ring: &RingSnapshot) -> Option<String> {
+    let mut ratios: Vec<(f64, &str)> = Vec::new();
+    for (i, d) in ring.instances().iter().enumerate() {
+        if d.tokens.is_empty() {
+            continue;
+        }
+        let peers = ring.instances_with_tokens_in_zone_count(&d.zone);
+        ratios.push((
+            ring.ownership_in_zone(i as u32) * peers as f64,
+            d.id.as_str(),
+        ));
+    }
+    if ratios.len() < 2 {
+        return None;
+    }
+    ratios.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (lo, hi) = (ratios[0], ratios[ratios.len() - 1]);
+    Some(format!(
+        "<p class=\"sub\" id=\"balance\">Balance against a fair share of each zone ring: \
+         largest {} at {:.2}&times;, smallest {} at {:.2}&times;</p>",
+        escape(hi.1),
+        hi.0,
+        escape(lo.1),
+        lo.0
+    ))
 }
 
 fn age(now: i64, ts: i64) -> String {
@@ -272,7 +315,9 @@ pub(crate) fn render(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>Ring status</title><style>\
          body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}\
-         h1{margin:0 0 .3em}.sub{color:#555;margin:0 0 1em}\
+         h1{margin:0 0 .3em}.sub{color:#555;margin:0 0 1em;max-width:70em}\
+         .cap{max-width:360px;font-size:13px}h3{margin:.2em 0 .5em}\
+         #balance{font-size:13px;margin-top:.5em;max-width:32em}table+.sub{margin-top:.8em}\
          table{border-collapse:collapse;font-size:14px}\
          th,td{border-bottom:1px solid #ddd;padding:5px 9px;text-align:left;white-space:nowrap}\
          th a{color:#222;text-decoration:none}th a:hover{text-decoration:underline}\
@@ -284,28 +329,35 @@ pub(crate) fn render(
          button{background:#c00;color:#fff;border:0;padding:3px 10px;border-radius:3px;cursor:pointer}\
          </style></head><body>",
     );
-    let counts = ring.counts_by_state();
+    // Counted as dskit's ring_members metric counts: an instance with a stale heartbeat
+    // is "unhealthy", not counted in its state (the rows already say which).
+    let count = |state: &str| rows.iter().filter(|r| r.state == state).count();
     let unhealthy = rows.iter().filter(|r| !r.healthy).count();
+    let (active, joining, pending, leaving) = (
+        count("ACTIVE"),
+        count("JOINING"),
+        count("PENDING"),
+        count("LEAVING"),
+    );
+    let zones = ring.zones_count();
     let _ = write!(
         h,
-        "<h1>Ring status</h1><p class=\"sub\">key <code>{}</code> &middot; {} instances \
-         ({} ACTIVE, {} JOINING, {} PENDING, {} LEAVING, <span class=\"{}\">{} unhealthy</span>) \
-         &middot; {} zones &middot; RF {}{}</p>",
+        "<h1>Ring status</h1><p class=\"sub\">key <code>{}</code> &middot; {} instance{} \
+         ({active} ACTIVE, {joining} JOINING, {pending} PENDING, {leaving} LEAVING, \
+         <span class=\"{}\">{unhealthy} unhealthy</span>) &middot; {zones} zone{} &middot; RF {}{} \
+         &middot; unhealthy after {} without a heartbeat</p>",
         escape(ring_key),
         rows.len(),
-        counts[0],
-        counts[3],
-        counts[2],
-        counts[1],
+        if rows.len() == 1 { "" } else { "s" },
         if unhealthy > 0 { "bad" } else { "ok" },
-        unhealthy,
-        ring.zones_count(),
+        if zones == 1 { "" } else { "s" },
         ring.replication_factor(),
         if ring.config().zone_awareness_enabled {
             ", zone-aware"
         } else {
             ""
         },
+        human_duration(ring.config().heartbeat_timeout),
     );
 
     h.push_str("<div class=\"top\"><div>");
@@ -323,7 +375,8 @@ pub(crate) fn render(
         .collect();
     let _ = write!(
         h,
-        "<p class=\"sub\">outer circle: whole ring{}</p></div><div>",
+        "<p class=\"sub cap\">Each arc is a token range, coloured by the instance that owns it \
+         (its first replica). Outer circle: whole ring{}.</p></div><div>",
         if zone_names.len() > 1 {
             format!(
                 "; inner circles, outside in: zones {}",
@@ -333,19 +386,27 @@ pub(crate) fn render(
             String::new()
         }
     );
-    h.push_str("<h3>Ownership per instance</h3><table>");
+    h.push_str("<h3>Ownership per instance (legend)</h3><table id=\"legend\">");
     for (i, d) in ring.instances().iter().enumerate() {
         let own = 100.0 * ring.ownership_in_zone(i as u32);
+        let flag = if rows.iter().any(|r| r.id == d.id && !r.healthy) {
+            "<span class=\"bad\">UNHEALTHY</span>"
+        } else {
+            ""
+        };
         let _ = write!(
             h,
             "<tr><td><span class=\"sw\" style=\"background:{col}\"></span>{id}</td>\
-             <td>{bar}</td><td class=\"num\">{own:.2}%</td></tr>",
+             <td>{bar}</td><td class=\"num\">{own:.3}%</td><td>{flag}</td></tr>",
             col = colour(i),
             id = escape(&d.id),
             bar = bar(own, &colour(i)),
         );
     }
     h.push_str("</table>");
+    if let Some(balance) = balance(ring) {
+        h.push_str(&balance);
+    }
     if ring.zones_count() > 0 {
         h.push_str("<h3>First-owner share per zone</h3><table>");
         for (z, name) in ring.zones().iter().enumerate() {
@@ -353,7 +414,7 @@ pub(crate) fn render(
             let label = if name.is_empty() { "(no zone)" } else { name };
             let _ = write!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td class=\"num\">{share:.2}%</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td class=\"num\">{share:.3}%</td></tr>",
                 escape(label),
                 bar(share, "#4a7bd0"),
             );
@@ -377,7 +438,7 @@ pub(crate) fn render(
             if next_desc { "desc" } else { "asc" },
         );
     };
-    h.push_str("<table><tr>");
+    h.push_str("<table id=\"instances\"><thead><tr>");
     header(&mut h, SortKey::Id, "Instance ID", false);
     header(&mut h, SortKey::Zone, "Zone", false);
     header(&mut h, SortKey::State, "State", false);
@@ -386,7 +447,7 @@ pub(crate) fn render(
     h.push_str("<th>Registered at</th>");
     header(&mut h, SortKey::Tokens, "Tokens", true);
     header(&mut h, SortKey::Ownership, "Ownership", true);
-    h.push_str("<th class=\"num\">First owner</th><th>Actions</th></tr>");
+    h.push_str("<th class=\"num\">First owner</th><th>Actions</th></tr></thead><tbody>");
     for r in rows {
         let cls = if r.healthy { "" } else { " class=\"bad\"" };
         let action = if r.healthy {
@@ -400,9 +461,10 @@ pub(crate) fn render(
         };
         let _ = write!(
             h,
-            "<tr><td>{id}</td><td>{zone}</td><td{cls}>{state}</td><td>{addr}</td>\
+            "<tr data-instance=\"{id}\"><td>{id}</td><td>{zone}</td><td{cls}>{state}</td><td>{addr}</td>\
              <td{cls}>{age}</td><td>{reg}</td><td class=\"num\">{tokens}</td>\
-             <td class=\"num\">{own:.3}%</td><td class=\"num\">{prim:.3}%</td><td>{action}</td></tr>",
+             <td class=\"num\" data-col=\"ownership\">{own:.3}%</td>\
+             <td class=\"num\">{prim:.3}%</td><td>{action}</td></tr>",
             id = escape(&r.id),
             zone = escape(&r.zone),
             state = escape(&r.state),
@@ -415,7 +477,7 @@ pub(crate) fn render(
         );
     }
     h.push_str(
-        "</table><p class=\"sub\">Ownership: share of the instance's zone ring (dskit's figure). \
+        "</tbody></table><p class=\"sub\">Ownership: share of the instance's zone ring (dskit's figure). \
          First owner: share of the whole keyspace whose first replica it holds. \
          JSON: request this page with <code>Accept: application/json</code>.</p></body></html>",
     );
@@ -502,6 +564,28 @@ mod tests {
         assert!(
             html.contains("2023-11-14T22:13:20Z"),
             "registered_at rendered"
+        );
+    }
+
+    #[test]
+    fn header_counts_a_stale_instance_as_unhealthy_only_and_shows_the_balance() {
+        let ring = ring();
+        let r = rows(&ring, unix_seconds(1030));
+        let html = render(&ring, &r, 1030, SortKey::Id, false, "collectors/ring");
+        assert!(
+            html.contains("(2 ACTIVE, 0 JOINING, 0 PENDING, 0 LEAVING, <span class=\"bad\">1 unhealthy</span>)"),
+            "{html}"
+        );
+        assert!(
+            html.contains("unhealthy after 1m without a heartbeat"),
+            "{html}"
+        );
+        // One instance per zone: each owns its whole zone ring, a fair share.
+        assert!(html.contains("at 1.00&times;, smallest"), "{html}");
+        assert_eq!(human_duration(std::time::Duration::from_secs(90)), "1m30s");
+        assert_eq!(
+            human_duration(std::time::Duration::from_millis(300)),
+            "300ms"
         );
     }
 

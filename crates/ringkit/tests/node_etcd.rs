@@ -2,102 +2,16 @@
 //! 127.0.0.1): three ingesters join, a clean shutdown unregisters, a SIGKILLed one is
 //! auto-forgotten by a live member.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use common::{Node, NodeOpts, ids, ring, wait_for};
 use ringkit_kv::testsuite::{EtcdServer, skip_etcd};
 
-struct Node {
-    child: Child,
-    url: String,
-}
-
-impl Node {
-    fn start(id: &str, zone: &str, etcd: &str) -> Node {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringkit"))
-            .args([
-                "node",
-                "--target=ingester",
-                "--kv.store=etcd",
-                &format!("--etcd.endpoints={etcd}"),
-                &format!("--ingester.lifecycler.ID={id}"),
-                &format!("--ingester.availability-zone={zone}"),
-                "--ingester.num-tokens=64",
-                "--ingester.heartbeat-period=300ms",
-                "--ingester.heartbeat-timeout=2s",
-                "--ingester.auto-forget-unhealthy-periods=2",
-                "--ingester.min-ready-duration=0s",
-                "--ring.heartbeat-timeout=2s",
-                "--server.http-listen-port=0",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ringkit binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("listen line: {line:?}"))
-            .to_owned();
-        Node { child, url }
+fn zone(z: &str) -> NodeOpts {
+    NodeOpts {
+        zone: z.to_owned(),
+        ..NodeOpts::default()
     }
-
-    fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn ring(url: &str) -> serde_json::Value {
-    reqwest::Client::new()
-        .get(format!("{url}/ring"))
-        .header("Accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn wait_for(url: &str, what: &str, ok: impl Fn(&serde_json::Value) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = ring(url).await;
-        if ok(&r) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {r}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn ids(r: &serde_json::Value) -> Vec<String> {
-    let mut v: Vec<String> = r["shards"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,16 +22,12 @@ async fn three_nodes_share_a_ring_in_etcd_and_leave_or_get_forgotten() {
     }
     let etcd = EtcdServer::start().expect("etcd starts (install etcd-server)");
     let endpoint = etcd.endpoint();
-    let a = Node::start("ing-a", "a", &endpoint);
-    let b = Node::start("ing-b", "b", &endpoint);
-    let mut c = Node::start("ing-c", "c", &endpoint);
+    let a = Node::start("ing-a", &endpoint, &zone("a"));
+    let b = Node::start("ing-b", &endpoint, &zone("b"));
+    let mut c = Node::start("ing-c", &endpoint, &zone("c"));
 
     wait_for(&a.url, "3 ACTIVE instances with tokens", |r| {
-        let shards = r["shards"].as_array().unwrap();
-        shards.len() == 3
-            && shards
-                .iter()
-                .all(|s| s["state"] == "ACTIVE" && s["tokens"] == 64)
+        common::all_active(r, 3, 64)
     })
     .await;
     // One instance per zone: each owns its whole zone ring.

@@ -57,6 +57,9 @@ pub enum JoinError {
     },
 }
 
+/// Where a push/pull caller learns that the peer's state was merged (or why not).
+type MergeDone = oneshot::Sender<Result<(), String>>;
+
 enum Cmd {
     /// Our node states for a push/pull (request or reply).
     PushPullState {
@@ -67,7 +70,7 @@ enum Cmd {
     Merge {
         from: SocketAddr,
         remote: PushPull,
-        done: Option<oneshot::Sender<Result<(), String>>>,
+        done: Option<MergeDone>,
     },
     /// Graceful leave.
     Leave { done: oneshot::Sender<()> },
@@ -210,6 +213,7 @@ impl Memberlist {
             node: node.clone(),
             core,
             leave_done: None,
+            merged: Vec::new(),
         };
         tokio::spawn(actor.run(in_rx, cmd_rx, bcast_rx));
         node.spawn_expiry();
@@ -497,6 +501,8 @@ struct Actor {
     node: Memberlist,
     core: Core<StdRng>,
     leave_done: Option<oneshot::Sender<()>>,
+    /// Push/pull callers waiting for their merge to be complete.
+    merged: Vec<(MergeDone, Result<(), String>)>,
 }
 
 impl Actor {
@@ -531,6 +537,9 @@ impl Actor {
                 }
             }
             self.drain();
+            for (done, r) in self.merged.drain(..) {
+                let _ = done.send(r);
+            }
         }
     }
 
@@ -548,8 +557,10 @@ impl Actor {
                 if let Err(e) = &r {
                     tracing::warn!(%from, error = %e, "push/pull refused");
                 }
+                // Answered after the next drain, so the caller finds the peer's KV
+                // state already merged.
                 if let Some(d) = done {
-                    let _ = d.send(r);
+                    self.merged.push((d, r));
                 }
             }
             Cmd::Leave { done } => {

@@ -1,0 +1,197 @@
+//! Helpers shared by the tests that run real `ringkit` processes: nodes on 127.0.0.1 free
+//! ports sharing an etcd the test starts, the `/ring` JSON, bounded waits, and the CLI.
+//!
+//! Each test binary uses a subset of these helpers.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How a test node is configured beyond its id and store.
+#[derive(Clone, Debug)]
+pub(crate) struct NodeOpts {
+    /// Availability zone ("" for none).
+    pub(crate) zone: String,
+    /// Heartbeat timeout of both the lifecycler and the ring client.
+    pub(crate) heartbeat_timeout: &'static str,
+    /// Auto-forget after this many heartbeat timeouts (0: never).
+    pub(crate) auto_forget_periods: u32,
+    /// Tokens per instance.
+    pub(crate) num_tokens: usize,
+}
+
+impl Default for NodeOpts {
+    fn default() -> Self {
+        NodeOpts {
+            zone: String::new(),
+            heartbeat_timeout: "2s",
+            auto_forget_periods: 2,
+            num_tokens: 64,
+        }
+    }
+}
+
+/// A `ringkit node` child process; killed (by its pid) when dropped.
+pub(crate) struct Node {
+    pub(crate) child: Child,
+    pub(crate) url: String,
+    pub(crate) id: String,
+}
+
+impl Node {
+    /// Starts an ingester node on a free port against etcd and waits for its listen line.
+    pub(crate) fn start(id: &str, etcd: &str, opts: &NodeOpts) -> Node {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringkit"))
+            .args([
+                "node".to_owned(),
+                "--target=ingester".to_owned(),
+                "--kv.store=etcd".to_owned(),
+                format!("--etcd.endpoints={etcd}"),
+                format!("--ingester.lifecycler.ID={id}"),
+                format!("--ingester.availability-zone={}", opts.zone),
+                format!("--ingester.num-tokens={}", opts.num_tokens),
+                "--ingester.heartbeat-period=300ms".to_owned(),
+                format!("--ingester.heartbeat-timeout={}", opts.heartbeat_timeout),
+                format!(
+                    "--ingester.auto-forget-unhealthy-periods={}",
+                    opts.auto_forget_periods
+                ),
+                "--ingester.min-ready-duration=0s".to_owned(),
+                format!("--ring.heartbeat-timeout={}", opts.heartbeat_timeout),
+                "--server.http-listen-port=0".to_owned(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ringkit binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("listen line: {line:?}"))
+            .to_owned();
+        Node {
+            child,
+            url,
+            id: id.to_owned(),
+        }
+    }
+
+    /// Sends a signal (e.g. `-TERM`, `-KILL`) to this node's pid only.
+    pub(crate) fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// SIGKILL, then reap the process so it is surely gone.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The `/ring` page as JSON.
+pub(crate) async fn ring(url: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("{url}/ring"))
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Polls `/ring` until `ok` holds; fails after 30 s with the last answer.
+pub(crate) async fn wait_for(url: &str, what: &str, ok: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = ring(url).await;
+        if ok(&r) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Instance ids listed in a `/ring` JSON answer, sorted.
+pub(crate) fn ids(r: &serde_json::Value) -> Vec<String> {
+    let mut v: Vec<String> = r["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Whether every listed instance is ACTIVE with `tokens` tokens and there are `n`.
+pub(crate) fn all_active(r: &serde_json::Value, n: usize, tokens: usize) -> bool {
+    let shards = r["shards"].as_array().unwrap();
+    shards.len() == n
+        && shards
+            .iter()
+            .all(|s| s["state"] == "ACTIVE" && s["tokens"] == tokens)
+}
+
+/// Runs `ringkit ARGS` and returns its output; killed (by pid) if it runs past `limit`.
+pub(crate) fn ringkit<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
+    args: &[S],
+    limit: Duration,
+) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringkit"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ringkit binary starts");
+    // Drain both pipes on threads so a chatty child never blocks on a full pipe.
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ringkit {args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out_t.join().unwrap(),
+        stderr: err_t.join().unwrap(),
+    }
+}
