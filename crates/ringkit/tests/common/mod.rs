@@ -42,12 +42,23 @@ pub(crate) struct Node {
 impl Node {
     /// Starts an ingester node on a free port against etcd and waits for its listen line.
     pub(crate) fn start(id: &str, etcd: &str, opts: &NodeOpts) -> Node {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringkit"))
-            .args([
-                "node".to_owned(),
-                "--target=ingester".to_owned(),
+        Node::start_with(
+            id,
+            &[
                 "--kv.store=etcd".to_owned(),
                 format!("--etcd.endpoints={etcd}"),
+            ],
+            opts,
+        )
+    }
+
+    /// Starts an ingester node with the given store flags.
+    pub(crate) fn start_with(id: &str, store: &[String], opts: &NodeOpts) -> Node {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringkit"))
+            .arg("node")
+            .args(store)
+            .args([
+                "--target=ingester".to_owned(),
                 format!("--ingester.lifecycler.ID={id}"),
                 format!("--ingester.availability-zone={}", opts.zone),
                 format!("--ingester.num-tokens={}", opts.num_tokens),

@@ -1,0 +1,149 @@
+//! Three real `ringkit node` processes sharing their ring over memberlist gossip (dskit's
+//! TCP transport on 127.0.0.1): they converge, `ringkit ring show` joins the cluster and
+//! prints the same ring as the `/ring` page, `/memberlist` lists members and the ring key,
+//! a node stopped with SIGTERM leaves the ring, a SIGKILLed one is auto-forgotten.
+
+mod common;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use common::{Node, NodeOpts, all_active, ids, ring, ringkit, wait_for};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn gossip_flags(port: u16, join: Option<u16>) -> Vec<String> {
+    let mut v = vec![
+        "--kv.store=memberlist".to_owned(),
+        "--memberlist.bind-addr=127.0.0.1".to_owned(),
+        format!("--memberlist.bind-port={port}"),
+        "--memberlist.cluster-label=ringkit-test".to_owned(),
+        "--memberlist.pullpush-interval=2s".to_owned(),
+    ];
+    if let Some(j) = join {
+        v.push(format!("--memberlist.join=127.0.0.1:{j}"));
+    }
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_gossip_their_ring_and_the_cli_reads_it() {
+    let opts = NodeOpts::default();
+    let ports = [free_port(), free_port(), free_port()];
+    let n1 = Node::start_with("ing-1", &gossip_flags(ports[0], None), &opts);
+    let n2 = Node::start_with("ing-2", &gossip_flags(ports[1], Some(ports[0])), &opts);
+    let mut n3 = Node::start_with("ing-3", &gossip_flags(ports[2], Some(ports[0])), &opts);
+    for n in [&n1, &n2, &n3] {
+        wait_for(&n.url, "3 ACTIVE instances via gossip", |r| {
+            all_active(r, 3, 64)
+        })
+        .await;
+    }
+
+    // The CLI joins as a temporary member and prints the same ring.
+    let started = Instant::now();
+    let out = ringkit(
+        &[
+            "ring",
+            "show",
+            "--kv.store=memberlist",
+            "--memberlist.bind-addr=127.0.0.1",
+            "--memberlist.cluster-label=ringkit-test",
+            &format!("--memberlist.join=127.0.0.1:{}", ports[1]),
+            "--ring.heartbeat-timeout=2s",
+            "--output=json",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(
+        out.status.success(),
+        "ring show failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("ring show over memberlist took {:?}", started.elapsed());
+    let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let page = ring(&n1.url).await;
+    assert_eq!(ids(&cli), ids(&page));
+    for (a, b) in cli["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(page["shards"].as_array().unwrap())
+    {
+        assert_eq!(a["id"], b["id"]);
+        assert_eq!(
+            a["ownership_percent"], b["ownership_percent"],
+            "ownership of {}",
+            a["id"]
+        );
+        assert!(a["ownership_percent"].as_f64().unwrap() > 0.0);
+    }
+
+    // Nothing listens there: a clear error, quickly.
+    let dead = free_port();
+    let out = ringkit(
+        &[
+            "ring",
+            "show",
+            "--kv.store=memberlist",
+            "--memberlist.bind-addr=127.0.0.1",
+            &format!("--memberlist.join=127.0.0.1:{dead}"),
+            "--timeout=3s",
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("joining the memberlist cluster"), "{err}");
+
+    // /memberlist: 3 nodes alive (the CLI member has left), the ring key listed.
+    let page: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/memberlist", n1.url))
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let keys = page["keys"].as_array().unwrap();
+    assert!(
+        keys.iter()
+            .any(|k| k["key"] == "collectors/ring" && k["codec"] == "ringDesc"),
+        "{page:#}"
+    );
+    let html = reqwest::get(format!("{}/memberlist", n1.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("collectors/ring") && html.contains("download"));
+    let raw = reqwest::get(format!("{}/memberlist?downloadKey=collectors/ring", n1.url))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(!raw.is_empty(), "downloadKey returned nothing");
+
+    // SIGTERM: n2 unregisters and leaves; the others drop it from the ring.
+    n2.signal("-TERM");
+    wait_for(&n1.url, "ing-2 to leave the ring", |r| {
+        ids(r) == ["ing-1", "ing-3"]
+    })
+    .await;
+
+    // SIGKILL: n3 goes silent; it turns unhealthy, then n1 auto-forgets it.
+    n3.kill();
+    wait_for(&n1.url, "ing-3 to be auto-forgotten", |r| {
+        ids(r) == ["ing-1"]
+    })
+    .await;
+}
