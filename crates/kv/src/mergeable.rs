@@ -38,6 +38,18 @@ pub trait Mergeable: Clone + Send + Sync + 'static {
     /// `local_cas` is `Some(now)` during a local CAS (see the trait doc).
     fn merge(&mut self, other: Self, local_cas: Option<SystemTime>) -> Option<Self>;
 
+    /// [`Mergeable::merge`], also saying whether the change is exactly `other` as it was
+    /// given. A gossip store holding `other`'s encoded bytes may then forward those bytes
+    /// instead of encoding the change again (the receive hot path). The default never
+    /// claims so.
+    fn merge_verbatim(
+        &mut self,
+        other: Self,
+        local_cas: Option<SystemTime>,
+    ) -> (Option<Self>, bool) {
+        (self.merge(other, local_cas), false)
+    }
+
     /// Names of the entries this value holds (for the ring: instance ids). Used to tell an
     /// empty change and to let a newer broadcast replace an older one it covers.
     fn merge_content(&self) -> Vec<String>;

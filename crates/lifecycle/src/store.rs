@@ -56,6 +56,22 @@ impl Mergeable for RingDesc {
         merge::merge(&mut self.0, other.0, local_cas.is_some(), now).map(RingDesc)
     }
 
+    fn merge_verbatim(
+        &mut self,
+        other: Self,
+        local_cas: Option<SystemTime>,
+    ) -> (Option<Self>, bool) {
+        let now = local_cas.map_or(0, unix_secs);
+        let out = merge::merge_with_options(
+            &mut self.0,
+            other.0,
+            local_cas.is_some(),
+            now,
+            &merge::MergeOptions::default(),
+        );
+        (out.change.map(RingDesc), out.change_is_incoming)
+    }
+
     fn merge_content(&self) -> Vec<String> {
         self.0.ingesters.keys().cloned().collect()
     }

@@ -70,6 +70,11 @@ pub struct MergeOutcome {
     pub change: Option<Desc>,
     /// IDs of incoming instances ignored because their timestamp was too far in the future.
     pub ignored_future: Vec<String>,
+    /// The change is exactly the incoming descriptor as given: every incoming instance was
+    /// accepted unmodified (no normalisation, no conflict resolution, no tombstones added).
+    /// A gossip layer holding the incoming bytes may then forward them instead of encoding
+    /// the change again.
+    pub change_is_incoming: bool,
 }
 
 /// Merges `incoming` into `local` and returns the change (only the updated instances, as
@@ -111,6 +116,8 @@ pub fn merge_with_options(
     // The incoming map becomes the change: accepted entries stay in it, everything else is
     // taken out. This reuses the decoded message's allocations instead of building a new map.
     let mut change = incoming.ingesters;
+    let incoming_len = change.len();
+    let mut modified = false;
     let mut tokens_changed = false;
     let ignored_future = &mut outcome.ignored_future;
     change.retain(|id, theirs| {
@@ -125,7 +132,7 @@ pub fn merge_with_options(
                 if !supersedes(theirs, ours.timestamp, ours.state == LEFT) {
                     return false;
                 }
-                normalize_instance(theirs);
+                modified |= normalize_instance(theirs);
                 let same_tokens = ours.tokens == theirs.tokens;
                 tokens_changed |= !same_tokens;
                 assign(ours, theirs, same_tokens);
@@ -134,7 +141,7 @@ pub fn merge_with_options(
                 if !supersedes(theirs, 0, false) {
                     return false;
                 }
-                normalize_instance(theirs);
+                modified |= normalize_instance(theirs);
                 tokens_changed |= !theirs.tokens.is_empty();
                 local.ingesters.insert(id.clone(), theirs.clone());
             }
@@ -142,6 +149,7 @@ pub fn merge_with_options(
         true
     });
 
+    modified |= change.len() != incoming_len || !removed_by_cas.is_empty();
     for id in removed_by_cas {
         if let Some(ours) = local.ingesters.get_mut(&id) {
             ours.set_state(InstanceState::Left);
@@ -162,10 +170,12 @@ pub fn merge_with_options(
                 && entry.tokens != ours.tokens
             {
                 entry.tokens.clone_from(&ours.tokens);
+                modified = true;
             }
         }
     }
 
+    outcome.change_is_incoming = !modified;
     outcome.change = Some(Desc { ingesters: change });
     outcome
 }
@@ -219,12 +229,18 @@ pub fn normalize(desc: &mut Desc) {
     }
 }
 
-fn normalize_instance(d: &mut InstanceDesc) {
+/// Returns whether it changed anything.
+fn normalize_instance(d: &mut InstanceDesc) -> bool {
     if d.state == LEFT {
+        let had = !d.tokens.is_empty();
         d.tokens.clear();
+        had
     } else if !strictly_increasing(&d.tokens) {
         d.tokens.sort_unstable();
         d.tokens.dedup();
+        true
+    } else {
+        false
     }
 }
 

@@ -33,13 +33,14 @@ pub trait ValueOps: Send + Sync + 'static {
     fn encode(&self, value: &AnyValue) -> Vec<u8>;
     /// A copy of a value.
     fn clone_value(&self, value: &AnyValue) -> Option<AnyValue>;
-    /// Merges `incoming` into `current` ([`Mergeable::merge`]); returns the change.
+    /// Merges `incoming` into `current` ([`Mergeable::merge_verbatim`]); returns the
+    /// change and whether it is exactly `incoming` as given.
     fn merge(
         &self,
         current: &mut AnyValue,
         incoming: AnyValue,
         local_cas: Option<SystemTime>,
-    ) -> Option<AnyValue>;
+    ) -> (Option<AnyValue>, bool);
     /// Names of the items of a value ([`Mergeable::merge_content`]).
     fn merge_content(&self, value: &AnyValue) -> Vec<String>;
     /// Drops tombstones older than `limit` (all with `None`).
@@ -88,10 +89,12 @@ impl<V: Mergeable> ValueOps for MergeOps<V> {
         current: &mut AnyValue,
         incoming: AnyValue,
         local_cas: Option<SystemTime>,
-    ) -> Option<AnyValue> {
-        let cur = current.downcast_mut::<V>()?;
-        let inc = *incoming.downcast::<V>().ok()?;
-        cur.merge(inc, local_cas).map(|c| Box::new(c) as AnyValue)
+    ) -> (Option<AnyValue>, bool) {
+        let (Some(cur), Ok(inc)) = (current.downcast_mut::<V>(), incoming.downcast::<V>()) else {
+            return (None, false);
+        };
+        let (change, verbatim) = cur.merge_verbatim(*inc, local_cas);
+        (change.map(|c| Box::new(c) as AnyValue), verbatim)
     }
     fn merge_content(&self, value: &AnyValue) -> Vec<String> {
         value

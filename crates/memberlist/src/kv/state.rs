@@ -49,7 +49,12 @@ pub(crate) struct Entry {
     pub(crate) deleted: bool,
     /// Unix milliseconds of the last update (0 = unknown).
     pub(crate) update_time_ms: i64,
+    /// Unix milliseconds of the last purge of expired tombstones from the value.
+    pub(crate) last_purge_ms: i64,
 }
+
+/// How often (at most) a key's value is scanned for expired tombstones.
+const PURGE_EVERY_MS: i64 = 1000;
 
 /// Why a received pair was not applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,10 +210,13 @@ impl KvState {
         let incoming = ops.decode(&pair.value).map_err(|_| Rejected::Undecodable)?;
         Ok(self.merge_value(
             &ops,
-            pair.key,
-            incoming,
-            pair.deleted,
-            pair.update_time_millis,
+            Incoming {
+                key: pair.key,
+                value: incoming,
+                bytes: Some(pair.value),
+                deleted: pair.deleted,
+                update_time_ms: pair.update_time_millis,
+            },
             None,
             now,
         ))
@@ -244,21 +252,24 @@ impl KvState {
     }
 
     /// The merge step shared by received values and local CAS.
-    #[allow(clippy::too_many_arguments)]
     fn merge_value(
         &mut self,
         ops: &Arc<dyn ValueOps>,
-        key: String,
-        incoming: AnyValue,
-        deleted: bool,
-        update_time_ms: i64,
+        inc: Incoming,
         local_cas: Option<SystemTime>,
         now: SystemTime,
     ) -> Applied {
+        let Incoming {
+            key,
+            value: incoming,
+            bytes: incoming_bytes,
+            deleted,
+            update_time_ms,
+        } = inc;
         let left_limit = (!self.config.left_ingesters_timeout.is_zero())
             .then(|| now.checked_sub(self.config.left_ingesters_timeout))
             .flatten();
-        let (mut change, deleted_changed) = match self.entries.get_mut(&key) {
+        let (mut change, mut verbatim, deleted_changed) = match self.entries.get_mut(&key) {
             None => {
                 if deleted {
                     // Never resurrect a key we do not have from a deletion.
@@ -276,9 +287,10 @@ impl KvState {
                         revision: 0,
                         deleted: false,
                         update_time_ms,
+                        last_purge_ms: 0,
                     },
                 );
-                (Some(change), false)
+                (Some(change), true, false)
             }
             Some(entry) => {
                 if entry.codec_id != ops.id() {
@@ -289,7 +301,7 @@ impl KvState {
                     entry.codec_id = ops.id().to_owned();
                     entry.value = Stored::Raw(Arc::from(Vec::new()));
                 }
-                let change = match &mut entry.value {
+                let (change, verbatim) = match &mut entry.value {
                     Stored::Decoded(cur) => ops.merge(cur, incoming, local_cas),
                     Stored::Raw(bytes) => match ops.decode(bytes) {
                         Ok(mut cur) => {
@@ -301,7 +313,7 @@ impl KvState {
                         Err(_) => {
                             let c = ops.clone_value(&incoming);
                             entry.value = Stored::Decoded(incoming);
-                            c
+                            (c, true)
                         }
                     },
                 };
@@ -311,7 +323,7 @@ impl KvState {
                     entry.deleted = true;
                     entry.update_time_ms = update_time_ms;
                 }
-                (change, deleted_changed)
+                (change, verbatim, deleted_changed)
             }
         };
         if change.is_none() && !deleted_changed {
@@ -319,12 +331,18 @@ impl KvState {
         }
         let entry = self.entries.get_mut(&key).expect("entry inserted above");
         if let Some(limit) = left_limit {
-            if let Stored::Decoded(v) = &mut entry.value {
+            // Purging scans the whole value; tombstones live for minutes, so once a
+            // second per key is as good as on every merge (dskit does it every time).
+            let now_ms = unix_millis(now);
+            if let Stored::Decoded(v) = &mut entry.value
+                && now_ms - entry.last_purge_ms >= PURGE_EVERY_MS
+            {
+                entry.last_purge_ms = now_ms;
                 let n = ops.remove_tombstones(v, Some(limit));
                 self.counts.tombstones_removed += n.removed as u64;
             }
             if let Some(c) = &mut change {
-                ops.remove_tombstones(c, Some(limit));
+                verbatim &= ops.remove_tombstones(c, Some(limit)).removed == 0;
                 if ops.merge_content(c).is_empty() {
                     change = None;
                 }
@@ -344,9 +362,11 @@ impl KvState {
         self.entries.get_mut(&key).expect("present").revision = revision;
         // A change of the deleted flag alone travels with the full value, so receivers
         // always get something their codec decodes.
-        let value = match &change {
-            Some(c) => ops.encode(c),
-            None => self.encode_entry(&self.entries[&key]),
+        let value = match (&change, incoming_bytes) {
+            // The change is what we received: forward its bytes, no re-encoding.
+            (Some(_), Some(bytes)) if verbatim => bytes,
+            (Some(c), _) => ops.encode(c),
+            (None, _) => self.encode_entry(&self.entries[&key]),
         };
         Applied::Changed {
             revision,
@@ -404,10 +424,13 @@ impl KvState {
         }
         let applied = self.merge_value(
             ops,
-            key.to_owned(),
-            value,
-            false,
-            unix_millis(now),
+            Incoming {
+                key: key.to_owned(),
+                value,
+                bytes: None,
+                deleted: false,
+                update_time_ms: unix_millis(now),
+            },
             Some(now),
             now,
         );
@@ -442,6 +465,7 @@ impl KvState {
                 revision,
                 deleted: false,
                 update_time_ms,
+                last_purge_ms: 0,
             },
         );
         Some(Applied::Changed {
@@ -526,6 +550,15 @@ impl KvState {
             .map(|(k, e)| (k.clone(), e.revision))
             .collect()
     }
+}
+
+/// A value arriving at the merge step, with its encoded bytes when it came from a peer.
+struct Incoming {
+    key: String,
+    value: AnyValue,
+    bytes: Option<Vec<u8>>,
+    deleted: bool,
+    update_time_ms: i64,
 }
 
 /// A value read from the store.

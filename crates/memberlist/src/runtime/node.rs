@@ -597,7 +597,7 @@ impl Actor {
                 }
             }
         }
-        let mut membership_changed = false;
+        let mut membership = Vec::new();
         while let Some(e) = self.core.poll_event() {
             match e {
                 Event::UserMessage { bytes, .. } => inner.kv.notify_msg(&bytes),
@@ -608,15 +608,18 @@ impl Actor {
                     }
                 }
                 other => {
-                    membership_changed = true;
                     log_member_event(&other);
-                    let _ = inner.events.send(other);
+                    membership.push(other);
                 }
             }
         }
-        if membership_changed {
+        if !membership.is_empty() {
+            // The table first, so a subscriber that reacts to an event sees it applied.
             *inner.members.lock().unwrap_or_else(|p| p.into_inner()) =
                 self.core.members().cloned().collect();
+            for e in membership {
+                let _ = inner.events.send(e);
+            }
         }
         inner
             .health
