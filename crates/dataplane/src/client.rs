@@ -1,0 +1,100 @@
+//! Connections from a distributor to ingesters: one tonic channel per address, created on
+//! first use and reused by every later request (HTTP/2 multiplexes the calls).
+//!
+//! Channels connect lazily and reconnect by themselves, so a dead ingester costs each call
+//! one refused connection (or the connect timeout), never a stuck request: every call is
+//! bounded by [`PoolConfig::timeout`].
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use tonic::Status;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::ingester::MAX_GRPC_MESSAGE_SIZE;
+use crate::proto::ingester_client::IngesterClient;
+use crate::tenant;
+
+/// A client of one ingester.
+pub type Client = IngesterClient<Channel>;
+
+/// Timeouts of the calls to ingesters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Bound on one call (`-distributor.remote-timeout`, Mimir's default 2s).
+    pub timeout: Duration,
+    /// Bound on establishing a connection (dskit's gRPC client default 5s is long for a
+    /// loopback cluster; 1s).
+    pub connect_timeout: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The channel pool. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct IngesterPool {
+    cfg: PoolConfig,
+    /// std Mutex: held only to look up or insert a channel, never across an await.
+    clients: Mutex<HashMap<String, Client>>,
+}
+
+impl IngesterPool {
+    /// An empty pool.
+    pub fn new(cfg: PoolConfig) -> IngesterPool {
+        IngesterPool {
+            cfg,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The client for `addr` (`host:port`), creating its channel on first use. Fails only
+    /// when `addr` is not a valid authority (a bad ring entry).
+    pub fn client(&self, addr: &str) -> Result<Client, Status> {
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = clients.get(addr) {
+            return Ok(c.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| Status::unavailable(format!("bad ingester address {addr:?}: {e}")))?
+            .connect_timeout(self.cfg.connect_timeout)
+            .timeout(self.cfg.timeout)
+            .tcp_nodelay(true);
+        let client = IngesterClient::new(endpoint.connect_lazy())
+            .max_decoding_message_size(MAX_GRPC_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_GRPC_MESSAGE_SIZE);
+        clients.insert(addr.to_owned(), client.clone());
+        Ok(client)
+    }
+
+    /// Number of addresses with a channel.
+    pub fn len(&self) -> usize {
+        self.clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Whether no channel was created yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Wraps `message` in a request naming `tenant` in its metadata. The tenant must be valid
+/// ([`tenant::validate`]), which also makes it valid metadata text.
+pub fn with_tenant<T>(message: T, tenant_id: &str) -> Result<tonic::Request<T>, Status> {
+    let value = MetadataValue::try_from(tenant_id)
+        .map_err(|_| Status::invalid_argument(format!("tenant {tenant_id:?} is not valid")))?;
+    let mut req = tonic::Request::new(message);
+    req.metadata_mut().insert(tenant::GRPC_METADATA, value);
+    Ok(req)
+}

@@ -1,0 +1,328 @@
+//! The distributor: takes remote-write requests, shards their series over the ring and
+//! writes each to its replicas with quorum; answers remote-read by asking the ingesters.
+//!
+//! # Write
+//! Validate ([`validate_request`]: invalid series are removed, the first error kept), key
+//! every remaining series with [`series_key`] (FNV-1 32 of tenant + labels), then
+//! [`do_batch`] over the current ring snapshot: one `Push` per ingester carrying its series,
+//! success once every series was accepted by a quorum of its replicas (2 of 3 at RF 3).
+//! Ingesters' `INVALID_ARGUMENT` answers are client errors: when a quorum of them refuses a
+//! series (duplicate, out of order...), the request is refused with their message (4xx).
+//! Other failures (refused connection, timeout, WAL error) count against the quorum; only a
+//! lost quorum is a 5xx, so the sender retries. Calls still running when the answer is known
+//! are left to finish in the background, as dskit does.
+//!
+//! Metadata is accepted and dropped: Prometheus 2.42 does not store remote-written
+//! metadata either, and no ringkit reader serves it.
+//!
+//! # Read
+//! Each query is sent to every ingester healthy for reads (all of them may hold a tenant's
+//! series), and the answers are merged: series by label set, samples by timestamp (the first
+//! value seen for a timestamp wins; replicas agree unless a sender rewrote history). Up to
+//! `RF - quorum` ingesters may fail, as many as a write may have missed; more is a 5xx.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use futures::future::join_all;
+use ringkit_ingest::decode::{DecodeError, DecodeLimits};
+use ringkit_ingest::hash::series_key;
+use ringkit_ingest::prompb::{
+    Label, QueryResult, ReadRequest, ReadResponse, ResponseType, Sample, TimeSeries, WriteRequest,
+};
+use ringkit_ingest::store::{Matcher, MatcherError};
+use ringkit_ingest::validate::{Limits, ValidationError, validate_request};
+use ringkit_lifecycle::RingWatcher;
+use ringkit_ring::{BatchBuffers, BatchError, BatchOptions, InstanceIdx, Operation, do_batch};
+use tonic::{Code, Status};
+
+use crate::client::{IngesterPool, PoolConfig, with_tenant};
+use crate::proto::QueryRequest;
+use crate::tenant::TenantError;
+
+/// Distributor settings.
+#[derive(Clone, Debug)]
+pub struct DistributorConfig {
+    /// Tenant of requests without `X-Scope-OrgID` (ringkit's `-distributor.default-tenant`,
+    /// like Mimir's `-auth.no-auth-tenant`); empty makes the header mandatory.
+    pub default_tenant: String,
+    /// Validation limits.
+    pub limits: Limits,
+    /// Body size limits (`-distributor.max-recv-msg-size`).
+    pub decode_limits: DecodeLimits,
+    /// Calls to ingesters.
+    pub pool: PoolConfig,
+}
+
+impl Default for DistributorConfig {
+    fn default() -> Self {
+        DistributorConfig {
+            default_tenant: "anonymous".to_owned(),
+            limits: Limits::default(),
+            decode_limits: DecodeLimits::default(),
+            pool: PoolConfig::default(),
+        }
+    }
+}
+
+/// Why a push or read was not (fully) accepted. [`DistributorError::http_status`] says
+/// whether it is the client's fault (4xx: do not retry) or ours (5xx: retry).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DistributorError {
+    /// The body could not be decoded; nothing was written.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// No or a bad tenant; nothing was written.
+    #[error(transparent)]
+    Tenant(#[from] TenantError),
+    /// A series was invalid; it was dropped, the valid rest was written.
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// A quorum of ingesters refused a sample (duplicate, out of order, out of bounds) or a
+    /// query (bad matcher); other samples were written.
+    #[error("{0}")]
+    Rejected(String),
+    /// A read matcher is invalid; nothing was asked.
+    #[error(transparent)]
+    Matcher(#[from] MatcherError),
+    /// The request asks for something ringkit does not serve.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A quorum of ingesters could not be reached or failed: the server's fault, retry.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl DistributorError {
+    /// The HTTP status to answer with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            DistributorError::Tenant(TenantError::Missing) => 401,
+            DistributorError::Unavailable(_) => 503,
+            _ => 400,
+        }
+    }
+}
+
+fn is_client_error(status: &Status) -> bool {
+    status.code() == Code::InvalidArgument
+}
+
+/// What a push did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PushStats {
+    /// Series written with quorum.
+    pub series: usize,
+    /// Their samples.
+    pub samples: usize,
+}
+
+/// The distributor. Shared by every HTTP handler behind an `Arc`.
+#[derive(Debug)]
+pub struct Distributor {
+    cfg: DistributorConfig,
+    watcher: Arc<RingWatcher>,
+    pool: IngesterPool,
+}
+
+impl Distributor {
+    /// A distributor writing to the ring that `watcher` follows.
+    pub fn new(cfg: DistributorConfig, watcher: Arc<RingWatcher>) -> Distributor {
+        let pool = IngesterPool::new(cfg.pool);
+        Distributor { cfg, watcher, pool }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &DistributorConfig {
+        &self.cfg
+    }
+
+    /// Validates `req` and writes its series of `tenant` with quorum (module doc). A
+    /// validation error is returned after the valid series were written.
+    pub async fn push(
+        &self,
+        tenant: &str,
+        mut req: WriteRequest,
+    ) -> Result<PushStats, DistributorError> {
+        let report = validate_request(&self.cfg.limits, now_ms(), &mut req);
+        let series = req.timeseries;
+        let stats = PushStats {
+            series: series.len(),
+            samples: series.iter().map(|s| s.samples.len()).sum(),
+        };
+        if !series.is_empty() {
+            self.write_series(tenant, series).await?;
+        }
+        match report.first_error {
+            Some(e) => Err(e.into()),
+            None => Ok(stats),
+        }
+    }
+
+    async fn write_series(
+        &self,
+        tenant: &str,
+        series: Vec<TimeSeries>,
+    ) -> Result<(), DistributorError> {
+        let keys: Vec<u32> = series
+            .iter()
+            .map(|ts| series_key(tenant, &ts.labels))
+            .collect();
+        let ring = self.watcher.snapshot();
+        let mut bufs = BatchBuffers::new();
+        let outcome = do_batch(
+            &ring,
+            Operation::WRITE,
+            SystemTime::now(),
+            &keys,
+            &mut bufs,
+            |instance, items| {
+                let req = WriteRequest {
+                    timeseries: items.iter().map(|&i| series[i as usize].clone()).collect(),
+                    metadata: Vec::new(),
+                };
+                let client = self.pool.client(&instance.addr);
+                let request = with_tenant(req, tenant);
+                async move {
+                    client?.push(request?).await?;
+                    Ok::<(), Status>(())
+                }
+            },
+            BatchOptions::default().with_client_errors(is_client_error),
+        )
+        .await;
+        if !outcome.rest.is_finished() {
+            tokio::spawn(outcome.rest);
+        }
+        match outcome.result {
+            Ok(()) => Ok(()),
+            Err(BatchError::Instance(status)) if is_client_error(&status) => {
+                Err(DistributorError::Rejected(status.message().to_owned()))
+            }
+            Err(BatchError::Instance(status)) => Err(DistributorError::Unavailable(format!(
+                "failed pushing to ingesters: {} ({:?})",
+                status.message(),
+                status.code()
+            ))),
+            Err(e) => Err(DistributorError::Unavailable(format!(
+                "failed pushing to ingesters: {e}"
+            ))),
+        }
+    }
+
+    /// Answers a remote-read request of `tenant` (module doc).
+    pub async fn read(
+        &self,
+        tenant: &str,
+        req: ReadRequest,
+    ) -> Result<ReadResponse, DistributorError> {
+        let samples = ResponseType::Samples as i32;
+        if !req.accepted_response_types.is_empty()
+            && !req.accepted_response_types.contains(&samples)
+        {
+            return Err(DistributorError::Unsupported(
+                "only the SAMPLES remote-read response type is supported".to_owned(),
+            ));
+        }
+        for q in &req.queries {
+            for m in &q.matchers {
+                Matcher::from_proto(m)?;
+            }
+        }
+        let mut results = Vec::with_capacity(req.queries.len());
+        for q in req.queries {
+            let query = QueryRequest {
+                start_timestamp_ms: q.start_timestamp_ms,
+                end_timestamp_ms: q.end_timestamp_ms,
+                matchers: q.matchers,
+            };
+            results.push(QueryResult {
+                timeseries: self.query(tenant, query).await?,
+            });
+        }
+        Ok(ReadResponse { results })
+    }
+
+    /// One query, fanned out to every ingester healthy for reads, answers merged.
+    pub async fn query(
+        &self,
+        tenant: &str,
+        query: QueryRequest,
+    ) -> Result<Vec<TimeSeries>, DistributorError> {
+        let ring = self.watcher.snapshot();
+        let now = SystemTime::now();
+        let mut owners = 0usize;
+        let mut addrs: Vec<&str> = Vec::new();
+        for (i, desc) in ring.instances().iter().enumerate() {
+            if desc.tokens.is_empty() {
+                continue;
+            }
+            owners += 1;
+            let healthy = ring.is_healthy(i as InstanceIdx, Operation::READ, now);
+            if healthy && !addrs.contains(&desc.addr.as_str()) {
+                addrs.push(&desc.addr);
+            }
+        }
+        let rf = ring.replication_factor().min(owners);
+        let tolerated = rf.saturating_sub(rf / 2 + 1);
+        let calls = addrs.iter().map(|addr| {
+            let client = self.pool.client(addr);
+            let request = with_tenant(query.clone(), tenant);
+            async move {
+                let resp = client?.query(request?).await?;
+                Ok::<_, Status>(resp.into_inner().timeseries)
+            }
+        });
+        let answers = join_all(calls).await;
+        let mut merged: BTreeMap<Vec<Label>, BTreeMap<i64, f64>> = BTreeMap::new();
+        let mut failures = owners - addrs.len();
+        let mut last_error = None;
+        for answer in answers {
+            match answer {
+                Ok(series) => {
+                    for ts in series {
+                        let samples = merged.entry(ts.labels).or_default();
+                        for s in ts.samples {
+                            samples.entry(s.timestamp).or_insert(s.value);
+                        }
+                    }
+                }
+                Err(status) if is_client_error(&status) => {
+                    return Err(DistributorError::Rejected(status.message().to_owned()));
+                }
+                Err(status) => {
+                    failures += 1;
+                    last_error = Some(status);
+                }
+            }
+        }
+        if failures > tolerated {
+            let why = last_error.map_or_else(
+                || "not enough healthy ingesters".to_owned(),
+                |s| s.message().to_owned(),
+            );
+            return Err(DistributorError::Unavailable(format!(
+                "{failures} of {owners} ingesters could not answer (at most {tolerated} may): {why}"
+            )));
+        }
+        Ok(merged
+            .into_iter()
+            .map(|(labels, samples)| TimeSeries {
+                labels,
+                samples: samples
+                    .into_iter()
+                    .map(|(timestamp, value)| Sample { value, timestamp })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect())
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
