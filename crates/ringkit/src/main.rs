@@ -9,8 +9,10 @@
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod distributor;
 mod duration;
 mod http;
+mod ingester;
 mod kvstore;
 mod node;
 mod ring_page;
