@@ -137,9 +137,9 @@ pub(crate) fn series(labels: &[(&str, &str)], samples: &[(f64, i64)]) -> TimeSer
     }
 }
 
-/// Reads a fixture from `testdata/`.
+/// Reads a fixture from `crates/ingest/testdata/` (captured Prometheus 2.42 bodies).
 pub(crate) fn fixture(name: &str) -> Vec<u8> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/").to_owned() + name;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../ingest/testdata/").to_owned() + name;
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
