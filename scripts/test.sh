@@ -5,6 +5,7 @@
 #
 # Usage: bash scripts/test.sh        (from the repository root)
 # Env:   RINGKIT_SKIP_INSTALL=1      skip apt-get (packages already present)
+# Needs: etcd-server and prometheus (Debian packages; installed here when missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,9 @@ log() { printf '\n=== %s\n' "$*"; }
 install_packages() {
   local need=()
   command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+  # Debian's Prometheus 2.42 for the remote write/read test (crates/ringkit/tests/
+  # prometheus_remote.rs starts its own instance; the packaged service is not used).
+  [ -x /usr/bin/prometheus ] || need+=(prometheus)
   if [ "${#need[@]}" -eq 0 ] || [ "${RINGKIT_SKIP_INSTALL:-0}" = 1 ]; then
     return
   fi
@@ -24,6 +28,9 @@ install_packages() {
 }
 
 install_packages
+
+# The Prometheus test must fail, not skip, when the binary is missing.
+export RINGKIT_REQUIRE_PROMETHEUS=1
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
