@@ -218,6 +218,10 @@ pub(crate) async fn run_until(
     }
     let server_cancel = cancel.clone();
     let server = tokio::spawn(async move {
+        use axum::serve::ListenerExt as _;
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true); // no Nagle delay on small answers
+        });
         axum::serve(listener, app)
             .with_graceful_shutdown(server_cancel.cancelled_owned())
             .await
