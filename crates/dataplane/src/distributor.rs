@@ -38,6 +38,7 @@ use ringkit_ring::{BatchBuffers, BatchError, BatchOptions, InstanceIdx, Operatio
 use tonic::{Code, Status};
 
 use crate::client::{IngesterPool, PoolConfig, with_tenant};
+use crate::metrics::DistributorMetrics;
 use crate::proto::QueryRequest;
 use crate::tenant::TenantError;
 
@@ -125,13 +126,25 @@ pub struct Distributor {
     cfg: DistributorConfig,
     watcher: Arc<RingWatcher>,
     pool: IngesterPool,
+    metrics: DistributorMetrics,
 }
 
 impl Distributor {
     /// A distributor writing to the ring that `watcher` follows.
     pub fn new(cfg: DistributorConfig, watcher: Arc<RingWatcher>) -> Distributor {
         let pool = IngesterPool::new(cfg.pool);
-        Distributor { cfg, watcher, pool }
+        Distributor {
+            cfg,
+            watcher,
+            pool,
+            metrics: DistributorMetrics::default(),
+        }
+    }
+
+    /// Counts into registered metrics.
+    pub fn with_metrics(mut self, metrics: DistributorMetrics) -> Distributor {
+        self.metrics = metrics;
+        self
     }
 
     /// The settings.
@@ -146,19 +159,29 @@ impl Distributor {
         tenant: &str,
         mut req: WriteRequest,
     ) -> Result<PushStats, DistributorError> {
+        let incoming: usize = req.timeseries.iter().map(|s| s.samples.len()).sum();
+        self.metrics.samples_in(tenant, incoming);
         let report = validate_request(&self.cfg.limits, now_ms(), &mut req);
         let series = req.timeseries;
         let stats = PushStats {
             series: series.len(),
             samples: series.iter().map(|s| s.samples.len()).sum(),
         };
-        if !series.is_empty() {
-            self.write_series(tenant, series).await?;
+        let written = if series.is_empty() {
+            Ok(())
+        } else {
+            self.write_series(tenant, series).await
+        };
+        let result = match (written, report.first_error) {
+            (Err(e), _) => Err(e),
+            (Ok(()), Some(e)) => Err(e.into()),
+            (Ok(()), None) => Ok(stats),
+        };
+        match &result {
+            Ok(stats) => self.metrics.received(tenant, stats.samples),
+            Err(_) => self.metrics.failed(tenant),
         }
-        match report.first_error {
-            Some(e) => Err(e.into()),
-            None => Ok(stats),
-        }
+        result
     }
 
     async fn write_series(

@@ -28,6 +28,7 @@ use ringkit_ingest::wal::{ReplayStats, WalConfig, WalError};
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
+use crate::metrics::IngesterMetrics;
 use crate::proto::ingester_server::{Ingester, IngesterServer};
 use crate::proto::{QueryRequest, QueryResponse, WriteResponse};
 use crate::tenant;
@@ -76,6 +77,7 @@ pub async fn load(cfg: &IngesterConfig) -> Result<(Arc<Head>, ReplayStats), Load
 pub struct IngesterService {
     head: Arc<Head>,
     limits: Limits,
+    metrics: IngesterMetrics,
 }
 
 impl std::fmt::Debug for IngesterService {
@@ -107,7 +109,17 @@ fn tenant_of(metadata: &MetadataMap) -> Result<String, Status> {
 impl IngesterService {
     /// A service writing into and reading from `head`, validating pushes with `limits`.
     pub fn new(head: Arc<Head>, limits: Limits) -> IngesterService {
-        IngesterService { head, limits }
+        IngesterService {
+            head,
+            limits,
+            metrics: IngesterMetrics::default(),
+        }
+    }
+
+    /// Counts into registered metrics.
+    pub fn with_metrics(mut self, metrics: IngesterMetrics) -> IngesterService {
+        self.metrics = metrics;
+        self
     }
 
     /// The head served (for status pages and tests).
@@ -162,6 +174,8 @@ impl Ingester for IngesterService {
             .await
             .map_err(|e| Status::internal(format!("push task failed: {e}")))?
             .map_err(|e| Status::internal(e.to_string()))?;
+        self.metrics
+            .ingested(summary.appended, summary.rejected + report.rejected_samples);
         if let Some(e) = report.first_error {
             return Err(Status::invalid_argument(e.to_string()));
         }

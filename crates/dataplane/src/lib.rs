@@ -9,6 +9,7 @@
 //! - [`client`]: [`client::IngesterPool`], one lazily connected tonic channel per address.
 //! - [`distributor`]: [`distributor::Distributor`]: validate, shard, DoBatch with quorum
 //!   over the current ring snapshot; remote-read fan-out and merge.
+//! - [`metrics`]: Cortex/Mimir-named counters of both.
 //! - [`http`]: the distributor's Prometheus endpoints, `POST /api/v1/push` and
 //!   `POST /api/v1/read`, as an axum router.
 //!
@@ -24,6 +25,7 @@ pub mod client;
 pub mod distributor;
 pub mod http;
 pub mod ingester;
+pub mod metrics;
 pub mod tenant;
 
 /// The generated gRPC code of `proto/ingester.proto`.

@@ -4,8 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::registry::Registry;
 use ringkit_dataplane::client::PoolConfig;
 use ringkit_dataplane::distributor::{Distributor, DistributorConfig};
+use ringkit_dataplane::metrics::DistributorMetrics;
 use ringkit_ingest::decode::DecodeLimits;
 use ringkit_lifecycle::RingWatcher;
 
@@ -27,7 +29,12 @@ pub(crate) struct DistributorArgs {
 }
 
 /// The routes of a distributor writing to and reading from the ring `watcher` follows.
-pub(crate) fn router(args: &DistributorArgs, watcher: Arc<RingWatcher>) -> axum::Router {
+/// Registers the distributor's metrics in `registry`.
+pub(crate) fn router(
+    args: &DistributorArgs,
+    watcher: Arc<RingWatcher>,
+    registry: &mut Registry,
+) -> axum::Router {
     let cfg = DistributorConfig {
         default_tenant: args.default_tenant.clone(),
         decode_limits: DecodeLimits {
@@ -40,5 +47,7 @@ pub(crate) fn router(args: &DistributorArgs, watcher: Arc<RingWatcher>) -> axum:
         },
         ..DistributorConfig::default()
     };
-    ringkit_dataplane::http::router(Arc::new(Distributor::new(cfg, watcher)))
+    let distributor =
+        Distributor::new(cfg, watcher).with_metrics(DistributorMetrics::register(registry));
+    ringkit_dataplane::http::router(Arc::new(distributor))
 }

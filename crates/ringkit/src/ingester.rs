@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+use prometheus_client::registry::Registry;
 use ringkit_dataplane::ingester::{IngesterConfig, IngesterService, load};
+use ringkit_dataplane::metrics::IngesterMetrics;
 use ringkit_ingest::store::StoreConfig;
 use ringkit_ingest::validate::Limits;
 use ringkit_ingest::wal::WalConfig;
@@ -36,11 +38,15 @@ pub(crate) struct IngesterArgs {
 pub(crate) struct Ingester {
     listener: TcpListener,
     cfg: IngesterConfig,
+    metrics: IngesterMetrics,
 }
 
 impl Ingester {
-    /// Binds the gRPC listener.
-    pub(crate) async fn bind(args: &IngesterArgs) -> anyhow::Result<Ingester> {
+    /// Binds the gRPC listener and registers the ingester's metrics.
+    pub(crate) async fn bind(
+        args: &IngesterArgs,
+        registry: &mut Registry,
+    ) -> anyhow::Result<Ingester> {
         let listener = TcpListener::bind((args.grpc_address.as_str(), args.grpc_port))
             .await
             .with_context(|| format!("binding gRPC {}:{}", args.grpc_address, args.grpc_port))?;
@@ -53,7 +59,12 @@ impl Ingester {
             },
             limits: Limits::default(),
         };
-        Ok(Ingester { listener, cfg })
+        let metrics = IngesterMetrics::register(registry);
+        Ok(Ingester {
+            listener,
+            cfg,
+            metrics,
+        })
     }
 
     /// The address the listener is bound to.
@@ -80,8 +91,10 @@ impl Ingester {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "WAL replayed"
         );
+        self.metrics.replayed(stats.samples);
         let addr = self.listener.local_addr()?;
-        let service = IngesterService::new(head, self.cfg.limits.clone());
+        let service =
+            IngesterService::new(head, self.cfg.limits.clone()).with_metrics(self.metrics);
         let task = tokio::spawn(async move {
             service
                 .serve(self.listener, cancel.cancelled_owned())

@@ -175,7 +175,7 @@ pub(crate) async fn run_until(
     let lifecycler = if args.target == "distributor" {
         None
     } else {
-        let ing = crate::ingester::Ingester::bind(&args.ingester).await?;
+        let ing = crate::ingester::Ingester::bind(&args.ingester, &mut registry).await?;
         let grpc_addr = ing.local_addr()?;
         ingester = Some(ing);
         let cfg = LifecyclerConfig {
@@ -202,6 +202,9 @@ pub(crate) async fn run_until(
         )?))
     };
 
+    let distributor_routes = (args.target != "ingester").then(|| {
+        crate::distributor::router(&args.distributor, Arc::clone(&watcher), &mut registry)
+    });
     let state = Arc::new(AppState {
         watcher: Arc::clone(&watcher),
         lifecycler: lifecycler.clone(),
@@ -210,11 +213,8 @@ pub(crate) async fn run_until(
         registry,
     });
     let mut app = http::router(state);
-    if args.target != "ingester" {
-        app = app.merge(crate::distributor::router(
-            &args.distributor,
-            Arc::clone(&watcher),
-        ));
+    if let Some(routes) = distributor_routes {
+        app = app.merge(routes);
     }
     let server_cancel = cancel.clone();
     let server = tokio::spawn(async move {

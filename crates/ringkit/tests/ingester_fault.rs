@@ -88,6 +88,18 @@ async fn a_sigkilled_ingester_loses_no_acknowledged_sample_and_rejoins_from_its_
         .await;
     let restarted_log = cluster.ingesters[1].log_text();
     assert!(restarted_log.contains("WAL replayed"), "{restarted_log}");
+    let metrics = reqwest::get(format!("{}/metrics", cluster.ingesters[1].url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let replayed: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ringkit_ingester_wal_replayed_samples "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no replay gauge in {metrics}"));
+    assert!(replayed > 0.0, "the restarted ingester replayed its WAL");
     assert_eq!(
         std::fs::read_to_string(&tokens_file).unwrap(),
         tokens_before,

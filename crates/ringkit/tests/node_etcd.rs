@@ -11,10 +11,12 @@ use ringkit_kv::testsuite::{EtcdServer, skip_etcd};
 struct Node {
     child: Child,
     url: String,
+    _wal: tempfile::TempDir,
 }
 
 impl Node {
     fn start(id: &str, zone: &str, etcd: &str) -> Node {
+        let wal = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringkit"))
             .args([
                 "node",
@@ -30,6 +32,8 @@ impl Node {
                 "--ingester.min-ready-duration=0s",
                 "--ring.heartbeat-timeout=2s",
                 "--server.http-listen-port=0",
+                "--server.grpc-listen-port=0",
+                &format!("--ingester.wal-dir={}", wal.path().display()),
             ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -43,7 +47,11 @@ impl Node {
             .find(|w| w.starts_with("http://"))
             .unwrap_or_else(|| panic!("listen line: {line:?}"))
             .to_owned();
-        Node { child, url }
+        Node {
+            child,
+            url,
+            _wal: wal,
+        }
     }
 
     fn signal(&self, sig: &str) {

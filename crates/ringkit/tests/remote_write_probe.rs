@@ -187,6 +187,16 @@ async fn malformed_remote_writes_get_4xx_with_a_reason_and_the_node_keeps_servin
     );
     let (status, _) = post(&http, &url, one(lbl, 8.0, now + 3000), None).await;
     assert_eq!(status, 200);
+    let metrics = reqwest::get(format!("{}/metrics", cluster.distributor.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("cortex_distributor_received_samples_total{user=\"anonymous\"}"),
+        "{metrics}"
+    );
     for n in &cluster.ingesters {
         let ready = reqwest::get(format!("{}/ready", n.url)).await.unwrap();
         assert_eq!(ready.status(), 200);
