@@ -17,8 +17,9 @@
 //!
 //! # Read
 //! Each query is sent to every ingester healthy for reads (all of them may hold a tenant's
-//! series), and the answers are merged: series by label set, samples by timestamp (the first
-//! value seen for a timestamp wins; replicas agree unless a sender rewrote history). Up to
+//! series), and the answers are merged by [`merge_replicas`]: series by label set, samples
+//! by timestamp, the value most replicas hold winning (replicas disagree only when a sender
+//! rewrote a sample while one replica lagged). Up to
 //! `RF - quorum` ingesters may fail, as many as a write may have missed; more is a 5xx.
 
 use std::collections::BTreeMap;
@@ -299,19 +300,12 @@ impl Distributor {
             }
         });
         let answers = join_all(calls).await;
-        let mut merged: BTreeMap<Vec<Label>, BTreeMap<i64, f64>> = BTreeMap::new();
+        let mut replies = Vec::with_capacity(answers.len());
         let mut failures = owners - addrs.len();
         let mut last_error = None;
         for answer in answers {
             match answer {
-                Ok(series) => {
-                    for ts in series {
-                        let samples = merged.entry(ts.labels).or_default();
-                        for s in ts.samples {
-                            samples.entry(s.timestamp).or_insert(s.value);
-                        }
-                    }
-                }
+                Ok(series) => replies.push(series),
                 Err(status) if is_client_error(&status) => {
                     return Err(DistributorError::Rejected(status.message().to_owned()));
                 }
@@ -330,22 +324,114 @@ impl Distributor {
                 "{failures} of {owners} ingesters could not answer (at most {tolerated} may): {why}"
             )));
         }
-        Ok(merged
-            .into_iter()
-            .map(|(labels, samples)| TimeSeries {
-                labels,
-                samples: samples
-                    .into_iter()
-                    .map(|(timestamp, value)| Sample { value, timestamp })
-                    .collect(),
-                ..Default::default()
-            })
-            .collect())
+        Ok(merge_replicas(replies))
     }
+}
+
+/// Merges the answers of several replicas: one series per label set (sorted by labels), one
+/// sample per timestamp. Replicas can disagree on a value only when a sender rewrote a
+/// sample while a replica lagged (that replica took the second value, the others refused
+/// it as a duplicate); the value most replicas hold wins, the first seen on a tie.
+pub fn merge_replicas(replies: Vec<Vec<TimeSeries>>) -> Vec<TimeSeries> {
+    // Per timestamp: (value, replicas holding it), compared by bits so NaNs count too.
+    type Votes = Vec<(f64, u32)>;
+    let mut merged: BTreeMap<Vec<Label>, BTreeMap<i64, Votes>> = BTreeMap::new();
+    for series in replies {
+        for ts in series {
+            let samples = merged.entry(ts.labels).or_default();
+            for s in ts.samples {
+                let votes = samples.entry(s.timestamp).or_default();
+                match votes
+                    .iter_mut()
+                    .find(|(v, _)| v.to_bits() == s.value.to_bits())
+                {
+                    Some((_, n)) => *n += 1,
+                    None => votes.push((s.value, 1)),
+                }
+            }
+        }
+    }
+    merged
+        .into_iter()
+        .map(|(labels, samples)| TimeSeries {
+            labels,
+            samples: samples
+                .into_iter()
+                .map(|(timestamp, votes)| {
+                    let mut best = votes[0];
+                    for &(v, n) in &votes[1..] {
+                        if n > best.1 {
+                            best = (v, n);
+                        }
+                    }
+                    Sample {
+                        value: best.0,
+                        timestamp,
+                    }
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .collect()
 }
 
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(name: &str, samples: &[(i64, f64)]) -> TimeSeries {
+        TimeSeries {
+            labels: vec![Label::new("__name__", name)],
+            samples: samples
+                .iter()
+                .map(|&(timestamp, value)| Sample { value, timestamp })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn flat(v: &[TimeSeries]) -> Vec<(String, Vec<(i64, u64)>)> {
+        v.iter()
+            .map(|s| {
+                (
+                    s.labels[0].value.clone(),
+                    s.samples
+                        .iter()
+                        .map(|x| (x.timestamp, x.value.to_bits()))
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn replicas_merge_into_one_sorted_series_with_the_union_of_samples() {
+        let merged = merge_replicas(vec![
+            vec![ts("b", &[(1, 1.0), (3, 3.0)])],
+            vec![ts("a", &[(5, 5.0)]), ts("b", &[(1, 1.0), (2, 2.0)])],
+            vec![],
+        ]);
+        let want = vec![
+            ts("a", &[(5, 5.0)]),
+            ts("b", &[(1, 1.0), (2, 2.0), (3, 3.0)]),
+        ];
+        assert_eq!(flat(&merged), flat(&want));
+    }
+
+    #[test]
+    fn the_value_most_replicas_hold_wins_whatever_the_answer_order() {
+        let lagging = vec![ts("m", &[(1, 2.0)])];
+        let others = vec![ts("m", &[(1, 1.0)])];
+        let merged = merge_replicas(vec![lagging, others.clone(), others]);
+        assert_eq!(merged[0].samples[0].value, 1.0);
+        let nan = vec![ts("m", &[(1, f64::NAN)])];
+        let merged = merge_replicas(vec![nan.clone(), vec![ts("m", &[(1, 0.0)])], nan]);
+        assert!(merged[0].samples[0].value.is_nan(), "NaNs vote by bits");
+    }
 }
