@@ -75,6 +75,15 @@ impl IngesterPool {
         Ok(client)
     }
 
+    /// Drops the channels of addresses `keep` rejects (ingesters that left the ring or
+    /// restarted on another port), so the pool does not grow with every restart.
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|addr, _| keep(addr));
+    }
+
     /// Number of addresses with a channel.
     pub fn len(&self) -> usize {
         self.clients
@@ -97,4 +106,21 @@ pub fn with_tenant<T>(message: T, tenant_id: &str) -> Result<tonic::Request<T>, 
     let mut req = tonic::Request::new(message);
     req.metadata_mut().insert(tenant::GRPC_METADATA, value);
     Ok(req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn channels_are_reused_per_address_and_pruned_on_request() {
+        let pool = IngesterPool::new(PoolConfig::default());
+        pool.client("127.0.0.1:1").unwrap();
+        pool.client("127.0.0.1:1").unwrap();
+        pool.client("127.0.0.1:2").unwrap();
+        assert_eq!(pool.len(), 2);
+        pool.retain(|a| a.ends_with(":2"));
+        assert_eq!(pool.len(), 1);
+        assert!(pool.client("not an address").is_err());
+    }
 }

@@ -220,6 +220,10 @@ impl Distributor {
         if !outcome.rest.is_finished() {
             tokio::spawn(outcome.rest);
         }
+        if self.pool.len() > ring.instances_count() {
+            let live: Vec<&str> = ring.instances().iter().map(|i| i.addr.as_str()).collect();
+            self.pool.retain(|addr| live.contains(&addr));
+        }
         match outcome.result {
             Ok(()) => Ok(()),
             Err(BatchError::Instance(status)) if is_client_error(&status) => {
