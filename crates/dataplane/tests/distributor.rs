@@ -188,3 +188,40 @@ async fn read_refuses_what_it_cannot_serve_with_a_4xx() {
     let (status, _) = s.read(query("m")).await;
     assert_eq!(status, 200, "an empty answer is still an answer");
 }
+
+#[tokio::test]
+async fn bodies_over_the_size_limit_are_refused_with_413_or_400() {
+    let s = setup(DistributorConfig {
+        decode_limits: DecodeLimits {
+            max_compressed_size: 2000,
+            max_decompressed_size: 4000,
+        },
+        ..DistributorConfig::default()
+    })
+    .await;
+    let t = now_ms();
+    // Incompressible label values keep the snappy body above 2000 bytes.
+    let noise: Vec<TimeSeries> = (0..300)
+        .map(|i| {
+            let v = format!("{:x}", (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            series(
+                &[("__name__", "big"), ("v", &v), ("i", &i.to_string())],
+                &[(1.0, t)],
+            )
+        })
+        .collect();
+    let (status, text) = s.push(noise, None).await;
+    assert_eq!(status, 413, "{text}");
+    assert!(text.contains("length limit exceeded"), "{text}");
+    // Small on the wire but announcing more than the decompressed limit.
+    let zeros = vec![series(
+        &[("__name__", "z"), ("pad", &"0".repeat(5000))],
+        &[(1.0, t)],
+    )];
+    let (status, text) = s.push(zeros, None).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.starts_with("decompressed message larger than max"),
+        "{text}"
+    );
+}
