@@ -13,7 +13,11 @@ use tonic::Status;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 
+use tonic::codegen::http::uri::PathAndQuery;
+
+use crate::encoded::EncodedWriteRequest;
 use crate::ingester::MAX_GRPC_MESSAGE_SIZE;
+use crate::proto::WriteResponse;
 use crate::proto::ingester_client::IngesterClient;
 use crate::tenant;
 
@@ -44,7 +48,7 @@ impl Default for PoolConfig {
 pub struct IngesterPool {
     cfg: PoolConfig,
     /// std Mutex: held only to look up or insert a channel, never across an await.
-    clients: Mutex<HashMap<String, Client>>,
+    channels: Mutex<HashMap<String, Channel>>,
 }
 
 impl IngesterPool {
@@ -52,15 +56,22 @@ impl IngesterPool {
     pub fn new(cfg: PoolConfig) -> IngesterPool {
         IngesterPool {
             cfg,
-            clients: Mutex::new(HashMap::new()),
+            channels: Mutex::new(HashMap::new()),
         }
     }
 
     /// The client for `addr` (`host:port`), creating its channel on first use. Fails only
     /// when `addr` is not a valid authority (a bad ring entry).
     pub fn client(&self, addr: &str) -> Result<Client, Status> {
-        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(c) = clients.get(addr) {
+        Ok(IngesterClient::new(self.channel(addr)?)
+            .max_decoding_message_size(MAX_GRPC_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_GRPC_MESSAGE_SIZE))
+    }
+
+    /// The channel to `addr`, created on first use.
+    pub fn channel(&self, addr: &str) -> Result<Channel, Status> {
+        let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = channels.get(addr) {
             return Ok(c.clone());
         }
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
@@ -68,17 +79,15 @@ impl IngesterPool {
             .connect_timeout(self.cfg.connect_timeout)
             .timeout(self.cfg.timeout)
             .tcp_nodelay(true);
-        let client = IngesterClient::new(endpoint.connect_lazy())
-            .max_decoding_message_size(MAX_GRPC_MESSAGE_SIZE)
-            .max_encoding_message_size(MAX_GRPC_MESSAGE_SIZE);
-        clients.insert(addr.to_owned(), client.clone());
-        Ok(client)
+        let channel = endpoint.connect_lazy();
+        channels.insert(addr.to_owned(), channel.clone());
+        Ok(channel)
     }
 
     /// Drops the channels of addresses `keep` rejects (ingesters that left the ring or
     /// restarted on another port), so the pool does not grow with every restart.
     pub fn retain(&self, keep: impl Fn(&str) -> bool) {
-        self.clients
+        self.channels
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|addr, _| keep(addr));
@@ -86,7 +95,7 @@ impl IngesterPool {
 
     /// Number of addresses with a channel.
     pub fn len(&self) -> usize {
-        self.clients
+        self.channels
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
@@ -96,6 +105,23 @@ impl IngesterPool {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// `Ingester.Push` with pre-encoded series (see [`crate::encoded`]): the same call as
+/// [`Client::push`], without re-encoding the series for every replica.
+pub async fn push_encoded(
+    channel: Channel,
+    request: tonic::Request<EncodedWriteRequest>,
+) -> Result<WriteResponse, Status> {
+    let mut grpc = tonic::client::Grpc::new(channel)
+        .max_decoding_message_size(MAX_GRPC_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_GRPC_MESSAGE_SIZE);
+    grpc.ready()
+        .await
+        .map_err(|e| Status::unavailable(format!("ingester channel not ready: {e}")))?;
+    let codec = tonic_prost::ProstCodec::<EncodedWriteRequest, WriteResponse>::default();
+    let path = PathAndQuery::from_static("/ringkit.ingester.v1.Ingester/Push");
+    Ok(grpc.unary(request, path, codec).await?.into_inner())
 }
 
 /// Wraps `message` in a request naming `tenant` in its metadata. The tenant must be valid

@@ -38,7 +38,8 @@ use ringkit_lifecycle::RingWatcher;
 use ringkit_ring::{BatchBuffers, BatchError, BatchOptions, InstanceIdx, Operation, do_batch};
 use tonic::{Code, Status};
 
-use crate::client::{IngesterPool, PoolConfig, with_tenant};
+use crate::client::{IngesterPool, PoolConfig, push_encoded, with_tenant};
+use crate::encoded::{EncodedWriteRequest, encode_series};
 use crate::metrics::DistributorMetrics;
 use crate::proto::QueryRequest;
 use crate::tenant::TenantError;
@@ -194,6 +195,7 @@ impl Distributor {
             .iter()
             .map(|ts| series_key(tenant, &ts.labels))
             .collect();
+        let encoded: Vec<_> = series.iter().map(encode_series).collect();
         let ring = self.watcher.snapshot();
         let mut bufs = BatchBuffers::new();
         let outcome = do_batch(
@@ -203,14 +205,13 @@ impl Distributor {
             &keys,
             &mut bufs,
             |instance, items| {
-                let req = WriteRequest {
-                    timeseries: items.iter().map(|&i| series[i as usize].clone()).collect(),
-                    metadata: Vec::new(),
+                let req = EncodedWriteRequest {
+                    series: items.iter().map(|&i| encoded[i as usize].clone()).collect(),
                 };
-                let client = self.pool.client(&instance.addr);
+                let channel = self.pool.channel(&instance.addr);
                 let request = with_tenant(req, tenant);
                 async move {
-                    client?.push(request?).await?;
+                    push_encoded(channel?, request?).await?;
                     Ok::<(), Status>(())
                 }
             },

@@ -7,6 +7,7 @@
 //! - [`ingester`]: [`ingester::IngesterService`], the gRPC server over a
 //!   [`ringkit_ingest::head::Head`] (store + WAL), and the load step that replays the WAL.
 //! - [`client`]: [`client::IngesterPool`], one lazily connected tonic channel per address.
+//! - [`encoded`]: a `WriteRequest` of pre-encoded series, shared by a push's replicas.
 //! - [`distributor`]: [`distributor::Distributor`]: validate, shard, DoBatch with quorum
 //!   over the current ring snapshot; remote-read fan-out and merge.
 //! - [`metrics`]: Cortex/Mimir-named counters of both.
@@ -23,6 +24,7 @@
 
 pub mod client;
 pub mod distributor;
+pub mod encoded;
 pub mod http;
 pub mod ingester;
 pub mod metrics;
