@@ -7,6 +7,7 @@
 # Env:   RINGKIT_SKIP_INSTALL=1      skip apt-get (packages already present)
 #        RINGKIT_REQUIRE_BROWSER=0   let the /ring browser test skip when chromium is
 #                                    missing (default here: 1, a missing browser fails)
+# Needs: etcd-server and prometheus (Debian packages; installed here when missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,9 @@ install_packages() {
   # (a font too, so the screenshot it writes is readable)
   [ -x /usr/bin/chromium ] || need+=(chromium fonts-dejavu-core)
   [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+  # Debian's Prometheus 2.42 for the remote write/read test (crates/ringkit/tests/
+  # prometheus_remote.rs starts its own instance; the packaged service is not used).
+  [ -x /usr/bin/prometheus ] || need+=(prometheus)
   if [ "${#need[@]}" -eq 0 ] || [ "${RINGKIT_SKIP_INSTALL:-0}" = 1 ]; then
     return
   fi
@@ -35,6 +39,9 @@ export RINGKIT_REQUIRE_BROWSER="${RINGKIT_REQUIRE_BROWSER:-1}"
 
 # Tests that need a real server fail (instead of skipping) when it is missing here.
 export RINGKIT_REQUIRE_ALERTMANAGER=1
+
+# The Prometheus test must fail, not skip, when the binary is missing.
+export RINGKIT_REQUIRE_PROMETHEUS=1
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

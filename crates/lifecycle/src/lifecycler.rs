@@ -1,6 +1,7 @@
 //! The async lifecycler: performs the decisions of [`crate::decide`] against a KV store.
 //!
-//! Call order (the seed's flow):
+//! Call order (the seed's flow; [`Lifecycler::join`] runs steps 1 to 3 around a load
+//! future):
 //! 1. [`Lifecycler::register`]: visible at once, no tokens (or JOINING after a restart);
 //! 2. the owner loads its data (WAL replay);
 //! 3. [`Lifecycler::claim_tokens`]: tokens from the ring, the tokens file or the generator;
@@ -46,6 +47,10 @@ pub enum LifecyclerError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// The owner's load step (see [`Lifecycler::join`]) failed; the instance stays
+    /// registered with the tokens it had, and claimed none.
+    #[error("load step: {0}")]
+    Load(BoxError),
 }
 
 /// Drives one instance through its life in the ring.
@@ -230,6 +235,25 @@ impl Lifecycler {
             self.store_tokens_file()?;
         }
         Ok(())
+    }
+
+    /// Steps 1 to 3 in dskit's order: [`Lifecycler::register`], then the owner's `load`
+    /// step (e.g. WAL replay) while the entry holds no tokens (or is JOINING), then
+    /// [`Lifecycler::claim_tokens`]. Claiming only after `load` succeeded means no write is
+    /// routed to an instance that has not loaded its data. If `load` fails, no tokens are
+    /// claimed and its error is returned as [`LifecyclerError::Load`].
+    pub async fn join<T, E>(
+        &self,
+        load: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, LifecyclerError>
+    where
+        E: Into<BoxError>,
+    {
+        self.register().await?;
+        tracing::info!(id = %self.cfg.id, state = %self.state(), "registered; loading data");
+        let loaded = load.await.map_err(|e| LifecyclerError::Load(e.into()))?;
+        self.claim_tokens().await?;
+        Ok(loaded)
     }
 
     fn store_tokens_file(&self) -> Result<(), LifecyclerError> {

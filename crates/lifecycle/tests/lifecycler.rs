@@ -221,3 +221,41 @@ async fn watcher_publishes_snapshots_as_the_ring_changes() {
     cancel.cancel();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn join_runs_the_load_step_while_registered_without_tokens() {
+    let store = MemoryStore::new();
+    let (clock, _) = clock(1_800_000_000);
+    let a = lifecycler(&store, cfg("ing-a", "a"), &clock, 1);
+    let seen = a
+        .join(async {
+            let desc = ring(&store).await;
+            let me = &desc.ingesters["ing-a"];
+            Ok::<_, std::io::Error>((me.state(), me.tokens.len()))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        seen,
+        (InstanceState::Pending, 0),
+        "load ran before the claim"
+    );
+    let desc = ring(&store).await;
+    assert_eq!(desc.ingesters["ing-a"].state(), InstanceState::Active);
+    assert_eq!(desc.ingesters["ing-a"].tokens.len(), 64);
+}
+
+#[tokio::test]
+async fn a_failed_load_step_claims_no_tokens() {
+    let store = MemoryStore::new();
+    let (clock, _) = clock(1_800_000_000);
+    let a = lifecycler(&store, cfg("ing-a", "a"), &clock, 1);
+    let err = a
+        .join(async { Err::<(), _>(std::io::Error::other("disk on fire")) })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("load step: disk on fire"), "{err}");
+    let desc = ring(&store).await;
+    assert_eq!(desc.ingesters["ing-a"].state(), InstanceState::Pending);
+    assert!(desc.ingesters["ing-a"].tokens.is_empty());
+}

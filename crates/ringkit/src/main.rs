@@ -10,8 +10,10 @@
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod distributor;
 mod duration;
 mod http;
+mod ingester;
 mod kvstore;
 mod memberlist_page;
 mod node;

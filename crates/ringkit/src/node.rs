@@ -1,9 +1,11 @@
 //! `ringkit node`: a process that takes part in a ring stored in a KV store.
 //!
 //! With `--target=ingester` (or `all`) it runs a lifecycler: registers with no tokens,
-//! runs its load step, claims tokens and goes ACTIVE, heartbeats, and on SIGINT/SIGTERM goes
-//! LEAVING and unregisters. Every target watches the ring and serves `/ring`, `/ready` and
-//! `/metrics` over HTTP.
+//! runs its load step (WAL replay, then the gRPC ingester service), claims tokens and goes
+//! ACTIVE, heartbeats, and on SIGINT/SIGTERM goes
+//! LEAVING and unregisters. With `--target=distributor` (or `all`) it serves Prometheus
+//! remote write/read at `/api/v1/push` and `/api/v1/read`. Every target watches the ring
+//! and serves `/ring`, `/ready` and `/metrics` over HTTP.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,6 +33,10 @@ pub(crate) struct NodeArgs {
     pub(crate) target: String,
     #[command(flatten)]
     pub(crate) kv: KvArgs,
+    #[command(flatten)]
+    pub(crate) ingester: crate::ingester::IngesterArgs,
+    #[command(flatten)]
+    pub(crate) distributor: crate::distributor::DistributorArgs,
     /// Key of the ring in the KV store (after the prefix).
     #[arg(long = "ring.key", default_value = "ring")]
     pub(crate) ring_key: String,
@@ -40,7 +46,7 @@ pub(crate) struct NodeArgs {
     /// Instance id (ring map key). Default: the host name.
     #[arg(long = "ingester.lifecycler.ID")]
     pub(crate) id: Option<String>,
-    /// Address other components dial (`host:port`). Default: the HTTP listen address.
+    /// Address other components dial (`host:port`). Default: the gRPC listen address.
     #[arg(long = "ingester.lifecycler.addr")]
     pub(crate) addr: Option<String>,
     /// Availability zone of this instance.
@@ -172,12 +178,16 @@ pub(crate) async fn run_until(
         cancel.clone(),
     ));
 
+    let mut ingester = None;
     let lifecycler = if args.target == "distributor" {
         None
     } else {
+        let ing = crate::ingester::Ingester::bind(&args.ingester, &mut registry).await?;
+        let grpc_addr = ing.local_addr()?;
+        ingester = Some(ing);
         let cfg = LifecyclerConfig {
             id: args.id.clone().unwrap_or_else(hostname),
-            addr: args.addr.clone().unwrap_or_else(|| local.to_string()),
+            addr: args.addr.clone().unwrap_or_else(|| grpc_addr.to_string()),
             zone: args.zone.clone(),
             num_tokens: args.num_tokens,
             heartbeat_period: args.heartbeat_period,
@@ -204,6 +214,9 @@ pub(crate) async fn run_until(
         Arc::clone(&watcher),
         lifecycler.clone(),
     )));
+    let distributor_routes = (args.target != "ingester").then(|| {
+        crate::distributor::router(&args.distributor, Arc::clone(&watcher), &mut registry)
+    });
     let state = Arc::new(AppState {
         watcher: Arc::clone(&watcher),
         lifecycler: lifecycler.clone(),
@@ -212,29 +225,38 @@ pub(crate) async fn run_until(
         registry,
         memberlist: memberlist.clone(),
     });
+    let mut app = http::router(state);
+    if let Some(routes) = distributor_routes {
+        app = app.merge(routes);
+    }
     let server_cancel = cancel.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, http::router(state))
+        use axum::serve::ListenerExt as _;
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true); // no Nagle delay on small answers
+        });
+        axum::serve(listener, app)
             .with_graceful_shutdown(server_cancel.cancelled_owned())
             .await
     });
     on_listen(local);
 
     let mut heartbeat_task = None;
-    if let Some(l) = &lifecycler {
-        l.register().await.context("registering in the ring")?;
-        tracing::info!(id = %l.config().id, "registered with no tokens; loading data");
-        // Load step: the ingester's WAL replay runs here before tokens are claimed.
-        if !args.join_after.is_zero() {
-            tokio::select! {
-                _ = tokio::time::sleep(args.join_after) => {}
-                _ = cancel.cancelled() => {}
+    let mut grpc_task = None;
+    if let (Some(l), Some(ing)) = (&lifecycler, ingester) {
+        // Register with no tokens, load (WAL replay, then serve gRPC), claim tokens.
+        let load = async {
+            let task = ing.load_and_serve(cancel.clone()).await?;
+            if !args.join_after.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(args.join_after) => {}
+                    _ = cancel.cancelled() => {}
+                }
             }
-        }
-        if !cancel.is_cancelled() {
-            l.claim_tokens().await.context("claiming tokens")?;
-            tracing::info!(tokens = l.tokens().len(), state = %l.state(), "joined the ring");
-        }
+            Ok::<_, anyhow::Error>(task)
+        };
+        grpc_task = Some(l.join(load).await.context("joining the ring")?);
+        tracing::info!(tokens = l.tokens().len(), state = %l.state(), "joined the ring");
         let hb = Arc::clone(l);
         let hb_cancel = cancel.clone();
         heartbeat_task = Some(tokio::spawn(async move { hb.run(hb_cancel).await }));
@@ -254,6 +276,9 @@ pub(crate) async fn run_until(
         m.leave().await;
     }
     let _ = watch_task.await;
+    if let Some(task) = grpc_task {
+        task.await??;
+    }
     server.await??;
     Ok(())
 }

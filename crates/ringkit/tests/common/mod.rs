@@ -37,6 +37,8 @@ pub(crate) struct Node {
     pub(crate) child: Child,
     pub(crate) url: String,
     pub(crate) id: String,
+    /// The ingester's write-ahead log, removed with the node.
+    _wal: tempfile::TempDir,
 }
 
 impl Node {
@@ -54,6 +56,7 @@ impl Node {
 
     /// Starts an ingester node with the given store flags.
     pub(crate) fn start_with(id: &str, store: &[String], opts: &NodeOpts) -> Node {
+        let wal = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringkit"))
             .arg("node")
             .args(store)
@@ -71,6 +74,8 @@ impl Node {
                 "--ingester.min-ready-duration=0s".to_owned(),
                 format!("--ring.heartbeat-timeout={}", opts.heartbeat_timeout),
                 "--server.http-listen-port=0".to_owned(),
+                "--server.grpc-listen-port=0".to_owned(),
+                format!("--ingester.wal-dir={}", wal.path().display()),
             ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -88,6 +93,7 @@ impl Node {
             child,
             url,
             id: id.to_owned(),
+            _wal: wal,
         }
     }
 

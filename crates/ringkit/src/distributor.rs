@@ -1,0 +1,53 @@
+//! The distributor part of `ringkit node`: its flags and the HTTP routes
+//! (`/api/v1/push`, `/api/v1/read`) it adds to the node's router.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::registry::Registry;
+use ringkit_dataplane::client::PoolConfig;
+use ringkit_dataplane::distributor::{Distributor, DistributorConfig};
+use ringkit_dataplane::metrics::DistributorMetrics;
+use ringkit_ingest::decode::DecodeLimits;
+use ringkit_lifecycle::RingWatcher;
+
+use crate::duration::parse_duration;
+
+/// Distributor flags (names after Mimir's where it has one).
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct DistributorArgs {
+    /// Tenant of requests without an X-Scope-OrgID header (Mimir's -auth.no-auth-tenant);
+    /// empty: the header is required.
+    #[arg(long = "distributor.default-tenant", default_value = "anonymous")]
+    pub(crate) default_tenant: String,
+    /// Timeout of one call to an ingester.
+    #[arg(long = "distributor.remote-timeout", default_value = "2s", value_parser = parse_duration)]
+    pub(crate) remote_timeout: Duration,
+    /// Largest accepted request body, compressed and decompressed (bytes).
+    #[arg(long = "distributor.max-recv-msg-size", default_value_t = 100 << 20)]
+    pub(crate) max_recv_msg_size: usize,
+}
+
+/// The routes of a distributor writing to and reading from the ring `watcher` follows.
+/// Registers the distributor's metrics in `registry`.
+pub(crate) fn router(
+    args: &DistributorArgs,
+    watcher: Arc<RingWatcher>,
+    registry: &mut Registry,
+) -> axum::Router {
+    let cfg = DistributorConfig {
+        default_tenant: args.default_tenant.clone(),
+        decode_limits: DecodeLimits {
+            max_compressed_size: args.max_recv_msg_size,
+            max_decompressed_size: args.max_recv_msg_size,
+        },
+        pool: PoolConfig {
+            timeout: args.remote_timeout,
+            ..PoolConfig::default()
+        },
+        ..DistributorConfig::default()
+    };
+    let distributor =
+        Distributor::new(cfg, watcher).with_metrics(DistributorMetrics::register(registry));
+    ringkit_dataplane::http::router(Arc::new(distributor))
+}
