@@ -22,6 +22,23 @@ pub trait Codec<V>: Send + Sync + 'static {
     fn encode(&self, value: &V) -> Vec<u8>;
     /// Parses bytes produced by [`Codec::encode`] (possibly by another process).
     fn decode(&self, bytes: &[u8]) -> Result<V, CodecError>;
+
+    /// A shortcut for the gossip store's receive path: merge the encoded value `bytes`
+    /// into `current` without decoding it fully. `None` means "not handled here" (and
+    /// `current` is untouched): decode and merge the usual way. When it answers, the
+    /// result must be what decoding and [`crate::Mergeable::merge_verbatim`] would give.
+    fn merge_encoded(&self, _current: &mut V, _bytes: &[u8]) -> Option<EncodedMerge> {
+        None
+    }
+}
+
+/// What [`Codec::merge_encoded`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncodedMerge {
+    /// Old news: nothing changed.
+    Unchanged,
+    /// Merged; the change is exactly the encoded value, which may be forwarded as is.
+    AppliedVerbatim,
 }
 
 /// dskit's `string` codec: raw UTF-8, no compression.

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ringkit_kv::{Codec, CodecError, Mergeable, TombstoneCount};
+use ringkit_kv::{Codec, CodecError, EncodedMerge, Mergeable, TombstoneCount};
 use ringkit_ring::codec as ring_codec;
+use ringkit_ring::heartbeat::HeartbeatMerge;
 use ringkit_ring::merge;
 use ringkit_ring::model::{Desc, InstanceState};
 
@@ -40,6 +41,14 @@ impl Codec<RingDesc> for RingDescCodec {
                 codec: ring_codec::RING_DESC_CODEC_ID.to_owned(),
                 reason: e.to_string(),
             })
+    }
+
+    /// Heartbeats (one instance, newer timestamp, same tokens) merge from the bytes.
+    fn merge_encoded(&self, current: &mut RingDesc, bytes: &[u8]) -> Option<EncodedMerge> {
+        ringkit_ring::heartbeat::merge_heartbeat(&mut current.0, bytes).map(|m| match m {
+            HeartbeatMerge::Unchanged => EncodedMerge::Unchanged,
+            HeartbeatMerge::AppliedVerbatim => EncodedMerge::AppliedVerbatim,
+        })
     }
 }
 

@@ -34,6 +34,7 @@ pub mod batch;
 pub mod codec;
 pub mod gorand;
 pub mod hash;
+pub mod heartbeat;
 pub mod merge;
 pub mod model;
 pub mod op;

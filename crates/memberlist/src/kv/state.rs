@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use ringkit_kv::EncodedMerge;
+
 use super::ops::{AnyValue, ValueOps};
 use crate::wire::kv::{KeyValuePair, decode_user_state};
 
@@ -207,6 +209,11 @@ impl KvState {
             .get(&pair.codec)
             .cloned()
             .ok_or(Rejected::UnknownCodec)?;
+        if !pair.deleted
+            && let Some(applied) = self.receive_encoded(&ops, &pair, now)
+        {
+            return Ok(applied);
+        }
         let incoming = ops.decode(&pair.value).map_err(|_| Rejected::Undecodable)?;
         Ok(self.merge_value(
             &ops,
@@ -220,6 +227,62 @@ impl KvState {
             None,
             now,
         ))
+    }
+
+    /// The codec's shortcut ([`ValueOps::merge_encoded`]) for a key we hold decoded;
+    /// `None` when it does not apply and the general path must run.
+    fn receive_encoded(
+        &mut self,
+        ops: &Arc<dyn ValueOps>,
+        pair: &KeyValuePair,
+        now: SystemTime,
+    ) -> Option<Applied> {
+        let left_limit = self.left_limit(now);
+        let entry = self.entries.get_mut(&pair.key)?;
+        if entry.codec_id != ops.id() {
+            return None;
+        }
+        let Stored::Decoded(cur) = &mut entry.value else {
+            return None;
+        };
+        match ops.merge_encoded(cur, &pair.value)? {
+            EncodedMerge::Unchanged => Some(Applied::Unchanged),
+            EncodedMerge::AppliedVerbatim => {
+                let now_ms = unix_millis(now);
+                if let Some(limit) = left_limit
+                    && now_ms - entry.last_purge_ms >= PURGE_EVERY_MS
+                {
+                    entry.last_purge_ms = now_ms;
+                    let n = ops.remove_tombstones(cur, Some(limit));
+                    self.counts.tombstones_removed += n.removed as u64;
+                }
+                if pair.update_time_millis > entry.update_time_ms {
+                    entry.update_time_ms = pair.update_time_millis;
+                }
+                entry.version += 1;
+                let (deleted, update_time_millis) = (entry.deleted, entry.update_time_ms);
+                self.revision += 1;
+                entry.revision = self.revision;
+                let revision = self.revision;
+                Some(Applied::Changed {
+                    revision,
+                    broadcast: Some(KeyValuePair {
+                        key: pair.key.clone(),
+                        value: pair.value.clone(),
+                        codec: pair.codec.clone(),
+                        deleted,
+                        update_time_millis,
+                    }),
+                })
+            }
+        }
+    }
+
+    /// Tombstones older than this are purged (`None`: the timeout is disabled).
+    fn left_limit(&self, now: SystemTime) -> Option<SystemTime> {
+        (!self.config.left_ingesters_timeout.is_zero())
+            .then(|| now.checked_sub(self.config.left_ingesters_timeout))
+            .flatten()
     }
 
     /// Applies a whole push/pull user state; returns the broadcasts to gossip on and the
@@ -266,9 +329,7 @@ impl KvState {
             deleted,
             update_time_ms,
         } = inc;
-        let left_limit = (!self.config.left_ingesters_timeout.is_zero())
-            .then(|| now.checked_sub(self.config.left_ingesters_timeout))
-            .flatten();
+        let left_limit = self.left_limit(now);
         let (mut change, mut verbatim, deleted_changed) = match self.entries.get_mut(&key) {
             None => {
                 if deleted {

@@ -1,0 +1,406 @@
+//! The gossip hot path: a received `ringDesc` value that is one instance's heartbeat
+//! (newer timestamp, same tokens) merged straight from its bytes.
+//!
+//! Most gossip a ring member receives is exactly that: every instance re-announces itself
+//! every heartbeat period, and each announcement reaches every member several times. The
+//! general path decodes the whole value (a `Desc` with one `InstanceDesc` and its
+//! hundreds of tokens) and merges it. Here the protobuf is read in place: the packed
+//! tokens are compared varint by varint with the stored instance's tokens, never decoded
+//! into a vector, and when they match only the scalar fields are copied.
+//!
+//! Anything else (several instances, an unknown instance, different tokens, a LEFT state,
+//! an equal timestamp, versions, unknown or unpacked fields, malformed bytes) answers
+//! `None`, and the caller takes the general path, whose result is the reference: the
+//! property test in this module checks that both agree.
+
+use crate::model::{Desc, InstanceDesc, InstanceState};
+
+/// What [`merge_heartbeat`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeartbeatMerge {
+    /// The value was old news: nothing changed.
+    Unchanged,
+    /// The heartbeat was applied and the change is exactly the received value, so it can
+    /// be gossiped on with the bytes it arrived in.
+    AppliedVerbatim,
+}
+
+/// Merges a snappy-compressed `ringDesc` value into `local` if it is a one-instance
+/// heartbeat the fast path handles; `None` (and `local` untouched) otherwise.
+///
+/// `local` must be normalised, as [`crate::merge::merge`] requires.
+pub fn merge_heartbeat(local: &mut Desc, snappy: &[u8]) -> Option<HeartbeatMerge> {
+    let len = snap::raw::decompress_len(snappy).ok()?;
+    // A heartbeat of a few hundred tokens is a few KiB; larger values are full states.
+    if len > 64 * 1024 {
+        return None;
+    }
+    let mut buf = vec![0u8; len];
+    let n = snap::raw::Decoder::new()
+        .decompress(snappy, &mut buf)
+        .ok()?;
+    merge_heartbeat_proto(local, &buf[..n])
+}
+
+/// [`merge_heartbeat`] on the uncompressed protobuf.
+pub fn merge_heartbeat_proto(local: &mut Desc, proto: &[u8]) -> Option<HeartbeatMerge> {
+    // Desc: exactly one field 1 (map entry), length-delimited.
+    let mut r = Reader(proto);
+    let (field, wire) = r.key()?;
+    if field != 1 || wire != 2 {
+        return None;
+    }
+    let entry = r.bytes()?;
+    if !r.0.is_empty() {
+        return None; // more instances, or other fields
+    }
+    // Map entry: key = 1 (string), value = 2 (InstanceDesc).
+    let mut e = Reader(entry);
+    let mut key: &[u8] = &[];
+    let mut value: Option<&[u8]> = None;
+    while !e.0.is_empty() {
+        match e.key()? {
+            (1, 2) => key = e.bytes()?,
+            (2, 2) => value = Some(e.bytes()?),
+            _ => return None,
+        }
+    }
+    let id = std::str::from_utf8(key).ok()?;
+    let fields = Fields::parse(value.unwrap_or_default())?;
+    let ours = local.ingesters.get_mut(id)?;
+    if fields.timestamp < ours.timestamp {
+        return Some(HeartbeatMerge::Unchanged);
+    }
+    if fields.timestamp == ours.timestamp
+        || fields.state == InstanceState::Left as i32
+        || !same_tokens(fields.tokens, &ours.tokens)
+    {
+        return None;
+    }
+    fields.apply(id, ours);
+    Some(HeartbeatMerge::AppliedVerbatim)
+}
+
+/// The scalar fields of an `InstanceDesc`, borrowed from the message.
+struct Fields<'a> {
+    addr: &'a str,
+    timestamp: i64,
+    state: i32,
+    tokens: &'a [u8],
+    zone: &'a str,
+    registered_timestamp: i64,
+    id: &'a str,
+    read_only_updated_timestamp: i64,
+    read_only: bool,
+}
+
+impl<'a> Fields<'a> {
+    fn parse(msg: &'a [u8]) -> Option<Self> {
+        let mut f = Fields {
+            addr: "",
+            timestamp: 0,
+            state: 0,
+            tokens: &[],
+            zone: "",
+            registered_timestamp: 0,
+            id: "",
+            read_only_updated_timestamp: 0,
+            read_only: false,
+        };
+        let mut r = Reader(msg);
+        let text = |b: &'a [u8]| std::str::from_utf8(b).ok();
+        while !r.0.is_empty() {
+            match r.key()? {
+                (1, 2) => f.addr = text(r.bytes()?)?,
+                (2, 0) => f.timestamp = r.varint()? as i64,
+                (3, 0) => f.state = i32::try_from(r.varint()? as i64).ok()?,
+                (6, 2) => f.tokens = r.bytes()?,
+                (7, 2) => f.zone = text(r.bytes()?)?,
+                (8, 0) => f.registered_timestamp = r.varint()? as i64,
+                (9, 2) => f.id = text(r.bytes()?)?,
+                (10, 0) => f.read_only_updated_timestamp = r.varint()? as i64,
+                (11, 0) => f.read_only = r.varint()? != 0,
+                // versions (12), unpacked tokens, unknown fields: the general path.
+                _ => return None,
+            }
+        }
+        Some(f)
+    }
+
+    /// What [`crate::merge`] stores for an accepted entry with unchanged tokens.
+    fn apply(&self, map_key: &str, ours: &mut InstanceDesc) {
+        if ours.addr != self.addr {
+            self.addr.clone_into(&mut ours.addr);
+        }
+        ours.timestamp = self.timestamp;
+        ours.state = self.state;
+        if ours.zone != self.zone {
+            self.zone.clone_into(&mut ours.zone);
+        }
+        ours.registered_timestamp = self.registered_timestamp;
+        // Decoding back-fills an empty id from the map key.
+        let id = if self.id.is_empty() { map_key } else { self.id };
+        if ours.id != id {
+            id.clone_into(&mut ours.id);
+        }
+        ours.read_only_updated_timestamp = self.read_only_updated_timestamp;
+        ours.read_only = self.read_only;
+        ours.versions.clear();
+    }
+}
+
+/// Whether packed varint `bytes` decode to exactly `tokens`. Tokens are `uint32`, so a
+/// varint has at most 5 bytes with at most 4 bits in the last; anything longer answers
+/// `false` and leaves the value to the general decoder.
+fn same_tokens(bytes: &[u8], tokens: &[u32]) -> bool {
+    let mut p = bytes;
+    for &t in tokens {
+        let (v, n) = match *p {
+            [a, ..] if a < 0x80 => (u32::from(a), 1),
+            [a, b, ..] if b < 0x80 => (u32::from(a & 0x7f) | u32::from(b) << 7, 2),
+            [a, b, c, ..] if c < 0x80 => (
+                u32::from(a & 0x7f) | u32::from(b & 0x7f) << 7 | u32::from(c) << 14,
+                3,
+            ),
+            [a, b, c, d, ..] if d < 0x80 => (
+                u32::from(a & 0x7f)
+                    | u32::from(b & 0x7f) << 7
+                    | u32::from(c & 0x7f) << 14
+                    | u32::from(d) << 21,
+                4,
+            ),
+            [a, b, c, d, e, ..] if e < 0x10 => (
+                u32::from(a & 0x7f)
+                    | u32::from(b & 0x7f) << 7
+                    | u32::from(c & 0x7f) << 14
+                    | u32::from(d & 0x7f) << 21
+                    | u32::from(e) << 28,
+                5,
+            ),
+            _ => return false,
+        };
+        if v != t {
+            return false;
+        }
+        p = &p[n..];
+    }
+    p.is_empty()
+}
+
+/// A cursor over protobuf bytes.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn varint(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for (i, &b) in self.0.iter().enumerate().take(10) {
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                self.0 = &self.0[i + 1..];
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    fn key(&mut self) -> Option<(u64, u8)> {
+        let k = self.varint()?;
+        Some((k >> 3, (k & 7) as u8))
+    }
+
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = usize::try_from(self.varint()?).ok()?;
+        let b = self.0.get(..n)?;
+        self.0 = &self.0[n..];
+        Some(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec;
+    use crate::merge::{MergeOptions, merge_with_options, normalize};
+    use proptest::prelude::*;
+
+    fn ring(n: usize) -> Desc {
+        let mut d = Desc::new();
+        for i in 0..n {
+            let tokens = (0..16u32).map(|t| t * 1000 + i as u32).collect();
+            d.add_instance(
+                &format!("ing-{i}"),
+                "10.0.0.1:9095",
+                "z",
+                tokens,
+                InstanceState::Active,
+                100,
+                1000,
+            );
+        }
+        d
+    }
+
+    fn one(d: &Desc, id: &str, f: impl FnOnce(&mut InstanceDesc)) -> Desc {
+        let mut inst = d.ingesters[id].clone();
+        f(&mut inst);
+        let mut out = Desc::new();
+        out.ingesters.insert(id.to_owned(), inst);
+        out
+    }
+
+    /// The general path's answer: (changed, change equals the incoming value).
+    fn reference(local: &mut Desc, incoming: &Desc) -> (bool, bool) {
+        let bytes = codec::encode(incoming);
+        let decoded = codec::decode(&bytes).unwrap();
+        let out = merge_with_options(local, decoded.clone(), false, 0, &MergeOptions::default());
+        (
+            out.change.is_some(),
+            out.change.is_some() && out.change_is_incoming && out.change == Some(decoded),
+        )
+    }
+
+    #[test]
+    fn a_newer_heartbeat_with_the_same_tokens_takes_the_fast_path() {
+        let mut local = ring(5);
+        let hb = one(&local, "ing-2", |i| {
+            i.timestamp = 2000;
+            i.addr = "10.0.0.9:9095".into();
+        });
+        let mut expected = local.clone();
+        assert_eq!(reference(&mut expected, &hb), (true, true));
+        assert_eq!(
+            merge_heartbeat(&mut local, &codec::encode(&hb)),
+            Some(HeartbeatMerge::AppliedVerbatim)
+        );
+        assert_eq!(local, expected);
+        // The same message again is old news.
+        assert_eq!(
+            merge_heartbeat(&mut local, &codec::encode(&hb)),
+            None,
+            "equal timestamp: general path"
+        );
+        let older = one(&local, "ing-2", |i| i.timestamp = 1500);
+        assert_eq!(
+            merge_heartbeat(&mut local, &codec::encode(&older)),
+            Some(HeartbeatMerge::Unchanged)
+        );
+        assert_eq!(local, expected);
+    }
+
+    #[test]
+    fn everything_else_goes_the_general_way_untouched() {
+        let local = ring(3);
+        let cases = [
+            one(&local, "ing-1", |i| {
+                i.timestamp = 2000;
+                i.tokens.push(99_999);
+            }),
+            one(&local, "ing-1", |i| {
+                i.timestamp = 2000;
+                i.set_state(InstanceState::Left);
+                i.tokens.clear();
+            }),
+            one(&local, "ing-1", |i| {
+                i.timestamp = 2000;
+                i.versions.insert(1, 2);
+            }),
+            one(&local, "ing-1", |i| {
+                i.timestamp = 2000;
+                i.tokens.clear();
+            }),
+            {
+                let mut d = one(&local, "ing-1", |i| i.timestamp = 2000);
+                d.ingesters
+                    .insert("new".into(), local.ingesters["ing-0"].clone());
+                d
+            },
+            {
+                let mut d = Desc::new();
+                let mut i = local.ingesters["ing-0"].clone();
+                i.timestamp = 3000;
+                d.ingesters.insert("unknown".into(), i);
+                d
+            },
+        ];
+        for c in cases {
+            let mut l = local.clone();
+            assert_eq!(merge_heartbeat(&mut l, &codec::encode(&c)), None, "{c:?}");
+            assert_eq!(l, local);
+        }
+        let mut l = local.clone();
+        assert_eq!(merge_heartbeat(&mut l, b"\x00garbage"), None);
+        assert_eq!(merge_heartbeat_proto(&mut l, &[0x0a, 0xff]), None);
+        assert_eq!(l, local);
+    }
+
+    #[test]
+    fn packed_token_comparison_handles_every_varint_length() {
+        let tokens = [
+            0u32,
+            127,
+            128,
+            16_383,
+            16_384,
+            2_097_151,
+            2_097_152,
+            u32::MAX,
+        ];
+        let mut bytes = Vec::new();
+        for &t in &tokens {
+            prost::encoding::encode_varint(u64::from(t), &mut bytes);
+        }
+        assert!(same_tokens(&bytes, &tokens));
+        assert!(!same_tokens(&bytes[..bytes.len() - 1], &tokens));
+        assert!(!same_tokens(&bytes, &tokens[..7]));
+        let mut other = tokens;
+        other[3] += 1;
+        assert!(!same_tokens(&bytes, &other));
+        // A padded varint decodes to the same value, as protobuf decoders read it.
+        assert!(same_tokens(&[0x81, 0x00], &[1]));
+        // Longer than a uint32 allows: the general decoder decides.
+        assert!(!same_tokens(&[0xff, 0xff, 0xff, 0xff, 0x1f], &[u32::MAX]));
+    }
+
+    proptest! {
+        /// Whenever the fast path answers, the general path agrees on the result.
+        #[test]
+        fn fast_path_agrees_with_the_general_merge(
+            which in 0usize..4,
+            dt in -3i64..4,
+            addr in prop::sample::select(vec!["10.0.0.1:9095", "10.0.0.2:9095"]),
+            zone in prop::sample::select(vec!["z", "y", ""]),
+            state in 0i32..5,
+            change_tokens in any::<bool>(),
+            read_only in any::<bool>(),
+            empty_id in any::<bool>(),
+        ) {
+            let mut local = ring(4);
+            normalize(&mut local);
+            let id = format!("ing-{which}");
+            let hb = one(&local, &id, |i| {
+                i.timestamp += dt;
+                i.addr = addr.into();
+                i.zone = zone.into();
+                i.state = state;
+                i.read_only = read_only;
+                i.read_only_updated_timestamp = if read_only { 7 } else { 0 };
+                if empty_id { i.id.clear(); }
+                if change_tokens { i.tokens[0] += 1; }
+            });
+            let mut slow = local.clone();
+            let (changed, verbatim) = reference(&mut slow, &hb);
+            let mut fast = local.clone();
+            match merge_heartbeat(&mut fast, &codec::encode(&hb)) {
+                None => prop_assert_eq!(fast, local),
+                Some(HeartbeatMerge::Unchanged) => {
+                    prop_assert!(!changed);
+                    prop_assert_eq!(fast, local);
+                }
+                Some(HeartbeatMerge::AppliedVerbatim) => {
+                    prop_assert!(changed && verbatim);
+                    prop_assert_eq!(fast, slow);
+                }
+            }
+        }
+    }
+}
