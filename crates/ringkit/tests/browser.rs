@@ -189,6 +189,32 @@ impl Browser {
         v.as_str().unwrap_or_default().to_owned()
     }
 
+    /// Waits (bounded) until the page's `<h1>` reads `expected`. Read by a script in the
+    /// page, so a navigation in progress cannot leave us holding a stale element.
+    async fn wait_for_heading(&self, expected: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let v = self
+                .call(
+                    "POST",
+                    "/execute/sync",
+                    Some(json!({
+                        "script": "const h = document.querySelector('h1'); return h ? h.textContent : null;",
+                        "args": [],
+                    })),
+                )
+                .await;
+            if v.as_str() == Some(expected) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "page heading is {v}, want {expected:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn click(&self, element: &str) {
         self.call("POST", &format!("/element/{element}/click"), None)
             .await;
@@ -311,11 +337,14 @@ async fn ring_page_in_a_browser_lists_the_ring_and_forgets_a_dead_ingester() {
     browser.click(&forget).await;
 
     // The confirmation step: its own page, nothing removed yet.
-    let heading = browser.find("h1", None).await;
-    assert_eq!(browser.text(&heading).await, "Forget instance ingester-3?");
+    browser
+        .wait_for_heading("Forget instance ingester-3?")
+        .await;
     assert_eq!(ids(&common::ring(&n1.url).await).len(), 3);
     let confirm = browser.find("#confirm-forget", None).await;
     browser.click(&confirm).await;
+    // The POST lands (and redirects) before we load the page again.
+    wait_for(&n1.url, "ingester-3 forgotten", |r| ids(r).len() == 2).await;
 
     // Post/redirect/get lands on /ring; the next load no longer lists ingester-3.
     browser.goto(&page).await;
