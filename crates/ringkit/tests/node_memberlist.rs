@@ -34,7 +34,11 @@ fn gossip_flags(port: u16, join: Option<u16>) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_gossip_their_ring_and_the_cli_reads_it() {
-    let opts = NodeOpts::default();
+    // No auto-forget: the CLI removes the killed node below.
+    let opts = NodeOpts {
+        auto_forget_periods: 0,
+        ..NodeOpts::default()
+    };
     let ports = [free_port(), free_port(), free_port()];
     let n1 = Node::start_with("ing-1", &gossip_flags(ports[0], None), &opts);
     let n2 = Node::start_with("ing-2", &gossip_flags(ports[1], Some(ports[0])), &opts);
@@ -140,9 +144,36 @@ async fn three_nodes_gossip_their_ring_and_the_cli_reads_it() {
     })
     .await;
 
-    // SIGKILL: n3 goes silent; it turns unhealthy, then n1 auto-forgets it.
+    // SIGKILL: n3 goes silent and turns unhealthy; `ringkit ring forget` removes it
+    // through gossip (auto-forget is off for these nodes, see `opts`).
     n3.kill();
-    wait_for(&n1.url, "ing-3 to be auto-forgotten", |r| {
+    wait_for(&n1.url, "ing-3 to turn unhealthy", |r| {
+        r["shards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["id"] == "ing-3" && s["state"] == "UNHEALTHY")
+    })
+    .await;
+    let out = ringkit(
+        &[
+            "ring",
+            "forget",
+            "ing-3",
+            "--kv.store=memberlist",
+            "--memberlist.bind-addr=127.0.0.1",
+            "--memberlist.cluster-label=ringkit-test",
+            &format!("--memberlist.join=127.0.0.1:{}", ports[0]),
+            "--ring.heartbeat-timeout=2s",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(
+        out.status.success(),
+        "ring forget failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for(&n1.url, "ing-3 to be forgotten via gossip", |r| {
         ids(r) == ["ing-1"]
     })
     .await;
