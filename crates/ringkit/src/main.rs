@@ -3,12 +3,14 @@
 //! Subcommands:
 //! - `demo`: the ring's story in one process (ingesters join, series are placed with
 //!   RF=3, a newcomer takes over a share, an ingester fails).
-//! - `node`: a process that joins a ring kept in a KV store (in-memory, etcd or multi),
-//!   heartbeats, and serves `/ring`, `/ready` and `/metrics`.
+//! - `node`: a process that joins a ring kept in a KV store (in-memory, etcd, memberlist
+//!   gossip or multi), heartbeats, and serves `/ring`, `/memberlist`, `/ready` and
+//!   `/metrics`; flags may also come from `--config.file` (YAML).
 //! - `ring`: operator commands on a shared ring (`show`, `forget`, `lookup`).
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+mod config_file;
 mod demo;
 mod distributor;
 mod duration;
@@ -40,8 +42,22 @@ enum Command {
     Ring(Box<ring_cli::RingArgs>),
 }
 
+/// Parses the command line, with `--config.file` expanded; a flag given twice (file, then
+/// command line) takes the last value.
+fn parse_cli() -> anyhow::Result<Cli> {
+    let args = config_file::expand(std::env::args_os().collect())?;
+    let command = Cli::command()
+        .args_override_self(true)
+        .mut_subcommands(|c| {
+            c.args_override_self(true)
+                .mut_subcommands(|c| c.args_override_self(true))
+        });
+    let matches = command.get_matches_from(args);
+    Cli::from_arg_matches(&matches).map_err(|e| e.exit())
+}
+
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = parse_cli()?;
     match cli.command {
         Command::Demo(args) => demo::run(&args, &mut std::io::stdout().lock()),
         Command::Node(args) => {
