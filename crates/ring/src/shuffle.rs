@@ -527,15 +527,9 @@ impl RingSnapshot {
         picked
     }
 
-    /// A subring of the instances at `picked` (sorted parent indices). The instances are
-    /// already prepared by the parent, so the subring's token table is built directly, by
-    /// the same code (and the same duplicate-token rule) as any snapshot's.
+    /// A subring of the instances at `picked` (sorted parent indices), cut from this
+    /// snapshot by [`RingSnapshot::subring`] with a cache of its own.
     fn build_subring(&self, picked: &[InstanceIdx]) -> RingSnapshot {
-        let state = ShuffleState::fresh(self.subring_cache_enabled());
-        let instances: Vec<InstanceDesc> = picked
-            .iter()
-            .map(|&i| self.instance_at(i).clone())
-            .collect();
-        RingSnapshot::from_prepared_instances(self.config().clone(), instances, state)
+        self.subring(picked, ShuffleState::fresh(self.subring_cache_enabled()))
     }
 }

@@ -194,8 +194,13 @@ struct TokenTable {
     /// The walk's answer for every start token when no instance met extends the set,
     /// built on the first lookup (see [`PrimaryWalks`]).
     walks: OnceLock<PrimaryWalks>,
-    /// Keys owned per instance in the whole ring (first replica of each key).
-    owned_global: Vec<u64>,
+    /// Keys owned per instance in the whole ring (first replica of each key), built on
+    /// first use: only status pages and ownership queries read it.
+    owned_global: OnceLock<Vec<u64>>,
+    /// Whether no token is claimed by two instances. Then every subset of the instances
+    /// has exactly its own tokens in its table, which lets shuffle-shard sub-rings skip
+    /// duplicate resolution (see [`RingSnapshot::subring`]).
+    unique: bool,
 }
 
 /// For each start token, the instances the ring walk picks when none of them extends the
@@ -630,9 +635,15 @@ impl RingSnapshot {
         self.zone_tables().owned_in_zone[idx as usize]
     }
 
+    fn owned_global(&self) -> &[u64] {
+        self.table.owned_global.get_or_init(|| {
+            owned_global(&self.table.tokens, &self.table.owners, self.instances.len())
+        })
+    }
+
     /// Keys (out of 2^32) for which the instance is the first owner in the whole ring.
     pub fn owned_keys(&self, idx: InstanceIdx) -> u64 {
-        self.table.owned_global[idx as usize]
+        self.owned_global()[idx as usize]
     }
 
     /// Fraction of the keyspace owned by the instance in its zone's ring (0.0-1.0).
@@ -651,7 +662,7 @@ impl RingSnapshot {
             .iter()
             .enumerate()
             .filter(|(_, h)| h.zone as usize == z)
-            .map(|(i, _)| self.table.owned_global[i] as f64)
+            .map(|(i, _)| self.owned_global()[i] as f64)
             .sum::<f64>()
             / KEYSPACE
     }
@@ -1050,23 +1061,50 @@ impl RingSnapshot {
 
 /// Crate-internal constructors and accessors used by shuffle sharding.
 impl RingSnapshot {
-    /// A snapshot of instances already prepared as [`Self::new`] prepares them (sorted by
-    /// ID, tokens sorted; shuffle shards take them from their parent), skipping the map
-    /// round trip of a `Desc`.
-    pub(crate) fn from_prepared_instances(
-        cfg: RingConfig,
-        instances: Vec<InstanceDesc>,
-        shuffle: ShuffleState,
-    ) -> RingSnapshot {
-        let (zones, hot, zone_instances) = Self::index_instances(&instances);
-        let table = Arc::new(build_token_table(&instances, &hot));
+    /// The sub-ring of this snapshot's instances at `picked` (sorted, unique indices), as
+    /// shuffle sharding cuts it. The instances are already prepared (sorted by ID, tokens
+    /// sorted), and zones and per-instance data are remapped from this snapshot instead of
+    /// being derived again. When no token of this ring is claimed twice, neither is one of
+    /// the sub-ring's, and its table is built without duplicate resolution.
+    pub(crate) fn subring(&self, picked: &[InstanceIdx], shuffle: ShuffleState) -> RingSnapshot {
+        let instances: Vec<InstanceDesc> = picked
+            .iter()
+            .map(|&i| self.instances[i as usize].clone())
+            .collect();
+        // Zones of the picked instances, in this ring's (sorted) zone order.
+        let mut zone_map = vec![u32::MAX; self.zones.len()];
+        for &i in picked {
+            zone_map[self.hot[i as usize].zone as usize] = 0;
+        }
+        let mut zones = Vec::new();
+        for (z, m) in zone_map.iter_mut().enumerate() {
+            if *m == 0 {
+                *m = zones.len() as u32;
+                zones.push(self.zones[z].clone());
+            }
+        }
+        let mut zone_instances = vec![0u32; zones.len()];
+        let hot: Vec<Hot> = picked
+            .iter()
+            .map(|&i| {
+                let mut h = self.hot[i as usize];
+                h.zone = zone_map[h.zone as usize];
+                zone_instances[h.zone as usize] += 1;
+                h
+            })
+            .collect();
+        let table = if self.table.unique {
+            unique_token_table(&instances)
+        } else {
+            build_token_table(&instances, &hot)
+        };
         RingSnapshot {
-            cfg,
+            cfg: self.cfg.clone(),
             instances,
             hot,
             zones,
             zone_instances,
-            table,
+            table: Arc::new(table),
             shuffle,
         }
     }
@@ -1183,8 +1221,70 @@ fn build_token_table(instances: &[InstanceDesc], hot: &[Hot]) -> TokenTable {
     }
     drop(pairs);
     // The bucket starts counted pairs; with duplicates they must be recounted on tokens.
-    let index = (tokens.len() == total).then_some((bucket, 32 - bits));
-    finish_token_table(tokens, owners, instances.len(), index)
+    let unique = tokens.len() == total;
+    let index = unique.then_some((bucket, 32 - bits));
+    finish_token_table(tokens, owners, index)
+}
+
+/// The token table of instances that claim no token twice (a subset of a ring whose
+/// table is [`TokenTable::unique`]), built without pairs or duplicate checks: one counting
+/// pass, one scatter pass straight into the token and owner arrays, and one insertion pass
+/// that orders each bucket's few tokens. The bucket starts become the lookup index.
+fn unique_token_table(instances: &[InstanceDesc]) -> TokenTable {
+    let total: usize = instances.iter().map(|d| d.tokens.len()).sum();
+    let bits = bucket_bits(total);
+    let shift = 32 - bits;
+    let buckets = 1usize << bits;
+    // `bucket[b]` counts bucket `b`, then (prefix sums) marks its end; the scatter below
+    // fills each bucket backwards, leaving `bucket[b]` at its start.
+    let mut bucket = vec![0u32; buckets + 1];
+    for d in instances {
+        for &t in &d.tokens {
+            bucket[(t >> shift) as usize] += 1;
+        }
+    }
+    let mut sum = 0u32;
+    for c in &mut bucket[..buckets] {
+        sum += *c;
+        *c = sum;
+    }
+    bucket[buckets] = sum;
+    let mut tokens = vec![0u32; total];
+    let mut owners = vec![0 as InstanceIdx; total];
+    // Backwards over instances and tokens, so each bucket ends up in (index, token) order.
+    for (i, d) in instances.iter().enumerate().rev() {
+        for &t in d.tokens.iter().rev() {
+            let c = &mut bucket[(t >> shift) as usize];
+            *c -= 1;
+            tokens[*c as usize] = t;
+            owners[*c as usize] = i as InstanceIdx;
+        }
+    }
+    // Buckets hold about one token each and are already in bucket order, so one insertion
+    // pass over the whole array sorts it, moving tokens only within their bucket.
+    for k in 1..tokens.len() {
+        let (t, o) = (tokens[k], owners[k]);
+        if tokens[k - 1] > t {
+            let mut j = k;
+            while j > 0 && tokens[j - 1] > t {
+                tokens[j] = tokens[j - 1];
+                owners[j] = owners[j - 1];
+                j -= 1;
+            }
+            tokens[j] = t;
+            owners[j] = o;
+        }
+    }
+    TokenTable {
+        tokens,
+        owners,
+        bucket,
+        shift,
+        zoned: OnceLock::new(),
+        walks: OnceLock::new(),
+        owned_global: OnceLock::new(),
+        unique: true,
+    }
 }
 
 /// Sorts all `(token << 32 | instance index)` pairs by token, then index: one counting
@@ -1233,20 +1333,14 @@ fn bucket_sort(instances: &[InstanceDesc], total: usize, bits: u32) -> (Vec<u64>
     (pairs, bucket)
 }
 
-/// The per-zone tables, ownership and bucket index of sorted, unique `tokens` owned by
-/// `owners` (indices into `hot`).
+/// The table of sorted `tokens` owned by `owners`, with its bucket index (`index`
+/// when the caller already has it). `unique` = no token was claimed twice.
 fn finish_token_table(
     tokens: Vec<u32>,
     owners: Vec<InstanceIdx>,
-    n_instances: usize,
     index: Option<(Vec<u32>, u32)>,
 ) -> TokenTable {
-    let mut owned_global = vec![0u64; n_instances];
-    let mut prev = tokens.last().copied().unwrap_or(0);
-    for (&t, &o) in tokens.iter().zip(&owners) {
-        owned_global[o as usize] += token_distance(prev, t);
-        prev = t;
-    }
+    let unique = index.is_some();
     let (bucket, shift) = index.unwrap_or_else(|| bucket_index(&tokens));
     TokenTable {
         tokens,
@@ -1255,8 +1349,20 @@ fn finish_token_table(
         shift,
         zoned: OnceLock::new(),
         walks: OnceLock::new(),
-        owned_global,
+        owned_global: OnceLock::new(),
+        unique,
     }
+}
+
+/// Keys owned per instance as first replica: the distance from each token's predecessor.
+fn owned_global(tokens: &[u32], owners: &[InstanceIdx], n_instances: usize) -> Vec<u64> {
+    let mut owned = vec![0u64; n_instances];
+    let mut prev = tokens.last().copied().unwrap_or(0);
+    for (&t, &o) in tokens.iter().zip(owners) {
+        owned[o as usize] += token_distance(prev, t);
+        prev = t;
+    }
+    owned
 }
 
 /// The per-zone token tables and zone-local ownership of a token table.
@@ -1373,6 +1479,47 @@ mod tests {
         assert_eq!(got, want);
         let (bucket, shift) = bucket_index(&table.tokens);
         assert_eq!((table.bucket.clone(), table.shift), (bucket, shift));
+    }
+
+    #[test]
+    fn unique_token_table_matches_the_general_build() {
+        let mut x: u32 = 11;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        for n in [1usize, 2, 3, 7, 30] {
+            let mut d = Desc::new();
+            let mut taken = std::collections::HashSet::new();
+            for i in 0..n {
+                let mut tokens = Vec::new();
+                while tokens.len() < 1 + (i * 37) % 200 {
+                    let t = next();
+                    if taken.insert(t) {
+                        tokens.push(t);
+                    }
+                }
+                d.add_instance(
+                    &format!("i{i:02}"),
+                    "a",
+                    "z",
+                    tokens,
+                    InstanceState::Active,
+                    1,
+                    1,
+                );
+            }
+            let instances: Vec<InstanceDesc> = d.ingesters.into_values().collect();
+            let (_, hot, _) = RingSnapshot::index_instances(&instances);
+            let general = build_token_table(&instances, &hot);
+            let lean = unique_token_table(&instances);
+            assert!(general.unique);
+            assert_eq!(lean.tokens, general.tokens);
+            assert_eq!(lean.owners, general.owners);
+            assert_eq!((lean.bucket, lean.shift), (general.bucket, general.shift));
+        }
     }
 
     #[test]
