@@ -67,7 +67,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
-use futures::future::{Join, Ready, join, ready};
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::model::InstanceDesc;
@@ -451,10 +450,7 @@ impl<'a> BatchPlan<'a> {
         for (slot, &idx) in bufs.slot_instance.iter().enumerate() {
             let items =
                 &bufs.items[bufs.slot_start[slot] as usize..bufs.slot_start[slot + 1] as usize];
-            calls.push(join(
-                ready(slot as u32),
-                callback(ring.instance_at(idx), items),
-            ));
+            calls.push(callback(ring.instance_at(idx), items));
         }
         let mut rest = BatchRest::new(calls, opts.max_concurrency, opts.cleanup);
         let is_client_error = opts.is_client_error;
@@ -575,7 +571,25 @@ impl<Fut: Future, C: FnOnce(), E: std::fmt::Debug> std::fmt::Debug for BatchOutc
     }
 }
 
-type Call<Fut> = Join<Ready<u32>, Fut>;
+/// A call that did not finish on its first poll: its future stays in the heap slot it was
+/// first polled in, and the call slot number travels with it.
+struct Started<Fut> {
+    slot: u32,
+    fut: Pin<Box<Option<Fut>>>,
+}
+
+impl<Fut: Future> Future for Started<Fut> {
+    type Output = (u32, Fut::Output);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let slot = self.slot;
+        match self.fut.as_mut().as_pin_mut() {
+            Some(f) => f.poll(cx).map(|out| (slot, out)),
+            // Never polled again once ready: `FuturesUnordered` drops finished futures.
+            None => Poll::Pending,
+        }
+    }
+}
 
 /// The calls of a batch that were still running (or not yet started because of the
 /// concurrency limit) when the batch was decided, followed by the cleanup.
@@ -583,15 +597,22 @@ type Call<Fut> = Join<Ready<u32>, Fut>;
 /// As a future it drives those calls to completion, ignoring their results, then runs the
 /// cleanup. Dropped, it drops the calls (cancelling them) and then runs the cleanup. The
 /// cleanup runs exactly once either way.
+///
+/// Each call is first polled in one reusable heap slot; only a call that is still pending
+/// after that poll keeps the slot and moves into a `FuturesUnordered` to be woken on its
+/// own. Calls that answer at once (local or cached work) thus cost neither an allocation
+/// nor a task of their own.
 pub struct BatchRest<Fut: Future, C: FnOnce()> {
-    queue: std::vec::IntoIter<Call<Fut>>,
-    in_flight: FuturesUnordered<Call<Fut>>,
+    queue: std::iter::Enumerate<std::vec::IntoIter<Fut>>,
+    /// The slot the next call is first polled in (`None` inside between calls).
+    probe: Option<Pin<Box<Option<Fut>>>>,
+    in_flight: FuturesUnordered<Started<Fut>>,
     limit: usize,
     cleanup: Option<C>,
 }
 
-// No call future is ever pinned inside `queue`: they are moved into `in_flight`, which
-// pins them on the heap, before the first poll. So moving a `BatchRest` is fine.
+// No call future is ever pinned inside `queue`: each is moved into a heap slot before its
+// first poll and stays there. So moving a `BatchRest` is fine.
 impl<Fut: Future, C: FnOnce()> Unpin for BatchRest<Fut, C> {}
 
 impl<Fut: Future, C: FnOnce()> std::fmt::Debug for BatchRest<Fut, C> {
@@ -605,9 +626,10 @@ impl<Fut: Future, C: FnOnce()> std::fmt::Debug for BatchRest<Fut, C> {
 }
 
 impl<Fut: Future, C: FnOnce()> BatchRest<Fut, C> {
-    fn new(calls: Vec<Call<Fut>>, limit: usize, cleanup: C) -> Self {
+    fn new(calls: Vec<Fut>, limit: usize, cleanup: C) -> Self {
         BatchRest {
-            queue: calls.into_iter(),
+            queue: calls.into_iter().enumerate(),
+            probe: None,
             in_flight: FuturesUnordered::new(),
             limit: if limit == 0 { usize::MAX } else { limit },
             cleanup: Some(cleanup),
@@ -631,13 +653,31 @@ impl<Fut: Future, C: FnOnce()> BatchRest<Fut, C> {
     }
 
     /// Starts calls up to the limit and returns the next finished one; `None` when every
-    /// call finished.
+    /// call finished. A call is started by polling it once in the probe slot; if it is
+    /// pending, the slot goes with it into `in_flight` and a new probe is made.
     fn poll_next_result(&mut self, cx: &mut Context<'_>) -> Poll<Option<(u32, Fut::Output)>> {
         loop {
             while self.in_flight.len() < self.limit {
-                match self.queue.next() {
-                    Some(call) => self.in_flight.push(call),
-                    None => break,
+                let Some((slot, call)) = self.queue.next() else {
+                    break;
+                };
+                let slot = slot as u32;
+                let probe = self.probe.get_or_insert_with(|| Box::pin(None));
+                probe.set(Some(call));
+                let polled = probe
+                    .as_mut()
+                    .as_pin_mut()
+                    .map(|f| f.poll(cx))
+                    .expect("just filled");
+                match polled {
+                    Poll::Ready(out) => {
+                        probe.set(None);
+                        return Poll::Ready(Some((slot, out)));
+                    }
+                    Poll::Pending => {
+                        let fut = self.probe.take().expect("just filled");
+                        self.in_flight.push(Started { slot, fut });
+                    }
                 }
             }
             match self.in_flight.poll_next_unpin(cx) {
@@ -675,6 +715,7 @@ impl<Fut: Future, C: FnOnce()> Drop for BatchRest<Fut, C> {
     fn drop(&mut self) {
         // Calls first, so the cleanup never runs while a call future is alive.
         self.in_flight.clear();
+        self.probe = None;
         self.queue.by_ref().for_each(drop);
         self.run_cleanup();
     }
