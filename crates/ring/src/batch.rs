@@ -191,6 +191,8 @@ struct ItemTracker {
 #[derive(Debug, Default)]
 pub struct BatchBuffers {
     get: GetBuffer,
+    /// Per snapshot instance: usable straight from the precomputed walk picks.
+    plain: Vec<bool>,
     /// Call slot of each snapshot instance in this batch, or `NONE`.
     slot_of: Vec<u32>,
     /// Instance handed to each slot's callback.
@@ -243,6 +245,7 @@ impl BatchBuffers {
         }
         let BatchBuffers {
             get,
+            plain,
             slot_of,
             slot_instance,
             order,
@@ -265,19 +268,39 @@ impl BatchBuffers {
         set_len(trackers, keys.len(), ItemTracker::default());
         *pending = 0;
         locality_order(keys, order, counts);
+        ring.plain_healthy(op, now, plain);
+        slot_start.clear();
+        slot_start.push(0);
         // Address → slot, consulted once per instance met (not per replica).
         let mut by_addr: HashMap<&'a str, u32, BuildHasherDefault<Fnv1a>> = HashMap::default();
 
         for &item in order.iter() {
             let key = keys[item as usize];
-            let replicas = match ring.get(key, op, now, get) {
-                Ok(r) => r,
-                Err(_) => return Err(first_lookup_error(ring, op, now, keys, get)),
+            // Most keys: the walk's precomputed picks, all healthy and none extending the
+            // walk, are exactly what `get` would return. Others take the general lookup.
+            let fast = ring.primary_picks(key).and_then(|picks| {
+                // Unused slots (`NONE`) only trail when the ring is too small for a full set.
+                let len = match picks.last() {
+                    Some(&NONE) => picks.iter().position(|&p| p == NONE).unwrap_or(0),
+                    _ => picks.len(),
+                };
+                let picks = &picks[..len];
+                if picks.iter().any(|&p| !plain[p as usize]) {
+                    return None;
+                }
+                ring.healthy_set_max_errors(len).map(|e| (picks, e))
+            });
+            let (indices, max_errors) = match fast {
+                Some(hit) => hit,
+                None => match ring.get(key, op, now, get) {
+                    Ok(r) => (r.indices(), r.max_errors),
+                    Err(_) => return Err(first_lookup_error(ring, op, now, keys, get)),
+                },
             };
-            let len = replicas.len() as u32;
-            let max_failures = replicas.max_errors as u32;
+            let len = indices.len() as u32;
+            let max_failures = max_errors as u32;
             key_start[item as usize * 2] = key_slots.len() as u32;
-            for &idx in replicas.indices() {
+            for &idx in indices {
                 let mut slot = slot_of[idx as usize];
                 if slot == NONE {
                     let addr = ring.instance_at(idx).addr.as_str();
@@ -288,9 +311,12 @@ impl BatchBuffers {
                     slot = *by_addr.entry(addr).or_insert(next);
                     if slot == next {
                         slot_instance.push(idx);
+                        slot_start.push(0);
                     }
                     slot_of[idx as usize] = slot;
                 }
+                // Counted here for the counting sort below (`slot_start[s + 1]`).
+                slot_start[slot as usize + 1] += 1;
                 key_slots.push(slot);
             }
             key_start[item as usize * 2 + 1] = key_slots.len() as u32;
@@ -311,11 +337,6 @@ impl BatchBuffers {
 
         // Counting sort of (slot, item) pairs into per-slot runs, items ascending.
         let slots = slot_instance.len();
-        slot_start.clear();
-        slot_start.resize(slots + 1, 0);
-        for &s in key_slots.iter() {
-            slot_start[s as usize + 1] += 1;
-        }
         for s in 0..slots {
             slot_start[s + 1] += slot_start[s];
         }

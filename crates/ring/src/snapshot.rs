@@ -1134,6 +1134,45 @@ impl RingSnapshot {
         }
     }
 
+    /// The walk's precomputed picks for `key` at the configured replication factor: the
+    /// set [`Self::get`] returns when none of them extends the walk for the operation and
+    /// all are healthy (unused slots hold `u32::MAX`). `None` for a ring without tokens.
+    /// Batches use it to skip the general lookup for most keys.
+    #[inline]
+    pub(crate) fn primary_picks(&self, key: u32) -> Option<&[InstanceIdx]> {
+        if self.table.tokens.is_empty() {
+            return None;
+        }
+        let start = self.search_token(key);
+        let walks = self.table.walks.get_or_init(|| self.primary_walks());
+        Some(&walks.picks[start * walks.width..(start + 1) * walks.width])
+    }
+
+    /// Fills `out[i]` with whether instance `i` can be taken straight from
+    /// [`Self::primary_picks`] for `op` at `now`: its state does not extend the walk and
+    /// it is healthy, so the strategy's filter keeps it.
+    pub(crate) fn plain_healthy(&self, op: Operation, now: SystemTime, out: &mut Vec<bool>) {
+        let min_ts = min_healthy_timestamp(now, self.cfg.heartbeat_timeout);
+        out.clear();
+        out.extend(self.hot.iter().map(|h| {
+            !op.extends_on(h.state) && op.is_state_healthy(h.state) && h.timestamp >= min_ts
+        }));
+    }
+
+    /// `max_errors` of a lookup at the configured replication factor that found `len`
+    /// replicas, all healthy; `None` when such a set fails the strategy (the general
+    /// lookup then reports the error).
+    #[inline]
+    pub(crate) fn healthy_set_max_errors(&self, len: usize) -> Option<usize> {
+        match self.cfg.strategy {
+            ReplicationStrategy::Default => {
+                let min_success = self.cfg.replication_factor.max(len) / 2 + 1;
+                len.checked_sub(min_success)
+            }
+            ReplicationStrategy::IgnoreUnhealthy => len.checked_sub(1),
+        }
+    }
+
     /// The shuffle-shard cache state of this snapshot.
     pub(crate) fn shuffle_state(&self) -> &ShuffleState {
         &self.shuffle
