@@ -323,12 +323,93 @@ impl<'a> KeyReplicas<'a> {
     }
 }
 
+/// The instance descriptors of a snapshot, sorted by ID.
+///
+/// A shuffle-shard sub-ring does not copy its instances: it points into its parent's
+/// descriptors by index, so cutting a shard costs no per-instance allocation. Lookups only
+/// need single instances ([`RingSnapshot::instance_at`]); the contiguous slice
+/// [`RingSnapshot::instances`] promises is copied on first request.
+#[derive(Debug, Clone)]
+enum Instances {
+    /// A snapshot built from a descriptor.
+    Own(Arc<Vec<InstanceDesc>>),
+    /// A sub-ring: `all[picked[i]]` is instance `i`.
+    Picked {
+        all: Arc<Vec<InstanceDesc>>,
+        picked: Arc<[InstanceIdx]>,
+        copied: OnceLock<Vec<InstanceDesc>>,
+    },
+}
+
+impl Instances {
+    fn own(v: Vec<InstanceDesc>) -> Instances {
+        Instances::Own(Arc::new(v))
+    }
+
+    /// The instances at `picked` (indices into `self`), sharing the descriptors.
+    fn pick(&self, picked: &[InstanceIdx]) -> Instances {
+        match self {
+            Instances::Own(all) => Instances::Picked {
+                all: Arc::clone(all),
+                picked: picked.into(),
+                copied: OnceLock::new(),
+            },
+            Instances::Picked {
+                all, picked: mine, ..
+            } => Instances::Picked {
+                all: Arc::clone(all),
+                picked: picked.iter().map(|&i| mine[i as usize]).collect(),
+                copied: OnceLock::new(),
+            },
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        match self {
+            Instances::Own(v) => v.len(),
+            Instances::Picked { picked, .. } => picked.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn iter(&self) -> impl ExactSizeIterator<Item = &InstanceDesc> + '_ {
+        (0..self.len()).map(move |i| &self[i])
+    }
+
+    fn as_slice(&self) -> &[InstanceDesc] {
+        match self {
+            Instances::Own(v) => v,
+            Instances::Picked {
+                all,
+                picked,
+                copied,
+            } => copied.get_or_init(|| picked.iter().map(|&i| all[i as usize].clone()).collect()),
+        }
+    }
+}
+
+impl std::ops::Index<usize> for Instances {
+    type Output = InstanceDesc;
+
+    #[inline]
+    fn index(&self, i: usize) -> &InstanceDesc {
+        match self {
+            Instances::Own(v) => &v[i],
+            Instances::Picked { all, picked, .. } => &all[picked[i] as usize],
+        }
+    }
+}
+
 /// An immutable, read-optimised view of a ring descriptor.
 #[derive(Debug, Clone)]
 pub struct RingSnapshot {
     cfg: RingConfig,
     /// Instances sorted by ID; excluded zones removed.
-    instances: Vec<InstanceDesc>,
+    instances: Instances,
     hot: Vec<Hot>,
     /// Sorted zone names of all instances (the empty zone included if present).
     zones: Vec<String>,
@@ -350,7 +431,7 @@ impl RingSnapshot {
         let table = Arc::new(build_token_table(&instances, &hot));
         RingSnapshot {
             cfg,
-            instances,
+            instances: Instances::own(instances),
             hot,
             zones,
             zone_instances,
@@ -378,7 +459,7 @@ impl RingSnapshot {
         };
         RingSnapshot {
             cfg: self.cfg.clone(),
-            instances,
+            instances: Instances::own(instances),
             hot,
             zones,
             zone_instances,
@@ -473,7 +554,7 @@ impl RingSnapshot {
 
     /// All instances, sorted by ID; position = [`InstanceIdx`].
     pub fn instances(&self) -> &[InstanceDesc] {
-        &self.instances
+        self.instances.as_slice()
     }
 
     /// The instance at `idx`. Panics if `idx` did not come from this snapshot.
@@ -484,7 +565,7 @@ impl RingSnapshot {
 
     /// Index of the instance `id`.
     pub fn instance_index(&self, id: &str) -> Option<InstanceIdx> {
-        self.instances
+        self.instances()
             .binary_search_by(|d| d.id.as_str().cmp(id))
             .ok()
             .map(|i| i as InstanceIdx)
@@ -1067,11 +1148,28 @@ impl RingSnapshot {
     /// being derived again. When no token of this ring is claimed twice, neither is one of
     /// the sub-ring's, and its table is built without duplicate resolution.
     pub(crate) fn subring(&self, picked: &[InstanceIdx], shuffle: ShuffleState) -> RingSnapshot {
-        let instances: Vec<InstanceDesc> = picked
-            .iter()
-            .map(|&i| self.instances[i as usize].clone())
-            .collect();
-        // Zones of the picked instances, in this ring's (sorted) zone order.
+        let (zones, hot, zone_instances) = self.picked_hot(picked);
+        let instances = self.instances.pick(picked);
+        let table = if self.table.unique {
+            unique_token_table(picked.len(), |i| &instances[i].tokens)
+        } else {
+            let copied: Vec<InstanceDesc> = instances.iter().cloned().collect();
+            build_token_table(&copied, &hot)
+        };
+        RingSnapshot {
+            cfg: self.cfg.clone(),
+            instances,
+            hot,
+            zones,
+            zone_instances,
+            table: Arc::new(table),
+            shuffle,
+        }
+    }
+
+    /// Zone names, per-instance data and per-zone counts of the instances at `picked`
+    /// (sorted indices), remapped from this snapshot's: zones keep their sorted order.
+    fn picked_hot(&self, picked: &[InstanceIdx]) -> (Vec<String>, Vec<Hot>, Vec<u32>) {
         let mut zone_map = vec![u32::MAX; self.zones.len()];
         for &i in picked {
             zone_map[self.hot[i as usize].zone as usize] = 0;
@@ -1093,20 +1191,7 @@ impl RingSnapshot {
                 h
             })
             .collect();
-        let table = if self.table.unique {
-            unique_token_table(&instances)
-        } else {
-            build_token_table(&instances, &hot)
-        };
-        RingSnapshot {
-            cfg: self.cfg.clone(),
-            instances,
-            hot,
-            zones,
-            zone_instances,
-            table: Arc::new(table),
-            shuffle,
-        }
+        (zones, hot, zone_instances)
     }
 
     /// The same subring with each instance's descriptor replaced by `parent`'s current
@@ -1118,14 +1203,10 @@ impl RingSnapshot {
         parent: &RingSnapshot,
         parent_indices: &[InstanceIdx],
     ) -> RingSnapshot {
-        let instances: Vec<InstanceDesc> = parent_indices
-            .iter()
-            .map(|&i| parent.instances[i as usize].clone())
-            .collect();
-        let (zones, hot, zone_instances) = Self::index_instances(&instances);
+        let (zones, hot, zone_instances) = parent.picked_hot(parent_indices);
         RingSnapshot {
             cfg: self.cfg.clone(),
-            instances,
+            instances: parent.instances.pick(parent_indices),
             hot,
             zones,
             zone_instances,
@@ -1269,16 +1350,16 @@ fn build_token_table(instances: &[InstanceDesc], hot: &[Hot]) -> TokenTable {
 /// table is [`TokenTable::unique`]), built without pairs or duplicate checks: one counting
 /// pass, one scatter pass straight into the token and owner arrays, and one insertion pass
 /// that orders each bucket's few tokens. The bucket starts become the lookup index.
-fn unique_token_table(instances: &[InstanceDesc]) -> TokenTable {
-    let total: usize = instances.iter().map(|d| d.tokens.len()).sum();
+fn unique_token_table<'a>(n: usize, tokens_of: impl Fn(usize) -> &'a [u32]) -> TokenTable {
+    let total: usize = (0..n).map(|i| tokens_of(i).len()).sum();
     let bits = bucket_bits(total);
     let shift = 32 - bits;
     let buckets = 1usize << bits;
     // `bucket[b]` counts bucket `b`, then (prefix sums) marks its end; the scatter below
     // fills each bucket backwards, leaving `bucket[b]` at its start.
     let mut bucket = vec![0u32; buckets + 1];
-    for d in instances {
-        for &t in &d.tokens {
+    for i in 0..n {
+        for &t in tokens_of(i) {
             bucket[(t >> shift) as usize] += 1;
         }
     }
@@ -1291,8 +1372,8 @@ fn unique_token_table(instances: &[InstanceDesc]) -> TokenTable {
     let mut tokens = vec![0u32; total];
     let mut owners = vec![0 as InstanceIdx; total];
     // Backwards over instances and tokens, so each bucket ends up in (index, token) order.
-    for (i, d) in instances.iter().enumerate().rev() {
-        for &t in d.tokens.iter().rev() {
+    for i in (0..n).rev() {
+        for &t in tokens_of(i).iter().rev() {
             let c = &mut bucket[(t >> shift) as usize];
             *c -= 1;
             tokens[*c as usize] = t;
@@ -1553,7 +1634,7 @@ mod tests {
             let instances: Vec<InstanceDesc> = d.ingesters.into_values().collect();
             let (_, hot, _) = RingSnapshot::index_instances(&instances);
             let general = build_token_table(&instances, &hot);
-            let lean = unique_token_table(&instances);
+            let lean = unique_token_table(instances.len(), |i| &instances[i].tokens);
             assert!(general.unique);
             assert_eq!(lean.tokens, general.tokens);
             assert_eq!(lean.owners, general.owners);
