@@ -175,6 +175,8 @@ struct Hot {
     zone: u32,
     /// Zone awareness ignores instances with an empty zone.
     zone_is_empty: bool,
+    /// Shuffle sharding skips read-only instances.
+    read_only: bool,
 }
 
 /// Token tables: shared between snapshots whose topology is equal.
@@ -225,6 +227,9 @@ pub(crate) struct ZoneTables {
     pub(crate) zone_tokens: Vec<(Vec<u32>, Vec<InstanceIdx>)>,
     /// Keys owned per instance in its zone's ring (dskit's `CountTokens`).
     pub(crate) owned_in_zone: Vec<u64>,
+    /// Bucket index and shift of each zone's tokens (see [`TokenTable::bucket`]), so the
+    /// shard walk finds its start with one or two cache misses instead of a binary search.
+    zone_index: Vec<(Vec<u32>, u32)>,
 }
 
 /// Caller-owned scratch space for [`RingSnapshot::get`], reused across calls so lookups
@@ -524,6 +529,7 @@ impl RingSnapshot {
                     state: d.state,
                     zone,
                     zone_is_empty: d.zone.is_empty(),
+                    read_only: d.read_only,
                 }
             })
             .collect();
@@ -601,6 +607,12 @@ impl RingSnapshot {
     /// Index of `zone` in [`Self::zones`].
     pub fn zone_index(&self, zone: &str) -> Option<usize> {
         self.zones.binary_search_by(|z| z.as_str().cmp(zone)).ok()
+    }
+
+    /// Whether an instance is read-only.
+    #[inline]
+    pub(crate) fn is_read_only(&self, idx: InstanceIdx) -> bool {
+        self.hot[idx as usize].read_only
     }
 
     /// Zone index of an instance.
@@ -761,13 +773,16 @@ impl RingSnapshot {
     #[inline]
     pub fn search_token(&self, key: u32) -> usize {
         let t = &*self.table;
-        let b = (key >> t.shift) as usize;
-        let mut i = t.bucket[b] as usize;
-        let end = t.bucket[b + 1] as usize;
-        while i < end && t.tokens[i] <= key {
-            i += 1;
-        }
-        if i == t.tokens.len() { 0 } else { i }
+        search_indexed(&t.tokens, &t.bucket, t.shift, key)
+    }
+
+    /// [`Self::search_token`] in zone `z`'s tokens ([`Self::zone_tokens`]), which must not
+    /// be empty.
+    #[inline]
+    pub(crate) fn search_zone_token(&self, z: usize, key: u32) -> usize {
+        let zt = self.zone_tables();
+        let (bucket, shift) = &zt.zone_index[z];
+        search_indexed(&zt.zone_tokens[z].0, bucket, *shift, key)
     }
 
     /// The replicas of `key` for `op` (dskit's `Ring.Get`): RF distinct instances walking
@@ -1514,9 +1529,11 @@ fn zone_tables(
             prev = t;
         }
     }
+    let zone_index = zone_tokens.iter().map(|(zt, _)| bucket_index(zt)).collect();
     ZoneTables {
         zone_tokens,
         owned_in_zone,
+        zone_index,
     }
 }
 
@@ -1534,6 +1551,19 @@ fn bucket_index(tokens: &[u32]) -> (Vec<u32>, u32) {
         bucket[b] += bucket[b - 1];
     }
     (bucket, shift)
+}
+
+/// Index of the first of sorted `tokens` greater than `key`, wrapping to 0, through their
+/// bucket index: one table read and a scan of about one token.
+#[inline]
+fn search_indexed(tokens: &[u32], bucket: &[u32], shift: u32, key: u32) -> usize {
+    let b = (key >> shift) as usize;
+    let mut i = bucket[b] as usize;
+    let end = bucket[b + 1] as usize;
+    while i < end && tokens[i] <= key {
+        i += 1;
+    }
+    if i == tokens.len() { 0 } else { i }
 }
 
 /// Bucket index size: about one bucket per token, between 2^4 and 2^20 buckets.
