@@ -274,21 +274,27 @@ impl BatchBuffers {
         // Address → slot, consulted once per instance met (not per replica).
         let mut by_addr: HashMap<&'a str, u32, BuildHasherDefault<Fnv1a>> = HashMap::default();
 
+        let walk = ring.primary_picks();
+        // The quorum of a full set of healthy picks, the same for every key that has one.
+        let full_max_errors = walk.and_then(|w| ring.healthy_set_max_errors(w.width()));
         for &item in order.iter() {
             let key = keys[item as usize];
             // Most keys: the walk's precomputed picks, all healthy and none extending the
             // walk, are exactly what `get` would return. Others take the general lookup.
-            let fast = ring.primary_picks(key).and_then(|picks| {
+            let fast = walk.and_then(|w| {
+                let picks = w.get(key);
                 // Unused slots (`NONE`) only trail when the ring is too small for a full set.
-                let len = match picks.last() {
-                    Some(&NONE) => picks.iter().position(|&p| p == NONE).unwrap_or(0),
-                    _ => picks.len(),
+                let (picks, max_errors) = match picks.last() {
+                    Some(&NONE) => {
+                        let len = picks.iter().position(|&p| p == NONE).unwrap_or(0);
+                        (&picks[..len], ring.healthy_set_max_errors(len))
+                    }
+                    _ => (picks, full_max_errors),
                 };
-                let picks = &picks[..len];
                 if picks.iter().any(|&p| !plain[p as usize]) {
                     return None;
                 }
-                ring.healthy_set_max_errors(len).map(|e| (picks, e))
+                max_errors.map(|e| (picks, e))
             });
             let (indices, max_errors) = match fast {
                 Some(hit) => hit,

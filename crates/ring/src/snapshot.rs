@@ -220,6 +220,31 @@ struct PrimaryWalks {
     width: usize,
 }
 
+/// A snapshot's precomputed walk picks, borrowed once per batch.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PrimaryPicks<'a> {
+    tokens: &'a [u32],
+    bucket: &'a [u32],
+    shift: u32,
+    picks: &'a [InstanceIdx],
+    width: usize,
+}
+
+impl<'a> PrimaryPicks<'a> {
+    /// Slots per key (unused ones hold `u32::MAX`).
+    pub(crate) fn width(&self) -> usize {
+        self.width
+    }
+
+    /// The picks for `key`: the set [`RingSnapshot::get`] returns when none of them
+    /// extends the walk for the operation and all are healthy.
+    #[inline]
+    pub(crate) fn get(&self, key: u32) -> &'a [InstanceIdx] {
+        let start = search_indexed(self.tokens, self.bucket, self.shift, key);
+        &self.picks[start * self.width..(start + 1) * self.width]
+    }
+}
+
 /// Tables per zone, derived from the token table.
 #[derive(Debug)]
 pub(crate) struct ZoneTables {
@@ -1230,18 +1255,21 @@ impl RingSnapshot {
         }
     }
 
-    /// The walk's precomputed picks for `key` at the configured replication factor: the
-    /// set [`Self::get`] returns when none of them extends the walk for the operation and
-    /// all are healthy (unused slots hold `u32::MAX`). `None` for a ring without tokens.
-    /// Batches use it to skip the general lookup for most keys.
-    #[inline]
-    pub(crate) fn primary_picks(&self, key: u32) -> Option<&[InstanceIdx]> {
+    /// The walk's precomputed picks at the configured replication factor, for batches to
+    /// skip the general lookup for most keys (see [`PrimaryPicks`]). `None` for a ring
+    /// without tokens.
+    pub(crate) fn primary_picks(&self) -> Option<PrimaryPicks<'_>> {
         if self.table.tokens.is_empty() {
             return None;
         }
-        let start = self.search_token(key);
         let walks = self.table.walks.get_or_init(|| self.primary_walks());
-        Some(&walks.picks[start * walks.width..(start + 1) * walks.width])
+        Some(PrimaryPicks {
+            tokens: &self.table.tokens,
+            bucket: &self.table.bucket,
+            shift: self.table.shift,
+            picks: &walks.picks,
+            width: walks.width,
+        })
     }
 
     /// Fills `out[i]` with whether instance `i` can be taken straight from
