@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, criterion_group};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use ringkit_ring::gorand::{GoRand, ShardRng};
@@ -91,4 +91,39 @@ fn bench_parts(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench_shuffle_shard, bench_parts);
-criterion_main!(benches);
+
+/// `SHUFFLE_FIXED=<instances>x<zones>x<size>:<iterations>` runs that many uncached
+/// `shuffle_shard` calls and exits, for `valgrind --tool=callgrind` or `perf stat`: on a
+/// shared 2-core machine instruction counts are steadier than wall-clock figures.
+fn fixed(spec: &str) {
+    let parse = |s: Option<&str>| s.and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+    let mut parts = spec.split(':');
+    let mut shape = parts.next().unwrap_or("").split('x');
+    let (instances, zones, size) = (
+        parse(shape.next()),
+        parse(shape.next()),
+        parse(shape.next()),
+    );
+    let iterations = parse(parts.next());
+    let r = ring(instances, zones.max(1), false);
+    // The first call builds the parent's per-zone tables, once per topology.
+    black_box(r.shuffle_shard(black_box("tenant-1"), size));
+    fixed_loop(&r, size, iterations);
+}
+
+/// The measured loop, apart for `valgrind --toggle-collect=*fixed_loop*`.
+#[inline(never)]
+fn fixed_loop(r: &Arc<RingSnapshot>, size: usize, iterations: usize) {
+    for _ in 0..iterations {
+        black_box(r.shuffle_shard(black_box("tenant-1"), size));
+    }
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("SHUFFLE_FIXED") {
+        fixed(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -67,7 +67,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
-use futures::future::{Join, Ready, join, ready};
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::model::InstanceDesc;
@@ -192,6 +191,8 @@ struct ItemTracker {
 #[derive(Debug, Default)]
 pub struct BatchBuffers {
     get: GetBuffer,
+    /// Per snapshot instance: usable straight from the precomputed walk picks.
+    plain: Vec<bool>,
     /// Call slot of each snapshot instance in this batch, or `NONE`.
     slot_of: Vec<u32>,
     /// Instance handed to each slot's callback.
@@ -244,6 +245,7 @@ impl BatchBuffers {
         }
         let BatchBuffers {
             get,
+            plain,
             slot_of,
             slot_instance,
             order,
@@ -266,19 +268,45 @@ impl BatchBuffers {
         set_len(trackers, keys.len(), ItemTracker::default());
         *pending = 0;
         locality_order(keys, order, counts);
+        ring.plain_healthy(op, now, plain);
+        slot_start.clear();
+        slot_start.push(0);
         // Address → slot, consulted once per instance met (not per replica).
         let mut by_addr: HashMap<&'a str, u32, BuildHasherDefault<Fnv1a>> = HashMap::default();
 
+        let walk = ring.primary_picks();
+        // The quorum of a full set of healthy picks, the same for every key that has one.
+        let full_max_errors = walk.and_then(|w| ring.healthy_set_max_errors(w.width()));
         for &item in order.iter() {
             let key = keys[item as usize];
-            let replicas = match ring.get(key, op, now, get) {
-                Ok(r) => r,
-                Err(_) => return Err(first_lookup_error(ring, op, now, keys, get)),
+            // Most keys: the walk's precomputed picks, all healthy and none extending the
+            // walk, are exactly what `get` would return. Others take the general lookup.
+            let fast = walk.and_then(|w| {
+                let picks = w.get(key);
+                // Unused slots (`NONE`) only trail when the ring is too small for a full set.
+                let (picks, max_errors) = match picks.last() {
+                    Some(&NONE) => {
+                        let len = picks.iter().position(|&p| p == NONE).unwrap_or(0);
+                        (&picks[..len], ring.healthy_set_max_errors(len))
+                    }
+                    _ => (picks, full_max_errors),
+                };
+                if picks.iter().any(|&p| !plain[p as usize]) {
+                    return None;
+                }
+                max_errors.map(|e| (picks, e))
+            });
+            let (indices, max_errors) = match fast {
+                Some(hit) => hit,
+                None => match ring.get(key, op, now, get) {
+                    Ok(r) => (r.indices(), r.max_errors),
+                    Err(_) => return Err(first_lookup_error(ring, op, now, keys, get)),
+                },
             };
-            let len = replicas.len() as u32;
-            let max_failures = replicas.max_errors as u32;
+            let len = indices.len() as u32;
+            let max_failures = max_errors as u32;
             key_start[item as usize * 2] = key_slots.len() as u32;
-            for &idx in replicas.indices() {
+            for &idx in indices {
                 let mut slot = slot_of[idx as usize];
                 if slot == NONE {
                     let addr = ring.instance_at(idx).addr.as_str();
@@ -289,9 +317,12 @@ impl BatchBuffers {
                     slot = *by_addr.entry(addr).or_insert(next);
                     if slot == next {
                         slot_instance.push(idx);
+                        slot_start.push(0);
                     }
                     slot_of[idx as usize] = slot;
                 }
+                // Counted here for the counting sort below (`slot_start[s + 1]`).
+                slot_start[slot as usize + 1] += 1;
                 key_slots.push(slot);
             }
             key_start[item as usize * 2 + 1] = key_slots.len() as u32;
@@ -312,11 +343,6 @@ impl BatchBuffers {
 
         // Counting sort of (slot, item) pairs into per-slot runs, items ascending.
         let slots = slot_instance.len();
-        slot_start.clear();
-        slot_start.resize(slots + 1, 0);
-        for &s in key_slots.iter() {
-            slot_start[s as usize + 1] += 1;
-        }
         for s in 0..slots {
             slot_start[s + 1] += slot_start[s];
         }
@@ -451,10 +477,7 @@ impl<'a> BatchPlan<'a> {
         for (slot, &idx) in bufs.slot_instance.iter().enumerate() {
             let items =
                 &bufs.items[bufs.slot_start[slot] as usize..bufs.slot_start[slot + 1] as usize];
-            calls.push(join(
-                ready(slot as u32),
-                callback(ring.instance_at(idx), items),
-            ));
+            calls.push(callback(ring.instance_at(idx), items));
         }
         let mut rest = BatchRest::new(calls, opts.max_concurrency, opts.cleanup);
         let is_client_error = opts.is_client_error;
@@ -575,7 +598,25 @@ impl<Fut: Future, C: FnOnce(), E: std::fmt::Debug> std::fmt::Debug for BatchOutc
     }
 }
 
-type Call<Fut> = Join<Ready<u32>, Fut>;
+/// A call that did not finish on its first poll: its future stays in the heap slot it was
+/// first polled in, and the call slot number travels with it.
+struct Started<Fut> {
+    slot: u32,
+    fut: Pin<Box<Option<Fut>>>,
+}
+
+impl<Fut: Future> Future for Started<Fut> {
+    type Output = (u32, Fut::Output);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let slot = self.slot;
+        match self.fut.as_mut().as_pin_mut() {
+            Some(f) => f.poll(cx).map(|out| (slot, out)),
+            // Never polled again once ready: `FuturesUnordered` drops finished futures.
+            None => Poll::Pending,
+        }
+    }
+}
 
 /// The calls of a batch that were still running (or not yet started because of the
 /// concurrency limit) when the batch was decided, followed by the cleanup.
@@ -583,15 +624,22 @@ type Call<Fut> = Join<Ready<u32>, Fut>;
 /// As a future it drives those calls to completion, ignoring their results, then runs the
 /// cleanup. Dropped, it drops the calls (cancelling them) and then runs the cleanup. The
 /// cleanup runs exactly once either way.
+///
+/// Each call is first polled in one reusable heap slot; only a call that is still pending
+/// after that poll keeps the slot and moves into a `FuturesUnordered` to be woken on its
+/// own. Calls that answer at once (local or cached work) thus cost neither an allocation
+/// nor a task of their own.
 pub struct BatchRest<Fut: Future, C: FnOnce()> {
-    queue: std::vec::IntoIter<Call<Fut>>,
-    in_flight: FuturesUnordered<Call<Fut>>,
+    queue: std::iter::Enumerate<std::vec::IntoIter<Fut>>,
+    /// The slot the next call is first polled in (`None` inside between calls).
+    probe: Option<Pin<Box<Option<Fut>>>>,
+    in_flight: FuturesUnordered<Started<Fut>>,
     limit: usize,
     cleanup: Option<C>,
 }
 
-// No call future is ever pinned inside `queue`: they are moved into `in_flight`, which
-// pins them on the heap, before the first poll. So moving a `BatchRest` is fine.
+// No call future is ever pinned inside `queue`: each is moved into a heap slot before its
+// first poll and stays there. So moving a `BatchRest` is fine.
 impl<Fut: Future, C: FnOnce()> Unpin for BatchRest<Fut, C> {}
 
 impl<Fut: Future, C: FnOnce()> std::fmt::Debug for BatchRest<Fut, C> {
@@ -605,9 +653,10 @@ impl<Fut: Future, C: FnOnce()> std::fmt::Debug for BatchRest<Fut, C> {
 }
 
 impl<Fut: Future, C: FnOnce()> BatchRest<Fut, C> {
-    fn new(calls: Vec<Call<Fut>>, limit: usize, cleanup: C) -> Self {
+    fn new(calls: Vec<Fut>, limit: usize, cleanup: C) -> Self {
         BatchRest {
-            queue: calls.into_iter(),
+            queue: calls.into_iter().enumerate(),
+            probe: None,
             in_flight: FuturesUnordered::new(),
             limit: if limit == 0 { usize::MAX } else { limit },
             cleanup: Some(cleanup),
@@ -631,13 +680,31 @@ impl<Fut: Future, C: FnOnce()> BatchRest<Fut, C> {
     }
 
     /// Starts calls up to the limit and returns the next finished one; `None` when every
-    /// call finished.
+    /// call finished. A call is started by polling it once in the probe slot; if it is
+    /// pending, the slot goes with it into `in_flight` and a new probe is made.
     fn poll_next_result(&mut self, cx: &mut Context<'_>) -> Poll<Option<(u32, Fut::Output)>> {
         loop {
             while self.in_flight.len() < self.limit {
-                match self.queue.next() {
-                    Some(call) => self.in_flight.push(call),
-                    None => break,
+                let Some((slot, call)) = self.queue.next() else {
+                    break;
+                };
+                let slot = slot as u32;
+                let probe = self.probe.get_or_insert_with(|| Box::pin(None));
+                probe.set(Some(call));
+                let polled = probe
+                    .as_mut()
+                    .as_pin_mut()
+                    .map(|f| f.poll(cx))
+                    .expect("just filled");
+                match polled {
+                    Poll::Ready(out) => {
+                        probe.set(None);
+                        return Poll::Ready(Some((slot, out)));
+                    }
+                    Poll::Pending => {
+                        let fut = self.probe.take().expect("just filled");
+                        self.in_flight.push(Started { slot, fut });
+                    }
                 }
             }
             match self.in_flight.poll_next_unpin(cx) {
@@ -675,6 +742,7 @@ impl<Fut: Future, C: FnOnce()> Drop for BatchRest<Fut, C> {
     fn drop(&mut self) {
         // Calls first, so the cleanup never runs while a call future is alive.
         self.in_flight.clear();
+        self.probe = None;
         self.queue.by_ref().for_each(drop);
         self.run_cleanup();
     }

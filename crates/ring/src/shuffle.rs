@@ -454,7 +454,6 @@ impl RingSnapshot {
         let n = self.instances_count();
         let mut chosen = vec![0u64; n.div_ceil(64)];
         let mut picked: Vec<InstanceIdx> = Vec::with_capacity(size.min(n));
-        let instances = self.instances();
         let zone_aware = self.config().zone_awareness_enabled;
         let zones = if zone_aware { self.zones_count() } else { 1 };
         let per_zone = if zone_aware {
@@ -466,9 +465,9 @@ impl RingSnapshot {
             let (tokens, owners, zone_name) = if zone_aware {
                 if per_zone >= i64::from(self.zone_instance_counts()[z]) {
                     // The whole zone: no need to walk its tokens.
-                    for (i, d) in instances.iter().enumerate() {
+                    for i in 0..n {
                         if self.zone_of(i as InstanceIdx) == z
-                            && include_read_only(d, lookback_until)
+                            && include_read_only(self.instance_at(i as InstanceIdx), lookback_until)
                         {
                             picked.push(i as InstanceIdx);
                             chosen[i >> 6] |= 1 << (i & 63);
@@ -487,7 +486,15 @@ impl RingSnapshot {
             while remaining > 0 {
                 remaining -= 1;
                 let key = rng.uint32();
-                let mut p = tokens.partition_point(|&t| t <= key);
+                if len == 0 {
+                    // A zone (or ring) without tokens has nothing to walk.
+                    break;
+                }
+                let mut p = if zone_aware {
+                    self.search_zone_token(z, key)
+                } else {
+                    self.search_token(key)
+                };
                 let mut found = false;
                 for _ in 0..len {
                     if p >= len {
@@ -499,20 +506,29 @@ impl RingSnapshot {
                     if chosen[w] & bit != 0 {
                         continue;
                     }
-                    let d = &instances[idx as usize];
-                    if !include_read_only(d, lookback_until) {
-                        continue;
-                    }
-                    chosen[w] |= bit;
-                    picked.push(idx);
-                    if let Some(until) = lookback_until
-                        && (d.registered_timestamp >= until
+                    if let Some(until) = lookback_until {
+                        let d = self.instance_at(idx);
+                        if !include_read_only(d, lookback_until) {
+                            continue;
+                        }
+                        chosen[w] |= bit;
+                        picked.push(idx);
+                        if d.registered_timestamp >= until
                             || d.read_only
-                            || d.read_only_updated_timestamp >= until)
-                    {
-                        // Registered or flipped read-only within the window: it may hold
-                        // the tenant's data, and so may the next one.
-                        continue;
+                            || d.read_only_updated_timestamp >= until
+                        {
+                            // Registered or flipped read-only within the window: it may
+                            // hold the tenant's data, and so may the next one.
+                            continue;
+                        }
+                    } else {
+                        // Without lookback only the read-only flag matters: read from the
+                        // packed per-instance data, not the descriptor.
+                        if self.is_read_only(idx) {
+                            continue;
+                        }
+                        chosen[w] |= bit;
+                        picked.push(idx);
                     }
                     found = true;
                     break;
@@ -527,15 +543,9 @@ impl RingSnapshot {
         picked
     }
 
-    /// A subring of the instances at `picked` (sorted parent indices). The instances are
-    /// already prepared by the parent, so the subring's token table is built directly, by
-    /// the same code (and the same duplicate-token rule) as any snapshot's.
+    /// A subring of the instances at `picked` (sorted parent indices), cut from this
+    /// snapshot by [`RingSnapshot::subring`] with a cache of its own.
     fn build_subring(&self, picked: &[InstanceIdx]) -> RingSnapshot {
-        let state = ShuffleState::fresh(self.subring_cache_enabled());
-        let instances: Vec<InstanceDesc> = picked
-            .iter()
-            .map(|&i| self.instance_at(i).clone())
-            .collect();
-        RingSnapshot::from_prepared_instances(self.config().clone(), instances, state)
+        self.subring(picked, ShuffleState::fresh(self.subring_cache_enabled()))
     }
 }

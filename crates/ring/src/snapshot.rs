@@ -175,6 +175,8 @@ struct Hot {
     zone: u32,
     /// Zone awareness ignores instances with an empty zone.
     zone_is_empty: bool,
+    /// Shuffle sharding skips read-only instances.
+    read_only: bool,
 }
 
 /// Token tables: shared between snapshots whose topology is equal.
@@ -194,8 +196,13 @@ struct TokenTable {
     /// The walk's answer for every start token when no instance met extends the set,
     /// built on the first lookup (see [`PrimaryWalks`]).
     walks: OnceLock<PrimaryWalks>,
-    /// Keys owned per instance in the whole ring (first replica of each key).
-    owned_global: Vec<u64>,
+    /// Keys owned per instance in the whole ring (first replica of each key), built on
+    /// first use: only status pages and ownership queries read it.
+    owned_global: OnceLock<Vec<u64>>,
+    /// Whether no token is claimed by two instances. Then every subset of the instances
+    /// has exactly its own tokens in its table, which lets shuffle-shard sub-rings skip
+    /// duplicate resolution (see [`RingSnapshot::subring`]).
+    unique: bool,
 }
 
 /// For each start token, the instances the ring walk picks when none of them extends the
@@ -213,6 +220,31 @@ struct PrimaryWalks {
     width: usize,
 }
 
+/// A snapshot's precomputed walk picks, borrowed once per batch.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PrimaryPicks<'a> {
+    tokens: &'a [u32],
+    bucket: &'a [u32],
+    shift: u32,
+    picks: &'a [InstanceIdx],
+    width: usize,
+}
+
+impl<'a> PrimaryPicks<'a> {
+    /// Slots per key (unused ones hold `u32::MAX`).
+    pub(crate) fn width(&self) -> usize {
+        self.width
+    }
+
+    /// The picks for `key`: the set [`RingSnapshot::get`] returns when none of them
+    /// extends the walk for the operation and all are healthy.
+    #[inline]
+    pub(crate) fn get(&self, key: u32) -> &'a [InstanceIdx] {
+        let start = search_indexed(self.tokens, self.bucket, self.shift, key);
+        &self.picks[start * self.width..(start + 1) * self.width]
+    }
+}
+
 /// Tables per zone, derived from the token table.
 #[derive(Debug)]
 pub(crate) struct ZoneTables {
@@ -220,6 +252,9 @@ pub(crate) struct ZoneTables {
     pub(crate) zone_tokens: Vec<(Vec<u32>, Vec<InstanceIdx>)>,
     /// Keys owned per instance in its zone's ring (dskit's `CountTokens`).
     pub(crate) owned_in_zone: Vec<u64>,
+    /// Bucket index and shift of each zone's tokens (see [`TokenTable::bucket`]), so the
+    /// shard walk finds its start with one or two cache misses instead of a binary search.
+    zone_index: Vec<(Vec<u32>, u32)>,
 }
 
 /// Caller-owned scratch space for [`RingSnapshot::get`], reused across calls so lookups
@@ -318,12 +353,93 @@ impl<'a> KeyReplicas<'a> {
     }
 }
 
+/// The instance descriptors of a snapshot, sorted by ID.
+///
+/// A shuffle-shard sub-ring does not copy its instances: it points into its parent's
+/// descriptors by index, so cutting a shard costs no per-instance allocation. Lookups only
+/// need single instances ([`RingSnapshot::instance_at`]); the contiguous slice
+/// [`RingSnapshot::instances`] promises is copied on first request.
+#[derive(Debug, Clone)]
+enum Instances {
+    /// A snapshot built from a descriptor.
+    Own(Arc<Vec<InstanceDesc>>),
+    /// A sub-ring: `all[picked[i]]` is instance `i`.
+    Picked {
+        all: Arc<Vec<InstanceDesc>>,
+        picked: Arc<[InstanceIdx]>,
+        copied: OnceLock<Vec<InstanceDesc>>,
+    },
+}
+
+impl Instances {
+    fn own(v: Vec<InstanceDesc>) -> Instances {
+        Instances::Own(Arc::new(v))
+    }
+
+    /// The instances at `picked` (indices into `self`), sharing the descriptors.
+    fn pick(&self, picked: &[InstanceIdx]) -> Instances {
+        match self {
+            Instances::Own(all) => Instances::Picked {
+                all: Arc::clone(all),
+                picked: picked.into(),
+                copied: OnceLock::new(),
+            },
+            Instances::Picked {
+                all, picked: mine, ..
+            } => Instances::Picked {
+                all: Arc::clone(all),
+                picked: picked.iter().map(|&i| mine[i as usize]).collect(),
+                copied: OnceLock::new(),
+            },
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        match self {
+            Instances::Own(v) => v.len(),
+            Instances::Picked { picked, .. } => picked.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn iter(&self) -> impl ExactSizeIterator<Item = &InstanceDesc> + '_ {
+        (0..self.len()).map(move |i| &self[i])
+    }
+
+    fn as_slice(&self) -> &[InstanceDesc] {
+        match self {
+            Instances::Own(v) => v,
+            Instances::Picked {
+                all,
+                picked,
+                copied,
+            } => copied.get_or_init(|| picked.iter().map(|&i| all[i as usize].clone()).collect()),
+        }
+    }
+}
+
+impl std::ops::Index<usize> for Instances {
+    type Output = InstanceDesc;
+
+    #[inline]
+    fn index(&self, i: usize) -> &InstanceDesc {
+        match self {
+            Instances::Own(v) => &v[i],
+            Instances::Picked { all, picked, .. } => &all[picked[i] as usize],
+        }
+    }
+}
+
 /// An immutable, read-optimised view of a ring descriptor.
 #[derive(Debug, Clone)]
 pub struct RingSnapshot {
     cfg: RingConfig,
     /// Instances sorted by ID; excluded zones removed.
-    instances: Vec<InstanceDesc>,
+    instances: Instances,
     hot: Vec<Hot>,
     /// Sorted zone names of all instances (the empty zone included if present).
     zones: Vec<String>,
@@ -345,7 +461,7 @@ impl RingSnapshot {
         let table = Arc::new(build_token_table(&instances, &hot));
         RingSnapshot {
             cfg,
-            instances,
+            instances: Instances::own(instances),
             hot,
             zones,
             zone_instances,
@@ -373,7 +489,7 @@ impl RingSnapshot {
         };
         RingSnapshot {
             cfg: self.cfg.clone(),
-            instances,
+            instances: Instances::own(instances),
             hot,
             zones,
             zone_instances,
@@ -438,6 +554,7 @@ impl RingSnapshot {
                     state: d.state,
                     zone,
                     zone_is_empty: d.zone.is_empty(),
+                    read_only: d.read_only,
                 }
             })
             .collect();
@@ -468,7 +585,7 @@ impl RingSnapshot {
 
     /// All instances, sorted by ID; position = [`InstanceIdx`].
     pub fn instances(&self) -> &[InstanceDesc] {
-        &self.instances
+        self.instances.as_slice()
     }
 
     /// The instance at `idx`. Panics if `idx` did not come from this snapshot.
@@ -479,7 +596,7 @@ impl RingSnapshot {
 
     /// Index of the instance `id`.
     pub fn instance_index(&self, id: &str) -> Option<InstanceIdx> {
-        self.instances
+        self.instances()
             .binary_search_by(|d| d.id.as_str().cmp(id))
             .ok()
             .map(|i| i as InstanceIdx)
@@ -515,6 +632,12 @@ impl RingSnapshot {
     /// Index of `zone` in [`Self::zones`].
     pub fn zone_index(&self, zone: &str) -> Option<usize> {
         self.zones.binary_search_by(|z| z.as_str().cmp(zone)).ok()
+    }
+
+    /// Whether an instance is read-only.
+    #[inline]
+    pub(crate) fn is_read_only(&self, idx: InstanceIdx) -> bool {
+        self.hot[idx as usize].read_only
     }
 
     /// Zone index of an instance.
@@ -630,9 +753,15 @@ impl RingSnapshot {
         self.zone_tables().owned_in_zone[idx as usize]
     }
 
+    fn owned_global(&self) -> &[u64] {
+        self.table.owned_global.get_or_init(|| {
+            owned_global(&self.table.tokens, &self.table.owners, self.instances.len())
+        })
+    }
+
     /// Keys (out of 2^32) for which the instance is the first owner in the whole ring.
     pub fn owned_keys(&self, idx: InstanceIdx) -> u64 {
-        self.table.owned_global[idx as usize]
+        self.owned_global()[idx as usize]
     }
 
     /// Fraction of the keyspace owned by the instance in its zone's ring (0.0-1.0).
@@ -651,7 +780,7 @@ impl RingSnapshot {
             .iter()
             .enumerate()
             .filter(|(_, h)| h.zone as usize == z)
-            .map(|(i, _)| self.table.owned_global[i] as f64)
+            .map(|(i, _)| self.owned_global()[i] as f64)
             .sum::<f64>()
             / KEYSPACE
     }
@@ -669,13 +798,16 @@ impl RingSnapshot {
     #[inline]
     pub fn search_token(&self, key: u32) -> usize {
         let t = &*self.table;
-        let b = (key >> t.shift) as usize;
-        let mut i = t.bucket[b] as usize;
-        let end = t.bucket[b + 1] as usize;
-        while i < end && t.tokens[i] <= key {
-            i += 1;
-        }
-        if i == t.tokens.len() { 0 } else { i }
+        search_indexed(&t.tokens, &t.bucket, t.shift, key)
+    }
+
+    /// [`Self::search_token`] in zone `z`'s tokens ([`Self::zone_tokens`]), which must not
+    /// be empty.
+    #[inline]
+    pub(crate) fn search_zone_token(&self, z: usize, key: u32) -> usize {
+        let zt = self.zone_tables();
+        let (bucket, shift) = &zt.zone_index[z];
+        search_indexed(&zt.zone_tokens[z].0, bucket, *shift, key)
     }
 
     /// The replicas of `key` for `op` (dskit's `Ring.Get`): RF distinct instances walking
@@ -1050,25 +1182,56 @@ impl RingSnapshot {
 
 /// Crate-internal constructors and accessors used by shuffle sharding.
 impl RingSnapshot {
-    /// A snapshot of instances already prepared as [`Self::new`] prepares them (sorted by
-    /// ID, tokens sorted; shuffle shards take them from their parent), skipping the map
-    /// round trip of a `Desc`.
-    pub(crate) fn from_prepared_instances(
-        cfg: RingConfig,
-        instances: Vec<InstanceDesc>,
-        shuffle: ShuffleState,
-    ) -> RingSnapshot {
-        let (zones, hot, zone_instances) = Self::index_instances(&instances);
-        let table = Arc::new(build_token_table(&instances, &hot));
+    /// The sub-ring of this snapshot's instances at `picked` (sorted, unique indices), as
+    /// shuffle sharding cuts it. The instances are already prepared (sorted by ID, tokens
+    /// sorted), and zones and per-instance data are remapped from this snapshot instead of
+    /// being derived again. When no token of this ring is claimed twice, neither is one of
+    /// the sub-ring's, and its table is built without duplicate resolution.
+    pub(crate) fn subring(&self, picked: &[InstanceIdx], shuffle: ShuffleState) -> RingSnapshot {
+        let (zones, hot, zone_instances) = self.picked_hot(picked);
+        let instances = self.instances.pick(picked);
+        let table = if self.table.unique {
+            unique_token_table(picked.len(), |i| &instances[i].tokens)
+        } else {
+            let copied: Vec<InstanceDesc> = instances.iter().cloned().collect();
+            build_token_table(&copied, &hot)
+        };
         RingSnapshot {
-            cfg,
+            cfg: self.cfg.clone(),
             instances,
             hot,
             zones,
             zone_instances,
-            table,
+            table: Arc::new(table),
             shuffle,
         }
+    }
+
+    /// Zone names, per-instance data and per-zone counts of the instances at `picked`
+    /// (sorted indices), remapped from this snapshot's: zones keep their sorted order.
+    fn picked_hot(&self, picked: &[InstanceIdx]) -> (Vec<String>, Vec<Hot>, Vec<u32>) {
+        let mut zone_map = vec![u32::MAX; self.zones.len()];
+        for &i in picked {
+            zone_map[self.hot[i as usize].zone as usize] = 0;
+        }
+        let mut zones = Vec::new();
+        for (z, m) in zone_map.iter_mut().enumerate() {
+            if *m == 0 {
+                *m = zones.len() as u32;
+                zones.push(self.zones[z].clone());
+            }
+        }
+        let mut zone_instances = vec![0u32; zones.len()];
+        let hot: Vec<Hot> = picked
+            .iter()
+            .map(|&i| {
+                let mut h = self.hot[i as usize];
+                h.zone = zone_map[h.zone as usize];
+                zone_instances[h.zone as usize] += 1;
+                h
+            })
+            .collect();
+        (zones, hot, zone_instances)
     }
 
     /// The same subring with each instance's descriptor replaced by `parent`'s current
@@ -1080,19 +1243,57 @@ impl RingSnapshot {
         parent: &RingSnapshot,
         parent_indices: &[InstanceIdx],
     ) -> RingSnapshot {
-        let instances: Vec<InstanceDesc> = parent_indices
-            .iter()
-            .map(|&i| parent.instances[i as usize].clone())
-            .collect();
-        let (zones, hot, zone_instances) = Self::index_instances(&instances);
+        let (zones, hot, zone_instances) = parent.picked_hot(parent_indices);
         RingSnapshot {
             cfg: self.cfg.clone(),
-            instances,
+            instances: parent.instances.pick(parent_indices),
             hot,
             zones,
             zone_instances,
             table: Arc::clone(&self.table),
             shuffle: self.shuffle.successor(false),
+        }
+    }
+
+    /// The walk's precomputed picks at the configured replication factor, for batches to
+    /// skip the general lookup for most keys (see [`PrimaryPicks`]). `None` for a ring
+    /// without tokens.
+    pub(crate) fn primary_picks(&self) -> Option<PrimaryPicks<'_>> {
+        if self.table.tokens.is_empty() {
+            return None;
+        }
+        let walks = self.table.walks.get_or_init(|| self.primary_walks());
+        Some(PrimaryPicks {
+            tokens: &self.table.tokens,
+            bucket: &self.table.bucket,
+            shift: self.table.shift,
+            picks: &walks.picks,
+            width: walks.width,
+        })
+    }
+
+    /// Fills `out[i]` with whether instance `i` can be taken straight from
+    /// [`Self::primary_picks`] for `op` at `now`: its state does not extend the walk and
+    /// it is healthy, so the strategy's filter keeps it.
+    pub(crate) fn plain_healthy(&self, op: Operation, now: SystemTime, out: &mut Vec<bool>) {
+        let min_ts = min_healthy_timestamp(now, self.cfg.heartbeat_timeout);
+        out.clear();
+        out.extend(self.hot.iter().map(|h| {
+            !op.extends_on(h.state) && op.is_state_healthy(h.state) && h.timestamp >= min_ts
+        }));
+    }
+
+    /// `max_errors` of a lookup at the configured replication factor that found `len`
+    /// replicas, all healthy; `None` when such a set fails the strategy (the general
+    /// lookup then reports the error).
+    #[inline]
+    pub(crate) fn healthy_set_max_errors(&self, len: usize) -> Option<usize> {
+        match self.cfg.strategy {
+            ReplicationStrategy::Default => {
+                let min_success = self.cfg.replication_factor.max(len) / 2 + 1;
+                len.checked_sub(min_success)
+            }
+            ReplicationStrategy::IgnoreUnhealthy => len.checked_sub(1),
         }
     }
 
@@ -1183,8 +1384,70 @@ fn build_token_table(instances: &[InstanceDesc], hot: &[Hot]) -> TokenTable {
     }
     drop(pairs);
     // The bucket starts counted pairs; with duplicates they must be recounted on tokens.
-    let index = (tokens.len() == total).then_some((bucket, 32 - bits));
-    finish_token_table(tokens, owners, instances.len(), index)
+    let unique = tokens.len() == total;
+    let index = unique.then_some((bucket, 32 - bits));
+    finish_token_table(tokens, owners, index)
+}
+
+/// The token table of instances that claim no token twice (a subset of a ring whose
+/// table is [`TokenTable::unique`]), built without pairs or duplicate checks: one counting
+/// pass, one scatter pass straight into the token and owner arrays, and one insertion pass
+/// that orders each bucket's few tokens. The bucket starts become the lookup index.
+fn unique_token_table<'a>(n: usize, tokens_of: impl Fn(usize) -> &'a [u32]) -> TokenTable {
+    let total: usize = (0..n).map(|i| tokens_of(i).len()).sum();
+    let bits = bucket_bits(total);
+    let shift = 32 - bits;
+    let buckets = 1usize << bits;
+    // `bucket[b]` counts bucket `b`, then (prefix sums) marks its end; the scatter below
+    // fills each bucket backwards, leaving `bucket[b]` at its start.
+    let mut bucket = vec![0u32; buckets + 1];
+    for i in 0..n {
+        for &t in tokens_of(i) {
+            bucket[(t >> shift) as usize] += 1;
+        }
+    }
+    let mut sum = 0u32;
+    for c in &mut bucket[..buckets] {
+        sum += *c;
+        *c = sum;
+    }
+    bucket[buckets] = sum;
+    let mut tokens = vec![0u32; total];
+    let mut owners = vec![0 as InstanceIdx; total];
+    // Backwards over instances and tokens, so each bucket ends up in (index, token) order.
+    for i in (0..n).rev() {
+        for &t in tokens_of(i).iter().rev() {
+            let c = &mut bucket[(t >> shift) as usize];
+            *c -= 1;
+            tokens[*c as usize] = t;
+            owners[*c as usize] = i as InstanceIdx;
+        }
+    }
+    // Buckets hold about one token each and are already in bucket order, so one insertion
+    // pass over the whole array sorts it, moving tokens only within their bucket.
+    for k in 1..tokens.len() {
+        let (t, o) = (tokens[k], owners[k]);
+        if tokens[k - 1] > t {
+            let mut j = k;
+            while j > 0 && tokens[j - 1] > t {
+                tokens[j] = tokens[j - 1];
+                owners[j] = owners[j - 1];
+                j -= 1;
+            }
+            tokens[j] = t;
+            owners[j] = o;
+        }
+    }
+    TokenTable {
+        tokens,
+        owners,
+        bucket,
+        shift,
+        zoned: OnceLock::new(),
+        walks: OnceLock::new(),
+        owned_global: OnceLock::new(),
+        unique: true,
+    }
 }
 
 /// Sorts all `(token << 32 | instance index)` pairs by token, then index: one counting
@@ -1233,20 +1496,14 @@ fn bucket_sort(instances: &[InstanceDesc], total: usize, bits: u32) -> (Vec<u64>
     (pairs, bucket)
 }
 
-/// The per-zone tables, ownership and bucket index of sorted, unique `tokens` owned by
-/// `owners` (indices into `hot`).
+/// The table of sorted `tokens` owned by `owners`, with its bucket index (`index`
+/// when the caller already has it). `unique` = no token was claimed twice.
 fn finish_token_table(
     tokens: Vec<u32>,
     owners: Vec<InstanceIdx>,
-    n_instances: usize,
     index: Option<(Vec<u32>, u32)>,
 ) -> TokenTable {
-    let mut owned_global = vec![0u64; n_instances];
-    let mut prev = tokens.last().copied().unwrap_or(0);
-    for (&t, &o) in tokens.iter().zip(&owners) {
-        owned_global[o as usize] += token_distance(prev, t);
-        prev = t;
-    }
+    let unique = index.is_some();
     let (bucket, shift) = index.unwrap_or_else(|| bucket_index(&tokens));
     TokenTable {
         tokens,
@@ -1255,8 +1512,20 @@ fn finish_token_table(
         shift,
         zoned: OnceLock::new(),
         walks: OnceLock::new(),
-        owned_global,
+        owned_global: OnceLock::new(),
+        unique,
     }
+}
+
+/// Keys owned per instance as first replica: the distance from each token's predecessor.
+fn owned_global(tokens: &[u32], owners: &[InstanceIdx], n_instances: usize) -> Vec<u64> {
+    let mut owned = vec![0u64; n_instances];
+    let mut prev = tokens.last().copied().unwrap_or(0);
+    for (&t, &o) in tokens.iter().zip(owners) {
+        owned[o as usize] += token_distance(prev, t);
+        prev = t;
+    }
+    owned
 }
 
 /// The per-zone token tables and zone-local ownership of a token table.
@@ -1288,9 +1557,11 @@ fn zone_tables(
             prev = t;
         }
     }
+    let zone_index = zone_tokens.iter().map(|(zt, _)| bucket_index(zt)).collect();
     ZoneTables {
         zone_tokens,
         owned_in_zone,
+        zone_index,
     }
 }
 
@@ -1308,6 +1579,19 @@ fn bucket_index(tokens: &[u32]) -> (Vec<u32>, u32) {
         bucket[b] += bucket[b - 1];
     }
     (bucket, shift)
+}
+
+/// Index of the first of sorted `tokens` greater than `key`, wrapping to 0, through their
+/// bucket index: one table read and a scan of about one token.
+#[inline]
+fn search_indexed(tokens: &[u32], bucket: &[u32], shift: u32, key: u32) -> usize {
+    let b = (key >> shift) as usize;
+    let mut i = bucket[b] as usize;
+    let end = bucket[b + 1] as usize;
+    while i < end && tokens[i] <= key {
+        i += 1;
+    }
+    if i == tokens.len() { 0 } else { i }
 }
 
 /// Bucket index size: about one bucket per token, between 2^4 and 2^20 buckets.
@@ -1373,6 +1657,47 @@ mod tests {
         assert_eq!(got, want);
         let (bucket, shift) = bucket_index(&table.tokens);
         assert_eq!((table.bucket.clone(), table.shift), (bucket, shift));
+    }
+
+    #[test]
+    fn unique_token_table_matches_the_general_build() {
+        let mut x: u32 = 11;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        for n in [1usize, 2, 3, 7, 30] {
+            let mut d = Desc::new();
+            let mut taken = std::collections::HashSet::new();
+            for i in 0..n {
+                let mut tokens = Vec::new();
+                while tokens.len() < 1 + (i * 37) % 200 {
+                    let t = next();
+                    if taken.insert(t) {
+                        tokens.push(t);
+                    }
+                }
+                d.add_instance(
+                    &format!("i{i:02}"),
+                    "a",
+                    "z",
+                    tokens,
+                    InstanceState::Active,
+                    1,
+                    1,
+                );
+            }
+            let instances: Vec<InstanceDesc> = d.ingesters.into_values().collect();
+            let (_, hot, _) = RingSnapshot::index_instances(&instances);
+            let general = build_token_table(&instances, &hot);
+            let lean = unique_token_table(instances.len(), |i| &instances[i].tokens);
+            assert!(general.unique);
+            assert_eq!(lean.tokens, general.tokens);
+            assert_eq!(lean.owners, general.owners);
+            assert_eq!((lean.bucket, lean.shift), (general.bucket, general.shift));
+        }
     }
 
     #[test]

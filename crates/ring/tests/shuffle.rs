@@ -1163,3 +1163,49 @@ fn shards_of_rings_with_duplicated_or_no_tokens_do_not_panic() {
     let empty = snapshot(Desc::new(), true);
     assert_eq!(empty.shuffle_shard("t", 3).instances_count(), 0);
 }
+
+/// A shard shares its parent's descriptors instead of copying them; a shard of a shard
+/// must still behave exactly like a snapshot built from its descriptor (instances, tokens,
+/// ownership, lookups), with or without tokens shared between instances.
+#[test]
+fn shards_of_shards_behave_like_snapshots_built_from_their_descriptors() {
+    for (seed, zone_aware) in [(1u64, true), (2, false)] {
+        let mut d = random_desc(60, 3, 32, seed);
+        if seed == 2 {
+            // Two instances claim the same token: the general table build resolves it.
+            let t = d.ingesters["instance-1"].tokens[0];
+            let other = d.ingesters.get_mut("instance-2").unwrap();
+            other.tokens.push(t);
+            other.tokens.sort_unstable();
+        }
+        let r = snapshot(d, zone_aware);
+        let outer = r.shuffle_shard("tenant-a", 24);
+        let inner = outer.shuffle_shard("tenant-b", 9);
+        let fresh_outer = Arc::new(RingSnapshot::new(outer.to_desc(), cfg(zone_aware)));
+        let fresh_inner = fresh_outer.shuffle_shard("tenant-b", 9);
+        for (got, want) in [(&outer, &fresh_outer), (&inner, &fresh_inner)] {
+            assert_eq!(ids(got), ids(want));
+            assert_eq!(got.tokens(), want.tokens());
+            assert_eq!(got.token_owners(), want.token_owners());
+            assert_eq!(got.zones(), want.zones());
+            for i in 0..got.instances_count() as u32 {
+                assert_eq!(got.instance_at(i), want.instance_at(i));
+                assert_eq!(got.owned_keys(i), want.owned_keys(i));
+                assert_eq!(got.owned_keys_in_zone(i), want.owned_keys_in_zone(i));
+            }
+            let (mut ga, mut gb) = (GetBuffer::new(), GetBuffer::new());
+            let mut rng = SmallRng::seed_from_u64(seed);
+            for _ in 0..200 {
+                let key: u32 = rng.random();
+                let now = unix_seconds(NOW);
+                let a = got
+                    .get(key, Operation::WRITE, now, &mut ga)
+                    .map(|s| s.indices().to_vec());
+                let b = want
+                    .get(key, Operation::WRITE, now, &mut gb)
+                    .map(|s| s.indices().to_vec());
+                assert_eq!(a, b);
+            }
+        }
+    }
+}
