@@ -59,8 +59,30 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const VICTIM: &str = "ingester-zone-b-0";
 const NEWCOMER: &str = "ingester-zone-a-1";
 
+/// Ctrl-C stopped the demo.
+#[derive(Debug)]
+struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted (Ctrl-C)")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// Runs the demo and turns its outcome into an exit status (errors were already printed
+/// in one clear line, with no backtrace): 0, 1, or 130 after Ctrl-C.
+pub(crate) fn main(args: &DemoArgs) -> i32 {
+    match run(args) {
+        Ok(()) => 0,
+        Err(e) if e.is::<Interrupted>() => 130,
+        Err(_) => 1,
+    }
+}
+
 /// Runs the networked demo, printing to stdout as it goes.
-pub(crate) fn run(args: &DemoArgs) -> anyhow::Result<()> {
+fn run(args: &DemoArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.tenants > 0, "--tenants must be at least 1");
     anyhow::ensure!(args.tokens > 0, "--tokens must be at least 1");
     let dir =
@@ -75,7 +97,7 @@ pub(crate) fn run(args: &DemoArgs) -> anyhow::Result<()> {
         };
         tokio::select! {
             r = story(args, &mut children) => r,
-            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted (Ctrl-C)")),
+            _ = tokio::signal::ctrl_c() => Err(Interrupted.into()),
         }
     });
     // The runtime goes first so no task outlives the children's guard.

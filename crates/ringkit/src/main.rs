@@ -46,7 +46,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(args) if args.offline => demo::run(&args, &mut std::io::stdout().lock()),
-        Command::Demo(args) => demo_net::run(&args),
+        Command::Demo(args) => std::process::exit(demo_net::main(&args)),
         Command::Node(args) => {
             tracing_subscriber::fmt()
                 .with_env_filter(
