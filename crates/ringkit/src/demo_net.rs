@@ -177,8 +177,12 @@ impl Children {
             _ => None,
         };
         let Some(url) = url else {
+            let how = match self.nodes.last_mut().map(|n| n.child.try_wait()) {
+                Some(Ok(Some(status))) => format!("exited ({status}) before printing"),
+                _ => format!("did not print within {START_TIMEOUT:?}"),
+            };
             bail!(
-                "{name} did not print its listen line within {START_TIMEOUT:?}; log tail ({}):\n{}",
+                "{name} {how} its listen line; log tail ({}):\n{}",
                 log.display(),
                 log_tail(&log, 20)
             );
@@ -271,12 +275,22 @@ impl Clock {
     }
 }
 
+/// A label only this run's members carry, so its gossip never mixes with another
+/// cluster on the same machine.
+fn cluster_label() -> String {
+    format!(
+        "--memberlist.cluster-label=ringkit-demo-{}",
+        std::process::id()
+    )
+}
+
 /// Flags every node shares: gossip on loopback, free ports, RF 3 zone-aware.
 fn common_flags(name: &str, seed_port: u16, is_seed: bool) -> Vec<String> {
     let mut v = vec![
         "--kv.store=memberlist".to_owned(),
         "--memberlist.bind-addr=127.0.0.1".to_owned(),
         format!("--memberlist.nodename={name}"),
+        cluster_label(),
         format!(
             "--memberlist.bind-port={}",
             if is_seed { seed_port } else { 0 }
@@ -381,6 +395,7 @@ impl Observer {
             "--memberlist.bind-port=0",
             "--memberlist.nodename=ringkit-demo-observer",
             "--memberlist.leave-timeout=2s",
+            &cluster_label(),
         ])?;
         let store =
             build_ring_store(&flags.kv, &MemoryStore::new(), &mut Registry::default()).await?;
@@ -785,12 +800,18 @@ async fn story(args: &DemoArgs, children: &mut Children) -> anyhow::Result<()> {
     let p_after = placement(&after, &keys);
     let mut first_moves: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut replicas_changed = 0usize;
+    let mut replica_moves: BTreeMap<(String, String), usize> = BTreeMap::new();
     for (b, a) in p_before.iter().zip(&p_after) {
         if b.0 != a.0 {
             *first_moves.entry((b.0.clone(), a.0.clone())).or_default() += 1;
         }
         if b.1 != a.1 {
             replicas_changed += 1;
+            let gone = b.1.iter().filter(|r| !a.1.contains(r));
+            let came = a.1.iter().filter(|r| !b.1.contains(r));
+            for (g, c) in gone.zip(came) {
+                *replica_moves.entry((g.clone(), c.clone())).or_default() += 1;
+            }
         }
     }
     let first_changed: usize = first_moves.values().sum();
@@ -815,9 +836,18 @@ async fn story(args: &DemoArgs, children: &mut Children) -> anyhow::Result<()> {
     }
     print!("{}", tbl.render());
     clock.say(format!(
-        "replica set changed for {replicas_changed} series ({}); {NEWCOMER} now holds a replica of {to_newcomer_replicas} (zone a's replica splits)",
+        "replica set changed for {replicas_changed} series ({}); {NEWCOMER} now holds a replica of {to_newcomer_replicas}:",
         pct(replicas_changed, keys.len())
     ));
+    let mut tbl = Table::new(&[
+        ("replica from", Align::Left),
+        ("to", Align::Left),
+        ("series", Align::Right),
+    ]);
+    for ((from, to), n) in &replica_moves {
+        tbl.row(vec![from.clone(), to.clone(), n.to_string()]);
+    }
+    print!("{}", tbl.render());
     phases.push((
         format!("add {NEWCOMER}"),
         t.elapsed(),
