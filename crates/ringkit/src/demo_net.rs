@@ -147,6 +147,8 @@ impl Children {
         let mut child = Command::new(exe)
             .arg("node")
             .args(&args)
+            // Plain log files (tracing-subscriber honours NO_COLOR).
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)

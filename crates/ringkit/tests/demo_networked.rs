@@ -75,6 +75,13 @@ fn networked_demo_reads_back_every_acknowledged_sample_and_moves_a_share_to_the_
         .unwrap_or_else(|| panic!("no percentage in {owners:?}"));
     assert!((10.0..50.0).contains(&pct), "owner change {pct} %\n{out}");
     assert!(out.contains("/ring"), "the ring URL is printed:\n{out}");
+    // The demo keeps its logs for people; the test cleans up after a pass.
+    let dir = out
+        .lines()
+        .find_map(|l| l.strip_prefix("logs of every process: "))
+        .unwrap_or_else(|| panic!("no log directory:\n{out}"));
+    assert!(dir.contains("ringkit-demo-"), "{dir}");
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
