@@ -115,7 +115,6 @@ fn run(args: &DemoArgs) -> anyhow::Result<()> {
 struct Node {
     name: String,
     child: std::process::Child,
-    url: String,
     log: PathBuf,
 }
 
@@ -158,7 +157,6 @@ impl Children {
         self.nodes.push(Node {
             name: name.to_owned(),
             child,
-            url: String::new(),
             log: log.clone(),
         });
         // A thread reads the first line, then drains the pipe so the child never blocks
@@ -189,9 +187,6 @@ impl Children {
                 log_tail(&log, 20)
             );
         };
-        if let Some(n) = self.nodes.last_mut() {
-            n.url = url.clone();
-        }
         Ok(url)
     }
 
