@@ -1,4 +1,5 @@
-//! `ringkit demo`: the ring's story in one process.
+//! `ringkit demo --offline`: the ring's story in one process (the default `ringkit demo`
+//! runs real processes, see `demo_net.rs`).
 //!
 //! 1. Three ingesters in zones a/b/c register with no tokens (visible, owning nothing),
 //!    then claim 512 random tokens nobody holds and become ACTIVE.
@@ -25,7 +26,11 @@ use crate::table::{Align, Table};
 /// Options of `ringkit demo`.
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct DemoArgs {
-    /// Number of synthetic series to place.
+    /// Tell the story in one process with no network (the pure ring crate), instead of
+    /// starting real ingesters and a distributor on 127.0.0.1.
+    #[arg(long)]
+    pub(crate) offline: bool,
+    /// Number of synthetic series to place (--offline only).
     #[arg(long, default_value_t = 100_000)]
     pub(crate) series: usize,
     /// Number of tenants the series are spread over.
@@ -34,12 +39,13 @@ pub(crate) struct DemoArgs {
     /// Tokens per ingester (Cortex deployments use 512; dskit's default is 128).
     #[arg(long, default_value_t = 512)]
     pub(crate) tokens: usize,
-    /// Seed of the token generator, so a run can be repeated exactly.
+    /// Seed of the token generator, so a run can be repeated exactly (--offline only).
     #[arg(long, default_value_t = 2026)]
     pub(crate) seed: u64,
 }
 
-const METRICS: [&str; 10] = [
+/// Metric names of the synthetic series (shared with the networked demo).
+pub(crate) const METRICS: [&str; 10] = [
     "up",
     "node_cpu_seconds_total",
     "node_memory_MemAvailable_bytes",
@@ -444,6 +450,7 @@ mod tests {
     #[test]
     fn demo_moves_about_a_quarter_only_to_the_newcomer_and_keeps_quorum() {
         let args = DemoArgs {
+            offline: true,
             series: 20_000,
             tenants: 10,
             tokens: 512,

@@ -1,8 +1,9 @@
 //! `ringkit`: the command-line entry point.
 //!
 //! Subcommands:
-//! - `demo`: the ring's story in one process (ingesters join, series are placed with
-//!   RF=3, a newcomer takes over a share, an ingester fails).
+//! - `demo`: the ring's story told by real processes on 127.0.0.1 (ingesters and a
+//!   distributor gossiping over memberlist, remote write, a newcomer, a kill -9, remote
+//!   read); `demo --offline` tells it in one process with no network.
 //! - `node`: a process that joins a ring kept in a KV store (in-memory, etcd, memberlist
 //!   gossip or multi), heartbeats, and serves `/ring`, `/memberlist`, `/ready` and
 //!   `/metrics`; flags may also come from `--config.file` (YAML).
@@ -12,6 +13,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod config_file;
 mod demo;
+mod demo_net;
 mod distributor;
 mod duration;
 mod http;
@@ -34,7 +36,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the ring demo in one process, with no network and no set-up.
+    /// Run the ring demo: real loopback processes (or one process with --offline), no set-up.
     Demo(demo::DemoArgs),
     /// Run a ring member (ingester and/or distributor) against a KV store.
     Node(Box<node::NodeArgs>),
@@ -59,7 +61,8 @@ fn parse_cli() -> anyhow::Result<Cli> {
 fn main() -> anyhow::Result<()> {
     let cli = parse_cli()?;
     match cli.command {
-        Command::Demo(args) => demo::run(&args, &mut std::io::stdout().lock()),
+        Command::Demo(args) if args.offline => demo::run(&args, &mut std::io::stdout().lock()),
+        Command::Demo(args) => std::process::exit(demo_net::main(&args)),
         Command::Node(args) => {
             tracing_subscriber::fmt()
                 .with_env_filter(
