@@ -1,13 +1,14 @@
 //! # ringkit-memberlist: hashicorp memberlist, as dskit runs it, in Rust
 //!
-//! This crate will hold a memberlist node able to join a Grafana Mimir / Loki /
-//! Cortex gossip cluster. For now it holds the bottom layer: [`wire`], a pure codec
-//! for every memberlist message and for dskit's TCP transport framing, byte-compatible
-//! with the Go implementation (`spec/memberlist.md` §1, §2.2, §2.4–2.5).
+//! A memberlist node that joins a Grafana Mimir / Loki / Cortex gossip cluster (dskit's TCP
+//! transport) or a plain hashicorp memberlist cluster (UDP + TCP, e.g. Alertmanager), and
+//! dskit's gossip key-value store on top of it, implementing [`ringkit_kv::Client`]
+//! (`spec/memberlist.md` §1–2).
 //!
 //! ## Contract
 //!
-//! Everything is sans-IO: functions take byte slices and return values or errors.
+//! `wire`, `swim`, `sim` and `kv::KvState` are sans-IO: functions take byte slices (and
+//! `now`) and return values or errors; only `runtime` and the `kv` client touch tokio.
 //! Decoding never panics on peer input, never allocates more than the input (or
 //! the configured decompression limit) justifies, and bounds recursion. Encoding in
 //! the peer's [`wire::Dialect`] reproduces Go's bytes exactly; see
@@ -21,6 +22,10 @@
 //!   deadline out.
 //! - [`sim`]: a deterministic simulator running many cores over the real codec on
 //!   a lossy, partitionable virtual network (tests, examples and numbers).
+//! - [`runtime`]: the tokio driver: sockets for both transports, the task owning the
+//!   core, join and leave ([`runtime::Memberlist`]).
+//! - [`kv`]: the gossip KV ([`kv::GossipKv`]); its merge rules ([`kv::KvState`]) are
+//!   sans-IO like the core.
 #![deny(missing_docs)]
 
 pub mod kv;
