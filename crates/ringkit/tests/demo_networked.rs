@@ -2,51 +2,20 @@
 //! write, a fourth ingester, a kill -9 mid-write, remote read. Bounded: the demo is killed
 //! by pid if it runs longer than two minutes.
 
-use std::io::Read as _;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(120);
 
-/// Runs `ringkit ARGS`, killing it (by pid) after `LIMIT`; returns exit success and stdout.
+/// Runs `ringkit ARGS` (killed by pid after `LIMIT`); returns exit success, stdout, stderr.
 fn run_bounded(args: &[&str]) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ringkit"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ringkit binary starts");
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + LIMIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let (out, err) = (out.join().unwrap(), err.join().unwrap());
-    assert!(
-        status.is_some(),
-        "ringkit {args:?} ran longer than {LIMIT:?}\nstdout:\n{out}\nstderr:\n{err}"
-    );
-    (status.unwrap().success(), out, err)
+    let out = common::ringkit(args, LIMIT);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]

@@ -202,7 +202,11 @@ pub(crate) fn ringkit<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("ringkit {args:?} still running after {limit:?}");
+            let out = String::from_utf8_lossy(&out_t.join().unwrap()).into_owned();
+            let err = String::from_utf8_lossy(&err_t.join().unwrap()).into_owned();
+            panic!(
+                "ringkit {args:?} still running after {limit:?}\nstdout:\n{out}\nstderr:\n{err}"
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     };
