@@ -58,6 +58,25 @@ pub(crate) struct Entry {
 /// How often (at most) a key's value is scanned for expired tombstones.
 const PURGE_EVERY_MS: i64 = 1000;
 
+/// Drops tombstones older than `limit` from `value` unless the key was purged less than
+/// [`PURGE_EVERY_MS`] ago; returns how many were removed. Purging scans the whole value
+/// and tombstones live for minutes, so once a second per key is as good as on every
+/// merge (dskit purges on every merge).
+fn purge_if_due(
+    ops: &Arc<dyn ValueOps>,
+    value: &mut AnyValue,
+    last_purge_ms: &mut i64,
+    limit: SystemTime,
+    now: SystemTime,
+) -> u64 {
+    let now_ms = unix_millis(now);
+    if now_ms - *last_purge_ms < PURGE_EVERY_MS {
+        return 0;
+    }
+    *last_purge_ms = now_ms;
+    ops.remove_tombstones(value, Some(limit)).removed as u64
+}
+
 /// Why a received pair was not applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejected {
@@ -248,13 +267,9 @@ impl KvState {
         match ops.merge_encoded(cur, &pair.value)? {
             EncodedMerge::Unchanged => Some(Applied::Unchanged),
             EncodedMerge::AppliedVerbatim => {
-                let now_ms = unix_millis(now);
-                if let Some(limit) = left_limit
-                    && now_ms - entry.last_purge_ms >= PURGE_EVERY_MS
-                {
-                    entry.last_purge_ms = now_ms;
-                    let n = ops.remove_tombstones(cur, Some(limit));
-                    self.counts.tombstones_removed += n.removed as u64;
+                if let Some(limit) = left_limit {
+                    self.counts.tombstones_removed +=
+                        purge_if_due(ops, cur, &mut entry.last_purge_ms, limit, now);
                 }
                 if pair.update_time_millis > entry.update_time_ms {
                     entry.update_time_ms = pair.update_time_millis;
@@ -392,15 +407,9 @@ impl KvState {
         }
         let entry = self.entries.get_mut(&key).expect("entry inserted above");
         if let Some(limit) = left_limit {
-            // Purging scans the whole value; tombstones live for minutes, so once a
-            // second per key is as good as on every merge (dskit does it every time).
-            let now_ms = unix_millis(now);
-            if let Stored::Decoded(v) = &mut entry.value
-                && now_ms - entry.last_purge_ms >= PURGE_EVERY_MS
-            {
-                entry.last_purge_ms = now_ms;
-                let n = ops.remove_tombstones(v, Some(limit));
-                self.counts.tombstones_removed += n.removed as u64;
+            if let Stored::Decoded(v) = &mut entry.value {
+                self.counts.tombstones_removed +=
+                    purge_if_due(ops, v, &mut entry.last_purge_ms, limit, now);
             }
             if let Some(c) = &mut change {
                 verbatim &= ops.remove_tombstones(c, Some(limit)).removed == 0;
