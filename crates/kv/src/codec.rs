@@ -27,8 +27,42 @@ pub trait Codec<V>: Send + Sync + 'static {
     /// into `current` without decoding it fully. `None` means "not handled here" (and
     /// `current` is untouched): decode and merge the usual way. When it answers, the
     /// result must be what decoding and [`crate::Mergeable::merge_verbatim`] would give.
-    fn merge_encoded(&self, _current: &mut V, _bytes: &[u8]) -> Option<EncodedMerge> {
+    /// `scratch` is the store's per-value working memory for this codec (see
+    /// [`MergeScratch`]).
+    fn merge_encoded(
+        &self,
+        _current: &mut V,
+        _bytes: &[u8],
+        _scratch: &mut MergeScratch,
+    ) -> Option<EncodedMerge> {
         None
+    }
+}
+
+/// Working memory a codec keeps between [`Codec::merge_encoded`] calls on one stored
+/// value (caches, buffers). The store keeps one next to each value and never looks
+/// inside; a codec must treat its content as a hint that can be stale or missing.
+#[derive(Default)]
+pub struct MergeScratch(Option<Box<dyn Any + Send + Sync>>);
+
+impl MergeScratch {
+    /// The scratch as a `T`, created empty on first use (or when it held another type).
+    pub fn get_or_default<T: Any + Send + Sync + Default>(&mut self) -> Option<&mut T> {
+        let slot = self.0.get_or_insert_with(|| Box::new(T::default()));
+        if !slot.is::<T>() {
+            *slot = Box::new(T::default());
+        }
+        slot.downcast_mut::<T>()
+    }
+}
+
+impl std::fmt::Debug for MergeScratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "MergeScratch(used)"
+        } else {
+            "MergeScratch(empty)"
+        })
     }
 }
 

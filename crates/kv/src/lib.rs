@@ -45,7 +45,7 @@ pub mod prefix;
 pub mod testsuite;
 
 pub use client::{CasDecision, CasFn, Client, ClientOptions, Value, WatchKeyFn, WatchPrefixFn};
-pub use codec::{BytesCodec, Codec, CodecRegistry, EncodedMerge, StringCodec};
+pub use codec::{BytesCodec, Codec, CodecRegistry, EncodedMerge, MergeScratch, StringCodec};
 pub use error::{BoxError, CodecError, Error};
 pub use etcd::{EtcdClient, EtcdConfig, EtcdStore};
 pub use memory::{MemoryClient, MemoryStore};

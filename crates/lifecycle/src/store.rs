@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ringkit_kv::{Codec, CodecError, EncodedMerge, Mergeable, TombstoneCount};
+use ringkit_kv::{Codec, CodecError, EncodedMerge, MergeScratch, Mergeable, TombstoneCount};
 use ringkit_ring::codec as ring_codec;
-use ringkit_ring::heartbeat::HeartbeatMerge;
+use ringkit_ring::heartbeat::{self, HeartbeatCache, HeartbeatMerge};
 use ringkit_ring::merge;
 use ringkit_ring::model::{Desc, InstanceState};
 
@@ -44,8 +44,19 @@ impl Codec<RingDesc> for RingDescCodec {
     }
 
     /// Heartbeats (one instance, newer timestamp, same tokens) merge from the bytes.
-    fn merge_encoded(&self, current: &mut RingDesc, bytes: &[u8]) -> Option<EncodedMerge> {
-        ringkit_ring::heartbeat::merge_heartbeat(&mut current.0, bytes).map(|m| match m {
+    /// The scratch keeps a [`HeartbeatCache`], so repeated heartbeats skip the token
+    /// comparison.
+    fn merge_encoded(
+        &self,
+        current: &mut RingDesc,
+        bytes: &[u8],
+        scratch: &mut MergeScratch,
+    ) -> Option<EncodedMerge> {
+        let merged = match scratch.get_or_default::<HeartbeatCache>() {
+            Some(cache) => heartbeat::merge_heartbeat_cached(&mut current.0, bytes, cache),
+            None => heartbeat::merge_heartbeat(&mut current.0, bytes),
+        };
+        merged.map(|m| match m {
             HeartbeatMerge::Unchanged => EncodedMerge::Unchanged,
             HeartbeatMerge::AppliedVerbatim => EncodedMerge::AppliedVerbatim,
         })

@@ -41,7 +41,7 @@ fn broadcast(a: Applied) -> KeyValuePair {
     match a {
         Applied::Changed {
             broadcast: Some(b), ..
-        } => b,
+        } => b.to_pair().expect("a broadcast decodes"),
         other => panic!("expected a change, got {other:?}"),
     }
 }

@@ -12,8 +12,65 @@
 //! an equal timestamp, versions, unknown or unpacked fields, malformed bytes) answers
 //! `None`, and the caller takes the general path, whose result is the reference: the
 //! property test in this module checks that both agree.
+//!
+//! Comparing a few hundred varints costs more than everything else on this path, and an
+//! instance announces the same tokens thousands of times, so a [`HeartbeatCache`]
+//! remembers, per instance, the packed bytes its tokens last arrived in (with the tokens
+//! they decoded to): a repeat is two `memcmp`s.
+
+use std::collections::HashMap;
 
 use crate::model::{Desc, InstanceDesc, InstanceState};
+
+/// Reusable state of [`merge_heartbeat_cached`]: the decompression buffer and, per
+/// instance id, the packed token bytes last seen with the tokens they stand for.
+///
+/// It is only ever a hint: an entry counts when both its bytes equal the incoming ones
+/// and its tokens equal the stored instance's, so a stale or foreign cache can cost a
+/// varint comparison but never change a result. Keep one per stored value.
+#[derive(Debug, Default, Clone)]
+pub struct HeartbeatCache {
+    buf: Vec<u8>,
+    // Keyed by the id's bytes as they arrive, so a known id needs no UTF-8 check.
+    // Instance ids come from peers: a seeded hash, but a fast one.
+    known: HashMap<Box<[u8]>, KnownTokens, foldhash::fast::RandomState>,
+}
+
+#[derive(Debug, Clone)]
+struct KnownTokens {
+    /// The id as text (equal to the map key's bytes).
+    id: String,
+    packed: Vec<u8>,
+    tokens: Vec<u32>,
+}
+
+impl HeartbeatCache {
+    /// Remembers that `packed` decodes to `tokens` for instance `id`.
+    fn remember(&mut self, id: &str, packed: &[u8], tokens: &[u32], instances: usize) {
+        // Instances come and go; forget them all rather than grow without bound.
+        if self.known.len() > 2 * instances + 16 {
+            self.known.clear();
+        }
+        match self.known.get_mut(id.as_bytes()) {
+            Some(k) => {
+                k.packed.clear();
+                k.packed.extend_from_slice(packed);
+                k.tokens.clear();
+                k.tokens.extend_from_slice(tokens);
+            }
+            None => {
+                self.known.insert(
+                    id.as_bytes().into(),
+                    KnownTokens {
+                        id: id.to_owned(),
+                        packed: packed.to_vec(),
+                        tokens: tokens.to_vec(),
+                    },
+                );
+            }
+        }
+    }
+}
 
 /// What [`merge_heartbeat`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,20 +87,43 @@ pub enum HeartbeatMerge {
 ///
 /// `local` must be normalised, as [`crate::merge::merge`] requires.
 pub fn merge_heartbeat(local: &mut Desc, snappy: &[u8]) -> Option<HeartbeatMerge> {
+    merge_heartbeat_cached(local, snappy, &mut HeartbeatCache::default())
+}
+
+/// [`merge_heartbeat`] with a cache kept between calls (the gossip store keeps one per
+/// ring): repeated heartbeats skip the token comparison and the buffer allocation.
+pub fn merge_heartbeat_cached(
+    local: &mut Desc,
+    snappy: &[u8],
+    cache: &mut HeartbeatCache,
+) -> Option<HeartbeatMerge> {
     let len = snap::raw::decompress_len(snappy).ok()?;
     // A heartbeat of a few hundred tokens is a few KiB; larger values are full states.
     if len > 64 * 1024 {
         return None;
     }
-    let mut buf = vec![0u8; len];
-    let n = snap::raw::Decoder::new()
-        .decompress(snappy, &mut buf)
-        .ok()?;
-    merge_heartbeat_proto(local, &buf[..n])
+    let mut buf = std::mem::take(&mut cache.buf);
+    if buf.len() < len {
+        buf.resize(len, 0);
+    }
+    let merged = snap::raw::Decoder::new()
+        .decompress(snappy, &mut buf[..len])
+        .ok()
+        .and_then(|n| merge_proto(local, &buf[..n], cache));
+    cache.buf = buf;
+    merged
 }
 
 /// [`merge_heartbeat`] on the uncompressed protobuf.
 pub fn merge_heartbeat_proto(local: &mut Desc, proto: &[u8]) -> Option<HeartbeatMerge> {
+    merge_proto(local, proto, &mut HeartbeatCache::default())
+}
+
+fn merge_proto(
+    local: &mut Desc,
+    proto: &[u8],
+    cache: &mut HeartbeatCache,
+) -> Option<HeartbeatMerge> {
     // Desc: exactly one field 1 (map entry), length-delimited.
     let mut r = Reader(proto);
     let (field, wire) = r.key()?;
@@ -65,31 +145,45 @@ pub fn merge_heartbeat_proto(local: &mut Desc, proto: &[u8]) -> Option<Heartbeat
             _ => return None,
         }
     }
-    let id = std::str::from_utf8(key).ok()?;
     let fields = Fields::parse(value.unwrap_or_default())?;
-    let ours = local.ingesters.get_mut(id)?;
-    if fields.timestamp < ours.timestamp {
-        return Some(HeartbeatMerge::Unchanged);
+    let instances = local.ingesters.len();
+    // A known instance: its id is text already, and equal bytes mean equal tokens.
+    if let Some(k) = cache.known.get(key) {
+        let ours = local.ingesters.get_mut(k.id.as_str())?;
+        if let Some(early) = fields.verdict(ours) {
+            return early;
+        }
+        if k.packed == fields.tokens && k.tokens == ours.tokens {
+            let texts = fields.texts(&k.id, ours)?;
+            fields.apply(texts, ours);
+            return Some(HeartbeatMerge::AppliedVerbatim);
+        }
     }
-    if fields.timestamp == ours.timestamp
-        || fields.state == InstanceState::Left as i32
-        || !same_tokens(fields.tokens, &ours.tokens)
-    {
+    let id = std::str::from_utf8(key).ok()?;
+    let ours = local.ingesters.get_mut(id)?;
+    if let Some(early) = fields.verdict(ours) {
+        return early;
+    }
+    if !same_tokens(fields.tokens, &ours.tokens) {
         return None;
     }
-    fields.apply(id, ours);
+    let texts = fields.texts(id, ours)?;
+    cache.remember(id, fields.tokens, &ours.tokens, instances);
+    fields.apply(texts, ours);
     Some(HeartbeatMerge::AppliedVerbatim)
 }
 
-/// The scalar fields of an `InstanceDesc`, borrowed from the message.
+/// The scalar fields of an `InstanceDesc`, borrowed from the message. Text fields stay
+/// bytes until they differ from what is stored: equal to a stored `String` they are
+/// valid UTF-8 already, and checking costs more than the rest of the parse.
 struct Fields<'a> {
-    addr: &'a str,
+    addr: &'a [u8],
     timestamp: i64,
     state: i32,
     tokens: &'a [u8],
-    zone: &'a str,
+    zone: &'a [u8],
     registered_timestamp: i64,
-    id: &'a str,
+    id: &'a [u8],
     read_only_updated_timestamp: i64,
     read_only: bool,
 }
@@ -97,27 +191,26 @@ struct Fields<'a> {
 impl<'a> Fields<'a> {
     fn parse(msg: &'a [u8]) -> Option<Self> {
         let mut f = Fields {
-            addr: "",
+            addr: &[],
             timestamp: 0,
             state: 0,
             tokens: &[],
-            zone: "",
+            zone: &[],
             registered_timestamp: 0,
-            id: "",
+            id: &[],
             read_only_updated_timestamp: 0,
             read_only: false,
         };
         let mut r = Reader(msg);
-        let text = |b: &'a [u8]| std::str::from_utf8(b).ok();
         while !r.0.is_empty() {
             match r.key()? {
-                (1, 2) => f.addr = text(r.bytes()?)?,
+                (1, 2) => f.addr = r.bytes()?,
                 (2, 0) => f.timestamp = r.varint()? as i64,
                 (3, 0) => f.state = i32::try_from(r.varint()? as i64).ok()?,
                 (6, 2) => f.tokens = r.bytes()?,
-                (7, 2) => f.zone = text(r.bytes()?)?,
+                (7, 2) => f.zone = r.bytes()?,
                 (8, 0) => f.registered_timestamp = r.varint()? as i64,
-                (9, 2) => f.id = text(r.bytes()?)?,
+                (9, 2) => f.id = r.bytes()?,
                 (10, 0) => f.read_only_updated_timestamp = r.varint()? as i64,
                 (11, 0) => f.read_only = r.varint()? != 0,
                 // versions (12), unpacked tokens, unknown fields: the general path.
@@ -127,20 +220,59 @@ impl<'a> Fields<'a> {
         Some(f)
     }
 
-    /// What [`crate::merge`] stores for an accepted entry with unchanged tokens.
-    fn apply(&self, map_key: &str, ours: &mut InstanceDesc) {
-        if ours.addr != self.addr {
-            self.addr.clone_into(&mut ours.addr);
+    /// The answer before tokens are compared, if there is one: old news is
+    /// `Unchanged`; an equal timestamp (a conflict) or a LEFT state is for the general
+    /// merge (`Some(None)`); a newer heartbeat goes on (`None`).
+    fn verdict(&self, ours: &InstanceDesc) -> Option<Option<HeartbeatMerge>> {
+        if self.timestamp < ours.timestamp {
+            Some(Some(HeartbeatMerge::Unchanged))
+        } else if self.timestamp == ours.timestamp || self.state == InstanceState::Left as i32 {
+            Some(None)
+        } else {
+            None
+        }
+    }
+
+    /// The text fields as `ours` would store them, or `None` if one is not UTF-8.
+    fn texts<'b>(&self, map_key: &'b str, ours: &InstanceDesc) -> Option<[Option<&'b str>; 3]>
+    where
+        'a: 'b,
+    {
+        // `None`: equal to what is stored, nothing to copy.
+        let text = |b: &'b [u8], stored: &str| -> Option<Option<&'b str>> {
+            if b == stored.as_bytes() {
+                Some(None)
+            } else {
+                std::str::from_utf8(b).ok().map(Some)
+            }
+        };
+        // Decoding back-fills an empty id from the map key.
+        let id = if self.id.is_empty() {
+            map_key.as_bytes()
+        } else {
+            self.id
+        };
+        Some([
+            text(self.addr, &ours.addr)?,
+            text(self.zone, &ours.zone)?,
+            text(id, &ours.id)?,
+        ])
+    }
+
+    /// What [`crate::merge`] stores for an accepted entry with unchanged tokens, given
+    /// the text fields from [`Fields::texts`].
+    fn apply(&self, texts: [Option<&str>; 3], ours: &mut InstanceDesc) {
+        let [addr, zone, id] = texts;
+        if let Some(addr) = addr {
+            addr.clone_into(&mut ours.addr);
         }
         ours.timestamp = self.timestamp;
         ours.state = self.state;
-        if ours.zone != self.zone {
-            self.zone.clone_into(&mut ours.zone);
+        if let Some(zone) = zone {
+            zone.clone_into(&mut ours.zone);
         }
         ours.registered_timestamp = self.registered_timestamp;
-        // Decoding back-fills an empty id from the map key.
-        let id = if self.id.is_empty() { map_key } else { self.id };
-        if ours.id != id {
+        if let Some(id) = id {
             id.clone_into(&mut ours.id);
         }
         ours.read_only_updated_timestamp = self.read_only_updated_timestamp;
@@ -191,9 +323,26 @@ fn same_tokens(bytes: &[u8], tokens: &[u32]) -> bool {
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
+    #[inline(always)]
     fn varint(&mut self) -> Option<u64> {
+        // Field keys, flags and small numbers are one byte.
+        if let [b, rest @ ..] = self.0
+            && *b < 0x80
+        {
+            self.0 = rest;
+            return Some(u64::from(*b));
+        }
+        self.long_varint()
+    }
+
+    #[inline(never)]
+    fn long_varint(&mut self) -> Option<u64> {
         let mut v = 0u64;
         for (i, &b) in self.0.iter().enumerate().take(10) {
+            // As protobuf decoders do: the tenth byte only holds the top bit.
+            if i == 9 && b > 1 {
+                return None;
+            }
             v |= u64::from(b & 0x7f) << (7 * i);
             if b < 0x80 {
                 self.0 = &self.0[i + 1..];
@@ -334,6 +483,67 @@ mod tests {
     }
 
     #[test]
+    fn a_cache_only_ever_saves_work() {
+        let mut local = ring(3);
+        normalize(&mut local);
+        let mut cache = HeartbeatCache::default();
+        let hb = |d: &Desc, ts: i64| codec::encode(&one(d, "ing-1", |i| i.timestamp = ts));
+        // First sight: compared varint by varint and remembered.
+        let first = hb(&local, 2000);
+        assert_eq!(
+            merge_heartbeat_cached(&mut local, &first, &mut cache),
+            Some(HeartbeatMerge::AppliedVerbatim)
+        );
+        assert_eq!(cache.known.len(), 1);
+        let announced = local.ingesters["ing-1"].tokens.clone();
+        // The stored instance's tokens change (e.g. through the general merge); a
+        // heartbeat still carrying the old tokens matches the cached bytes but not the
+        // stored tokens, so it must go the general way.
+        local.ingesters.get_mut("ing-1").unwrap().tokens[0] += 1;
+        let mut old_tokens = local.clone();
+        old_tokens.ingesters.get_mut("ing-1").unwrap().tokens = announced;
+        let stale = hb(&old_tokens, 3000);
+        let before = local.clone();
+        assert_eq!(merge_heartbeat_cached(&mut local, &stale, &mut cache), None);
+        assert_eq!(local, before);
+        // With the new tokens it applies and the cache follows.
+        let fresh = hb(&local, 3000);
+        assert_eq!(
+            merge_heartbeat_cached(&mut local, &fresh, &mut cache),
+            Some(HeartbeatMerge::AppliedVerbatim)
+        );
+        assert_eq!(local.ingesters["ing-1"].timestamp, 3000);
+        assert_eq!(
+            cache.known[b"ing-1".as_slice()].tokens,
+            local.ingesters["ing-1"].tokens
+        );
+        // A cache never grows past about twice the instances.
+        for i in 0..100 {
+            cache.known.insert(
+                format!("gone-{i}").into_bytes().into(),
+                KnownTokens {
+                    id: format!("gone-{i}"),
+                    packed: vec![],
+                    tokens: vec![],
+                },
+            );
+        }
+        let next = codec::encode(&one(&local, "ing-2", |i| i.timestamp = 4000));
+        let mut other = local.clone();
+        other.ingesters.get_mut("ing-1").unwrap().tokens[1] += 1;
+        let relearn = codec::encode(&one(&other, "ing-1", |i| i.timestamp = 4000));
+        assert_eq!(
+            merge_heartbeat_cached(&mut local, &relearn, &mut cache),
+            None
+        );
+        assert_eq!(
+            merge_heartbeat_cached(&mut local, &next, &mut cache),
+            Some(HeartbeatMerge::AppliedVerbatim)
+        );
+        assert!(cache.known.len() <= 2 * 3 + 16, "{}", cache.known.len());
+    }
+
+    #[test]
     fn packed_token_comparison_handles_every_varint_length() {
         let tokens = [
             0u32,
@@ -389,8 +599,19 @@ mod tests {
             });
             let mut slow = local.clone();
             let (changed, verbatim) = reference(&mut slow, &hb);
+            // A cache that has seen this instance's current tokens must not change the
+            // answer either.
+            let mut cache = HeartbeatCache::default();
+            let mut warm = local.clone();
+            let seen = one(&local, &id, |i| i.timestamp += 1);
+            merge_heartbeat_cached(&mut warm, &codec::encode(&seen), &mut cache);
+            let mut cached = local.clone();
+            let with_cache = merge_heartbeat_cached(&mut cached, &codec::encode(&hb), &mut cache);
             let mut fast = local.clone();
-            match merge_heartbeat(&mut fast, &codec::encode(&hb)) {
+            let without = merge_heartbeat(&mut fast, &codec::encode(&hb));
+            prop_assert_eq!(with_cache, without);
+            prop_assert_eq!(&cached, &fast);
+            match without {
                 None => prop_assert_eq!(fast, local),
                 Some(HeartbeatMerge::Unchanged) => {
                     prop_assert!(!changed);

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::ops::{MergeOps, ValueOps};
 use super::state::{Applied, KeyInfo, KvConfig, KvState, ReadValue};
-use crate::wire::kv::KeyValuePair;
+use crate::wire::kv::{KeyValuePair, KeyValuePairRef};
 
 /// dskit's `memberlist_client_*` metrics of the store (`spec/memberlist.md` §2.16).
 #[derive(Debug, Default)]
@@ -267,15 +267,24 @@ impl GossipKv {
         let m = &self.shared.metrics;
         m.received_broadcasts.inc();
         m.received_broadcasts_bytes.inc_by(bytes.len() as u64);
-        let Ok(pair) = KeyValuePair::decode_bytes(bytes) else {
-            m.received_broadcasts_invalid.inc();
-            return;
-        };
         let now = self.now();
-        let applied = self.lock().receive(pair, now);
+        let mut st = self.lock();
+        let applied = match KeyValuePairRef::parse(bytes) {
+            Some(pair) => st.receive_ref(&pair, now),
+            // Unusual encodings: prost decides, and rejects what is broken.
+            None => match KeyValuePair::decode_bytes(bytes) {
+                Ok(pair) => st.receive(pair, now),
+                Err(_) => {
+                    drop(st);
+                    m.received_broadcasts_invalid.inc();
+                    return;
+                }
+            },
+        };
         match applied {
-            Ok(a) => self.publish(std::iter::once(a)),
+            Ok(a) => self.publish_locked(st, std::iter::once(a)),
             Err(reason) => {
+                drop(st);
                 tracing::debug!(?reason, "dropping invalid KV broadcast");
                 m.received_broadcasts_invalid.inc();
             }
@@ -313,35 +322,51 @@ impl GossipKv {
 
     /// Sends broadcasts and wakes watchers for applied changes.
     fn publish(&self, applied: impl IntoIterator<Item = Applied>) {
+        self.publish_locked(self.lock(), applied);
+    }
+
+    /// [`GossipKv::publish`] for a caller that holds the state lock: the store gauges
+    /// are read under it, then it is released before anything is sent.
+    fn publish_locked(
+        &self,
+        st: MutexGuard<'_, KvState>,
+        applied: impl IntoIterator<Item = Applied>,
+    ) {
+        let m = &self.shared.metrics;
+        m.kv_store_count.set(st.len() as i64);
+        let removed = st.counts().tombstones_removed;
+        drop(st);
+        let seen = m.tombstones_removed.get();
+        if removed > seen {
+            m.tombstones_removed.inc_by(removed - seen);
+        }
         let mut latest = None;
-        let tx = self
-            .shared
-            .broadcasts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        for a in applied {
-            if let Applied::Changed {
-                revision,
-                broadcast,
-            } = a
-            {
-                latest = Some(revision);
-                if let (Some(tx), Some(pair)) = (&tx, broadcast) {
-                    let _ = tx.send(pair.encode_bytes());
+        {
+            let tx = self
+                .shared
+                .broadcasts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for a in applied {
+                if let Applied::Changed {
+                    revision,
+                    broadcast,
+                } = a
+                {
+                    latest = Some(revision);
+                    if let (Some(tx), Some(b)) = (tx.as_ref(), broadcast) {
+                        let _ = tx.send(b.into_bytes());
+                    }
                 }
             }
         }
-        if let Some(rev) = latest {
-            let st = self.lock();
-            let m = &self.shared.metrics;
-            m.kv_store_count.set(st.len() as i64);
-            let removed = st.counts().tombstones_removed;
-            let seen = m.tombstones_removed.get();
-            if removed > seen {
-                m.tombstones_removed.inc_by(removed - seen);
-            }
-            drop(st);
+        // Waking watchers costs more than the rest of a heartbeat's receive; with no
+        // watcher there is nobody to wake. Skipping is safe: a watcher subscribes before
+        // it reads the store's revision under the lock, so either it sees this change
+        // there or it was counted here.
+        if let Some(rev) = latest
+            && self.shared.revision_tx.receiver_count() > 0
+        {
             self.shared.revision_tx.send_modify(|r| *r = (*r).max(rev));
         }
     }

@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use ringkit_kv::{Codec, CodecError, EncodedMerge, Mergeable, TombstoneCount};
+use ringkit_kv::{Codec, CodecError, EncodedMerge, MergeScratch, Mergeable, TombstoneCount};
 
 /// A decoded value of some registered type.
 pub type AnyValue = Box<dyn Any + Send + Sync>;
@@ -43,7 +43,12 @@ pub trait ValueOps: Send + Sync + 'static {
     ) -> (Option<AnyValue>, bool);
     /// [`Codec::merge_encoded`]: merge `bytes` into `current` without a full decode,
     /// when the codec knows how; `None` leaves `current` untouched.
-    fn merge_encoded(&self, current: &mut AnyValue, bytes: &[u8]) -> Option<EncodedMerge>;
+    fn merge_encoded(
+        &self,
+        current: &mut AnyValue,
+        bytes: &[u8],
+        scratch: &mut MergeScratch,
+    ) -> Option<EncodedMerge>;
     /// Names of the items of a value ([`Mergeable::merge_content`]).
     fn merge_content(&self, value: &AnyValue) -> Vec<String>;
     /// Drops tombstones older than `limit` (all with `None`).
@@ -99,9 +104,14 @@ impl<V: Mergeable> ValueOps for MergeOps<V> {
         let (change, verbatim) = cur.merge_verbatim(*inc, local_cas);
         (change.map(|c| Box::new(c) as AnyValue), verbatim)
     }
-    fn merge_encoded(&self, current: &mut AnyValue, bytes: &[u8]) -> Option<EncodedMerge> {
+    fn merge_encoded(
+        &self,
+        current: &mut AnyValue,
+        bytes: &[u8],
+        scratch: &mut MergeScratch,
+    ) -> Option<EncodedMerge> {
         self.codec
-            .merge_encoded(current.downcast_mut::<V>()?, bytes)
+            .merge_encoded(current.downcast_mut::<V>()?, bytes, scratch)
     }
     fn merge_content(&self, value: &AnyValue) -> Vec<String> {
         value

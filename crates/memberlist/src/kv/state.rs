@@ -4,14 +4,14 @@
 //! Time is passed in; nothing here locks, sleeps or sends. The async client wraps one
 //! `KvState` in a mutex and turns its answers into broadcasts and watch notifications.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ringkit_kv::EncodedMerge;
+use ringkit_kv::{EncodedMerge, MergeScratch};
 
 use super::ops::{AnyValue, ValueOps};
-use crate::wire::kv::{KeyValuePair, decode_user_state};
+use crate::wire::kv::{KeyValuePair, KeyValuePairRef, decode_user_state};
 
 /// Store settings with dskit's defaults (§2.14).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +53,8 @@ pub(crate) struct Entry {
     pub(crate) update_time_ms: i64,
     /// Unix milliseconds of the last purge of expired tombstones from the value.
     pub(crate) last_purge_ms: i64,
+    /// The codec's working memory for [`ValueOps::merge_encoded`] on this value.
+    pub(crate) scratch: MergeScratch,
 }
 
 /// How often (at most) a key's value is scanned for expired tombstones.
@@ -98,9 +100,37 @@ pub enum Applied {
     Changed {
         /// Store revision of the change.
         revision: u64,
-        /// The change as a pair, ready to encode.
-        broadcast: Option<KeyValuePair>,
+        /// The change to gossip on.
+        broadcast: Option<Broadcast>,
     },
+}
+
+/// A change to gossip on, as a pair or already encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Broadcast {
+    /// Built by the store.
+    Pair(KeyValuePair),
+    /// Encoded already: the receive fast path forwards what it received without
+    /// building an owned pair.
+    Encoded(Vec<u8>),
+}
+
+impl Broadcast {
+    /// The bytes of the broadcast message.
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Broadcast::Pair(p) => p.encode_bytes(),
+            Broadcast::Encoded(b) => b,
+        }
+    }
+
+    /// The change as a pair (decoding an encoded one).
+    pub fn to_pair(&self) -> Result<KeyValuePair, crate::wire::kv::KvError> {
+        match self {
+            Broadcast::Pair(p) => Ok(p.clone()),
+            Broadcast::Encoded(b) => KeyValuePair::decode_bytes(b),
+        }
+    }
 }
 
 /// Counters of the store's work, exported by the client as dskit metrics.
@@ -114,7 +144,8 @@ pub struct KvCounts {
 pub struct KvState {
     config: KvConfig,
     pub(crate) entries: BTreeMap<String, Entry>,
-    ops: HashMap<String, Arc<dyn ValueOps>>,
+    /// Registered codecs: a handful, so a list beats hashing the id on every receive.
+    ops: Vec<Arc<dyn ValueOps>>,
     revision: u64,
     counts: KvCounts,
 }
@@ -131,7 +162,7 @@ impl KvState {
         KvState {
             config,
             entries: BTreeMap::new(),
-            ops: HashMap::new(),
+            ops: Vec::new(),
             revision: 0,
             counts: KvCounts::default(),
         }
@@ -145,10 +176,10 @@ impl KvState {
     /// Registers the ops of a codec id. A second registration of the same id must be of
     /// the same value type (else `false`, nothing changes).
     pub fn register(&mut self, ops: Arc<dyn ValueOps>) -> bool {
-        match self.ops.get(ops.id()) {
+        match self.ops(ops.id()) {
             Some(existing) => existing.type_id() == ops.type_id(),
             None => {
-                self.ops.insert(ops.id().to_owned(), ops);
+                self.ops.push(ops);
                 true
             }
         }
@@ -156,7 +187,7 @@ impl KvState {
 
     /// The ops registered for `codec_id`.
     pub fn ops(&self, codec_id: &str) -> Option<&Arc<dyn ValueOps>> {
-        self.ops.get(codec_id)
+        self.ops.iter().find(|o| o.id() == codec_id)
     }
 
     /// Latest store revision (0 = nothing ever stored).
@@ -205,8 +236,7 @@ impl KvState {
         match &e.value {
             Stored::Raw(b) => b.to_vec(),
             Stored::Decoded(v) => self
-                .ops
-                .get(&e.codec_id)
+                .ops(&e.codec_id)
                 .map(|o| o.encode(v))
                 .unwrap_or_default(),
         }
@@ -220,19 +250,45 @@ impl KvState {
     /// Applies a pair received in a broadcast or in push/pull state (dskit
     /// `mergeValueForKey` with `localCAS = false`).
     pub fn receive(&mut self, pair: KeyValuePair, now: SystemTime) -> Result<Applied, Rejected> {
+        let borrowed = KeyValuePairRef {
+            key: &pair.key,
+            value: &pair.value,
+            codec: &pair.codec,
+            deleted: pair.deleted,
+            update_time_millis: pair.update_time_millis,
+        };
+        if let Some(applied) = self.receive_encoded(&borrowed, now) {
+            return applied;
+        }
+        self.receive_decoded(pair, now)
+    }
+
+    /// [`KvState::receive`] of a pair read in place: the gossip hot path, which copies
+    /// the pair only when the codec's shortcut does not apply.
+    pub fn receive_ref(
+        &mut self,
+        pair: &KeyValuePairRef<'_>,
+        now: SystemTime,
+    ) -> Result<Applied, Rejected> {
+        match self.receive_encoded(pair, now) {
+            Some(applied) => applied,
+            None => self.receive_decoded(pair.to_owned_pair(), now),
+        }
+    }
+
+    /// The general path: decode the value and merge it.
+    fn receive_decoded(
+        &mut self,
+        pair: KeyValuePair,
+        now: SystemTime,
+    ) -> Result<Applied, Rejected> {
         if pair.key.is_empty() {
             return Err(Rejected::EmptyKey);
         }
         let ops = self
-            .ops
-            .get(&pair.codec)
+            .ops(&pair.codec)
             .cloned()
             .ok_or(Rejected::UnknownCodec)?;
-        if !pair.deleted
-            && let Some(applied) = self.receive_encoded(&ops, &pair, now)
-        {
-            return Ok(applied);
-        }
         let incoming = ops.decode(&pair.value).map_err(|_| Rejected::Undecodable)?;
         Ok(self.merge_value(
             &ops,
@@ -252,20 +308,23 @@ impl KvState {
     /// `None` when it does not apply and the general path must run.
     fn receive_encoded(
         &mut self,
-        ops: &Arc<dyn ValueOps>,
-        pair: &KeyValuePair,
+        pair: &KeyValuePairRef<'_>,
         now: SystemTime,
-    ) -> Option<Applied> {
-        let left_limit = self.left_limit(now);
-        let entry = self.entries.get_mut(&pair.key)?;
-        if entry.codec_id != ops.id() {
+    ) -> Option<Result<Applied, Rejected>> {
+        if pair.deleted || pair.key.is_empty() {
             return None;
         }
+        let left_limit = self.left_limit(now);
+        let entry = self.entries.get_mut(pair.key)?;
+        if entry.codec_id != pair.codec {
+            return None;
+        }
+        let ops = self.ops.iter().find(|o| o.id() == pair.codec)?; // disjoint from `entries`
         let Stored::Decoded(cur) = &mut entry.value else {
             return None;
         };
-        match ops.merge_encoded(cur, &pair.value)? {
-            EncodedMerge::Unchanged => Some(Applied::Unchanged),
+        match ops.merge_encoded(cur, pair.value, &mut entry.scratch)? {
+            EncodedMerge::Unchanged => Some(Ok(Applied::Unchanged)),
             EncodedMerge::AppliedVerbatim => {
                 if let Some(limit) = left_limit {
                     self.counts.tombstones_removed +=
@@ -275,20 +334,17 @@ impl KvState {
                     entry.update_time_ms = pair.update_time_millis;
                 }
                 entry.version += 1;
-                let (deleted, update_time_millis) = (entry.deleted, entry.update_time_ms);
                 self.revision += 1;
                 entry.revision = self.revision;
-                let revision = self.revision;
-                Some(Applied::Changed {
-                    revision,
-                    broadcast: Some(KeyValuePair {
-                        key: pair.key.clone(),
-                        value: pair.value.clone(),
-                        codec: pair.codec.clone(),
-                        deleted,
-                        update_time_millis,
-                    }),
-                })
+                let forward = KeyValuePairRef {
+                    deleted: entry.deleted,
+                    update_time_millis: entry.update_time_ms,
+                    ..*pair
+                };
+                Some(Ok(Applied::Changed {
+                    revision: self.revision,
+                    broadcast: Some(Broadcast::Encoded(forward.encode())),
+                }))
             }
         }
     }
@@ -306,7 +362,7 @@ impl KvState {
         &mut self,
         state: &[u8],
         now: SystemTime,
-    ) -> (Vec<(u64, Option<KeyValuePair>)>, usize) {
+    ) -> (Vec<(u64, Option<Broadcast>)>, usize) {
         let mut changes = Vec::new();
         let mut rejected = 0;
         for pair in decode_user_state(state) {
@@ -364,6 +420,7 @@ impl KvState {
                         deleted: false,
                         update_time_ms,
                         last_purge_ms: 0,
+                        scratch: MergeScratch::default(),
                     },
                 );
                 (Some(change), true, false)
@@ -440,13 +497,13 @@ impl KvState {
         };
         Applied::Changed {
             revision,
-            broadcast: Some(KeyValuePair {
+            broadcast: Some(Broadcast::Pair(KeyValuePair {
                 key,
                 value,
                 codec: ops.id().to_owned(),
                 deleted,
                 update_time_millis: update_time_ms,
-            }),
+            })),
         }
     }
 
@@ -460,7 +517,7 @@ impl KvState {
         let v = match &e.value {
             Stored::Raw(b) => ReadValue::Raw(e.codec_id.clone(), b.clone()),
             Stored::Decoded(v) => {
-                let ops = self.ops.get(&e.codec_id)?;
+                let ops = self.ops(&e.codec_id)?;
                 let mut copy = ops.clone_value(v)?;
                 ops.remove_tombstones(&mut copy, None);
                 ReadValue::Decoded(e.codec_id.clone(), copy)
@@ -536,17 +593,18 @@ impl KvState {
                 deleted: false,
                 update_time_ms,
                 last_purge_ms: 0,
+                scratch: MergeScratch::default(),
             },
         );
         Some(Applied::Changed {
             revision,
-            broadcast: Some(KeyValuePair {
+            broadcast: Some(Broadcast::Pair(KeyValuePair {
                 key: key.to_owned(),
                 value: bytes.to_vec(),
                 codec: codec_id.to_owned(),
                 deleted: false,
                 update_time_millis: update_time_ms,
-            }),
+            })),
         })
     }
 
@@ -575,7 +633,7 @@ impl KvState {
         };
         Applied::Changed {
             revision,
-            broadcast: Some(pair),
+            broadcast: Some(Broadcast::Pair(pair)),
         }
     }
 

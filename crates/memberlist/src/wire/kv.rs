@@ -59,6 +59,163 @@ impl KeyValuePair {
     }
 }
 
+/// A [`KeyValuePair`] read in place, for the broadcast receive path: no allocation,
+/// no copy of the (often multi-KiB) value.
+///
+/// [`KeyValuePairRef::parse`] reads only plainly well-formed pairs; anything unusual
+/// (groups, out-of-range varints, malformed lengths, invalid UTF-8, field number 0)
+/// answers `None` and the caller decodes with [`KeyValuePair::decode_bytes`], which
+/// then accepts or rejects it with prost's exact rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyValuePairRef<'a> {
+    /// Store key.
+    pub key: &'a str,
+    /// Codec-encoded value.
+    pub value: &'a [u8],
+    /// Codec id.
+    pub codec: &'a str,
+    /// Deletion mark.
+    pub deleted: bool,
+    /// Unix milliseconds of the last update.
+    pub update_time_millis: i64,
+}
+
+impl<'a> KeyValuePairRef<'a> {
+    /// Reads `buf` in place (see the type's docs for when it declines).
+    pub fn parse(buf: &'a [u8]) -> Option<Self> {
+        let mut p = KeyValuePairRef {
+            key: "",
+            value: &[],
+            codec: "",
+            deleted: false,
+            update_time_millis: 0,
+        };
+        let mut r = buf;
+        while !r.is_empty() {
+            let key = read_varint(&mut r)?;
+            let (field, wire) = (key >> 3, key & 7);
+            match (field, wire) {
+                (0, _) => return None,
+                (1, 2) => p.key = std::str::from_utf8(read_len(&mut r)?).ok()?,
+                (2, 2) => p.value = read_len(&mut r)?,
+                (3, 2) => p.codec = codec_id(read_len(&mut r)?)?,
+                (4, 0) => p.deleted = read_varint(&mut r)? != 0,
+                (5, 0) => p.update_time_millis = read_varint(&mut r)? as i64,
+                // A known field with another wire type: prost's error.
+                (1..=5, _) => return None,
+                (_, 0) => {
+                    read_varint(&mut r)?;
+                }
+                (_, 1) => r = r.get(8..)?,
+                (_, 2) => {
+                    read_len(&mut r)?;
+                }
+                (_, 5) => r = r.get(4..)?,
+                _ => return None,
+            }
+        }
+        Some(p)
+    }
+
+    /// An owned copy.
+    pub fn to_owned_pair(&self) -> KeyValuePair {
+        KeyValuePair {
+            key: self.key.to_owned(),
+            value: self.value.to_vec(),
+            codec: self.codec.to_owned(),
+            deleted: self.deleted,
+            update_time_millis: self.update_time_millis,
+        }
+    }
+
+    /// Encodes as [`KeyValuePair::encode_bytes`] would, in one allocation.
+    pub fn encode(&self) -> Vec<u8> {
+        let len_field = |n: usize| 1 + varint_len(n as u64) + n;
+        let nonempty = |n: usize| if n == 0 { 0 } else { len_field(n) };
+        let size = nonempty(self.key.len())
+            + nonempty(self.value.len())
+            + nonempty(self.codec.len())
+            + if self.deleted { 2 } else { 0 }
+            + if self.update_time_millis != 0 {
+                1 + varint_len(self.update_time_millis as u64)
+            } else {
+                0
+            };
+        let mut out = Vec::with_capacity(size);
+        for (tag, bytes) in [
+            (0x0a, self.key.as_bytes()),
+            (0x12, self.value),
+            (0x1a, self.codec.as_bytes()),
+        ] {
+            if !bytes.is_empty() {
+                out.push(tag);
+                write_varint(&mut out, bytes.len() as u64);
+                out.extend_from_slice(bytes);
+            }
+        }
+        if self.deleted {
+            out.extend_from_slice(&[0x20, 1]);
+        }
+        if self.update_time_millis != 0 {
+            out.push(0x28);
+            write_varint(&mut out, self.update_time_millis as u64);
+        }
+        out
+    }
+}
+
+/// The codec id as text; the ring's id, on nearly every message, without a UTF-8 scan.
+fn codec_id(b: &[u8]) -> Option<&str> {
+    const RING: &str = "ringDesc";
+    if b == RING.as_bytes() {
+        Some(RING)
+    } else {
+        std::str::from_utf8(b).ok()
+    }
+}
+
+#[inline]
+fn read_varint(r: &mut &[u8]) -> Option<u64> {
+    if let [b, rest @ ..] = *r
+        && *b < 0x80
+    {
+        *r = rest;
+        return Some(u64::from(*b));
+    }
+    let mut v = 0u64;
+    for (i, &b) in r.iter().enumerate().take(10) {
+        // The tenth byte may only carry the top bit of a u64.
+        if i == 9 && b > 1 {
+            return None;
+        }
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b < 0x80 {
+            *r = &r[i + 1..];
+            return Some(v);
+        }
+    }
+    None
+}
+
+fn read_len<'a>(r: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let n = usize::try_from(read_varint(r)?).ok()?;
+    let (head, tail) = (r.get(..n)?, r.get(n..)?);
+    *r = tail;
+    Some(head)
+}
+
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+fn write_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
 /// Iterates over the pairs of a push/pull user state.
 ///
 /// dskit stops at the first short or unparsable entry but keeps what it already
@@ -123,6 +280,36 @@ pub fn encode_user_state<'a>(pairs: impl IntoIterator<Item = &'a KeyValuePair>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The in-place reader agrees with prost whenever it answers, answers for every
+        /// pair we encode, and its encoder gives prost's bytes.
+        #[test]
+        fn in_place_reader_agrees_with_prost(
+            key in ".{0,20}",
+            value in prop::collection::vec(any::<u8>(), 0..300),
+            codec in "[a-zA-Z]{0,10}",
+            deleted in any::<bool>(),
+            update_time_millis in any::<i64>(),
+            junk in prop::collection::vec(any::<u8>(), 0..40),
+        ) {
+            let pair = KeyValuePair { key, value, codec, deleted, update_time_millis };
+            let bytes = pair.encode_bytes();
+            let r = KeyValuePairRef::parse(&bytes).expect("our own encoding");
+            prop_assert_eq!(r.to_owned_pair(), pair.clone());
+            prop_assert_eq!(&r.encode(), &bytes);
+            // Arbitrary bytes: never a different answer than prost's.
+            if let Some(r) = KeyValuePairRef::parse(&junk) {
+                prop_assert_eq!(Ok(r.to_owned_pair()), KeyValuePair::decode_bytes(&junk));
+            }
+            // Unknown fields are skipped as prost skips them.
+            let mut extended = bytes.clone();
+            extended.extend_from_slice(&[0x30, 0x96, 0x01, 0x3a, 0x01, 0x00, 0x41, 1, 2, 3, 4, 5, 6, 7, 8, 0x4d, 1, 2, 3, 4]);
+            let r = KeyValuePairRef::parse(&extended).expect("unknown fields");
+            prop_assert_eq!(Ok(r.to_owned_pair()), KeyValuePair::decode_bytes(&extended));
+        }
+    }
 
     #[test]
     fn user_state_round_trips() {
