@@ -1,7 +1,7 @@
 //! The gossip KV's receive path, shaped like dskit's `BenchmarkMemberlistReceiveWithRingDesc`:
 //! a store holding a 600-instance × 128-token ring receives `KeyValuePair` user messages,
 //! each a one-instance heartbeat delta (newer timestamp, same tokens), through
-//! [`GossipKv::notify_msg`]: envelope decode, merge (the heartbeat fast path), tombstone
+//! [`GossipKv::notify_msg_owned`]: envelope decode, merge (the heartbeat fast path), tombstone
 //! rules, the change queued for gossip, watchers notified. All synchronous here (dskit
 //! queues the merge to a worker goroutine).
 
@@ -33,9 +33,10 @@ fn bench_receive(c: &mut Criterion) {
                     workload::heartbeat(&ring, ts)
                 })
                 .collect();
+            // Owned, as the node hands them over (the buffer may be forwarded as is).
             let start = std::time::Instant::now();
-            for m in &msgs {
-                kv.notify_msg(black_box(m));
+            for m in msgs {
+                kv.notify_msg_owned(black_box(m));
             }
             let elapsed = start.elapsed();
             while broadcasts.try_recv().is_ok() {}

@@ -37,8 +37,8 @@ fn main() {
         t.elapsed() / n as u32
     );
     let t = Instant::now();
-    for m in &msgs {
-        kv.notify_msg(m);
+    for m in msgs {
+        kv.notify_msg_owned(m);
     }
     println!("notify_msg: {:?}/msg", t.elapsed() / n as u32);
     let (mut bytes, mut count) = (0, 0);

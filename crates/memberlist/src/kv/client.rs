@@ -23,7 +23,6 @@ use tokio::sync::{mpsc, watch};
 
 use super::ops::{MergeOps, ValueOps};
 use super::state::{Applied, KeyInfo, KvConfig, KvState, ReadValue};
-use crate::wire::kv::{KeyValuePair, KeyValuePairRef};
 
 /// dskit's `memberlist_client_*` metrics of the store (`spec/memberlist.md` §2.16).
 #[derive(Debug, Default)]
@@ -264,24 +263,19 @@ impl GossipKv {
     /// A broadcast user message from a peer (dskit `NotifyMsg`): merged, and the change
     /// (not the original bytes) gossiped on.
     pub fn notify_msg(&self, bytes: &[u8]) {
+        self.notify_msg_owned(bytes.to_vec());
+    }
+
+    /// [`GossipKv::notify_msg`] for a message the caller owns (the node's receive
+    /// path): when the change to gossip on is exactly the message, the same buffer is
+    /// queued for gossip.
+    pub fn notify_msg_owned(&self, bytes: Vec<u8>) {
         let m = &self.shared.metrics;
         m.received_broadcasts.inc();
         m.received_broadcasts_bytes.inc_by(bytes.len() as u64);
         let now = self.now();
         let mut st = self.lock();
-        let applied = match KeyValuePairRef::parse(bytes) {
-            Some(pair) => st.receive_ref(&pair, now),
-            // Unusual encodings: prost decides, and rejects what is broken.
-            None => match KeyValuePair::decode_bytes(bytes) {
-                Ok(pair) => st.receive(pair, now),
-                Err(_) => {
-                    drop(st);
-                    m.received_broadcasts_invalid.inc();
-                    return;
-                }
-            },
-        };
-        match applied {
+        match st.receive_message(bytes, now) {
             Ok(a) => self.publish_locked(st, std::iter::once(a)),
             Err(reason) => {
                 drop(st);

@@ -88,6 +88,8 @@ pub enum Rejected {
     UnknownCodec,
     /// The value did not decode.
     Undecodable,
+    /// The message is not a `KeyValuePair`.
+    InvalidPair,
 }
 
 /// What a received pair or a local write did to the store.
@@ -103,6 +105,13 @@ pub enum Applied {
         /// The change to gossip on.
         broadcast: Option<Broadcast>,
     },
+}
+
+/// A change made by the receive fast path: the received pair with the key's
+/// deletion mark and update time.
+struct Forward<'a> {
+    revision: u64,
+    pair: KeyValuePairRef<'a>,
 }
 
 /// A change to gossip on, as a pair or already encoded.
@@ -257,23 +266,46 @@ impl KvState {
             deleted: pair.deleted,
             update_time_millis: pair.update_time_millis,
         };
-        if let Some(applied) = self.receive_encoded(&borrowed, now) {
-            return applied;
+        match self.receive_encoded(&borrowed, now) {
+            None => self.receive_decoded(pair, now),
+            Some(Err(e)) => Err(e),
+            Some(Ok(None)) => Ok(Applied::Unchanged),
+            Some(Ok(Some(forward))) => Ok(Applied::Changed {
+                revision: forward.revision,
+                broadcast: Some(Broadcast::Encoded(forward.pair.encode())),
+            }),
         }
-        self.receive_decoded(pair, now)
     }
 
-    /// [`KvState::receive`] of a pair read in place: the gossip hot path, which copies
-    /// the pair only when the codec's shortcut does not apply.
-    pub fn receive_ref(
-        &mut self,
-        pair: &KeyValuePairRef<'_>,
-        now: SystemTime,
-    ) -> Result<Applied, Rejected> {
-        match self.receive_encoded(pair, now) {
-            Some(applied) => applied,
-            None => self.receive_decoded(pair.to_owned_pair(), now),
-        }
+    /// [`KvState::receive`] of a broadcast message as it arrived: the gossip hot path.
+    /// The pair is read in place and copied only when the codec's shortcut does not
+    /// apply; when the change to gossip on is exactly the message, its bytes are
+    /// forwarded without re-encoding.
+    pub fn receive_message(&mut self, raw: Vec<u8>, now: SystemTime) -> Result<Applied, Rejected> {
+        let Some(pair) = KeyValuePairRef::parse(&raw) else {
+            // Unusual encodings: prost decides, and rejects what is broken.
+            let pair = KeyValuePair::decode_bytes(&raw).map_err(|_| Rejected::InvalidPair)?;
+            return self.receive(pair, now);
+        };
+        let forward = match self.receive_encoded(&pair, now) {
+            None => return self.receive_decoded(pair.to_owned_pair(), now),
+            Some(Err(e)) => return Err(e),
+            Some(Ok(None)) => return Ok(Applied::Unchanged),
+            Some(Ok(Some(forward))) => forward,
+        };
+        let revision = forward.revision;
+        // Key, value and codec are the message's own; only the metadata can differ.
+        let same = forward.pair.deleted == pair.deleted
+            && forward.pair.update_time_millis == pair.update_time_millis;
+        let bytes = if same && pair.encodes_to(&raw) {
+            raw
+        } else {
+            forward.pair.encode()
+        };
+        Ok(Applied::Changed {
+            revision,
+            broadcast: Some(Broadcast::Encoded(bytes)),
+        })
     }
 
     /// The general path: decode the value and merge it.
@@ -305,12 +337,13 @@ impl KvState {
     }
 
     /// The codec's shortcut ([`ValueOps::merge_encoded`]) for a key we hold decoded;
-    /// `None` when it does not apply and the general path must run.
-    fn receive_encoded(
+    /// `None` when it does not apply and the general path must run, `Some(Ok(None))`
+    /// for old news, else the change to gossip on.
+    fn receive_encoded<'a>(
         &mut self,
-        pair: &KeyValuePairRef<'_>,
+        pair: &KeyValuePairRef<'a>,
         now: SystemTime,
-    ) -> Option<Result<Applied, Rejected>> {
+    ) -> Option<Result<Option<Forward<'a>>, Rejected>> {
         if pair.deleted || pair.key.is_empty() {
             return None;
         }
@@ -324,7 +357,7 @@ impl KvState {
             return None;
         };
         match ops.merge_encoded(cur, pair.value, &mut entry.scratch)? {
-            EncodedMerge::Unchanged => Some(Ok(Applied::Unchanged)),
+            EncodedMerge::Unchanged => Some(Ok(None)),
             EncodedMerge::AppliedVerbatim => {
                 if let Some(limit) = left_limit {
                     self.counts.tombstones_removed +=
@@ -336,15 +369,14 @@ impl KvState {
                 entry.version += 1;
                 self.revision += 1;
                 entry.revision = self.revision;
-                let forward = KeyValuePairRef {
-                    deleted: entry.deleted,
-                    update_time_millis: entry.update_time_ms,
-                    ..*pair
-                };
-                Some(Ok(Applied::Changed {
+                Some(Ok(Some(Forward {
                     revision: self.revision,
-                    broadcast: Some(Broadcast::Encoded(forward.encode())),
-                }))
+                    pair: KeyValuePairRef {
+                        deleted: entry.deleted,
+                        update_time_millis: entry.update_time_ms,
+                        ..*pair
+                    },
+                })))
             }
         }
     }

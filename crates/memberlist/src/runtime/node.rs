@@ -436,7 +436,7 @@ impl Memberlist {
                     let _ = t.write_stream(&mut s, ack, false).await;
                 }
             }
-            Message::User(bytes) => self.inner.kv.notify_msg(&bytes),
+            Message::User(bytes) => self.inner.kv.notify_msg_owned(bytes),
             other => tracing::debug!(%from, message = other.name(), "unexpected stream message"),
         }
     }
@@ -600,7 +600,7 @@ impl Actor {
         let mut membership = Vec::new();
         while let Some(e) = self.core.poll_event() {
             match e {
-                Event::UserMessage { bytes, .. } => inner.kv.notify_msg(&bytes),
+                Event::UserMessage { bytes, .. } => inner.kv.notify_msg_owned(bytes),
                 Event::RemoteState { state, .. } => inner.kv.merge_remote_state(&state),
                 Event::LeaveBroadcastDone => {
                     if let Some(d) = self.leave_done.take() {

@@ -93,6 +93,10 @@ impl<'a> KeyValuePairRef<'a> {
         let mut r = buf;
         while !r.is_empty() {
             let key = read_varint(&mut r)?;
+            // A field key is a uint32 (prost rejects wider ones).
+            if key > u64::from(u32::MAX) {
+                return None;
+            }
             let (field, wire) = (key >> 3, key & 7);
             match (field, wire) {
                 (0, _) => return None,
@@ -128,11 +132,11 @@ impl<'a> KeyValuePairRef<'a> {
         }
     }
 
-    /// Encodes as [`KeyValuePair::encode_bytes`] would, in one allocation.
-    pub fn encode(&self) -> Vec<u8> {
+    /// The length of [`KeyValuePairRef::encode`]'s output.
+    pub fn encoded_len(&self) -> usize {
         let len_field = |n: usize| 1 + varint_len(n as u64) + n;
         let nonempty = |n: usize| if n == 0 { 0 } else { len_field(n) };
-        let size = nonempty(self.key.len())
+        nonempty(self.key.len())
             + nonempty(self.value.len())
             + nonempty(self.codec.len())
             + if self.deleted { 2 } else { 0 }
@@ -140,8 +144,45 @@ impl<'a> KeyValuePairRef<'a> {
                 1 + varint_len(self.update_time_millis as u64)
             } else {
                 0
+            }
+    }
+
+    /// Whether `bytes` (which parsed to `self`) are exactly [`KeyValuePairRef::encode`]'s
+    /// output, so they can be forwarded as they are. Fields in strictly increasing tag
+    /// order leave one encoding per length (bools aside, checked for being 1): a
+    /// repeated, unknown or zero-valued field or a padded varint would make the bytes
+    /// longer.
+    pub fn encodes_to(&self, bytes: &[u8]) -> bool {
+        if bytes.len() != self.encoded_len() {
+            return false;
+        }
+        let mut r = bytes;
+        let mut last = 0;
+        while !r.is_empty() {
+            let Some(key) = read_varint(&mut r) else {
+                return false;
             };
-        let mut out = Vec::with_capacity(size);
+            let field = key >> 3;
+            if field <= last {
+                return false;
+            }
+            last = field;
+            let ok = match key & 7 {
+                // A bool reads any non-zero varint as true but is written as 1.
+                0 => read_varint(&mut r).is_some_and(|v| field != 4 || v == 1),
+                2 => read_len(&mut r).is_some(),
+                _ => false,
+            };
+            if !ok {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Encodes as [`KeyValuePair::encode_bytes`] would, in one allocation.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len());
         for (tag, bytes) in [
             (0x0a, self.key.as_bytes()),
             (0x12, self.value),
@@ -299,6 +340,7 @@ mod tests {
             let r = KeyValuePairRef::parse(&bytes).expect("our own encoding");
             prop_assert_eq!(r.to_owned_pair(), pair.clone());
             prop_assert_eq!(&r.encode(), &bytes);
+            prop_assert!(r.encodes_to(&bytes));
             // Arbitrary bytes: never a different answer than prost's.
             if let Some(r) = KeyValuePairRef::parse(&junk) {
                 prop_assert_eq!(Ok(r.to_owned_pair()), KeyValuePair::decode_bytes(&junk));
@@ -308,6 +350,53 @@ mod tests {
             extended.extend_from_slice(&[0x30, 0x96, 0x01, 0x3a, 0x01, 0x00, 0x41, 1, 2, 3, 4, 5, 6, 7, 8, 0x4d, 1, 2, 3, 4]);
             let r = KeyValuePairRef::parse(&extended).expect("unknown fields");
             prop_assert_eq!(Ok(r.to_owned_pair()), KeyValuePair::decode_bytes(&extended));
+            prop_assert!(!r.encodes_to(&extended));
+            // Whatever parses: `encodes_to` is true exactly when the bytes are the encoding.
+            if let Some(r) = KeyValuePairRef::parse(&junk) {
+                prop_assert_eq!(r.encodes_to(&junk), r.encode() == junk);
+            }
+        }
+    }
+
+    /// One protobuf field of a hand-assembled message, possibly non-canonical.
+    fn piece() -> impl Strategy<Value = Vec<u8>> {
+        let varint = |v: u64, pad: bool| {
+            let mut out = Vec::new();
+            write_varint(&mut out, v);
+            if pad {
+                // The same value, one byte longer.
+                if let Some(last) = out.last_mut() {
+                    *last |= 0x80;
+                }
+                out.push(0);
+            }
+            out
+        };
+        (1u64..8, 0u64..3, any::<bool>(), "[a-c]{0,3}").prop_map(move |(field, v, pad, text)| {
+            let mut out = Vec::new();
+            if field <= 3 || field == 6 {
+                out.extend(varint(field << 3 | 2, pad));
+                out.extend(varint(text.len() as u64, false));
+                out.extend(text.as_bytes());
+            } else {
+                out.extend(varint(field << 3, false));
+                out.extend(varint(v, pad));
+            }
+            out
+        })
+    }
+
+    proptest! {
+        /// Reordered, repeated, unknown, zero-valued and padded fields: the reader agrees
+        /// with prost, and `encodes_to` holds exactly for the canonical bytes.
+        #[test]
+        fn encodes_to_holds_only_for_canonical_bytes(pieces in prop::collection::vec(piece(), 0..7)) {
+            let bytes: Vec<u8> = pieces.concat();
+            let prost = KeyValuePair::decode_bytes(&bytes);
+            if let Some(r) = KeyValuePairRef::parse(&bytes) {
+                prop_assert_eq!(Ok(r.to_owned_pair()), prost);
+                prop_assert_eq!(r.encodes_to(&bytes), r.encode() == bytes);
+            }
         }
     }
 
