@@ -282,7 +282,7 @@ impl KvState {
     /// apply; when the change to gossip on is exactly the message, its bytes are
     /// forwarded without re-encoding.
     pub fn receive_message(&mut self, raw: Vec<u8>, now: SystemTime) -> Result<Applied, Rejected> {
-        let Some(pair) = KeyValuePairRef::parse(&raw) else {
+        let Some((pair, canonical)) = KeyValuePairRef::parse_checked(&raw) else {
             // Unusual encodings: prost decides, and rejects what is broken.
             let pair = KeyValuePair::decode_bytes(&raw).map_err(|_| Rejected::InvalidPair)?;
             return self.receive(pair, now);
@@ -297,7 +297,7 @@ impl KvState {
         // Key, value and codec are the message's own; only the metadata can differ.
         let same = forward.pair.deleted == pair.deleted
             && forward.pair.update_time_millis == pair.update_time_millis;
-        let bytes = if same && pair.encodes_to(&raw) {
+        let bytes = if same && canonical {
             raw
         } else {
             forward.pair.encode()

@@ -83,6 +83,16 @@ pub struct KeyValuePairRef<'a> {
 impl<'a> KeyValuePairRef<'a> {
     /// Reads `buf` in place (see the type's docs for when it declines).
     pub fn parse(buf: &'a [u8]) -> Option<Self> {
+        Self::parse_checked(buf).map(|(p, _)| p)
+    }
+
+    /// [`KeyValuePairRef::parse`], also telling whether `buf` is exactly
+    /// [`KeyValuePairRef::encode`]'s output, so it can be forwarded as it is.
+    ///
+    /// Fields in strictly increasing tag order leave one encoding per length (bools
+    /// aside, checked for being 1): a repeated, unknown or zero-valued field or a padded
+    /// varint would make the bytes longer than the canonical encoding.
+    pub fn parse_checked(buf: &'a [u8]) -> Option<(Self, bool)> {
         let mut p = KeyValuePairRef {
             key: "",
             value: &[],
@@ -91,6 +101,7 @@ impl<'a> KeyValuePairRef<'a> {
             update_time_millis: 0,
         };
         let mut r = buf;
+        let (mut last, mut in_order) = (0, true);
         while !r.is_empty() {
             let key = read_varint(&mut r)?;
             // A field key is a uint32 (prost rejects wider ones).
@@ -98,27 +109,43 @@ impl<'a> KeyValuePairRef<'a> {
                 return None;
             }
             let (field, wire) = (key >> 3, key & 7);
+            in_order &= field > last;
+            last = field;
             match (field, wire) {
                 (0, _) => return None,
                 (1, 2) => p.key = std::str::from_utf8(read_len(&mut r)?).ok()?,
                 (2, 2) => p.value = read_len(&mut r)?,
                 (3, 2) => p.codec = codec_id(read_len(&mut r)?)?,
-                (4, 0) => p.deleted = read_varint(&mut r)? != 0,
+                (4, 0) => {
+                    let v = read_varint(&mut r)?;
+                    in_order &= v == 1;
+                    p.deleted = v != 0;
+                }
                 (5, 0) => p.update_time_millis = read_varint(&mut r)? as i64,
                 // A known field with another wire type: prost's error.
                 (1..=5, _) => return None,
+                // Unknown fields: skipped, and never canonical.
                 (_, 0) => {
                     read_varint(&mut r)?;
+                    in_order = false;
                 }
-                (_, 1) => r = r.get(8..)?,
+                (_, 1) => {
+                    r = r.get(8..)?;
+                    in_order = false;
+                }
                 (_, 2) => {
                     read_len(&mut r)?;
+                    in_order = false;
                 }
-                (_, 5) => r = r.get(4..)?,
+                (_, 5) => {
+                    r = r.get(4..)?;
+                    in_order = false;
+                }
                 _ => return None,
             }
         }
-        Some(p)
+        let canonical = in_order && buf.len() == p.encoded_len();
+        Some((p, canonical))
     }
 
     /// An owned copy.
@@ -145,39 +172,6 @@ impl<'a> KeyValuePairRef<'a> {
             } else {
                 0
             }
-    }
-
-    /// Whether `bytes` (which parsed to `self`) are exactly [`KeyValuePairRef::encode`]'s
-    /// output, so they can be forwarded as they are. Fields in strictly increasing tag
-    /// order leave one encoding per length (bools aside, checked for being 1): a
-    /// repeated, unknown or zero-valued field or a padded varint would make the bytes
-    /// longer.
-    pub fn encodes_to(&self, bytes: &[u8]) -> bool {
-        if bytes.len() != self.encoded_len() {
-            return false;
-        }
-        let mut r = bytes;
-        let mut last = 0;
-        while !r.is_empty() {
-            let Some(key) = read_varint(&mut r) else {
-                return false;
-            };
-            let field = key >> 3;
-            if field <= last {
-                return false;
-            }
-            last = field;
-            let ok = match key & 7 {
-                // A bool reads any non-zero varint as true but is written as 1.
-                0 => read_varint(&mut r).is_some_and(|v| field != 4 || v == 1),
-                2 => read_len(&mut r).is_some(),
-                _ => false,
-            };
-            if !ok {
-                return false;
-            }
-        }
-        true
     }
 
     /// Encodes as [`KeyValuePair::encode_bytes`] would, in one allocation.
@@ -337,10 +331,10 @@ mod tests {
         ) {
             let pair = KeyValuePair { key, value, codec, deleted, update_time_millis };
             let bytes = pair.encode_bytes();
-            let r = KeyValuePairRef::parse(&bytes).expect("our own encoding");
+            let (r, canonical) = KeyValuePairRef::parse_checked(&bytes).expect("our own encoding");
             prop_assert_eq!(r.to_owned_pair(), pair.clone());
             prop_assert_eq!(&r.encode(), &bytes);
-            prop_assert!(r.encodes_to(&bytes));
+            prop_assert!(canonical);
             // Arbitrary bytes: never a different answer than prost's.
             if let Some(r) = KeyValuePairRef::parse(&junk) {
                 prop_assert_eq!(Ok(r.to_owned_pair()), KeyValuePair::decode_bytes(&junk));
@@ -348,12 +342,12 @@ mod tests {
             // Unknown fields are skipped as prost skips them.
             let mut extended = bytes.clone();
             extended.extend_from_slice(&[0x30, 0x96, 0x01, 0x3a, 0x01, 0x00, 0x41, 1, 2, 3, 4, 5, 6, 7, 8, 0x4d, 1, 2, 3, 4]);
-            let r = KeyValuePairRef::parse(&extended).expect("unknown fields");
+            let (r, canonical) = KeyValuePairRef::parse_checked(&extended).expect("unknown fields");
             prop_assert_eq!(Ok(r.to_owned_pair()), KeyValuePair::decode_bytes(&extended));
-            prop_assert!(!r.encodes_to(&extended));
-            // Whatever parses: `encodes_to` is true exactly when the bytes are the encoding.
-            if let Some(r) = KeyValuePairRef::parse(&junk) {
-                prop_assert_eq!(r.encodes_to(&junk), r.encode() == junk);
+            prop_assert!(!canonical);
+            // Whatever parses: canonical exactly when the bytes are the encoding.
+            if let Some((r, canonical)) = KeyValuePairRef::parse_checked(&junk) {
+                prop_assert_eq!(canonical, r.encode() == junk);
             }
         }
     }
@@ -388,14 +382,14 @@ mod tests {
 
     proptest! {
         /// Reordered, repeated, unknown, zero-valued and padded fields: the reader agrees
-        /// with prost, and `encodes_to` holds exactly for the canonical bytes.
+        /// with prost, and `parse_checked` calls exactly our own encoding canonical.
         #[test]
-        fn encodes_to_holds_only_for_canonical_bytes(pieces in prop::collection::vec(piece(), 0..7)) {
+        fn canonical_only_for_canonical_bytes(pieces in prop::collection::vec(piece(), 0..7)) {
             let bytes: Vec<u8> = pieces.concat();
             let prost = KeyValuePair::decode_bytes(&bytes);
-            if let Some(r) = KeyValuePairRef::parse(&bytes) {
+            if let Some((r, canonical)) = KeyValuePairRef::parse_checked(&bytes) {
                 prop_assert_eq!(Ok(r.to_owned_pair()), prost);
-                prop_assert_eq!(r.encodes_to(&bytes), r.encode() == bytes);
+                prop_assert_eq!(canonical, r.encode() == bytes);
             }
         }
     }
