@@ -1393,51 +1393,50 @@ fn build_token_table(instances: &[InstanceDesc], hot: &[Hot]) -> TokenTable {
 /// table is [`TokenTable::unique`]), built without pairs or duplicate checks: one counting
 /// pass, one scatter pass straight into the token and owner arrays, and one insertion pass
 /// that orders each bucket's few tokens. The bucket starts become the lookup index.
+///
+/// This is most of the cost of an uncached shuffle shard, so the loops are kept lean: bucket
+/// numbers are masked to the counter table's length (no bounds checks), the prefix sums run
+/// as two independent chains, and the insertion pass keeps the running maximum in a
+/// register and only branches away for a token smaller than it.
 fn unique_token_table<'a>(n: usize, tokens_of: impl Fn(usize) -> &'a [u32]) -> TokenTable {
     let total: usize = (0..n).map(|i| tokens_of(i).len()).sum();
     let bits = bucket_bits(total);
     let shift = 32 - bits;
     let buckets = 1usize << bits;
-    // `bucket[b]` counts bucket `b`, then (prefix sums) marks its end; the scatter below
-    // fills each bucket backwards, leaving `bucket[b]` at its start.
+    let mask = buckets - 1;
+    // `counts[b]` counts bucket `b`, then (prefix sums) marks its end; the scatter below
+    // fills each bucket backwards, leaving `counts[b]` at its start.
     let mut bucket = vec![0u32; buckets + 1];
+    let counts = &mut bucket[..buckets];
     for i in 0..n {
-        for &t in tokens_of(i) {
-            bucket[(t >> shift) as usize] += 1;
+        let mut quads = tokens_of(i).chunks_exact(4);
+        for q in &mut quads {
+            for &t in q {
+                counts[(t >> shift) as usize & mask] += 1;
+            }
+        }
+        for &t in quads.remainder() {
+            counts[(t >> shift) as usize & mask] += 1;
         }
     }
-    let mut sum = 0u32;
-    for c in &mut bucket[..buckets] {
-        sum += *c;
-        *c = sum;
-    }
-    bucket[buckets] = sum;
+    prefix_sums(counts);
     let mut tokens = vec![0u32; total];
     let mut owners = vec![0 as InstanceIdx; total];
-    // Backwards over instances and tokens, so each bucket ends up in (index, token) order.
-    for i in (0..n).rev() {
-        for &t in tokens_of(i).iter().rev() {
-            let c = &mut bucket[(t >> shift) as usize];
-            *c -= 1;
-            tokens[*c as usize] = t;
-            owners[*c as usize] = i as InstanceIdx;
-        }
-    }
-    // Buckets hold about one token each and are already in bucket order, so one insertion
-    // pass over the whole array sorts it, moving tokens only within their bucket.
-    for k in 1..tokens.len() {
-        let (t, o) = (tokens[k], owners[k]);
-        if tokens[k - 1] > t {
-            let mut j = k;
-            while j > 0 && tokens[j - 1] > t {
-                tokens[j] = tokens[j - 1];
-                owners[j] = owners[j - 1];
-                j -= 1;
+    {
+        let owners = &mut owners[..tokens.len()];
+        // Backwards over instances and tokens, so each bucket ends up in (index, token) order.
+        for i in (0..n).rev() {
+            for &t in tokens_of(i).iter().rev() {
+                let c = &mut counts[(t >> shift) as usize & mask];
+                let p = *c - 1;
+                *c = p;
+                tokens[p as usize] = t;
+                owners[p as usize] = i as InstanceIdx;
             }
-            tokens[j] = t;
-            owners[j] = o;
         }
     }
+    bucket[buckets] = total as u32;
+    sort_bucketed(&mut tokens, &mut owners);
     TokenTable {
         tokens,
         owners,
@@ -1447,6 +1446,54 @@ fn unique_token_table<'a>(n: usize, tokens_of: impl Fn(usize) -> &'a [u32]) -> T
         walks: OnceLock::new(),
         owned_global: OnceLock::new(),
         unique: true,
+    }
+}
+
+/// In-place inclusive prefix sums, as two independent chains (the halves, the second
+/// offset by the first's total) so that the additions overlap instead of waiting on each
+/// other.
+fn prefix_sums(v: &mut [u32]) {
+    let (lo, hi) = v.split_at_mut(v.len() / 2);
+    let mut a = 0u32;
+    let mut b: u32 = lo.iter().sum();
+    let (hi, tail) = hi.split_at_mut(lo.len());
+    for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
+        a += *x;
+        *x = a;
+        b += *y;
+        *y = b;
+    }
+    for x in tail {
+        b += *x;
+        *x = b;
+    }
+}
+
+/// Sorts `tokens` (moving `owners` along) when it is already in order but for short runs
+/// (buckets of about one token). Insertion sort, with the largest token so far kept in a
+/// register: an element at least as large, the common case, costs one comparison.
+fn sort_bucketed(tokens: &mut [u32], owners: &mut [InstanceIdx]) {
+    let Some(&first) = tokens.first() else {
+        return;
+    };
+    let owners = &mut owners[..tokens.len()];
+    let mut max = first;
+    for k in 1..tokens.len() {
+        let t = tokens[k];
+        if t < max {
+            // `t` belongs before `max`; the slot at `k` gets `max` back, so `max` stays.
+            let o = owners[k];
+            let mut j = k;
+            while j > 0 && tokens[j - 1] > t {
+                tokens[j] = tokens[j - 1];
+                owners[j] = owners[j - 1];
+                j -= 1;
+            }
+            tokens[j] = t;
+            owners[j] = o;
+        } else {
+            max = t;
+        }
     }
 }
 
