@@ -441,8 +441,9 @@ pub struct RingSnapshot {
     /// Instances sorted by ID; excluded zones removed.
     instances: Instances,
     hot: Vec<Hot>,
-    /// Sorted zone names of all instances (the empty zone included if present).
-    zones: Vec<String>,
+    /// Sorted zone names of all instances (the empty zone included if present); shared
+    /// with the shuffle-shard sub-rings that span every zone.
+    zones: Arc<[String]>,
     /// Instances per zone (with or without tokens).
     zone_instances: Vec<u32>,
     table: Arc<TokenTable>,
@@ -463,7 +464,7 @@ impl RingSnapshot {
             cfg,
             instances: Instances::own(instances),
             hot,
-            zones,
+            zones: zones.into(),
             zone_instances,
             table,
             shuffle: ShuffleState::fresh(true),
@@ -491,7 +492,7 @@ impl RingSnapshot {
             cfg: self.cfg.clone(),
             instances: Instances::own(instances),
             hot,
-            zones,
+            zones: zones.into(),
             zone_instances,
             table,
             shuffle: self.shuffle.successor(same_topology),
@@ -1209,18 +1210,27 @@ impl RingSnapshot {
 
     /// Zone names, per-instance data and per-zone counts of the instances at `picked`
     /// (sorted indices), remapped from this snapshot's: zones keep their sorted order.
-    fn picked_hot(&self, picked: &[InstanceIdx]) -> (Vec<String>, Vec<Hot>, Vec<u32>) {
+    fn picked_hot(&self, picked: &[InstanceIdx]) -> (Arc<[String]>, Vec<Hot>, Vec<u32>) {
         let mut zone_map = vec![u32::MAX; self.zones.len()];
         for &i in picked {
             zone_map[self.hot[i as usize].zone as usize] = 0;
         }
-        let mut zones = Vec::new();
-        for (z, m) in zone_map.iter_mut().enumerate() {
-            if *m == 0 {
-                *m = zones.len() as u32;
-                zones.push(self.zones[z].clone());
-            }
+        let mut kept = 0u32;
+        for m in zone_map.iter_mut().filter(|m| **m == 0) {
+            *m = kept;
+            kept += 1;
         }
+        // A shard normally spans every zone: then it shares the names.
+        let zones: Arc<[String]> = if kept as usize == self.zones.len() {
+            Arc::clone(&self.zones)
+        } else {
+            zone_map
+                .iter()
+                .zip(self.zones.iter())
+                .filter(|(m, _)| **m != u32::MAX)
+                .map(|(_, z)| z.clone())
+                .collect()
+        };
         let mut zone_instances = vec![0u32; zones.len()];
         let hot: Vec<Hot> = picked
             .iter()
