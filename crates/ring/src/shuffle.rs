@@ -400,11 +400,12 @@ impl RingSnapshot {
     }
 
     fn entry_for(&self, size: usize, picked: Vec<InstanceIdx>) -> Entry {
+        let picked: Arc<[InstanceIdx]> = picked.into();
         Entry {
             size,
             generation: self.shuffle_state().generation,
             ring: Arc::new(self.build_subring(&picked)),
-            parent_indices: picked.into(),
+            parent_indices: picked,
         }
     }
 
@@ -556,7 +557,7 @@ impl RingSnapshot {
 
     /// A subring of the instances at `picked` (sorted parent indices), cut from this
     /// snapshot by [`RingSnapshot::subring`] with a cache of its own.
-    fn build_subring(&self, picked: &[InstanceIdx]) -> RingSnapshot {
+    fn build_subring(&self, picked: &Arc<[InstanceIdx]>) -> RingSnapshot {
         self.subring(picked, ShuffleState::fresh(self.subring_cache_enabled()))
     }
 }

@@ -376,12 +376,13 @@ impl Instances {
         Instances::Own(Arc::new(v))
     }
 
-    /// The instances at `picked` (indices into `self`), sharing the descriptors.
-    fn pick(&self, picked: &[InstanceIdx]) -> Instances {
+    /// The instances at `picked` (indices into `self`), sharing the descriptors (and, for
+    /// a snapshot built from a descriptor, the index list too).
+    fn pick(&self, picked: &Arc<[InstanceIdx]>) -> Instances {
         match self {
             Instances::Own(all) => Instances::Picked {
                 all: Arc::clone(all),
-                picked: picked.into(),
+                picked: Arc::clone(picked),
                 copied: OnceLock::new(),
             },
             Instances::Picked {
@@ -1188,7 +1189,11 @@ impl RingSnapshot {
     /// sorted), and zones and per-instance data are remapped from this snapshot instead of
     /// being derived again. When no token of this ring is claimed twice, neither is one of
     /// the sub-ring's, and its table is built without duplicate resolution.
-    pub(crate) fn subring(&self, picked: &[InstanceIdx], shuffle: ShuffleState) -> RingSnapshot {
+    pub(crate) fn subring(
+        &self,
+        picked: &Arc<[InstanceIdx]>,
+        shuffle: ShuffleState,
+    ) -> RingSnapshot {
         let (zones, hot, zone_instances) = self.picked_hot(picked);
         let instances = self.instances.pick(picked);
         let table = if self.table.unique {
@@ -1211,7 +1216,16 @@ impl RingSnapshot {
     /// Zone names, per-instance data and per-zone counts of the instances at `picked`
     /// (sorted indices), remapped from this snapshot's: zones keep their sorted order.
     fn picked_hot(&self, picked: &[InstanceIdx]) -> (Arc<[String]>, Vec<Hot>, Vec<u32>) {
-        let mut zone_map = vec![u32::MAX; self.zones.len()];
+        // Old zone index -> new one (u32::MAX: no picked instance), on the stack for the
+        // usual handful of zones.
+        let mut on_stack = [u32::MAX; STACK_ZONES];
+        let mut on_heap = Vec::new();
+        let zone_map: &mut [u32] = if self.zones.len() <= STACK_ZONES {
+            &mut on_stack[..self.zones.len()]
+        } else {
+            on_heap.resize(self.zones.len(), u32::MAX);
+            &mut on_heap
+        };
         for &i in picked {
             zone_map[self.hot[i as usize].zone as usize] = 0;
         }
@@ -1251,7 +1265,7 @@ impl RingSnapshot {
     pub(crate) fn refreshed_from(
         &self,
         parent: &RingSnapshot,
-        parent_indices: &[InstanceIdx],
+        parent_indices: &Arc<[InstanceIdx]>,
     ) -> RingSnapshot {
         let (zones, hot, zone_instances) = parent.picked_hot(parent_indices);
         RingSnapshot {
