@@ -1772,6 +1772,30 @@ mod tests {
     }
 
     #[test]
+    fn prefix_sums_and_bucket_sort_match_the_plain_versions() {
+        for len in [0usize, 1, 2, 3, 16, 17, 4096] {
+            let v: Vec<u32> = (0..len as u32).map(|i| (i * 7919) % 5).collect();
+            let mut got = v.clone();
+            prefix_sums(&mut got);
+            let want: Vec<u32> = v
+                .iter()
+                .scan(0u32, |s, &x| {
+                    *s += x;
+                    Some(*s)
+                })
+                .collect();
+            assert_eq!(got, want, "len {len}");
+        }
+        // Runs of up to four out-of-order elements, owners moving along.
+        let mut tokens = vec![3u32, 1, 2, 4, 9, 8, 7, 6, 10, 12, 11];
+        let mut owners: Vec<InstanceIdx> = tokens.iter().map(|t| t + 100).collect();
+        sort_bucketed(&mut tokens, &mut owners);
+        assert!(tokens.is_sorted());
+        assert!(tokens.iter().zip(&owners).all(|(t, o)| *o == t + 100));
+        sort_bucketed(&mut [], &mut []);
+    }
+
+    #[test]
     fn min_healthy_timestamp_rounds_up_partial_seconds() {
         let t = |s: u64, n: u32| UNIX_EPOCH + Duration::new(s, n);
         assert_eq!(
