@@ -1004,8 +1004,77 @@ impl RingSnapshot {
         self.walk_from(n - 1, Operation(0), rf, &mut buf);
         buf.clear_seen();
         picks[(n - 1) * width..(n - 1) * width + buf.out.len()].copy_from_slice(&buf.out);
+        match width {
+            1 => self.fill_walks::<1>(&mut picks),
+            2 => self.fill_walks::<2>(&mut picks),
+            3 => self.fill_walks::<3>(&mut picks),
+            4 => self.fill_walks::<4>(&mut picks),
+            _ => self.fill_walks_any(&mut picks, width, buf.out.clone()),
+        }
+        PrimaryWalks { picks, width }
+    }
+
+    /// [`Self::primary_walks`] for `W` (at most 4) picks per token, the last row already
+    /// filled. Branch-free: in a zone-aware ring exactly one of the next token's picks
+    /// shares the owner's zone, and which one is random.
+    fn fill_walks<const W: usize>(&self, picks: &mut [InstanceIdx]) {
+        let owners = &self.table.owners;
         let zone_aware = self.cfg.zone_awareness_enabled;
-        let mut next: Vec<InstanceIdx> = buf.out.clone();
+        // Per instance, the key that rules out another instance with the same key: its
+        // zone when zones count, else a value no other instance has. The extra last entry
+        // stands for an empty pick slot.
+        let no_zone = |i: usize| u32::MAX - 1 - i as u32;
+        let mut key: Vec<u32> = self
+            .hot
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                if zone_aware && !h.zone_is_empty {
+                    h.zone
+                } else {
+                    no_zone(i)
+                }
+            })
+            .collect();
+        let empty = key.len();
+        key.push(u32::MAX);
+        let mut rows = picks.chunks_exact_mut(W).rev();
+        let Some(last) = rows.next() else {
+            return;
+        };
+        // The row after the current one and its keys, carried in registers: each row
+        // depends on the next, so nothing on that chain goes through memory.
+        let mut next = [u32::MAX; W];
+        next.copy_from_slice(last);
+        let mut next_key = next.map(|p| key[(p as usize).min(empty)]);
+        for (row, &o) in rows.zip(owners.iter().rev().skip(1)) {
+            let own_key = key[o as usize];
+            let mut cur = [u32::MAX; W];
+            let mut cur_key = [u32::MAX; W];
+            cur[0] = o;
+            cur_key[0] = own_key;
+            let mut len = 1usize;
+            for (&p, &k) in next.iter().zip(&next_key) {
+                let keep = p != u32::MAX && p != o && k != own_key;
+                for j in 1..W {
+                    let put = keep && len == j;
+                    cur[j] = if put { p } else { cur[j] };
+                    cur_key[j] = if put { k } else { cur_key[j] };
+                }
+                len += usize::from(keep);
+            }
+            row.copy_from_slice(&cur);
+            next = cur;
+            next_key = cur_key;
+        }
+    }
+
+    /// [`Self::fill_walks`] for any width.
+    fn fill_walks_any(&self, picks: &mut [InstanceIdx], width: usize, last: Vec<InstanceIdx>) {
+        let owners = &self.table.owners;
+        let n = owners.len();
+        let zone_aware = self.cfg.zone_awareness_enabled;
+        let mut next: Vec<InstanceIdx> = last;
         let mut cur: Vec<InstanceIdx> = Vec::with_capacity(width);
         for i in (0..n - 1).rev() {
             let o = owners[i];
@@ -1026,7 +1095,6 @@ impl RingSnapshot {
             picks[i * width..i * width + cur.len()].copy_from_slice(&cur);
             std::mem::swap(&mut cur, &mut next);
         }
-        PrimaryWalks { picks, width }
     }
 
     /// The replication strategy's filter: drops unhealthy replicas in place and returns
@@ -1768,6 +1836,55 @@ mod tests {
             assert_eq!(lean.tokens, general.tokens);
             assert_eq!(lean.owners, general.owners);
             assert_eq!((lean.bucket, lean.shift), (general.bucket, general.shift));
+        }
+    }
+
+    #[test]
+    fn fixed_width_walk_tables_match_the_general_build() {
+        let mut x: u32 = 5;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        for n in [1usize, 2, 3, 5, 9, 40] {
+            for zone_aware in [false, true] {
+                for rf in 1..=5 {
+                    let mut d = Desc::new();
+                    for i in 0..n {
+                        let tokens: Vec<u32> = (0..1 + next() % 20).map(|_| next()).collect();
+                        // Zones "", "a", "b", "c": the empty zone is never ruled out.
+                        let zone = ["", "a", "b", "c"][next() as usize % 4];
+                        d.add_instance(
+                            &format!("i{i:02}"),
+                            "addr",
+                            zone,
+                            tokens,
+                            InstanceState::Active,
+                            1,
+                            1,
+                        );
+                    }
+                    let cfg = RingConfig {
+                        replication_factor: rf,
+                        zone_awareness_enabled: zone_aware,
+                        ..RingConfig::default()
+                    };
+                    let r = RingSnapshot::new(d, cfg);
+                    let fast = r.primary_walks();
+                    let width = fast.width;
+                    let len = r.table.tokens.len();
+                    let mut slow = vec![u32::MAX; len * width];
+                    let mut buf = GetBuffer::new();
+                    buf.seen.resize(r.instances.len().div_ceil(64), 0);
+                    r.walk_from(len - 1, Operation(0), rf, &mut buf);
+                    slow[(len - 1) * width..(len - 1) * width + buf.out.len()]
+                        .copy_from_slice(&buf.out);
+                    r.fill_walks_any(&mut slow, width, buf.out.clone());
+                    assert_eq!(fast.picks, slow, "n {n} zone_aware {zone_aware} rf {rf}");
+                }
+            }
         }
     }
 
