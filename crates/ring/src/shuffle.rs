@@ -42,7 +42,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use md5::{Digest, Md5};
@@ -143,12 +143,23 @@ impl std::fmt::Debug for ShuffleState {
 impl ShuffleState {
     /// An empty cache (or none when `enabled` is false) and a new generation.
     pub(crate) fn fresh(enabled: bool) -> ShuffleState {
-        ShuffleState {
-            cache: Arc::new(ShuffleCache {
+        let new_cache = || {
+            Arc::new(ShuffleCache {
                 enabled,
                 plain: RwLock::default(),
                 lookback: RwLock::default(),
-            }),
+            })
+        };
+        // A switched-off cache is never written, so one instance serves every snapshot
+        // (uncached shards then allocate no cache of their own).
+        static DISABLED: OnceLock<Arc<ShuffleCache>> = OnceLock::new();
+        let cache = if enabled {
+            new_cache()
+        } else {
+            Arc::clone(DISABLED.get_or_init(new_cache))
+        };
+        ShuffleState {
+            cache,
             generation: GENERATION.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -389,11 +400,12 @@ impl RingSnapshot {
     }
 
     fn entry_for(&self, size: usize, picked: Vec<InstanceIdx>) -> Entry {
+        let picked: Arc<[InstanceIdx]> = picked.into();
         Entry {
             size,
             generation: self.shuffle_state().generation,
             ring: Arc::new(self.build_subring(&picked)),
-            parent_indices: picked.into(),
+            parent_indices: picked,
         }
     }
 
@@ -545,7 +557,7 @@ impl RingSnapshot {
 
     /// A subring of the instances at `picked` (sorted parent indices), cut from this
     /// snapshot by [`RingSnapshot::subring`] with a cache of its own.
-    fn build_subring(&self, picked: &[InstanceIdx]) -> RingSnapshot {
+    fn build_subring(&self, picked: &Arc<[InstanceIdx]>) -> RingSnapshot {
         self.subring(picked, ShuffleState::fresh(self.subring_cache_enabled()))
     }
 }

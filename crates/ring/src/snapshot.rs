@@ -376,12 +376,13 @@ impl Instances {
         Instances::Own(Arc::new(v))
     }
 
-    /// The instances at `picked` (indices into `self`), sharing the descriptors.
-    fn pick(&self, picked: &[InstanceIdx]) -> Instances {
+    /// The instances at `picked` (indices into `self`), sharing the descriptors (and, for
+    /// a snapshot built from a descriptor, the index list too).
+    fn pick(&self, picked: &Arc<[InstanceIdx]>) -> Instances {
         match self {
             Instances::Own(all) => Instances::Picked {
                 all: Arc::clone(all),
-                picked: picked.into(),
+                picked: Arc::clone(picked),
                 copied: OnceLock::new(),
             },
             Instances::Picked {
@@ -441,8 +442,9 @@ pub struct RingSnapshot {
     /// Instances sorted by ID; excluded zones removed.
     instances: Instances,
     hot: Vec<Hot>,
-    /// Sorted zone names of all instances (the empty zone included if present).
-    zones: Vec<String>,
+    /// Sorted zone names of all instances (the empty zone included if present); shared
+    /// with the shuffle-shard sub-rings that span every zone.
+    zones: Arc<[String]>,
     /// Instances per zone (with or without tokens).
     zone_instances: Vec<u32>,
     table: Arc<TokenTable>,
@@ -463,7 +465,7 @@ impl RingSnapshot {
             cfg,
             instances: Instances::own(instances),
             hot,
-            zones,
+            zones: zones.into(),
             zone_instances,
             table,
             shuffle: ShuffleState::fresh(true),
@@ -491,7 +493,7 @@ impl RingSnapshot {
             cfg: self.cfg.clone(),
             instances: Instances::own(instances),
             hot,
-            zones,
+            zones: zones.into(),
             zone_instances,
             table,
             shuffle: self.shuffle.successor(same_topology),
@@ -1002,8 +1004,77 @@ impl RingSnapshot {
         self.walk_from(n - 1, Operation(0), rf, &mut buf);
         buf.clear_seen();
         picks[(n - 1) * width..(n - 1) * width + buf.out.len()].copy_from_slice(&buf.out);
+        match width {
+            1 => self.fill_walks::<1>(&mut picks),
+            2 => self.fill_walks::<2>(&mut picks),
+            3 => self.fill_walks::<3>(&mut picks),
+            4 => self.fill_walks::<4>(&mut picks),
+            _ => self.fill_walks_any(&mut picks, width, buf.out.clone()),
+        }
+        PrimaryWalks { picks, width }
+    }
+
+    /// [`Self::primary_walks`] for `W` (at most 4) picks per token, the last row already
+    /// filled. Branch-free: in a zone-aware ring exactly one of the next token's picks
+    /// shares the owner's zone, and which one is random.
+    fn fill_walks<const W: usize>(&self, picks: &mut [InstanceIdx]) {
+        let owners = &self.table.owners;
         let zone_aware = self.cfg.zone_awareness_enabled;
-        let mut next: Vec<InstanceIdx> = buf.out.clone();
+        // Per instance, the key that rules out another instance with the same key: its
+        // zone when zones count, else a value no other instance has. The extra last entry
+        // stands for an empty pick slot.
+        let no_zone = |i: usize| u32::MAX - 1 - i as u32;
+        let mut key: Vec<u32> = self
+            .hot
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                if zone_aware && !h.zone_is_empty {
+                    h.zone
+                } else {
+                    no_zone(i)
+                }
+            })
+            .collect();
+        let empty = key.len();
+        key.push(u32::MAX);
+        let mut rows = picks.chunks_exact_mut(W).rev();
+        let Some(last) = rows.next() else {
+            return;
+        };
+        // The row after the current one and its keys, carried in registers: each row
+        // depends on the next, so nothing on that chain goes through memory.
+        let mut next = [u32::MAX; W];
+        next.copy_from_slice(last);
+        let mut next_key = next.map(|p| key[(p as usize).min(empty)]);
+        for (row, &o) in rows.zip(owners.iter().rev().skip(1)) {
+            let own_key = key[o as usize];
+            let mut cur = [u32::MAX; W];
+            let mut cur_key = [u32::MAX; W];
+            cur[0] = o;
+            cur_key[0] = own_key;
+            let mut len = 1usize;
+            for (&p, &k) in next.iter().zip(&next_key) {
+                let keep = p != u32::MAX && p != o && k != own_key;
+                for j in 1..W {
+                    let put = keep && len == j;
+                    cur[j] = if put { p } else { cur[j] };
+                    cur_key[j] = if put { k } else { cur_key[j] };
+                }
+                len += usize::from(keep);
+            }
+            row.copy_from_slice(&cur);
+            next = cur;
+            next_key = cur_key;
+        }
+    }
+
+    /// [`Self::fill_walks`] for any width.
+    fn fill_walks_any(&self, picks: &mut [InstanceIdx], width: usize, last: Vec<InstanceIdx>) {
+        let owners = &self.table.owners;
+        let n = owners.len();
+        let zone_aware = self.cfg.zone_awareness_enabled;
+        let mut next: Vec<InstanceIdx> = last;
         let mut cur: Vec<InstanceIdx> = Vec::with_capacity(width);
         for i in (0..n - 1).rev() {
             let o = owners[i];
@@ -1024,7 +1095,6 @@ impl RingSnapshot {
             picks[i * width..i * width + cur.len()].copy_from_slice(&cur);
             std::mem::swap(&mut cur, &mut next);
         }
-        PrimaryWalks { picks, width }
     }
 
     /// The replication strategy's filter: drops unhealthy replicas in place and returns
@@ -1187,7 +1257,11 @@ impl RingSnapshot {
     /// sorted), and zones and per-instance data are remapped from this snapshot instead of
     /// being derived again. When no token of this ring is claimed twice, neither is one of
     /// the sub-ring's, and its table is built without duplicate resolution.
-    pub(crate) fn subring(&self, picked: &[InstanceIdx], shuffle: ShuffleState) -> RingSnapshot {
+    pub(crate) fn subring(
+        &self,
+        picked: &Arc<[InstanceIdx]>,
+        shuffle: ShuffleState,
+    ) -> RingSnapshot {
         let (zones, hot, zone_instances) = self.picked_hot(picked);
         let instances = self.instances.pick(picked);
         let table = if self.table.unique {
@@ -1209,18 +1283,36 @@ impl RingSnapshot {
 
     /// Zone names, per-instance data and per-zone counts of the instances at `picked`
     /// (sorted indices), remapped from this snapshot's: zones keep their sorted order.
-    fn picked_hot(&self, picked: &[InstanceIdx]) -> (Vec<String>, Vec<Hot>, Vec<u32>) {
-        let mut zone_map = vec![u32::MAX; self.zones.len()];
+    fn picked_hot(&self, picked: &[InstanceIdx]) -> (Arc<[String]>, Vec<Hot>, Vec<u32>) {
+        // Old zone index -> new one (u32::MAX: no picked instance), on the stack for the
+        // usual handful of zones.
+        let mut on_stack = [u32::MAX; STACK_ZONES];
+        let mut on_heap = Vec::new();
+        let zone_map: &mut [u32] = if self.zones.len() <= STACK_ZONES {
+            &mut on_stack[..self.zones.len()]
+        } else {
+            on_heap.resize(self.zones.len(), u32::MAX);
+            &mut on_heap
+        };
         for &i in picked {
             zone_map[self.hot[i as usize].zone as usize] = 0;
         }
-        let mut zones = Vec::new();
-        for (z, m) in zone_map.iter_mut().enumerate() {
-            if *m == 0 {
-                *m = zones.len() as u32;
-                zones.push(self.zones[z].clone());
-            }
+        let mut kept = 0u32;
+        for m in zone_map.iter_mut().filter(|m| **m == 0) {
+            *m = kept;
+            kept += 1;
         }
+        // A shard normally spans every zone: then it shares the names.
+        let zones: Arc<[String]> = if kept as usize == self.zones.len() {
+            Arc::clone(&self.zones)
+        } else {
+            zone_map
+                .iter()
+                .zip(self.zones.iter())
+                .filter(|(m, _)| **m != u32::MAX)
+                .map(|(_, z)| z.clone())
+                .collect()
+        };
         let mut zone_instances = vec![0u32; zones.len()];
         let hot: Vec<Hot> = picked
             .iter()
@@ -1241,7 +1333,7 @@ impl RingSnapshot {
     pub(crate) fn refreshed_from(
         &self,
         parent: &RingSnapshot,
-        parent_indices: &[InstanceIdx],
+        parent_indices: &Arc<[InstanceIdx]>,
     ) -> RingSnapshot {
         let (zones, hot, zone_instances) = parent.picked_hot(parent_indices);
         RingSnapshot {
@@ -1393,51 +1485,50 @@ fn build_token_table(instances: &[InstanceDesc], hot: &[Hot]) -> TokenTable {
 /// table is [`TokenTable::unique`]), built without pairs or duplicate checks: one counting
 /// pass, one scatter pass straight into the token and owner arrays, and one insertion pass
 /// that orders each bucket's few tokens. The bucket starts become the lookup index.
+///
+/// This is most of the cost of an uncached shuffle shard, so the loops are kept lean: bucket
+/// numbers are masked to the counter table's length (no bounds checks), the prefix sums run
+/// as two independent chains, and the insertion pass keeps the running maximum in a
+/// register and only branches away for a token smaller than it.
 fn unique_token_table<'a>(n: usize, tokens_of: impl Fn(usize) -> &'a [u32]) -> TokenTable {
     let total: usize = (0..n).map(|i| tokens_of(i).len()).sum();
     let bits = bucket_bits(total);
     let shift = 32 - bits;
     let buckets = 1usize << bits;
-    // `bucket[b]` counts bucket `b`, then (prefix sums) marks its end; the scatter below
-    // fills each bucket backwards, leaving `bucket[b]` at its start.
+    let mask = buckets - 1;
+    // `counts[b]` counts bucket `b`, then (prefix sums) marks its end; the scatter below
+    // fills each bucket backwards, leaving `counts[b]` at its start.
     let mut bucket = vec![0u32; buckets + 1];
+    let counts = &mut bucket[..buckets];
     for i in 0..n {
-        for &t in tokens_of(i) {
-            bucket[(t >> shift) as usize] += 1;
+        let mut quads = tokens_of(i).chunks_exact(4);
+        for q in &mut quads {
+            for &t in q {
+                counts[(t >> shift) as usize & mask] += 1;
+            }
+        }
+        for &t in quads.remainder() {
+            counts[(t >> shift) as usize & mask] += 1;
         }
     }
-    let mut sum = 0u32;
-    for c in &mut bucket[..buckets] {
-        sum += *c;
-        *c = sum;
-    }
-    bucket[buckets] = sum;
+    prefix_sums(counts);
     let mut tokens = vec![0u32; total];
     let mut owners = vec![0 as InstanceIdx; total];
-    // Backwards over instances and tokens, so each bucket ends up in (index, token) order.
-    for i in (0..n).rev() {
-        for &t in tokens_of(i).iter().rev() {
-            let c = &mut bucket[(t >> shift) as usize];
-            *c -= 1;
-            tokens[*c as usize] = t;
-            owners[*c as usize] = i as InstanceIdx;
-        }
-    }
-    // Buckets hold about one token each and are already in bucket order, so one insertion
-    // pass over the whole array sorts it, moving tokens only within their bucket.
-    for k in 1..tokens.len() {
-        let (t, o) = (tokens[k], owners[k]);
-        if tokens[k - 1] > t {
-            let mut j = k;
-            while j > 0 && tokens[j - 1] > t {
-                tokens[j] = tokens[j - 1];
-                owners[j] = owners[j - 1];
-                j -= 1;
+    {
+        let owners = &mut owners[..tokens.len()];
+        // Backwards over instances and tokens, so each bucket ends up in (index, token) order.
+        for i in (0..n).rev() {
+            for &t in tokens_of(i).iter().rev() {
+                let c = &mut counts[(t >> shift) as usize & mask];
+                let p = *c - 1;
+                *c = p;
+                tokens[p as usize] = t;
+                owners[p as usize] = i as InstanceIdx;
             }
-            tokens[j] = t;
-            owners[j] = o;
         }
     }
+    bucket[buckets] = total as u32;
+    sort_bucketed(&mut tokens, &mut owners);
     TokenTable {
         tokens,
         owners,
@@ -1447,6 +1538,54 @@ fn unique_token_table<'a>(n: usize, tokens_of: impl Fn(usize) -> &'a [u32]) -> T
         walks: OnceLock::new(),
         owned_global: OnceLock::new(),
         unique: true,
+    }
+}
+
+/// In-place inclusive prefix sums, as two independent chains (the halves, the second
+/// offset by the first's total) so that the additions overlap instead of waiting on each
+/// other.
+fn prefix_sums(v: &mut [u32]) {
+    let (lo, hi) = v.split_at_mut(v.len() / 2);
+    let mut a = 0u32;
+    let mut b: u32 = lo.iter().sum();
+    let (hi, tail) = hi.split_at_mut(lo.len());
+    for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
+        a += *x;
+        *x = a;
+        b += *y;
+        *y = b;
+    }
+    for x in tail {
+        b += *x;
+        *x = b;
+    }
+}
+
+/// Sorts `tokens` (moving `owners` along) when it is already in order but for short runs
+/// (buckets of about one token). Insertion sort, with the largest token so far kept in a
+/// register: an element at least as large, the common case, costs one comparison.
+fn sort_bucketed(tokens: &mut [u32], owners: &mut [InstanceIdx]) {
+    let Some(&first) = tokens.first() else {
+        return;
+    };
+    let owners = &mut owners[..tokens.len()];
+    let mut max = first;
+    for k in 1..tokens.len() {
+        let t = tokens[k];
+        if t < max {
+            // `t` belongs before `max`; the slot at `k` gets `max` back, so `max` stays.
+            let o = owners[k];
+            let mut j = k;
+            while j > 0 && tokens[j - 1] > t {
+                tokens[j] = tokens[j - 1];
+                owners[j] = owners[j - 1];
+                j -= 1;
+            }
+            tokens[j] = t;
+            owners[j] = o;
+        } else {
+            max = t;
+        }
     }
 }
 
@@ -1698,6 +1837,79 @@ mod tests {
             assert_eq!(lean.owners, general.owners);
             assert_eq!((lean.bucket, lean.shift), (general.bucket, general.shift));
         }
+    }
+
+    #[test]
+    fn fixed_width_walk_tables_match_the_general_build() {
+        let mut x: u32 = 5;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        for n in [1usize, 2, 3, 5, 9, 40] {
+            for zone_aware in [false, true] {
+                for rf in 1..=5 {
+                    let mut d = Desc::new();
+                    for i in 0..n {
+                        let tokens: Vec<u32> = (0..1 + next() % 20).map(|_| next()).collect();
+                        // Zones "", "a", "b", "c": the empty zone is never ruled out.
+                        let zone = ["", "a", "b", "c"][next() as usize % 4];
+                        d.add_instance(
+                            &format!("i{i:02}"),
+                            "addr",
+                            zone,
+                            tokens,
+                            InstanceState::Active,
+                            1,
+                            1,
+                        );
+                    }
+                    let cfg = RingConfig {
+                        replication_factor: rf,
+                        zone_awareness_enabled: zone_aware,
+                        ..RingConfig::default()
+                    };
+                    let r = RingSnapshot::new(d, cfg);
+                    let fast = r.primary_walks();
+                    let width = fast.width;
+                    let len = r.table.tokens.len();
+                    let mut slow = vec![u32::MAX; len * width];
+                    let mut buf = GetBuffer::new();
+                    buf.seen.resize(r.instances.len().div_ceil(64), 0);
+                    r.walk_from(len - 1, Operation(0), rf, &mut buf);
+                    slow[(len - 1) * width..(len - 1) * width + buf.out.len()]
+                        .copy_from_slice(&buf.out);
+                    r.fill_walks_any(&mut slow, width, buf.out.clone());
+                    assert_eq!(fast.picks, slow, "n {n} zone_aware {zone_aware} rf {rf}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn prefix_sums_and_bucket_sort_match_the_plain_versions() {
+        for len in [0usize, 1, 2, 3, 16, 17, 4096] {
+            let v: Vec<u32> = (0..len as u32).map(|i| (i * 7919) % 5).collect();
+            let mut got = v.clone();
+            prefix_sums(&mut got);
+            let want: Vec<u32> = v
+                .iter()
+                .scan(0u32, |s, &x| {
+                    *s += x;
+                    Some(*s)
+                })
+                .collect();
+            assert_eq!(got, want, "len {len}");
+        }
+        // Runs of up to four out-of-order elements, owners moving along.
+        let mut tokens = vec![3u32, 1, 2, 4, 9, 8, 7, 6, 10, 12, 11];
+        let mut owners: Vec<InstanceIdx> = tokens.iter().map(|t| t + 100).collect();
+        sort_bucketed(&mut tokens, &mut owners);
+        assert!(tokens.is_sorted());
+        assert!(tokens.iter().zip(&owners).all(|(t, o)| *o == t + 100));
+        sort_bucketed(&mut [], &mut []);
     }
 
     #[test]
