@@ -137,7 +137,10 @@ mod tests {
     #[test]
     fn mixed_cluster_ring_from_dskit_decodes_with_its_tombstone() {
         let desc = decode(INTEROP_BIN).expect("fixture decodes");
-        assert_eq!(desc, json::decode(INTEROP_JSON).expect("fixture json parses"));
+        assert_eq!(
+            desc,
+            json::decode(INTEROP_JSON).expect("fixture json parses")
+        );
         let ids: Vec<&str> = desc.ingesters.keys().map(String::as_str).collect();
         assert_eq!(ids, ["dskit-1", "ing-1", "ing-2"]);
         let go = &desc.ingesters["dskit-1"];
