@@ -5,8 +5,9 @@
 //! Checked, all on 127.0.0.1 with bounded waits: the dskit node accepts `ringkit node` as a
 //! memberlist member and sends it the ring; ringkit's instance shows up ACTIVE in dskit's
 //! ring and heartbeats advance both ways; `ringkit ring forget` of a killed instance and a
-//! SIGTERMed ringkit node (unregister) reach dskit; a dskit node joining through ringkit and
-//! then stopping is seen by ringkit; a node with another cluster label never merges.
+//! SIGTERMed ringkit node (unregister) reach dskit, and dskit's own forget reaches ringkit;
+//! a dskit node joining through ringkit (uncompressed, with instance versions) is stored
+//! with its versions and seen coming and going; another cluster label never merges.
 
 mod common;
 
@@ -181,6 +182,17 @@ fn shard<'a>(r: &'a Value, id: &str) -> Option<&'a Value> {
         .find(|s| s["id"] == id)
 }
 
+/// The ring value a ringkit node stores, from its `/memberlist?downloadKey=` (decoded).
+async fn stored_ring(url: &str) -> ringkit_ring::Desc {
+    let bytes = reqwest::get(format!("{url}/memberlist?downloadKey=collectors/ring"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    ringkit_ring::codec::decode(&bytes).expect("ringkit's stored ring decodes")
+}
+
 /// `ringkit node` gossip flags with a fixed memberlist node name.
 fn node_flags(name: &str, port: u16, join: u16, label: &str) -> Vec<String> {
     let mut v = gossip_flags(port, Some(join), label);
@@ -347,14 +359,15 @@ async fn ringkit_and_a_dskit_node_share_one_ring() {
     .await;
 
     // 4c. A dskit node that joins through ringkit (gossiping uncompressed, while ringkit
-    // compresses), then stops (unregistering), is seen coming and going by ringkit.
+    // compresses, and registering instance versions, a field ringkit only carries), then
+    // stops (unregistering), is seen coming and going by ringkit.
     let mut peer2 = Peer::start(
         &bin,
         "dskit-2",
         free_port(),
         Some(n1_port),
         LABEL,
-        &["-memberlist.compression-enabled=false"],
+        &["-memberlist.compression-enabled=false", "-versions=1=7,2=3"],
     );
     until(
         "ringkit to see dskit-2 ACTIVE",
@@ -362,6 +375,26 @@ async fn ringkit_and_a_dskit_node_share_one_ring() {
         |r| {
             shard(r, "dskit-2")
                 .is_some_and(|s| s["state"] == "ACTIVE" && s["tokens"] == DSKIT_TOKENS)
+        },
+    )
+    .await;
+    let stored = stored_ring(&n1.url).await;
+    let versions: Vec<(u64, u64)> = stored.ingesters["dskit-2"]
+        .versions
+        .iter()
+        .map(|(k, v)| (*k, *v))
+        .collect();
+    assert_eq!(
+        versions,
+        [(1, 7), (2, 3)],
+        "dskit-2's versions in ringkit's store"
+    );
+    until(
+        "dskit-1 to see dskit-2's versions",
+        || peer.ring(),
+        |p| {
+            p.get("dskit-2")
+                .is_some_and(|i| i["versions"] == serde_json::json!({"1": 7, "2": 3}))
         },
     )
     .await;
