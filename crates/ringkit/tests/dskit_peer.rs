@@ -7,7 +7,8 @@
 //! ring and heartbeats advance both ways; `ringkit ring forget` of a killed instance and a
 //! SIGTERMed ringkit node (unregister) reach dskit, and dskit's own forget reaches ringkit;
 //! a dskit node joining through ringkit (uncompressed, with instance versions) is stored
-//! with its versions and seen coming and going; another cluster label never merges.
+//! with its versions and seen coming and going; another cluster label never merges, in
+//! either direction.
 
 mod common;
 
@@ -407,11 +408,21 @@ async fn ringkit_and_a_dskit_node_share_one_ring() {
     )
     .await;
 
-    // 5. Another cluster label: the dskit node discards its streams, nothing merges.
+    // 5. Another cluster label, both ways: a ringkit node joining the dskit node and a
+    // dskit node joining a ringkit node; each side discards the other's streams and
+    // nothing merges.
     let other = Node::start_with(
         "ing-x",
         &node_flags("ringkit-x", free_port(), peer_port, "another-cluster"),
         &opts,
+    );
+    let other_peer = Peer::start(
+        &bin,
+        "dskit-x",
+        free_port(),
+        Some(n1_port),
+        "another-cluster",
+        &[],
     );
     until(
         "ing-x to register",
@@ -419,14 +430,25 @@ async fn ringkit_and_a_dskit_node_share_one_ring() {
         |r| ids(r) == ["ing-x"],
     )
     .await;
+    until(
+        "dskit-x to register",
+        || other_peer.ring(),
+        |p| p.contains_key("dskit-x"),
+    )
+    .await;
     let until_t = Instant::now() + Duration::from_secs(6);
     while Instant::now() < until_t {
         assert!(!peer.members().await.contains(&"ringkit-x".to_owned()));
         assert!(!peer.ring().await.contains_key("ing-x"));
         assert_eq!(ids(&ring(&other.url).await), ["ing-x"]);
+        assert_eq!(ids(&ring(&n1.url).await), ["dskit-1", "ing-1"]);
+        let theirs: Vec<String> = other_peer.ring().await.keys().cloned().collect();
+        assert_eq!(theirs, ["dskit-x"]);
+        assert_eq!(other_peer.members().await, ["dskit-x"]);
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     drop(other);
+    drop(other_peer);
 
     // 4d. SIGTERM: ringkit unregisters and leaves; dskit drops the instance and the member.
     n1.signal("-TERM");
