@@ -278,6 +278,24 @@ async fn ringkit_and_a_dskit_node_share_one_ring() {
     )
     .await;
 
+    // Both sides hold the very same tokens for both instances.
+    let ours = stored_ring(&n1.url).await;
+    let theirs = peer.ring().await;
+    for id in ["dskit-1", "ing-1"] {
+        let want: Vec<u64> = theirs[id]["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_u64().unwrap())
+            .collect();
+        let got: Vec<u64> = ours.ingesters[id]
+            .tokens
+            .iter()
+            .map(|&t| u64::from(t))
+            .collect();
+        assert_eq!(got, want, "tokens of {id}");
+    }
+
     // 4a. A killed ringkit instance forgotten with `ringkit ring forget` (joining through
     // the dskit node) disappears from dskit's ring.
     let mut n2 = Node::start_with(
