@@ -127,6 +127,38 @@ mod tests {
         assert_eq!(p0.tokens[0], 17_503_577);
     }
 
+    /// A ring written by a real Go dskit node in a mixed cluster (see README "Interop with
+    /// dskit"): its own instance, one a ringkit node registered, and the LEFT tombstone
+    /// that `ringkit ring forget` produced, as dskit re-encoded it.
+    const INTEROP_BIN: &[u8] =
+        include_bytes!("../../../testdata/ring-desc-dskit-interop.snappy-proto.bin");
+    const INTEROP_JSON: &str = include_str!("../../../testdata/ring-desc-dskit-interop.json");
+
+    #[test]
+    fn mixed_cluster_ring_from_dskit_decodes_with_its_tombstone() {
+        let desc = decode(INTEROP_BIN).expect("fixture decodes");
+        assert_eq!(
+            desc,
+            json::decode(INTEROP_JSON).expect("fixture json parses")
+        );
+        let ids: Vec<&str> = desc.ingesters.keys().map(String::as_str).collect();
+        assert_eq!(ids, ["dskit-1", "ing-1", "ing-2"]);
+        let go = &desc.ingesters["dskit-1"];
+        assert_eq!((go.zone.as_str(), go.tokens.len()), ("zone-go", 32));
+        assert_eq!(go.state(), InstanceState::Active);
+        let rust = &desc.ingesters["ing-1"];
+        assert_eq!((rust.zone.as_str(), rust.tokens.len()), ("zone-rust", 16));
+        assert_eq!(rust.state(), InstanceState::Active);
+        let gone = &desc.ingesters["ing-2"];
+        assert_eq!(gone.state(), InstanceState::Left);
+        assert!(gone.tokens.is_empty());
+        assert!(gone.timestamp > 0 && gone.registered_timestamp > 0);
+        for d in desc.ingesters.values() {
+            assert!(d.tokens.windows(2).all(|w| w[0] < w[1]));
+        }
+        assert_eq!(decode(&encode(&desc)).unwrap(), desc);
+    }
+
     #[test]
     fn encode_decode_round_trips() {
         let desc = decode(FIXTURE_BIN).unwrap();

@@ -5,31 +5,14 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use common::{Node, NodeOpts, all_active, ids, ring, ringkit, wait_for};
+use common::{Node, NodeOpts, all_active, free_port, ids, ring, ringkit, wait_for};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+const LABEL: &str = "ringkit-test";
 
 fn gossip_flags(port: u16, join: Option<u16>) -> Vec<String> {
-    let mut v = vec![
-        "--kv.store=memberlist".to_owned(),
-        "--memberlist.bind-addr=127.0.0.1".to_owned(),
-        format!("--memberlist.bind-port={port}"),
-        "--memberlist.cluster-label=ringkit-test".to_owned(),
-        "--memberlist.pullpush-interval=2s".to_owned(),
-    ];
-    if let Some(j) = join {
-        v.push(format!("--memberlist.join=127.0.0.1:{j}"));
-    }
-    v
+    common::gossip_flags(port, join, LABEL)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

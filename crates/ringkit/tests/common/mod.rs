@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -215,4 +216,29 @@ pub(crate) fn ringkit<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
         stdout: out_t.join().unwrap(),
         stderr: err_t.join().unwrap(),
     }
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; the caller binds it soon after).
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `ringkit node` flags for a memberlist store on 127.0.0.1:`port` with cluster `label`,
+/// joining 127.0.0.1:`join` when given.
+pub(crate) fn gossip_flags(port: u16, join: Option<u16>, label: &str) -> Vec<String> {
+    let mut v = vec![
+        "--kv.store=memberlist".to_owned(),
+        "--memberlist.bind-addr=127.0.0.1".to_owned(),
+        format!("--memberlist.bind-port={port}"),
+        format!("--memberlist.cluster-label={label}"),
+        "--memberlist.pullpush-interval=2s".to_owned(),
+    ];
+    if let Some(j) = join {
+        v.push(format!("--memberlist.join=127.0.0.1:{j}"));
+    }
+    v
 }
