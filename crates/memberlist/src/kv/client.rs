@@ -123,10 +123,29 @@ impl KvStoreMetrics {
 /// The clock of the store; tests inject their own.
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
+/// What the store's one lock guards: the state and the broadcast channel, so a change
+/// is applied and queued for gossip in one critical section (and in revision order).
+struct Locked {
+    kv: KvState,
+    broadcasts: Option<mpsc::UnboundedSender<Vec<u8>>>,
+}
+
+impl std::ops::Deref for Locked {
+    type Target = KvState;
+    fn deref(&self) -> &KvState {
+        &self.kv
+    }
+}
+
+impl std::ops::DerefMut for Locked {
+    fn deref_mut(&mut self) -> &mut KvState {
+        &mut self.kv
+    }
+}
+
 struct Shared {
-    state: Mutex<KvState>,
+    state: Mutex<Locked>,
     revision_tx: watch::Sender<u64>,
-    broadcasts: Mutex<Option<mpsc::UnboundedSender<Vec<u8>>>>,
     clock: Clock,
     metrics: Arc<KvStoreMetrics>,
 }
@@ -157,9 +176,11 @@ impl GossipKv {
     pub fn with_clock(config: KvConfig, clock: Clock) -> Self {
         GossipKv {
             shared: Arc::new(Shared {
-                state: Mutex::new(KvState::new(config)),
+                state: Mutex::new(Locked {
+                    kv: KvState::new(config),
+                    broadcasts: None,
+                }),
                 revision_tx: watch::Sender::new(0),
-                broadcasts: Mutex::new(None),
                 clock,
                 metrics: Arc::new(KvStoreMetrics::default()),
             }),
@@ -171,7 +192,7 @@ impl GossipKv {
         &self.shared.metrics
     }
 
-    fn lock(&self) -> MutexGuard<'_, KvState> {
+    fn lock(&self) -> MutexGuard<'_, Locked> {
         // Every critical section leaves the state consistent (single map operations),
         // so a poisoned lock is still usable.
         self.shared
@@ -193,11 +214,7 @@ impl GossipKv {
     /// there as an encoded `KeyValuePair` (the memberlist node drains it).
     pub fn subscribe_broadcasts(&self) -> mpsc::UnboundedReceiver<Vec<u8>> {
         let (tx, rx) = mpsc::unbounded_channel();
-        *self
-            .shared
-            .broadcasts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(tx);
+        self.lock().broadcasts = Some(tx);
         rx
     }
 
@@ -319,40 +336,37 @@ impl GossipKv {
         self.publish_locked(self.lock(), applied);
     }
 
-    /// [`GossipKv::publish`] for a caller that holds the state lock: the store gauges
-    /// are read under it, then it is released before anything is sent.
+    /// [`GossipKv::publish`] for a caller that holds the state lock: changes are queued
+    /// for gossip and the store gauges read under it, then it is released before
+    /// watchers are woken.
     fn publish_locked(
         &self,
-        st: MutexGuard<'_, KvState>,
+        mut st: MutexGuard<'_, Locked>,
         applied: impl IntoIterator<Item = Applied>,
     ) {
         let m = &self.shared.metrics;
+        let mut latest = None;
+        for a in applied {
+            if let Applied::Changed {
+                revision,
+                broadcast,
+            } = a
+            {
+                latest = Some(revision);
+                if let (Some(tx), Some(b)) = (st.broadcasts.as_ref(), broadcast)
+                    && tx.send(b.into_bytes()).is_err()
+                {
+                    // The node stopped draining: stop queueing.
+                    st.broadcasts = None;
+                }
+            }
+        }
         m.kv_store_count.set(st.len() as i64);
         let removed = st.counts().tombstones_removed;
         drop(st);
         let seen = m.tombstones_removed.get();
         if removed > seen {
             m.tombstones_removed.inc_by(removed - seen);
-        }
-        let mut latest = None;
-        {
-            let tx = self
-                .shared
-                .broadcasts
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            for a in applied {
-                if let Applied::Changed {
-                    revision,
-                    broadcast,
-                } = a
-                {
-                    latest = Some(revision);
-                    if let (Some(tx), Some(b)) = (tx.as_ref(), broadcast) {
-                        let _ = tx.send(b.into_bytes());
-                    }
-                }
-            }
         }
         // Waking watchers costs more than the rest of a heartbeat's receive; with no
         // watcher there is nobody to wake. Skipping is safe: a watcher subscribes before
