@@ -21,7 +21,7 @@
 pub mod network;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -90,7 +90,8 @@ pub struct Sim {
     rng: StdRng,
     config: Config,
     nodes: Vec<SimNode>,
-    by_addr: BTreeMap<SocketAddr, usize>,
+    /// Lookups only (never iterated, so hashing keeps determinism).
+    by_addr: HashMap<SocketAddr, usize>,
     /// The network (adjust `net.link` at any time).
     pub net: Network,
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
@@ -135,7 +136,7 @@ impl Sim {
             rng: StdRng::seed_from_u64(seed),
             config,
             nodes: Vec::with_capacity(n),
-            by_addr: BTreeMap::new(),
+            by_addr: HashMap::with_capacity(n),
             net: Network::new(link),
             timers: BinaryHeap::new(),
             events: Vec::new(),

@@ -9,7 +9,7 @@
 //! names its own alive/suspect/dead messages by the node they are about).
 
 use std::cmp::Reverse;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::wire::Message;
 
@@ -36,7 +36,9 @@ struct Item {
 #[derive(Debug, Clone, Default)]
 pub struct BroadcastQueue {
     items: BTreeMap<Key, Item>,
-    by_name: BTreeMap<Vec<u8>, Key>,
+    /// Where each named item sits in `items` (hashed: names are looked up on
+    /// every push and retransmit, and node names share long prefixes).
+    by_name: HashMap<Vec<u8>, Key>,
     next_id: u64,
     finished: Vec<Tag>,
 }
@@ -72,7 +74,7 @@ impl BroadcastQueue {
             && let Some(old) = self.by_name.remove(n)
             && let Some(item) = self.items.remove(&old)
         {
-            self.finish(item);
+            self.finish(item.tag);
         }
         self.next_id += 1;
         let key = (0, Reverse(encoded_len), Reverse(self.next_id));
@@ -82,8 +84,8 @@ impl BroadcastQueue {
         self.items.insert(key, Item { message, name, tag });
     }
 
-    fn finish(&mut self, item: Item) {
-        if let Some(t) = item.tag {
+    fn finish(&mut self, tag: Option<Tag>) {
+        if let Some(t) = tag {
             self.finished.push(t);
         }
     }
@@ -127,19 +129,23 @@ impl BroadcastQueue {
                 break;
             };
             used += overhead + key.1.0;
-            out.push((item.message.clone(), key.1.0));
             if key.0 + 1 >= transmit_limit {
                 if let Some(n) = &item.name {
                     self.by_name.remove(n);
                 }
-                self.finish(item);
+                // The last transmit hands the message over instead of a copy.
+                self.finish(item.tag);
+                out.push((item.message, key.1.0));
             } else {
+                out.push((item.message.clone(), key.1.0));
                 reinsert.push(((key.0 + 1, key.1, key.2), item));
             }
         }
         for (k, item) in reinsert {
-            if let Some(n) = &item.name {
-                self.by_name.insert(n.clone(), k);
+            if let Some(n) = &item.name
+                && let Some(slot) = self.by_name.get_mut(n)
+            {
+                *slot = k;
             }
             self.items.insert(k, item);
         }
@@ -156,7 +162,7 @@ impl BroadcastQueue {
         let items = std::mem::take(&mut self.items);
         self.by_name.clear();
         for (_, item) in items {
-            self.finish(item);
+            self.finish(item.tag);
         }
     }
 }
