@@ -449,8 +449,13 @@ fn encode_push_pull(pp: crate::wire::message::PushPull) -> Option<Vec<u8>> {
 
 fn decode_push_pull(bytes: &[u8]) -> Option<crate::wire::message::PushPull> {
     let (m, _) = decode_stream(bytes).ok()??;
-    match m.unwrapped() {
-        Message::PushPull(pp) => Some(pp.clone()),
+    // Unwrap by value: a push/pull carries every member, too big to copy.
+    let mut m = m.message;
+    while let Message::Compressed(c) = m {
+        m = *c.inner;
+    }
+    match m {
+        Message::PushPull(pp) => Some(pp),
         _ => None,
     }
 }

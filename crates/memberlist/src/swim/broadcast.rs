@@ -35,7 +35,9 @@ struct Item {
 /// A queue of messages to piggyback, each with its encoded length.
 #[derive(Debug, Clone, Default)]
 pub struct BroadcastQueue {
-    items: BTreeMap<Key, Item>,
+    /// Boxed, so the tree's node shifts on every take and reinsert move a
+    /// pointer rather than a whole message.
+    items: BTreeMap<Key, Box<Item>>,
     /// Where each named item sits in `items` (hashed: names are looked up on
     /// every push and retransmit, and node names share long prefixes).
     by_name: HashMap<Vec<u8>, Key>,
@@ -81,7 +83,8 @@ impl BroadcastQueue {
         if let Some(n) = &name {
             self.by_name.insert(n.clone(), key);
         }
-        self.items.insert(key, Item { message, name, tag });
+        self.items
+            .insert(key, Box::new(Item { message, name, tag }));
     }
 
     fn finish(&mut self, tag: Option<Tag>) {

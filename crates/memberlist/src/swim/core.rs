@@ -920,7 +920,8 @@ impl<R: Rng> Core<R> {
             return;
         }
         let mut updates_node = false;
-        match self.members.get(&a.node) {
+        // One lookup on the common path (news we already have).
+        let found = match self.members.get(&a.node) {
             None => {
                 // A never-seen node starts dead at incarnation 0, so an alive with
                 // incarnation 0 leaves only a reapable entry, as in memberlist.
@@ -937,6 +938,7 @@ impl<R: Rng> Core<R> {
                         .unwrap_or(now),
                 };
                 self.members.insert_new(m, &mut self.rng);
+                self.members.get(&a.node)
             }
             Some(m) if m.addr != a.addr || m.port != a.port => {
                 let reclaim = self.config.dead_node_reclaim_time;
@@ -948,10 +950,11 @@ impl<R: Rng> Core<R> {
                     self.conflicts += 1;
                     return;
                 }
+                Some(m)
             }
-            Some(_) => {}
-        }
-        let Some(m) = self.members.get(&a.node) else {
+            Some(m) => Some(m),
+        };
+        let Some(m) = found else {
             return;
         };
         if a.incarnation <= m.incarnation && !is_local && !updates_node {
