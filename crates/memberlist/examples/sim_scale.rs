@@ -39,6 +39,17 @@ fn total_bytes(sim: &Sim) -> (u64, u64) {
     })
 }
 
+/// Membership broadcasts still queued, averaged over nodes: the join news each
+/// node gossips `retransmit_limit` times. While it drains, "steady state"
+/// traffic is still join traffic.
+fn queued_per_node(sim: &Sim) -> f64 {
+    let total: usize = (0..sim.len())
+        .filter_map(|i| sim.core(i))
+        .map(|c| c.queued_broadcasts().0)
+        .sum();
+    total as f64 / sim.len().max(1) as f64
+}
+
 fn run(n: usize, seed: u64, loss: f64) {
     let wall = Instant::now();
     let link = LinkConfig {
@@ -56,6 +67,10 @@ fn run(n: usize, seed: u64, loss: f64) {
         sim.run_for(Duration::from_millis(10));
     }
     let joined_at = sim.elapsed();
+    eprintln!(
+        "N={n}: all joined at {joined_at:?} virtual, wall {:.1?}",
+        wall.elapsed()
+    );
     let mut join_took = None;
     for step in 1..=600u32 {
         sim.run_for(Duration::from_secs(1));
@@ -69,11 +84,18 @@ fn run(n: usize, seed: u64, loss: f64) {
             }
         }
     }
+    eprintln!(
+        "N={n}: convergence check done at {:?} virtual, wall {:.1?}",
+        sim.elapsed(),
+        wall.elapsed()
+    );
     let (p0, s0) = total_bytes(&sim);
+    let q0 = queued_per_node(&sim);
     let t0 = sim.elapsed();
     // Steady state: one minute without changes.
     sim.run_for(Duration::from_secs(60));
     let (p1, s1) = total_bytes(&sim);
+    let q1 = queued_per_node(&sim);
     let secs = (sim.elapsed() - t0).as_secs_f64();
     let per_node = |b: u64| b as f64 / n as f64 / secs;
     // Broadcast dissemination (the KV stand-in re-broadcasts first-seen messages).
@@ -104,7 +126,8 @@ fn run(n: usize, seed: u64, loss: f64) {
     let decode_errors: u64 = (0..n).map(|i| sim.stats(i).decode_errors).sum();
     println!(
         "N={n:5} loss={loss:.2}: join converged {} after the last join ({:?} virtual); \
-         steady state {:.0} B/s per node in packets + {:.0} B/s in push/pull; \
+         steady state {:.0} B/s per node in packets + {:.0} B/s in push/pull \
+         (membership broadcasts queued per node: {q0:.0} at its start, {q1:.0} at its end); \
          broadcast reached {}/{} nodes, p50 {:?}, p99 {:?}, max {:?}; \
          decode errors {decode_errors}; wall {:.1?}",
         join_took.map_or("NOT".to_string(), |d| format!("{d:?}")),
