@@ -41,6 +41,11 @@ pub struct BroadcastQueue {
     /// Where each named item sits in `items` (hashed: names are looked up on
     /// every push and retransmit, and node names share long prefixes).
     by_name: HashMap<Vec<u8>, Key>,
+    /// How many queued items have each encoded length: once the packet's free
+    /// space is below the shortest, `take_sized` stops instead of probing every
+    /// transmit-count level in vain (changes only on push and removal, not on
+    /// each retransmit).
+    lens: BTreeMap<usize, usize>,
     next_id: u64,
     finished: Vec<Tag>,
 }
@@ -76,8 +81,10 @@ impl BroadcastQueue {
             && let Some(old) = self.by_name.remove(n)
             && let Some(item) = self.items.remove(&old)
         {
+            self.forget_len(old.1.0);
             self.finish(item.tag);
         }
+        *self.lens.entry(encoded_len).or_default() += 1;
         self.next_id += 1;
         let key = (0, Reverse(encoded_len), Reverse(self.next_id));
         if let Some(n) = &name {
@@ -85,6 +92,15 @@ impl BroadcastQueue {
         }
         self.items
             .insert(key, Box::new(Item { message, name, tag }));
+    }
+
+    fn forget_len(&mut self, len: usize) {
+        if let Some(c) = self.lens.get_mut(&len) {
+            *c -= 1;
+            if *c == 0 {
+                self.lens.remove(&len);
+            }
+        }
     }
 
     fn finish(&mut self, tag: Option<Tag>) {
@@ -122,6 +138,13 @@ impl BroadcastQueue {
             let Some(free) = limit.checked_sub(used + overhead).filter(|f| *f > 0) else {
                 break;
             };
+            if self
+                .lens
+                .first_key_value()
+                .is_none_or(|(&min, _)| min > free)
+            {
+                break;
+            }
             let lo = (t, Reverse(free), Reverse(u64::MAX));
             let hi = (t + 1, Reverse(usize::MAX), Reverse(u64::MAX));
             let Some(key) = self.items.range(lo..hi).next().map(|(k, _)| *k) else {
@@ -137,6 +160,7 @@ impl BroadcastQueue {
                     self.by_name.remove(n);
                 }
                 // The last transmit hands the message over instead of a copy.
+                self.forget_len(key.1.0);
                 self.finish(item.tag);
                 out.push((item.message, key.1.0));
             } else {
@@ -164,6 +188,7 @@ impl BroadcastQueue {
     pub fn clear(&mut self) {
         let items = std::mem::take(&mut self.items);
         self.by_name.clear();
+        self.lens.clear();
         for (_, item) in items {
             self.finish(item.tag);
         }
