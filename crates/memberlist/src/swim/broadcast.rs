@@ -252,6 +252,24 @@ mod tests {
     }
 
     #[test]
+    fn a_small_message_behind_many_full_levels_is_still_found() {
+        // Items spread over several transmit counts; only the smallest fits the
+        // last gap, and it sits at the highest count.
+        let mut q = BroadcastQueue::new();
+        q.push(user(3), 4, None, None);
+        for _ in 0..3 {
+            q.take(2, 1000, 10);
+        }
+        q.push(user(50), 51, None, None);
+        q.push(user(40), 41, None, None);
+        let got = q.take(2, 2 + 51 + 2 + 4, 10);
+        assert_eq!(got, vec![user(50), user(3)]);
+        // Nothing fits a budget below the shortest message.
+        assert!(q.take(2, 2 + 3, 10).is_empty());
+        assert_eq!(q.len(), 3);
+    }
+
+    #[test]
     fn a_named_message_invalidates_the_older_one_with_the_same_name() {
         let mut q = BroadcastQueue::new();
         q.push(user(1), 2, Some(b"node-a".to_vec()), Some(1));

@@ -362,6 +362,41 @@ mod tests {
     }
 
     #[test]
+    fn state_counts_follow_updates_and_reaps_and_lookups_survive_renumbering() {
+        let t0 = Instant::now();
+        let mut rng = StdRng::seed_from_u64(4);
+        let mut ms = Members::new();
+        for n in ["me", "a", "b", "c", "d"] {
+            ms.insert_new(member(n, State::Alive, t0), &mut rng);
+        }
+        assert_eq!(ms.count(State::Alive), 5);
+        ms.update(b"b", |m| m.state = State::Suspect);
+        ms.update(b"a", |m| m.state = State::Left);
+        assert_eq!(ms.update(b"nobody", |m| m.state = State::Dead), None);
+        assert_eq!(
+            [State::Alive, State::Suspect, State::Dead, State::Left].map(|s| ms.count(s)),
+            [3, 1, 0, 1]
+        );
+        // Wrap around long after "a" left: it is reaped, the rest renumbered.
+        let grace = Duration::from_secs(30);
+        for _ in 0..10 {
+            ms.next_probe_target(b"me", t0 + grace * 2, grace, &mut rng);
+        }
+        assert!(ms.get(b"a").is_none());
+        assert_eq!(ms.count(State::Left), 0);
+        assert_eq!(ms.len(), 4);
+        for n in ["me", "b", "c", "d"] {
+            assert_eq!(ms.get(n.as_bytes()).map(|m| m.name.clone()), Some(n.into()));
+        }
+        let names: Vec<&[u8]> = ms.iter().map(|m| m.name.as_slice()).collect();
+        assert_eq!(names, [&b"b"[..], b"c", b"d", b"me"], "name order kept");
+        for _ in 0..8 {
+            let p = ms.next_probe_target(b"me", t0, grace, &mut rng);
+            assert!(matches!(p.as_deref(), Some(b"b" | b"c" | b"d")), "{p:?}");
+        }
+    }
+
+    #[test]
     fn k_random_returns_distinct_members_matching_the_filter() {
         let t0 = Instant::now();
         let mut rng = StdRng::seed_from_u64(3);
