@@ -3,6 +3,12 @@
 //!
 //! `cargo run --release -p ringkit-memberlist --example sim_scale -- [N ...]`
 //! (default: 100 1000). Optional env: `SIM_SEED`, `SIM_LOSS` (default 0.05).
+//!
+//! Cost grows faster than N²: every node gossips news of every join
+//! `retransmit_limit` times (16 at 5000 nodes) and each of those messages is
+//! encoded, decoded and merged. 1000 nodes take about half a minute on one core,
+//! 5000 nodes need about 12 GB of memory and most of an hour on a loaded machine.
+//! Progress goes to stderr.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
