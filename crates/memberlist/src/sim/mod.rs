@@ -21,7 +21,7 @@
 pub mod network;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -90,7 +90,8 @@ pub struct Sim {
     rng: StdRng,
     config: Config,
     nodes: Vec<SimNode>,
-    by_addr: BTreeMap<SocketAddr, usize>,
+    /// Lookups only (never iterated, so hashing keeps determinism).
+    by_addr: HashMap<SocketAddr, usize>,
     /// The network (adjust `net.link` at any time).
     pub net: Network,
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
@@ -135,7 +136,7 @@ impl Sim {
             rng: StdRng::seed_from_u64(seed),
             config,
             nodes: Vec::with_capacity(n),
-            by_addr: BTreeMap::new(),
+            by_addr: HashMap::with_capacity(n),
             net: Network::new(link),
             timers: BinaryHeap::new(),
             events: Vec::new(),
@@ -448,8 +449,13 @@ fn encode_push_pull(pp: crate::wire::message::PushPull) -> Option<Vec<u8>> {
 
 fn decode_push_pull(bytes: &[u8]) -> Option<crate::wire::message::PushPull> {
     let (m, _) = decode_stream(bytes).ok()??;
-    match m.unwrapped() {
-        Message::PushPull(pp) => Some(pp.clone()),
+    // Unwrap by value: a push/pull carries every member, too big to copy.
+    let mut m = m.message;
+    while let Message::Compressed(c) = m {
+        m = *c.inner;
+    }
+    match m {
+        Message::PushPull(pp) => Some(pp),
         _ => None,
     }
 }

@@ -62,6 +62,35 @@ pub struct Delivery {
     pub payload: Payload,
 }
 
+/// A queued delivery, ordered by arrival time, then send order (ties resolve
+/// by send order), so the payload travels inside the heap without a side table.
+#[derive(Debug)]
+struct Queued {
+    at: Instant,
+    id: u64,
+    delivery: Delivery,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.id) == (other.at, other.id)
+    }
+}
+
+impl Eq for Queued {}
+
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.id).cmp(&(other.at, other.id))
+    }
+}
+
 /// Links, partitions and the in-flight queue.
 #[derive(Debug)]
 pub struct Network {
@@ -69,9 +98,8 @@ pub struct Network {
     pub link: LinkConfig,
     /// Partition group of each node; nodes in different groups cannot talk.
     groups: Option<Vec<u32>>,
-    /// Arrival time, then send order (ties resolve by send order).
-    queue: BinaryHeap<Reverse<(Instant, u64)>>,
-    in_flight: std::collections::BTreeMap<u64, Delivery>,
+    /// Messages in flight, earliest first.
+    queue: BinaryHeap<Reverse<Queued>>,
     next_id: u64,
     /// Packets dropped by loss or partitions.
     pub dropped: u64,
@@ -84,7 +112,6 @@ impl Network {
             link,
             groups: None,
             queue: BinaryHeap::new(),
-            in_flight: Default::default(),
             next_id: 0,
             dropped: 0,
         }
@@ -120,8 +147,11 @@ impl Network {
     fn enqueue(&mut self, d: Delivery) {
         let id = self.next_id;
         self.next_id += 1;
-        self.queue.push(Reverse((d.at, id)));
-        self.in_flight.insert(id, d);
+        self.queue.push(Reverse(Queued {
+            at: d.at,
+            id,
+            delivery: d,
+        }));
     }
 
     /// Sends a packet: subject to partitions, loss, delay and duplication.
@@ -181,17 +211,16 @@ impl Network {
 
     /// Arrival time of the next message.
     pub fn next_arrival(&self) -> Option<Instant> {
-        self.queue.peek().map(|Reverse((t, _))| *t)
+        self.queue.peek().map(|Reverse(q)| q.at)
     }
 
     /// Takes the next message.
     pub fn pop(&mut self) -> Option<Delivery> {
-        let Reverse((_, id)) = self.queue.pop()?;
-        self.in_flight.remove(&id)
+        self.queue.pop().map(|Reverse(q)| q.delivery)
     }
 
     /// Messages in flight.
     pub fn in_flight(&self) -> usize {
-        self.in_flight.len()
+        self.queue.len()
     }
 }

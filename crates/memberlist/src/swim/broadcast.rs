@@ -9,7 +9,7 @@
 //! names its own alive/suspect/dead messages by the node they are about).
 
 use std::cmp::Reverse;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::wire::Message;
 
@@ -35,8 +35,17 @@ struct Item {
 /// A queue of messages to piggyback, each with its encoded length.
 #[derive(Debug, Clone, Default)]
 pub struct BroadcastQueue {
-    items: BTreeMap<Key, Item>,
-    by_name: BTreeMap<Vec<u8>, Key>,
+    /// Boxed, so the tree's node shifts on every take and reinsert move a
+    /// pointer rather than a whole message.
+    items: BTreeMap<Key, Box<Item>>,
+    /// Where each named item sits in `items` (hashed: names are looked up on
+    /// every push and retransmit, and node names share long prefixes).
+    by_name: HashMap<Vec<u8>, Key>,
+    /// How many queued items have each encoded length: once the packet's free
+    /// space is below the shortest, `take_sized` stops instead of probing every
+    /// transmit-count level in vain (changes only on push and removal, not on
+    /// each retransmit).
+    lens: BTreeMap<usize, usize>,
     next_id: u64,
     finished: Vec<Tag>,
 }
@@ -72,18 +81,30 @@ impl BroadcastQueue {
             && let Some(old) = self.by_name.remove(n)
             && let Some(item) = self.items.remove(&old)
         {
-            self.finish(item);
+            self.forget_len(old.1.0);
+            self.finish(item.tag);
         }
+        *self.lens.entry(encoded_len).or_default() += 1;
         self.next_id += 1;
         let key = (0, Reverse(encoded_len), Reverse(self.next_id));
         if let Some(n) = &name {
             self.by_name.insert(n.clone(), key);
         }
-        self.items.insert(key, Item { message, name, tag });
+        self.items
+            .insert(key, Box::new(Item { message, name, tag }));
     }
 
-    fn finish(&mut self, item: Item) {
-        if let Some(t) = item.tag {
+    fn forget_len(&mut self, len: usize) {
+        if let Some(c) = self.lens.get_mut(&len) {
+            *c -= 1;
+            if *c == 0 {
+                self.lens.remove(&len);
+            }
+        }
+    }
+
+    fn finish(&mut self, tag: Option<Tag>) {
+        if let Some(t) = tag {
             self.finished.push(t);
         }
     }
@@ -117,6 +138,13 @@ impl BroadcastQueue {
             let Some(free) = limit.checked_sub(used + overhead).filter(|f| *f > 0) else {
                 break;
             };
+            if self
+                .lens
+                .first_key_value()
+                .is_none_or(|(&min, _)| min > free)
+            {
+                break;
+            }
             let lo = (t, Reverse(free), Reverse(u64::MAX));
             let hi = (t + 1, Reverse(usize::MAX), Reverse(u64::MAX));
             let Some(key) = self.items.range(lo..hi).next().map(|(k, _)| *k) else {
@@ -127,19 +155,24 @@ impl BroadcastQueue {
                 break;
             };
             used += overhead + key.1.0;
-            out.push((item.message.clone(), key.1.0));
             if key.0 + 1 >= transmit_limit {
                 if let Some(n) = &item.name {
                     self.by_name.remove(n);
                 }
-                self.finish(item);
+                // The last transmit hands the message over instead of a copy.
+                self.forget_len(key.1.0);
+                self.finish(item.tag);
+                out.push((item.message, key.1.0));
             } else {
+                out.push((item.message.clone(), key.1.0));
                 reinsert.push(((key.0 + 1, key.1, key.2), item));
             }
         }
         for (k, item) in reinsert {
-            if let Some(n) = &item.name {
-                self.by_name.insert(n.clone(), k);
+            if let Some(n) = &item.name
+                && let Some(slot) = self.by_name.get_mut(n)
+            {
+                *slot = k;
             }
             self.items.insert(k, item);
         }
@@ -155,8 +188,9 @@ impl BroadcastQueue {
     pub fn clear(&mut self) {
         let items = std::mem::take(&mut self.items);
         self.by_name.clear();
+        self.lens.clear();
         for (_, item) in items {
-            self.finish(item);
+            self.finish(item.tag);
         }
     }
 }
@@ -215,6 +249,24 @@ mod tests {
         q.push(user(10), 11, None, None);
         assert_eq!(q.take(2, 20, 10), vec![user(10)]);
         assert_eq!(q.len(), 2);
+    }
+
+    #[test]
+    fn a_small_message_behind_many_full_levels_is_still_found() {
+        // Items spread over several transmit counts; only the smallest fits the
+        // last gap, and it sits at the highest count.
+        let mut q = BroadcastQueue::new();
+        q.push(user(3), 4, None, None);
+        for _ in 0..3 {
+            q.take(2, 1000, 10);
+        }
+        q.push(user(50), 51, None, None);
+        q.push(user(40), 41, None, None);
+        let got = q.take(2, 2 + 51 + 2 + 4, 10);
+        assert_eq!(got, vec![user(50), user(3)]);
+        // Nothing fits a budget below the shortest message.
+        assert!(q.take(2, 2 + 3, 10).is_empty());
+        assert_eq!(q.len(), 3);
     }
 
     #[test]

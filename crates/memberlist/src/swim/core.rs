@@ -219,10 +219,13 @@ impl<R: Rng> Core<R> {
 
     /// Members not dead or left, self included (memberlist `NumMembers`).
     pub fn num_alive(&self) -> usize {
-        self.members
-            .iter()
-            .filter(|m| !m.state.is_dead_or_left())
-            .count()
+        self.members.count(State::Alive) + self.members.count(State::Suspect)
+    }
+
+    /// Members in exactly `state`, self included, in O(1) (e.g. a convergence
+    /// check: every node counting all nodes as [`State::Alive`]).
+    pub fn num_in_state(&self, state: State) -> usize {
+        self.members.count(state)
     }
 
     /// True after [`Core::leave`].
@@ -900,12 +903,10 @@ impl<R: Rng> Core<R> {
             inc = accused.saturating_add(1);
         }
         self.incarnation = inc;
-        if let Some(me) = self.members.get_mut(&self.me) {
-            me.incarnation = inc;
-        }
+        let me = self.me.clone();
+        self.members.update(&me, |m| m.incarnation = inc);
         self.awareness.apply_delta(1);
         let a = self.self_alive(inc);
-        let me = self.me.clone();
         self.broadcast(&me, Message::Alive(a), None);
     }
 
@@ -919,7 +920,8 @@ impl<R: Rng> Core<R> {
             return;
         }
         let mut updates_node = false;
-        match self.members.get(&a.node) {
+        // One lookup on the common path (news we already have).
+        let found = match self.members.get(&a.node) {
             None => {
                 // A never-seen node starts dead at incarnation 0, so an alive with
                 // incarnation 0 leaves only a reapable entry, as in memberlist.
@@ -936,6 +938,7 @@ impl<R: Rng> Core<R> {
                         .unwrap_or(now),
                 };
                 self.members.insert_new(m, &mut self.rng);
+                self.members.get(&a.node)
             }
             Some(m) if m.addr != a.addr || m.port != a.port => {
                 let reclaim = self.config.dead_node_reclaim_time;
@@ -947,10 +950,11 @@ impl<R: Rng> Core<R> {
                     self.conflicts += 1;
                     return;
                 }
+                Some(m)
             }
-            Some(_) => {}
-        }
-        let Some(m) = self.members.get(&a.node) else {
+            Some(m) => Some(m),
+        };
+        let Some(m) = found else {
             return;
         };
         if a.incarnation <= m.incarnation && !is_local && !updates_node {
@@ -962,6 +966,7 @@ impl<R: Rng> Core<R> {
         self.suspicions.remove(&a.node);
         let old_state = m.state;
         let old_meta = m.meta.clone();
+        let node = a.node.clone();
         if !bootstrap && is_local {
             if a.incarnation == m.incarnation
                 && a.meta == m.meta
@@ -971,24 +976,27 @@ impl<R: Rng> Core<R> {
             }
             self.refute(a.incarnation);
         } else {
-            let node = a.node.clone();
-            self.broadcast(&node, Message::Alive(a.clone()), None);
-            let Some(m) = self.members.get_mut(&a.node) else {
+            // Update the member from the message, then queue the message itself
+            // (no copy of it is needed).
+            let updated = self.members.update(&a.node, |m| {
+                if let Some(v) = vsn_array(&a.vsn) {
+                    m.vsn = v;
+                }
+                m.incarnation = a.incarnation;
+                m.meta.clone_from(&a.meta);
+                m.addr.clone_from(&a.addr);
+                m.port = a.port;
+                if m.state != State::Alive {
+                    m.state = State::Alive;
+                    m.state_change = now;
+                }
+            });
+            if updated.is_none() {
                 return;
-            };
-            if let Some(v) = vsn_array(&a.vsn) {
-                m.vsn = v;
             }
-            m.incarnation = a.incarnation;
-            m.meta = a.meta;
-            m.addr = a.addr;
-            m.port = a.port;
-            if m.state != State::Alive {
-                m.state = State::Alive;
-                m.state_change = now;
-            }
+            self.broadcast(&node, Message::Alive(a), None);
         }
-        let Some(m) = self.members.get(&a.node) else {
+        let Some(m) = self.members.get(&node) else {
             return;
         };
         if old_state.is_dead_or_left() {
@@ -1025,12 +1033,14 @@ impl<R: Rng> Core<R> {
         let incarnation = s.incarnation;
         self.broadcast(&node, Message::Suspect(s), None);
         let n = self.members.len();
-        let Some(m) = self.members.get_mut(&node) else {
+        let Some(m) = self.members.update(&node, |m| {
+            m.incarnation = incarnation;
+            m.state = State::Suspect;
+            m.state_change = now;
+            m.clone()
+        }) else {
             return;
         };
-        m.incarnation = incarnation;
-        m.state = State::Suspect;
-        m.state_change = now;
         let mult = self.config.suspicion_mult;
         let mut k = mult.saturating_sub(2);
         if (n as i64) - 2 < i64::from(k) {
@@ -1040,8 +1050,7 @@ impl<R: Rng> Core<R> {
         let max = min * self.config.suspicion_max_timeout_mult;
         self.suspicions
             .insert(node, (Suspicion::new(now, &from, k, min, max), now));
-        let ev = Event::MemberSuspect(m.clone());
-        self.events.push_back(ev);
+        self.events.push_back(Event::MemberSuspect(m));
     }
 
     /// memberlist `deadNode`.
@@ -1068,16 +1077,18 @@ impl<R: Rng> Core<R> {
         } else {
             self.broadcast(&node, Message::Dead(d), None);
         }
-        let Some(m) = self.members.get_mut(&node) else {
+        let Some(m) = self.members.update(&node, |m| {
+            m.incarnation = incarnation;
+            m.state = if left { State::Left } else { State::Dead };
+            m.state_change = now;
+            m.clone()
+        }) else {
             return;
         };
-        m.incarnation = incarnation;
-        m.state = if left { State::Left } else { State::Dead };
-        m.state_change = now;
         let ev = if left {
-            Event::MemberLeft(m.clone())
+            Event::MemberLeft(m)
         } else {
-            Event::MemberDead(m.clone())
+            Event::MemberDead(m)
         };
         self.events.push_back(ev);
     }

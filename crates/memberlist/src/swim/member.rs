@@ -1,11 +1,11 @@
 //! The member table: what this node believes about every node, itself included.
 //!
-//! Members live in a name-ordered map (deterministic iteration) plus a separate
+//! Members iterate in name order (deterministic) and keep a separate
 //! probe order, shuffled on every wrap-around like memberlist's node slice; new
 //! members are inserted at a random position of that order so they are probed
 //! soon but not predictably (`spec/memberlist.md` §1.10).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -96,11 +96,30 @@ pub fn vsn_array(v: &[u8]) -> Option<[u8; 6]> {
 }
 
 /// All known members with the probe order.
+///
+/// Members sit in `slots`; a hash index answers lookups by name (the hot path:
+/// every gossiped message names a node, and ordered compares of names sharing
+/// long prefixes dominated large simulations), a name-ordered index gives the
+/// deterministic iteration order, and the probe order holds slot numbers, so
+/// random picks need no lookup at all. Per-state counts make
+/// [`Members::count`] O(1).
 #[derive(Debug, Clone, Default)]
 pub struct Members {
-    map: BTreeMap<Vec<u8>, Member>,
-    order: Vec<Vec<u8>>,
+    slots: Vec<Member>,
+    index: HashMap<Vec<u8>, usize>,
+    sorted: BTreeMap<Vec<u8>, usize>,
+    order: Vec<usize>,
     probe_index: usize,
+    counts: [usize; 4],
+}
+
+fn state_slot(s: State) -> usize {
+    match s {
+        State::Alive => 0,
+        State::Suspect => 1,
+        State::Dead => 2,
+        State::Left => 3,
+    }
 }
 
 impl Members {
@@ -112,37 +131,59 @@ impl Members {
     /// Number of entries, dead ones not yet reaped included (memberlist's
     /// `estNumNodes`, which drives every log-scaled limit).
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.slots.len()
     }
 
     /// True when the table is empty.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.slots.is_empty()
+    }
+
+    /// How many members are in `state`, in O(1) (convergence checks and the
+    /// user-broadcast retransmit limit ask this often).
+    pub fn count(&self, state: State) -> usize {
+        self.counts[state_slot(state)]
     }
 
     /// Looks a member up by name.
     pub fn get(&self, name: &[u8]) -> Option<&Member> {
-        self.map.get(name)
+        self.index.get(name).map(|&i| &self.slots[i])
     }
 
-    /// Mutable lookup.
-    pub fn get_mut(&mut self, name: &[u8]) -> Option<&mut Member> {
-        self.map.get_mut(name)
+    /// Changes a member in place; the state counts follow whatever `f` does.
+    /// (No `&mut Member` is handed out, so the counts cannot go stale.)
+    pub fn update<T>(&mut self, name: &[u8], f: impl FnOnce(&mut Member) -> T) -> Option<T> {
+        let &i = self.index.get(name)?;
+        let m = &mut self.slots[i];
+        let before = m.state;
+        let out = f(m);
+        debug_assert_eq!(m.name, name, "a member's name is its key");
+        let after = m.state;
+        self.counts[state_slot(before)] -= 1;
+        self.counts[state_slot(after)] += 1;
+        Some(out)
     }
 
     /// Every member, ordered by name.
     pub fn iter(&self) -> impl Iterator<Item = &Member> {
-        self.map.values()
+        self.sorted.values().map(|&i| &self.slots[i])
     }
 
     /// Adds a new member at a random position of the probe order.
     pub fn insert_new<R: Rng>(&mut self, m: Member, rng: &mut R) {
-        let name = m.name.clone();
-        if self.map.insert(name.clone(), m).is_some() {
+        if self.index.contains_key(&m.name) {
+            // Replaced as a whole, as a map insert would.
+            let name = m.name.clone();
+            self.update(&name, |old| *old = m);
             return;
         }
+        let slot = self.slots.len();
+        self.counts[state_slot(m.state)] += 1;
+        self.index.insert(m.name.clone(), slot);
+        self.sorted.insert(m.name.clone(), slot);
+        self.slots.push(m);
         let n = self.order.len();
-        self.order.push(name);
+        self.order.push(slot);
         if n > 0 {
             let off = rng.random_range(0..n);
             self.order.swap(off, n);
@@ -170,30 +211,44 @@ impl Members {
                 checked += 1;
                 continue;
             }
-            let name = &self.order[self.probe_index];
+            let m = &self.slots[self.order[self.probe_index]];
             self.probe_index += 1;
-            let skip = name == me || self.map.get(name).is_none_or(|m| m.state.is_dead_or_left());
-            if skip {
+            if m.name == me || m.state.is_dead_or_left() {
                 checked += 1;
                 continue;
             }
-            return Some(name.clone());
+            return Some(m.name.clone());
         }
     }
 
     /// Forgets members dead or left for longer than `reap_after` and reshuffles.
     fn reset<R: Rng>(&mut self, now: Instant, reap_after: Duration, rng: &mut R) {
-        let map = &mut self.map;
-        self.order.retain(|name| {
-            let reap = map.get(name).is_none_or(|m| {
-                m.state.is_dead_or_left()
-                    && now.saturating_duration_since(m.state_change) > reap_after
-            });
-            if reap {
-                map.remove(name);
+        let reap = |m: &Member| {
+            m.state.is_dead_or_left() && now.saturating_duration_since(m.state_change) > reap_after
+        };
+        if self.slots.iter().any(reap) {
+            // Compact the slots and renumber every index; the probe order keeps
+            // its relative order, as a retain over names would.
+            let mut renumber = vec![usize::MAX; self.slots.len()];
+            let old = std::mem::take(&mut self.slots);
+            for (i, m) in old.into_iter().enumerate() {
+                if reap(&m) {
+                    self.counts[state_slot(m.state)] -= 1;
+                    self.index.remove(&m.name);
+                    self.sorted.remove(&m.name);
+                } else {
+                    renumber[i] = self.slots.len();
+                    self.slots.push(m);
+                }
             }
-            !reap
-        });
+            for v in self.index.values_mut().chain(self.sorted.values_mut()) {
+                *v = renumber[*v];
+            }
+            self.order.retain_mut(|s| {
+                *s = renumber[*s];
+                *s != usize::MAX
+            });
+        }
         self.order.shuffle(rng);
     }
 
@@ -218,26 +273,26 @@ impl Members {
                 if out.len() >= k {
                     break;
                 }
-                if let Some(m) = self.map.get(&self.order[i])
-                    && pick(m)
-                {
+                let m = &self.slots[self.order[i]];
+                if pick(m) {
                     out.push(m.name.clone());
                 }
             }
             return out;
         }
+        let mut taken: Vec<usize> = Vec::with_capacity(k);
         for _ in 0..3 * n {
             if out.len() >= k {
                 break;
             }
-            let name = &self.order[rng.random_range(0..n)];
-            if out.contains(name) {
+            let slot = self.order[rng.random_range(0..n)];
+            if taken.contains(&slot) {
                 continue;
             }
-            if let Some(m) = self.map.get(name)
-                && pick(m)
-            {
-                out.push(name.clone());
+            let m = &self.slots[slot];
+            if pick(m) {
+                taken.push(slot);
+                out.push(m.name.clone());
             }
         }
         out
@@ -304,6 +359,41 @@ mod tests {
         }
         assert!(ms.get(b"gone").is_none());
         assert_eq!(ms.len(), 2);
+    }
+
+    #[test]
+    fn state_counts_follow_updates_and_reaps_and_lookups_survive_renumbering() {
+        let t0 = Instant::now();
+        let mut rng = StdRng::seed_from_u64(4);
+        let mut ms = Members::new();
+        for n in ["me", "a", "b", "c", "d"] {
+            ms.insert_new(member(n, State::Alive, t0), &mut rng);
+        }
+        assert_eq!(ms.count(State::Alive), 5);
+        ms.update(b"b", |m| m.state = State::Suspect);
+        ms.update(b"a", |m| m.state = State::Left);
+        assert_eq!(ms.update(b"nobody", |m| m.state = State::Dead), None);
+        assert_eq!(
+            [State::Alive, State::Suspect, State::Dead, State::Left].map(|s| ms.count(s)),
+            [3, 1, 0, 1]
+        );
+        // Wrap around long after "a" left: it is reaped, the rest renumbered.
+        let grace = Duration::from_secs(30);
+        for _ in 0..10 {
+            ms.next_probe_target(b"me", t0 + grace * 2, grace, &mut rng);
+        }
+        assert!(ms.get(b"a").is_none());
+        assert_eq!(ms.count(State::Left), 0);
+        assert_eq!(ms.len(), 4);
+        for n in ["me", "b", "c", "d"] {
+            assert_eq!(ms.get(n.as_bytes()).map(|m| m.name.clone()), Some(n.into()));
+        }
+        let names: Vec<&[u8]> = ms.iter().map(|m| m.name.as_slice()).collect();
+        assert_eq!(names, [&b"b"[..], b"c", b"d", b"me"], "name order kept");
+        for _ in 0..8 {
+            let p = ms.next_probe_target(b"me", t0, grace, &mut rng);
+            assert!(matches!(p.as_deref(), Some(b"b" | b"c" | b"d")), "{p:?}");
+        }
     }
 
     #[test]

@@ -180,6 +180,8 @@ pub fn write_compound<P: AsRef<[u8]>>(out: &mut Vec<u8>, parts: &[P]) -> Result<
     {
         return Err(FrameError::PartTooLong(p.as_ref().len()));
     }
+    let body: usize = parts.iter().map(|p| p.as_ref().len()).sum();
+    out.reserve(2 + 2 * parts.len() + body);
     out.push(COMPOUND_TYPE);
     out.push(parts.len() as u8);
     for p in parts {

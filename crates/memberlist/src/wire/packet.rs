@@ -235,12 +235,23 @@ pub fn encode_packet_message(out: &mut Vec<u8>, m: &Message) -> Result<(), Encod
         Message::User(b) => out.extend_from_slice(b),
         Message::Compound(c) => {
             out.pop();
-            let mut parts = Vec::with_capacity(c.parts.len());
+            // All parts go into one buffer (one allocation, not a growing one
+            // per part), then are framed by their end offsets.
+            let mut body = Vec::with_capacity(c.parts.len() * 64);
+            let mut ends = Vec::with_capacity(c.parts.len());
             for p in &c.parts {
-                let mut buf = Vec::new();
-                encode_packet_message(&mut buf, p)?;
-                parts.push(buf);
+                encode_packet_message(&mut body, p)?;
+                ends.push(body.len());
             }
+            let mut start = 0;
+            let parts: Vec<&[u8]> = ends
+                .iter()
+                .map(|&end| {
+                    let part = &body[start..end];
+                    start = end;
+                    part
+                })
+                .collect();
             frame::write_compound(out, &parts)?;
         }
         Message::Compressed(c) => {
