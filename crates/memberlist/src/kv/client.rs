@@ -277,8 +277,8 @@ impl GossipKv {
         state
     }
 
-    /// A broadcast user message from a peer (dskit `NotifyMsg`): merged, and the change
-    /// (not the original bytes) gossiped on.
+    /// A broadcast user message from a peer (dskit `NotifyMsg`): merged, and only the
+    /// change gossiped on (as the message's own bytes when it is exactly the message).
     pub fn notify_msg(&self, bytes: &[u8]) {
         self.notify_msg_owned(bytes.to_vec());
     }
