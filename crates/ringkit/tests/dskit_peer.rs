@@ -16,7 +16,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Node, NodeOpts, free_port, gossip_flags, ids, ring, ringkit};
+use common::{Node, NodeOpts, free_port, get_json, gossip_flags, ids, ring, ringkit};
 use serde_json::Value;
 
 const LABEL: &str = "dskit-interop";
@@ -129,18 +129,6 @@ impl Drop for Peer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-async fn get_json(url: &str) -> Value {
-    reqwest::Client::new()
-        .get(url)
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 /// Polls `probe` every 200 ms until `ok` holds; fails after [`WAIT`] with the last value.

@@ -5,15 +5,15 @@
 //! acknowledged are back), claims the tokens from its file and becomes ACTIVE again.
 
 mod cluster;
+mod common;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cluster::{
-    Cluster, Node, active_ids, addr_of, eq, ids, now_ms, post, read, series, write_body,
-};
+use cluster::{Cluster, Node, active_ids, addr_of, eq, now_ms, post, read, series, write_body};
+use common::ids;
 use ringkit_dataplane::client::{IngesterPool, PoolConfig, with_tenant};
 use ringkit_dataplane::proto::QueryRequest;
 
@@ -109,7 +109,7 @@ async fn a_sigkilled_ingester_loses_no_acknowledged_sample_and_rejoins_from_its_
     );
 
     // The restarted ingester itself holds what it had acknowledged before the crash.
-    let r = cluster::ring(&cluster.distributor.url).await;
+    let r = common::ring(&cluster.distributor.url).await;
     let addr = addr_of(&r, "ing-1").unwrap();
     let mut client = IngesterPool::new(PoolConfig::default())
         .client(&addr)

@@ -9,6 +9,7 @@
 //! is set (scripts/test.sh sets it, so CI fails instead).
 
 mod cluster;
+mod common;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

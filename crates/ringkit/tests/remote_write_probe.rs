@@ -4,6 +4,7 @@
 //! two captured Prometheus 2.42 bodies replayed through the distributor read back intact.
 
 mod cluster;
+mod common;
 
 use cluster::{Cluster, eq, fixture, now_ms, post, re, read, series, write_body};
 use prost::Message;

@@ -1,12 +1,12 @@
 //! Helpers for tests that run real `ringkit node` processes: a cluster of ingesters and a
 //! distributor sharing a ring in a real etcd on 127.0.0.1, remote write/read clients, and
-//! bounded waits. Processes are started and killed by pid only.
+//! bounded waits. Processes are started and killed by pid only. Built on `common` (every
+//! test binary that uses this module declares both).
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prost::Message;
@@ -16,6 +16,8 @@ use ringkit_ingest::prompb::{
     WriteRequest,
 };
 use ringkit_kv::testsuite::EtcdServer;
+
+use crate::common::{ring, signal, spawn_node};
 
 /// Longest any wait of these tests lasts.
 pub(crate) const WAIT: Duration = Duration::from_secs(40);
@@ -38,27 +40,7 @@ impl Node {
             .append(true)
             .open(log)
             .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringkit"))
-            .arg("node")
-            .args(&args)
-            .arg("--server.http-listen-port=0")
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("ringkit binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| {
-                panic!(
-                    "no listen line: {line:?}; log:\n{}",
-                    std::fs::read_to_string(log).unwrap_or_default()
-                )
-            })
-            .to_owned();
+        let (child, url) = spawn_node(&args, stderr.into(), Some(log));
         Node {
             child,
             url,
@@ -69,11 +51,7 @@ impl Node {
 
     /// Sends a signal (`-KILL`, `-TERM`) to this process only.
     pub(crate) fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        signal(&self.child, sig);
     }
 
     /// SIGKILL and reap.
@@ -206,19 +184,6 @@ pub(crate) fn ingester_args(etcd: &str, dir: &Path, i: usize) -> Vec<String> {
     ]
 }
 
-/// The `/ring` JSON of a node.
-pub(crate) async fn ring(url: &str) -> serde_json::Value {
-    reqwest::Client::new()
-        .get(format!("{url}/ring"))
-        .header("Accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 /// Ids of the ACTIVE instances that hold tokens, sorted.
 pub(crate) fn active_ids(r: &serde_json::Value) -> Vec<String> {
     let mut v: Vec<String> = r["shards"]
@@ -226,18 +191,6 @@ pub(crate) fn active_ids(r: &serde_json::Value) -> Vec<String> {
         .unwrap()
         .iter()
         .filter(|s| s["state"] == "ACTIVE" && s["tokens"].as_u64() > Some(0))
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .collect();
-    v.sort();
-    v
-}
-
-/// Every instance id in the ring, sorted.
-pub(crate) fn ids(r: &serde_json::Value) -> Vec<String> {
-    let mut v: Vec<String> = r["shards"]
-        .as_array()
-        .unwrap()
-        .iter()
         .map(|s| s["id"].as_str().unwrap().to_owned())
         .collect();
     v.sort();

@@ -58,38 +58,24 @@ impl Node {
     /// Starts an ingester node with the given store flags.
     pub(crate) fn start_with(id: &str, store: &[String], opts: &NodeOpts) -> Node {
         let wal = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringkit"))
-            .arg("node")
-            .args(store)
-            .args([
-                "--target=ingester".to_owned(),
-                format!("--ingester.lifecycler.ID={id}"),
-                format!("--ingester.availability-zone={}", opts.zone),
-                format!("--ingester.num-tokens={}", opts.num_tokens),
-                "--ingester.heartbeat-period=300ms".to_owned(),
-                format!("--ingester.heartbeat-timeout={}", opts.heartbeat_timeout),
-                format!(
-                    "--ingester.auto-forget-unhealthy-periods={}",
-                    opts.auto_forget_periods
-                ),
-                "--ingester.min-ready-duration=0s".to_owned(),
-                format!("--ring.heartbeat-timeout={}", opts.heartbeat_timeout),
-                "--server.http-listen-port=0".to_owned(),
-                "--server.grpc-listen-port=0".to_owned(),
-                format!("--ingester.wal-dir={}", wal.path().display()),
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ringkit binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("listen line: {line:?}"))
-            .to_owned();
+        let mut args = store.to_vec();
+        args.extend([
+            "--target=ingester".to_owned(),
+            format!("--ingester.lifecycler.ID={id}"),
+            format!("--ingester.availability-zone={}", opts.zone),
+            format!("--ingester.num-tokens={}", opts.num_tokens),
+            "--ingester.heartbeat-period=300ms".to_owned(),
+            format!("--ingester.heartbeat-timeout={}", opts.heartbeat_timeout),
+            format!(
+                "--ingester.auto-forget-unhealthy-periods={}",
+                opts.auto_forget_periods
+            ),
+            "--ingester.min-ready-duration=0s".to_owned(),
+            format!("--ring.heartbeat-timeout={}", opts.heartbeat_timeout),
+            "--server.grpc-listen-port=0".to_owned(),
+            format!("--ingester.wal-dir={}", wal.path().display()),
+        ]);
+        let (child, url) = spawn_node(&args, Stdio::null(), None);
         Node {
             child,
             url,
@@ -100,11 +86,7 @@ impl Node {
 
     /// Sends a signal (e.g. `-TERM`, `-KILL`) to this node's pid only.
     pub(crate) fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        signal(&self.child, sig);
     }
 
     /// SIGKILL, then reap the process so it is surely gone.
@@ -120,17 +102,62 @@ impl Drop for Node {
     }
 }
 
-/// The `/ring` page as JSON.
-pub(crate) async fn ring(url: &str) -> serde_json::Value {
+/// Starts `ringkit node ARGS` with its HTTP server on a free port and waits for its
+/// listen line; returns the child and `http://127.0.0.1:port`. Its stderr goes to
+/// `stderr`; `log` (where that is a file) is shown if the listen line never comes.
+pub(crate) fn spawn_node(
+    args: &[String],
+    stderr: Stdio,
+    log: Option<&std::path::Path>,
+) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringkit"))
+        .arg("node")
+        .args(args)
+        .arg("--server.http-listen-port=0")
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("ringkit binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) else {
+        let log = log
+            .and_then(|l| std::fs::read_to_string(l).ok())
+            .unwrap_or_default();
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("no listen line: {line:?}; log:\n{log}");
+    };
+    (child, url.to_owned())
+}
+
+/// Sends a signal (`-TERM`, `-KILL`) to `child`'s pid only.
+pub(crate) fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A JSON answer of `url` (asking for JSON; 5 s timeout).
+pub(crate) async fn get_json(url: &str) -> serde_json::Value {
     reqwest::Client::new()
-        .get(format!("{url}/ring"))
+        .get(url)
         .header("Accept", "application/json")
+        .timeout(Duration::from_secs(5))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap()
+}
+
+/// The `/ring` page as JSON.
+pub(crate) async fn ring(url: &str) -> serde_json::Value {
+    get_json(&format!("{url}/ring")).await
 }
 
 /// Polls `/ring` until `ok` holds; fails after 30 s with the last answer.
