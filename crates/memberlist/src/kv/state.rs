@@ -268,9 +268,8 @@ impl KvState {
         };
         match self.receive_encoded(&borrowed, now) {
             None => self.receive_decoded(pair, now),
-            Some(Err(e)) => Err(e),
-            Some(Ok(None)) => Ok(Applied::Unchanged),
-            Some(Ok(Some(forward))) => Ok(Applied::Changed {
+            Some(None) => Ok(Applied::Unchanged),
+            Some(Some(forward)) => Ok(Applied::Changed {
                 revision: forward.revision,
                 broadcast: Some(Broadcast::Encoded(forward.pair.encode())),
             }),
@@ -289,9 +288,8 @@ impl KvState {
         };
         let forward = match self.receive_encoded(&pair, now) {
             None => return self.receive_decoded(pair.to_owned_pair(), now),
-            Some(Err(e)) => return Err(e),
-            Some(Ok(None)) => return Ok(Applied::Unchanged),
-            Some(Ok(Some(forward))) => forward,
+            Some(None) => return Ok(Applied::Unchanged),
+            Some(Some(forward)) => forward,
         };
         let revision = forward.revision;
         // Key, value and codec are the message's own; only the metadata can differ.
@@ -337,13 +335,13 @@ impl KvState {
     }
 
     /// The codec's shortcut ([`ValueOps::merge_encoded`]) for a key we hold decoded;
-    /// `None` when it does not apply and the general path must run, `Some(Ok(None))`
-    /// for old news, else the change to gossip on.
+    /// `None` when it does not apply and the general path must run, `Some(None)` for
+    /// old news, else the change to gossip on.
     fn receive_encoded<'a>(
         &mut self,
         pair: &KeyValuePairRef<'a>,
         now: SystemTime,
-    ) -> Option<Result<Option<Forward<'a>>, Rejected>> {
+    ) -> Option<Option<Forward<'a>>> {
         if pair.deleted || pair.key.is_empty() {
             return None;
         }
@@ -357,7 +355,7 @@ impl KvState {
             return None;
         };
         match ops.merge_encoded(cur, pair.value, &mut entry.scratch)? {
-            EncodedMerge::Unchanged => Some(Ok(None)),
+            EncodedMerge::Unchanged => Some(None),
             EncodedMerge::AppliedVerbatim => {
                 if let Some(limit) = left_limit {
                     self.counts.tombstones_removed +=
@@ -369,14 +367,14 @@ impl KvState {
                 entry.version += 1;
                 self.revision += 1;
                 entry.revision = self.revision;
-                Some(Ok(Some(Forward {
+                Some(Some(Forward {
                     revision: self.revision,
                     pair: KeyValuePairRef {
                         deleted: entry.deleted,
                         update_time_millis: entry.update_time_ms,
                         ..*pair
                     },
-                })))
+                }))
             }
         }
     }
