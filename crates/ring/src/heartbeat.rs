@@ -42,6 +42,82 @@ struct KnownTokens {
     id: String,
     packed: Vec<u8>,
     tokens: Vec<u32>,
+    /// The last message applied for this instance, split around its timestamp field
+    /// (the bytes before its key, the bytes after its value), with the instance's
+    /// stored fields right after it was applied (tokens left out: they are `tokens`).
+    /// A message equal to it but for the timestamp changes only the timestamp.
+    last: Option<LastApplied>,
+}
+
+#[derive(Debug, Clone)]
+struct LastApplied {
+    head: Vec<u8>,
+    tail: Vec<u8>,
+    fields: InstanceDesc,
+}
+
+impl KnownTokens {
+    /// The timestamp of `msg` if it is the last applied message with another timestamp.
+    fn same_but_timestamp(&self, msg: &[u8]) -> Option<i64> {
+        let last = self.last.as_ref()?;
+        let mut r = Reader(msg.strip_prefix(last.head.as_slice())?);
+        if r.key()? != (2, 0) {
+            return None;
+        }
+        let ts = r.varint()? as i64;
+        (r.0 == last.tail.as_slice()).then_some(ts)
+    }
+
+    /// Whether `ours` still holds what the last applied message left there.
+    fn still_applied(&self, ours: &InstanceDesc) -> bool {
+        let Some(last) = &self.last else {
+            return false;
+        };
+        let f = &last.fields;
+        ours.state == f.state
+            && ours.registered_timestamp == f.registered_timestamp
+            && ours.read_only_updated_timestamp == f.read_only_updated_timestamp
+            && ours.read_only == f.read_only
+            && ours.versions.is_empty()
+            && ours.addr == f.addr
+            && ours.zone == f.zone
+            && ours.id == f.id
+            && ours.tokens == self.tokens
+    }
+
+    /// Records `msg`, just applied, and the fields it left in `ours`.
+    fn record(&mut self, msg: &[u8], ours: &InstanceDesc) {
+        self.last = split_at_timestamp(msg).map(|(head, tail)| LastApplied {
+            head: head.to_vec(),
+            tail: tail.to_vec(),
+            fields: InstanceDesc {
+                addr: ours.addr.clone(),
+                state: ours.state,
+                zone: ours.zone.clone(),
+                registered_timestamp: ours.registered_timestamp,
+                id: ours.id.clone(),
+                read_only_updated_timestamp: ours.read_only_updated_timestamp,
+                read_only: ours.read_only,
+                ..InstanceDesc::default()
+            },
+        });
+    }
+}
+
+/// `msg` around its timestamp field, when that field follows at most the address field
+/// (the order protobuf encoders write them in).
+fn split_at_timestamp(msg: &[u8]) -> Option<(&[u8], &[u8])> {
+    let mut r = Reader(msg);
+    if let Some(&0x0a) = msg.first() {
+        r.key()?;
+        r.bytes()?;
+    }
+    let at = msg.len() - r.0.len();
+    if r.key()? != (2, 0) {
+        return None;
+    }
+    r.varint()?;
+    Some((&msg[..at], r.0))
 }
 
 impl HeartbeatCache {
@@ -65,6 +141,7 @@ impl HeartbeatCache {
                         id: id.to_owned(),
                         packed: packed.to_vec(),
                         tokens: tokens.to_vec(),
+                        last: None,
                     },
                 );
             }
@@ -145,10 +222,25 @@ fn merge_proto(
             _ => return None,
         }
     }
-    let fields = Fields::parse(value.unwrap_or_default())?;
+    let value = value.unwrap_or_default();
+    // The usual heartbeat: the instance's last message again with a newer timestamp,
+    // while the stored instance still holds what that message left.
+    if let Some(k) = cache.known.get(key)
+        && let Some(ts) = k.same_but_timestamp(value)
+    {
+        let ours = local.ingesters.get_mut(k.id.as_str())?;
+        if ts < ours.timestamp {
+            return Some(HeartbeatMerge::Unchanged);
+        }
+        if ts > ours.timestamp && k.still_applied(ours) {
+            ours.timestamp = ts;
+            return Some(HeartbeatMerge::AppliedVerbatim);
+        }
+    }
+    let fields = Fields::parse(value)?;
     let instances = local.ingesters.len();
     // A known instance: its id is text already, and equal bytes mean equal tokens.
-    if let Some(k) = cache.known.get(key) {
+    if let Some(k) = cache.known.get_mut(key) {
         let ours = local.ingesters.get_mut(k.id.as_str())?;
         if let Some(early) = fields.verdict(ours) {
             return early;
@@ -156,6 +248,7 @@ fn merge_proto(
         if k.packed == fields.tokens && k.tokens == ours.tokens {
             let texts = fields.texts(&k.id, ours)?;
             fields.apply(texts, ours);
+            k.record(value, ours);
             return Some(HeartbeatMerge::AppliedVerbatim);
         }
     }
@@ -168,8 +261,11 @@ fn merge_proto(
         return None;
     }
     let texts = fields.texts(id, ours)?;
-    cache.remember(id, fields.tokens, &ours.tokens, instances);
     fields.apply(texts, ours);
+    cache.remember(id, fields.tokens, &ours.tokens, instances);
+    if let Some(k) = cache.known.get_mut(key) {
+        k.record(value, ours);
+    }
     Some(HeartbeatMerge::AppliedVerbatim)
 }
 
@@ -525,6 +621,7 @@ mod tests {
                     id: format!("gone-{i}"),
                     packed: vec![],
                     tokens: vec![],
+                    last: None,
                 },
             );
         }
@@ -541,6 +638,54 @@ mod tests {
             Some(HeartbeatMerge::AppliedVerbatim)
         );
         assert!(cache.known.len() <= 2 * 3 + 16, "{}", cache.known.len());
+    }
+
+    #[test]
+    fn a_repeated_message_changes_only_the_timestamp_while_nothing_else_moved() {
+        let mut local = ring(3);
+        normalize(&mut local);
+        let mut cache = HeartbeatCache::default();
+        let hb = |d: &Desc, ts: i64| codec::encode(&one(d, "ing-1", |i| i.timestamp = ts));
+        let first = hb(&local, 2000);
+        assert_eq!(
+            merge_heartbeat_cached(&mut local, &first, &mut cache),
+            Some(HeartbeatMerge::AppliedVerbatim)
+        );
+        assert!(cache.known[b"ing-1".as_slice()].last.is_some());
+        // The same message with a newer timestamp: the shortest path, same result.
+        let template = local.clone();
+        let mut expected = local.clone();
+        let second = hb(&template, 2500);
+        assert_eq!(
+            reference(&mut expected, &codec::decode(&second).unwrap()),
+            (true, true)
+        );
+        assert_eq!(
+            merge_heartbeat_cached(&mut local, &second, &mut cache),
+            Some(HeartbeatMerge::AppliedVerbatim)
+        );
+        assert_eq!(local, expected);
+        // Older: old news.
+        assert_eq!(
+            merge_heartbeat_cached(&mut local, &hb(&template, 2400), &mut cache),
+            Some(HeartbeatMerge::Unchanged)
+        );
+        // Something else moved the stored instance (a state change merged the general
+        // way): the repeat must not keep that state; it goes the full way and agrees with
+        // the general merge.
+        local.ingesters.get_mut("ing-1").unwrap().state = InstanceState::Leaving as i32;
+        let third = hb(&template, 3000);
+        let mut expected = local.clone();
+        assert_eq!(
+            reference(&mut expected, &codec::decode(&third).unwrap()),
+            (true, true)
+        );
+        assert_eq!(
+            merge_heartbeat_cached(&mut local, &third, &mut cache),
+            Some(HeartbeatMerge::AppliedVerbatim)
+        );
+        assert_eq!(local, expected);
+        assert_eq!(local.ingesters["ing-1"].state, InstanceState::Active as i32);
     }
 
     #[test]
