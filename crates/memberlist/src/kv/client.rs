@@ -290,9 +290,8 @@ impl GossipKv {
         let m = &self.shared.metrics;
         m.received_broadcasts.inc();
         m.received_broadcasts_bytes.inc_by(bytes.len() as u64);
-        let now = self.now();
         let mut st = self.lock();
-        match st.receive_message(bytes, now) {
+        match st.receive_message_clocked(bytes, &|| self.now()) {
             Ok(a) => self.publish_locked(st, std::iter::once(a)),
             Err(reason) => {
                 drop(st);

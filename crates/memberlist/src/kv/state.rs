@@ -55,6 +55,8 @@ pub(crate) struct Entry {
     pub(crate) last_purge_ms: i64,
     /// The codec's working memory for [`ValueOps::merge_encoded`] on this value.
     pub(crate) scratch: MergeScratch,
+    /// Shortcut changes left before the next look for expired tombstones.
+    pub(crate) purge_countdown: u32,
 }
 
 /// How often (at most) a key's value is scanned for expired tombstones.
@@ -78,6 +80,18 @@ fn purge_if_due(
     *last_purge_ms = now_ms;
     ops.remove_tombstones(value, Some(limit)).removed as u64
 }
+
+/// [`KvState::left_limit`] for a caller that holds other parts of the state.
+fn left_limit(config: &KvConfig, now: SystemTime) -> Option<SystemTime> {
+    (!config.left_ingesters_timeout.is_zero())
+        .then(|| now.checked_sub(config.left_ingesters_timeout))
+        .flatten()
+}
+
+/// The heartbeat shortcut looks for expired tombstones on every this many changes of a
+/// key (and still at most once a second): a quiet key is scanned on its next change, a
+/// busy one about once a second, and the clock is not read for the changes between.
+pub const PURGE_CHECK_EVERY: u32 = 16;
 
 /// Why a received pair was not applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,7 +280,7 @@ impl KvState {
             deleted: pair.deleted,
             update_time_millis: pair.update_time_millis,
         };
-        match self.receive_encoded(&borrowed, now) {
+        match self.receive_encoded(&borrowed, &|| now) {
             None => self.receive_decoded(pair, now),
             Some(None) => Ok(Applied::Unchanged),
             Some(Some(forward)) => Ok(Applied::Changed {
@@ -281,13 +295,24 @@ impl KvState {
     /// apply; when the change to gossip on is exactly the message, its bytes are
     /// forwarded without re-encoding.
     pub fn receive_message(&mut self, raw: Vec<u8>, now: SystemTime) -> Result<Applied, Rejected> {
+        self.receive_message_clocked(raw, &|| now)
+    }
+
+    /// [`KvState::receive_message`] reading the time from `clock` only when it is needed:
+    /// the heartbeat shortcut needs it only to look for expired tombstones, which it does
+    /// on every [`PURGE_CHECK_EVERY`]th change of a key.
+    pub fn receive_message_clocked(
+        &mut self,
+        raw: Vec<u8>,
+        clock: &dyn Fn() -> SystemTime,
+    ) -> Result<Applied, Rejected> {
         let Some((pair, canonical)) = KeyValuePairRef::parse_checked(&raw) else {
             // Unusual encodings: prost decides, and rejects what is broken.
             let pair = KeyValuePair::decode_bytes(&raw).map_err(|_| Rejected::InvalidPair)?;
-            return self.receive(pair, now);
+            return self.receive(pair, clock());
         };
-        let forward = match self.receive_encoded(&pair, now) {
-            None => return self.receive_decoded(pair.to_owned_pair(), now),
+        let forward = match self.receive_encoded(&pair, clock) {
+            None => return self.receive_decoded(pair.to_owned_pair(), clock()),
             Some(None) => return Ok(Applied::Unchanged),
             Some(Some(forward)) => forward,
         };
@@ -340,12 +365,11 @@ impl KvState {
     fn receive_encoded<'a>(
         &mut self,
         pair: &KeyValuePairRef<'a>,
-        now: SystemTime,
+        clock: &dyn Fn() -> SystemTime,
     ) -> Option<Option<Forward<'a>>> {
         if pair.deleted || pair.key.is_empty() {
             return None;
         }
-        let left_limit = self.left_limit(now);
         let entry = self.entries.get_mut(pair.key)?;
         if entry.codec_id != pair.codec {
             return None;
@@ -357,9 +381,15 @@ impl KvState {
         match ops.merge_encoded(cur, pair.value, &mut entry.scratch)? {
             EncodedMerge::Unchanged => Some(None),
             EncodedMerge::AppliedVerbatim => {
-                if let Some(limit) = left_limit {
-                    self.counts.tombstones_removed +=
-                        purge_if_due(ops, cur, &mut entry.last_purge_ms, limit, now);
+                if entry.purge_countdown == 0 {
+                    entry.purge_countdown = PURGE_CHECK_EVERY;
+                    let now = clock();
+                    if let Some(limit) = left_limit(&self.config, now) {
+                        self.counts.tombstones_removed +=
+                            purge_if_due(ops, cur, &mut entry.last_purge_ms, limit, now);
+                    }
+                } else {
+                    entry.purge_countdown -= 1;
                 }
                 if pair.update_time_millis > entry.update_time_ms {
                     entry.update_time_ms = pair.update_time_millis;
@@ -381,9 +411,7 @@ impl KvState {
 
     /// Tombstones older than this are purged (`None`: the timeout is disabled).
     fn left_limit(&self, now: SystemTime) -> Option<SystemTime> {
-        (!self.config.left_ingesters_timeout.is_zero())
-            .then(|| now.checked_sub(self.config.left_ingesters_timeout))
-            .flatten()
+        left_limit(&self.config, now)
     }
 
     /// Applies a whole push/pull user state; returns the broadcasts to gossip on and the
@@ -451,6 +479,7 @@ impl KvState {
                         update_time_ms,
                         last_purge_ms: 0,
                         scratch: MergeScratch::default(),
+                        purge_countdown: 0,
                     },
                 );
                 (Some(change), true, false)
@@ -624,6 +653,7 @@ impl KvState {
                 update_time_ms,
                 last_purge_ms: 0,
                 scratch: MergeScratch::default(),
+                purge_countdown: 0,
             },
         );
         Some(Applied::Changed {
