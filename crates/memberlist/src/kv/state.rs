@@ -81,6 +81,20 @@ fn purge_if_due(
     ops.remove_tombstones(value, Some(limit)).removed as u64
 }
 
+/// The entry of `key` as received (bytes). A store holds a handful of keys (one per
+/// ring), where comparing bytes costs less than checking the key for UTF-8; a key that
+/// is not UTF-8 matches none.
+fn find_entry<'e>(entries: &'e mut BTreeMap<String, Entry>, key: &[u8]) -> Option<&'e mut Entry> {
+    if entries.len() <= 8 {
+        entries
+            .iter_mut()
+            .find(|(k, _)| k.as_bytes() == key)
+            .map(|(_, e)| e)
+    } else {
+        entries.get_mut(std::str::from_utf8(key).ok()?)
+    }
+}
+
 /// [`KvState::left_limit`] for a caller that holds other parts of the state.
 fn left_limit(config: &KvConfig, now: SystemTime) -> Option<SystemTime> {
     (!config.left_ingesters_timeout.is_zero())
@@ -274,7 +288,7 @@ impl KvState {
     /// `mergeValueForKey` with `localCAS = false`).
     pub fn receive(&mut self, pair: KeyValuePair, now: SystemTime) -> Result<Applied, Rejected> {
         let borrowed = KeyValuePairRef {
-            key: &pair.key,
+            key: pair.key.as_bytes(),
             value: &pair.value,
             codec: &pair.codec,
             deleted: pair.deleted,
@@ -312,7 +326,10 @@ impl KvState {
             return self.receive(pair, clock());
         };
         let forward = match self.receive_encoded(&pair, clock) {
-            None => return self.receive_decoded(pair.to_owned_pair(), clock()),
+            None => {
+                let pair = pair.to_owned_pair().ok_or(Rejected::InvalidPair)?;
+                return self.receive_decoded(pair, clock());
+            }
             Some(None) => return Ok(Applied::Unchanged),
             Some(Some(forward)) => forward,
         };
@@ -370,7 +387,7 @@ impl KvState {
         if pair.deleted || pair.key.is_empty() {
             return None;
         }
-        let entry = self.entries.get_mut(pair.key)?;
+        let entry = find_entry(&mut self.entries, pair.key)?;
         if entry.codec_id != pair.codec {
             return None;
         }

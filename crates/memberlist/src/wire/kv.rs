@@ -63,13 +63,15 @@ impl KeyValuePair {
 /// no copy of the (often multi-KiB) value.
 ///
 /// [`KeyValuePairRef::parse`] reads only plainly well-formed pairs; anything unusual
-/// (groups, out-of-range varints, malformed lengths, invalid UTF-8, field number 0)
-/// answers `None` and the caller decodes with [`KeyValuePair::decode_bytes`], which
-/// then accepts or rejects it with prost's exact rules.
+/// (groups, out-of-range varints, malformed lengths, a codec id that is not UTF-8, field
+/// number 0) answers `None` and the caller decodes with [`KeyValuePair::decode_bytes`],
+/// which then accepts or rejects it with prost's exact rules. The key stays bytes: it is
+/// checked for UTF-8 only when copied ([`KeyValuePairRef::to_owned_pair`]), since a key
+/// that is not UTF-8 matches no stored key anyway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyValuePairRef<'a> {
-    /// Store key.
-    pub key: &'a str,
+    /// Store key, as received (see the type's docs on UTF-8).
+    pub key: &'a [u8],
     /// Codec-encoded value.
     pub value: &'a [u8],
     /// Codec id.
@@ -94,7 +96,7 @@ impl<'a> KeyValuePairRef<'a> {
     /// varint would make the bytes longer than the canonical encoding.
     pub fn parse_checked(buf: &'a [u8]) -> Option<(Self, bool)> {
         let mut p = KeyValuePairRef {
-            key: "",
+            key: &[],
             value: &[],
             codec: "",
             deleted: false,
@@ -113,7 +115,7 @@ impl<'a> KeyValuePairRef<'a> {
             last = field;
             match (field, wire) {
                 (0, _) => return None,
-                (1, 2) => p.key = std::str::from_utf8(read_len(&mut r)?).ok()?,
+                (1, 2) => p.key = read_len(&mut r)?,
                 (2, 2) => p.value = read_len(&mut r)?,
                 (3, 2) => p.codec = codec_id(read_len(&mut r)?)?,
                 (4, 0) => {
@@ -148,15 +150,15 @@ impl<'a> KeyValuePairRef<'a> {
         Some((p, canonical))
     }
 
-    /// An owned copy.
-    pub fn to_owned_pair(&self) -> KeyValuePair {
-        KeyValuePair {
-            key: self.key.to_owned(),
+    /// An owned copy; `None` when the key is not UTF-8 (prost rejects such a pair).
+    pub fn to_owned_pair(&self) -> Option<KeyValuePair> {
+        Some(KeyValuePair {
+            key: std::str::from_utf8(self.key).ok()?.to_owned(),
             value: self.value.to_vec(),
             codec: self.codec.to_owned(),
             deleted: self.deleted,
             update_time_millis: self.update_time_millis,
-        }
+        })
     }
 
     /// The length of [`KeyValuePairRef::encode`]'s output.
@@ -178,7 +180,7 @@ impl<'a> KeyValuePairRef<'a> {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.encoded_len());
         for (tag, bytes) in [
-            (0x0a, self.key.as_bytes()),
+            (0x0a, self.key),
             (0x12, self.value),
             (0x1a, self.codec.as_bytes()),
         ] {
@@ -332,18 +334,18 @@ mod tests {
             let pair = KeyValuePair { key, value, codec, deleted, update_time_millis };
             let bytes = pair.encode_bytes();
             let (r, canonical) = KeyValuePairRef::parse_checked(&bytes).expect("our own encoding");
-            prop_assert_eq!(r.to_owned_pair(), pair.clone());
+            prop_assert_eq!(r.to_owned_pair(), Some(pair.clone()));
             prop_assert_eq!(&r.encode(), &bytes);
             prop_assert!(canonical);
             // Arbitrary bytes: never a different answer than prost's.
             if let Some(r) = KeyValuePairRef::parse(&junk) {
-                prop_assert_eq!(Ok(r.to_owned_pair()), KeyValuePair::decode_bytes(&junk));
+                prop_assert_eq!(r.to_owned_pair().ok_or(()), KeyValuePair::decode_bytes(&junk).map_err(drop));
             }
             // Unknown fields are skipped as prost skips them.
             let mut extended = bytes.clone();
             extended.extend_from_slice(&[0x30, 0x96, 0x01, 0x3a, 0x01, 0x00, 0x41, 1, 2, 3, 4, 5, 6, 7, 8, 0x4d, 1, 2, 3, 4]);
             let (r, canonical) = KeyValuePairRef::parse_checked(&extended).expect("unknown fields");
-            prop_assert_eq!(Ok(r.to_owned_pair()), KeyValuePair::decode_bytes(&extended));
+            prop_assert_eq!(r.to_owned_pair().ok_or(()), KeyValuePair::decode_bytes(&extended).map_err(drop));
             prop_assert!(!canonical);
             // Whatever parses: canonical exactly when the bytes are the encoding.
             if let Some((r, canonical)) = KeyValuePairRef::parse_checked(&junk) {
@@ -388,7 +390,7 @@ mod tests {
             let bytes: Vec<u8> = pieces.concat();
             let prost = KeyValuePair::decode_bytes(&bytes);
             if let Some((r, canonical)) = KeyValuePairRef::parse_checked(&bytes) {
-                prop_assert_eq!(Ok(r.to_owned_pair()), prost);
+                prop_assert_eq!(r.to_owned_pair().ok_or(()), prost.map_err(drop));
                 prop_assert_eq!(canonical, r.encode() == bytes);
             }
         }
