@@ -105,7 +105,8 @@ impl KnownTokens {
 }
 
 /// `msg` around its timestamp field, when that field follows at most the address field
-/// (the order protobuf encoders write them in).
+/// (the order protobuf encoders write them in) and is the only timestamp field (a later
+/// one would be the one that counts).
 fn split_at_timestamp(msg: &[u8]) -> Option<(&[u8], &[u8])> {
     let mut r = Reader(msg);
     if let Some(&0x0a) = msg.first() {
@@ -117,7 +118,20 @@ fn split_at_timestamp(msg: &[u8]) -> Option<(&[u8], &[u8])> {
         return None;
     }
     r.varint()?;
-    Some((&msg[..at], r.0))
+    let tail = r.0;
+    while !r.0.is_empty() {
+        match r.key()? {
+            (2, _) => return None,
+            (_, 0) => {
+                r.varint()?;
+            }
+            (_, 2) => {
+                r.bytes()?;
+            }
+            _ => return None,
+        }
+    }
+    Some((&msg[..at], tail))
 }
 
 impl HeartbeatCache {
@@ -194,6 +208,15 @@ pub fn merge_heartbeat_cached(
 /// [`merge_heartbeat`] on the uncompressed protobuf.
 pub fn merge_heartbeat_proto(local: &mut Desc, proto: &[u8]) -> Option<HeartbeatMerge> {
     merge_proto(local, proto, &mut HeartbeatCache::default())
+}
+
+#[cfg(test)]
+fn merge_heartbeat_proto_cached(
+    local: &mut Desc,
+    proto: &[u8],
+    cache: &mut HeartbeatCache,
+) -> Option<HeartbeatMerge> {
+    merge_proto(local, proto, cache)
 }
 
 fn merge_proto(
@@ -686,6 +709,45 @@ mod tests {
         );
         assert_eq!(local, expected);
         assert_eq!(local.ingesters["ing-1"].state, InstanceState::Active as i32);
+    }
+
+    #[test]
+    fn a_message_with_two_timestamps_is_never_taken_for_a_repeat() {
+        let mut local = ring(2);
+        normalize(&mut local);
+        // ing-0 as protobuf with a second timestamp field at the end: the last one counts.
+        let template = local.clone();
+        let inst = |ts: i64, last_ts: i64| {
+            let mut value = Vec::new();
+            let i = one(&template, "ing-0", |i| i.timestamp = ts).ingesters["ing-0"].clone();
+            prost::Message::encode(&i, &mut value).unwrap();
+            value.push(0x10);
+            prost::encoding::encode_varint(last_ts as u64, &mut value);
+            let mut entry = vec![0x0a, 5];
+            entry.extend_from_slice(b"ing-0");
+            entry.push(0x12);
+            prost::encoding::encode_varint(value.len() as u64, &mut entry);
+            entry.extend_from_slice(&value);
+            let mut desc = vec![0x0a];
+            prost::encoding::encode_varint(entry.len() as u64, &mut desc);
+            desc.extend_from_slice(&entry);
+            desc
+        };
+        let mut cache = HeartbeatCache::default();
+        let first = inst(2000, 2100);
+        assert_eq!(
+            merge_heartbeat_proto_cached(&mut local, &first, &mut cache),
+            Some(HeartbeatMerge::AppliedVerbatim)
+        );
+        assert_eq!(local.ingesters["ing-0"].timestamp, 2100);
+        assert!(cache.known[b"ing-0".as_slice()].last.is_none());
+        // The first timestamp moves but the last one (which counts) does not.
+        assert_eq!(
+            merge_heartbeat_proto_cached(&mut local, &inst(5000, 2100), &mut cache),
+            None,
+            "equal effective timestamp: the general path"
+        );
+        assert_eq!(local.ingesters["ing-0"].timestamp, 2100);
     }
 
     #[test]
