@@ -196,3 +196,25 @@ fn stream_decode_respects_limits() {
         }))
     ));
 }
+
+/// Found by `gossip_kv_receive`: a key repeated, first with invalid UTF-8, then empty.
+/// prost rejects the pair (it checks every occurrence); the in-place reader must not
+/// accept it either, and the store rejects the message.
+#[test]
+fn a_repeated_key_with_invalid_utf8_is_rejected_like_prost_does() {
+    use ringkit_memberlist::wire::kv::{KeyValuePair, KeyValuePairRef};
+    let data = unhex(
+        "0a240a080a120800f4fff5e6120819ff0828ff0800f7d720011202190008200112021900000000\
+         0a00",
+    );
+    assert!(KeyValuePair::decode_bytes(&data).is_err());
+    if let Some(r) = KeyValuePairRef::parse(&data) {
+        assert_eq!(r.to_owned_pair(), None);
+    }
+    let mut state = ringkit_memberlist::kv::KvState::new(Default::default());
+    assert!(
+        state
+            .receive_message(data, std::time::SystemTime::UNIX_EPOCH)
+            .is_err()
+    );
+}

@@ -103,7 +103,7 @@ impl<'a> KeyValuePairRef<'a> {
             update_time_millis: 0,
         };
         let mut r = buf;
-        let (mut last, mut in_order) = (0, true);
+        let (mut last, mut in_order, mut key_seen) = (0, true, false);
         while !r.is_empty() {
             let key = read_varint(&mut r)?;
             // A field key is a uint32 (prost rejects wider ones).
@@ -115,7 +115,13 @@ impl<'a> KeyValuePairRef<'a> {
             last = field;
             match (field, wire) {
                 (0, _) => return None,
-                (1, 2) => p.key = read_len(&mut r)?,
+                // A repeated key: prost checks every occurrence for UTF-8, not only the
+                // last one kept; leave such a pair to prost.
+                (1, 2) if key_seen => return None,
+                (1, 2) => {
+                    p.key = read_len(&mut r)?;
+                    key_seen = true;
+                }
                 (2, 2) => p.value = read_len(&mut r)?,
                 (3, 2) => p.codec = codec_id(read_len(&mut r)?)?,
                 (4, 0) => {
