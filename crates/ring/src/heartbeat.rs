@@ -601,19 +601,30 @@ mod tests {
         assert_eq!(l, local);
     }
 
-    #[test]
-    fn a_cache_only_ever_saves_work() {
+    /// `ing-1`'s heartbeat at `ts`, encoded.
+    fn hb(d: &Desc, ts: i64) -> Vec<u8> {
+        codec::encode(&one(d, "ing-1", |i| i.timestamp = ts))
+    }
+
+    /// Three instances and a cache that has seen one heartbeat of `ing-1` (at 2000),
+    /// compared varint by varint on first sight and remembered.
+    fn warmed() -> (Desc, HeartbeatCache) {
         let mut local = ring(3);
         normalize(&mut local);
         let mut cache = HeartbeatCache::default();
-        let hb = |d: &Desc, ts: i64| codec::encode(&one(d, "ing-1", |i| i.timestamp = ts));
-        // First sight: compared varint by varint and remembered.
         let first = hb(&local, 2000);
         assert_eq!(
             merge_heartbeat_cached(&mut local, &first, &mut cache),
             Some(HeartbeatMerge::AppliedVerbatim)
         );
         assert_eq!(cache.known.len(), 1);
+        assert!(cache.known[b"ing-1".as_slice()].last.is_some());
+        (local, cache)
+    }
+
+    #[test]
+    fn a_cache_only_ever_saves_work() {
+        let (mut local, mut cache) = warmed();
         let announced = local.ingesters["ing-1"].tokens.clone();
         // The stored instance's tokens change (e.g. through the general merge); a
         // heartbeat still carrying the old tokens matches the cached bytes but not the
@@ -665,16 +676,7 @@ mod tests {
 
     #[test]
     fn a_repeated_message_changes_only_the_timestamp_while_nothing_else_moved() {
-        let mut local = ring(3);
-        normalize(&mut local);
-        let mut cache = HeartbeatCache::default();
-        let hb = |d: &Desc, ts: i64| codec::encode(&one(d, "ing-1", |i| i.timestamp = ts));
-        let first = hb(&local, 2000);
-        assert_eq!(
-            merge_heartbeat_cached(&mut local, &first, &mut cache),
-            Some(HeartbeatMerge::AppliedVerbatim)
-        );
-        assert!(cache.known[b"ing-1".as_slice()].last.is_some());
+        let (mut local, mut cache) = warmed();
         // The same message with a newer timestamp: the shortest path, same result.
         let template = local.clone();
         let mut expected = local.clone();
