@@ -59,6 +59,30 @@ pub(crate) struct Entry {
     pub(crate) purge_countdown: u32,
 }
 
+impl Entry {
+    /// A live (not deleted) entry; its per-key working state (purge time, codec
+    /// scratch, purge countdown) starts empty.
+    fn new(
+        value: Stored,
+        codec_id: &str,
+        version: u64,
+        revision: u64,
+        update_time_ms: i64,
+    ) -> Entry {
+        Entry {
+            value,
+            codec_id: codec_id.to_owned(),
+            version,
+            revision,
+            deleted: false,
+            update_time_ms,
+            last_purge_ms: 0,
+            scratch: MergeScratch::default(),
+            purge_countdown: 0,
+        }
+    }
+}
+
 /// How often (at most) a key's value is scanned for expired tombstones.
 const PURGE_EVERY_MS: i64 = 1000;
 
@@ -93,6 +117,11 @@ fn find_entry<'e>(entries: &'e mut BTreeMap<String, Entry>, key: &[u8]) -> Optio
     } else {
         entries.get_mut(std::str::from_utf8(key).ok()?)
     }
+}
+
+/// The ops of `codec_id` among the registered ones (a handful: a list beats hashing).
+fn find_ops<'o>(ops: &'o [Arc<dyn ValueOps>], codec_id: &str) -> Option<&'o Arc<dyn ValueOps>> {
+    ops.iter().find(|o| o.id() == codec_id)
 }
 
 /// [`KvState::left_limit`] for a caller that holds other parts of the state.
@@ -224,7 +253,7 @@ impl KvState {
 
     /// The ops registered for `codec_id`.
     pub fn ops(&self, codec_id: &str) -> Option<&Arc<dyn ValueOps>> {
-        self.ops.iter().find(|o| o.id() == codec_id)
+        find_ops(&self.ops, codec_id)
     }
 
     /// Latest store revision (0 = nothing ever stored).
@@ -391,7 +420,8 @@ impl KvState {
         if entry.codec_id != pair.codec {
             return None;
         }
-        let ops = self.ops.iter().find(|o| o.id() == pair.codec)?; // disjoint from `entries`
+        // The field, not `self.ops()`: `entries` is borrowed.
+        let ops = find_ops(&self.ops, pair.codec)?;
         let Stored::Decoded(cur) = &mut entry.value else {
             return None;
         };
@@ -487,17 +517,7 @@ impl KvState {
                 };
                 self.entries.insert(
                     key.clone(),
-                    Entry {
-                        value: Stored::Decoded(incoming),
-                        codec_id: ops.id().to_owned(),
-                        version: 0,
-                        revision: 0,
-                        deleted: false,
-                        update_time_ms,
-                        last_purge_ms: 0,
-                        scratch: MergeScratch::default(),
-                        purge_countdown: 0,
-                    },
+                    Entry::new(Stored::Decoded(incoming), ops.id(), 0, 0, update_time_ms),
                 );
                 (Some(change), true, false)
             }
@@ -661,17 +681,13 @@ impl KvState {
         let bytes: Arc<[u8]> = bytes.into();
         self.entries.insert(
             key.to_owned(),
-            Entry {
-                value: Stored::Raw(bytes.clone()),
-                codec_id: codec_id.to_owned(),
+            Entry::new(
+                Stored::Raw(bytes.clone()),
+                codec_id,
                 version,
                 revision,
-                deleted: false,
                 update_time_ms,
-                last_purge_ms: 0,
-                scratch: MergeScratch::default(),
-                purge_countdown: 0,
-            },
+            ),
         );
         Some(Applied::Changed {
             revision,
