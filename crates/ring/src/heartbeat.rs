@@ -442,33 +442,10 @@ fn same_tokens(bytes: &[u8], tokens: &[u32]) -> bool {
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
-    #[inline(always)]
+    /// A varint with protobuf's rules (prost's decoder: at most 10 bytes, the tenth
+    /// holding only the top bit).
     fn varint(&mut self) -> Option<u64> {
-        // Field keys, flags and small numbers are one byte.
-        if let [b, rest @ ..] = self.0
-            && *b < 0x80
-        {
-            self.0 = rest;
-            return Some(u64::from(*b));
-        }
-        self.long_varint()
-    }
-
-    #[inline(never)]
-    fn long_varint(&mut self) -> Option<u64> {
-        let mut v = 0u64;
-        for (i, &b) in self.0.iter().enumerate().take(10) {
-            // As protobuf decoders do: the tenth byte only holds the top bit.
-            if i == 9 && b > 1 {
-                return None;
-            }
-            v |= u64::from(b & 0x7f) << (7 * i);
-            if b < 0x80 {
-                self.0 = &self.0[i + 1..];
-                return Some(v);
-            }
-        }
-        None
+        prost::encoding::decode_varint(&mut self.0).ok()
     }
 
     fn key(&mut self) -> Option<(u64, u8)> {

@@ -169,14 +169,14 @@ impl<'a> KeyValuePairRef<'a> {
 
     /// The length of [`KeyValuePairRef::encode`]'s output.
     pub fn encoded_len(&self) -> usize {
-        let len_field = |n: usize| 1 + varint_len(n as u64) + n;
+        let len_field = |n: usize| 1 + prost::encoding::encoded_len_varint(n as u64) + n;
         let nonempty = |n: usize| if n == 0 { 0 } else { len_field(n) };
         nonempty(self.key.len())
             + nonempty(self.value.len())
             + nonempty(self.codec.len())
             + if self.deleted { 2 } else { 0 }
             + if self.update_time_millis != 0 {
-                1 + varint_len(self.update_time_millis as u64)
+                1 + prost::encoding::encoded_len_varint(self.update_time_millis as u64)
             } else {
                 0
             }
@@ -192,7 +192,7 @@ impl<'a> KeyValuePairRef<'a> {
         ] {
             if !bytes.is_empty() {
                 out.push(tag);
-                write_varint(&mut out, bytes.len() as u64);
+                prost::encoding::encode_varint(bytes.len() as u64, &mut out);
                 out.extend_from_slice(bytes);
             }
         }
@@ -201,7 +201,7 @@ impl<'a> KeyValuePairRef<'a> {
         }
         if self.update_time_millis != 0 {
             out.push(0x28);
-            write_varint(&mut out, self.update_time_millis as u64);
+            prost::encoding::encode_varint(self.update_time_millis as u64, &mut out);
         }
         out
     }
@@ -217,27 +217,9 @@ fn codec_id(b: &[u8]) -> Option<&str> {
     }
 }
 
-#[inline]
+/// A varint with prost's rules (at most 10 bytes, the tenth holding only the top bit).
 fn read_varint(r: &mut &[u8]) -> Option<u64> {
-    if let [b, rest @ ..] = *r
-        && *b < 0x80
-    {
-        *r = rest;
-        return Some(u64::from(*b));
-    }
-    let mut v = 0u64;
-    for (i, &b) in r.iter().enumerate().take(10) {
-        // The tenth byte may only carry the top bit of a u64.
-        if i == 9 && b > 1 {
-            return None;
-        }
-        v |= u64::from(b & 0x7f) << (7 * i);
-        if b < 0x80 {
-            *r = &r[i + 1..];
-            return Some(v);
-        }
-    }
-    None
+    prost::encoding::decode_varint(r).ok()
 }
 
 fn read_len<'a>(r: &mut &'a [u8]) -> Option<&'a [u8]> {
@@ -245,18 +227,6 @@ fn read_len<'a>(r: &mut &'a [u8]) -> Option<&'a [u8]> {
     let (head, tail) = (r.get(..n)?, r.get(n..)?);
     *r = tail;
     Some(head)
-}
-
-fn varint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
-}
-
-fn write_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
 }
 
 /// Iterates over the pairs of a push/pull user state.
@@ -364,7 +334,7 @@ mod tests {
     fn piece() -> impl Strategy<Value = Vec<u8>> {
         let varint = |v: u64, pad: bool| {
             let mut out = Vec::new();
-            write_varint(&mut out, v);
+            prost::encoding::encode_varint(v, &mut out);
             if pad {
                 // The same value, one byte longer.
                 if let Some(last) = out.last_mut() {
