@@ -135,31 +135,33 @@ fn split_at_timestamp(msg: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 impl HeartbeatCache {
-    /// Remembers that `packed` decodes to `tokens` for instance `id`.
-    fn remember(&mut self, id: &str, packed: &[u8], tokens: &[u32], instances: usize) {
+    /// Remembers that `packed` decodes to `tokens` for instance `id`; the entry, for
+    /// recording the message just applied.
+    fn remember(
+        &mut self,
+        id: &str,
+        packed: &[u8],
+        tokens: &[u32],
+        instances: usize,
+    ) -> &mut KnownTokens {
         // Instances come and go; forget them all rather than grow without bound.
         if self.known.len() > 2 * instances + 16 {
             self.known.clear();
         }
-        match self.known.get_mut(id.as_bytes()) {
-            Some(k) => {
-                k.packed.clear();
-                k.packed.extend_from_slice(packed);
-                k.tokens.clear();
-                k.tokens.extend_from_slice(tokens);
-            }
-            None => {
-                self.known.insert(
-                    id.as_bytes().into(),
-                    KnownTokens {
-                        id: id.to_owned(),
-                        packed: packed.to_vec(),
-                        tokens: tokens.to_vec(),
-                        last: None,
-                    },
-                );
-            }
-        }
+        let k = self
+            .known
+            .entry(id.as_bytes().into())
+            .or_insert_with(|| KnownTokens {
+                id: id.to_owned(),
+                packed: Vec::new(),
+                tokens: Vec::new(),
+                last: None,
+            });
+        k.packed.clear();
+        k.packed.extend_from_slice(packed);
+        k.tokens.clear();
+        k.tokens.extend_from_slice(tokens);
+        k
     }
 }
 
@@ -285,10 +287,9 @@ fn merge_proto(
     }
     let texts = fields.texts(id, ours)?;
     fields.apply(texts, ours);
-    cache.remember(id, fields.tokens, &ours.tokens, instances);
-    if let Some(k) = cache.known.get_mut(key) {
-        k.record(value, ours);
-    }
+    cache
+        .remember(id, fields.tokens, &ours.tokens, instances)
+        .record(value, ours);
     Some(HeartbeatMerge::AppliedVerbatim)
 }
 
