@@ -336,8 +336,8 @@ impl GossipKv {
     }
 
     /// [`GossipKv::publish`] for a caller that holds the state lock: changes are queued
-    /// for gossip and the store gauges read under it, then it is released before
-    /// watchers are woken.
+    /// for gossip and, when anything changed, the store gauges read under it, then it is
+    /// released before watchers are woken.
     fn publish_locked(
         &self,
         mut st: MutexGuard<'_, Locked>,
@@ -360,6 +360,9 @@ impl GossipKv {
                 }
             }
         }
+        let Some(rev) = latest else {
+            return; // old news: nothing to count or wake
+        };
         m.kv_store_count.set(st.len() as i64);
         let removed = st.counts().tombstones_removed;
         drop(st);
@@ -371,9 +374,7 @@ impl GossipKv {
         // watcher there is nobody to wake. Skipping is safe: a watcher subscribes before
         // it reads the store's revision under the lock, so either it sees this change
         // there or it was counted here.
-        if let Some(rev) = latest
-            && self.shared.revision_tx.receiver_count() > 0
-        {
+        if self.shared.revision_tx.receiver_count() > 0 {
             self.shared.revision_tx.send_modify(|r| *r = (*r).max(rev));
         }
     }
