@@ -16,7 +16,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Node, NodeOpts, free_port, get_json, gossip_flags, ids, ring, ringkit};
+use common::{Node, NodeOpts, free_port, get_json, gossip_flags, ids, ring, ring_cli_via_gossip};
 use serde_json::Value;
 
 const LABEL: &str = "dskit-interop";
@@ -190,6 +190,24 @@ fn node_flags(name: &str, port: u16, join: u16, label: &str) -> Vec<String> {
     v
 }
 
+/// Starts ringkit instance `ing-N` (member `ringkit-N`) joined through the dskit node,
+/// waits until dskit sees it ACTIVE, then SIGKILLs it.
+async fn start_seen_by_dskit_then_kill(n: &str, peer: &Peer, peer_port: u16, opts: &NodeOpts) {
+    let id = format!("ing-{n}");
+    let mut node = Node::start_with(
+        &id,
+        &node_flags(&format!("ringkit-{n}"), free_port(), peer_port, LABEL),
+        opts,
+    );
+    until(
+        &format!("dskit to see {id} ACTIVE"),
+        || peer.ring(),
+        |p| p.get(&id).is_some_and(|i| dskit_state(i) == 0),
+    )
+    .await;
+    node.kill();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ringkit_and_a_dskit_node_share_one_ring() {
     let Some(bin) = std::env::var_os("RINGKIT_DSKIT_PEER") else {
@@ -286,42 +304,14 @@ async fn ringkit_and_a_dskit_node_share_one_ring() {
 
     // 4a. A killed ringkit instance forgotten with `ringkit ring forget` (joining through
     // the dskit node) disappears from dskit's ring.
-    let mut n2 = Node::start_with(
-        "ing-2",
-        &node_flags("ringkit-2", free_port(), peer_port, LABEL),
-        &opts,
-    );
-    until(
-        "dskit to see ing-2 ACTIVE",
-        || peer.ring(),
-        |p| p.get("ing-2").is_some_and(|i| dskit_state(i) == 0),
-    )
-    .await;
-    n2.kill();
+    start_seen_by_dskit_then_kill("2", &peer, peer_port, &opts).await;
     until(
         "ringkit to see ing-2 UNHEALTHY",
         || ring(&n1.url),
         |r| shard(r, "ing-2").is_some_and(|s| s["state"] == "UNHEALTHY"),
     )
     .await;
-    let out = ringkit(
-        &[
-            "ring",
-            "forget",
-            "ing-2",
-            "--kv.store=memberlist",
-            "--memberlist.bind-addr=127.0.0.1",
-            &format!("--memberlist.cluster-label={LABEL}"),
-            &format!("--memberlist.join=127.0.0.1:{peer_port}"),
-            "--ring.heartbeat-timeout=2s",
-        ],
-        Duration::from_secs(30),
-    );
-    assert!(
-        out.status.success(),
-        "ring forget failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ring_cli_via_gossip(&["forget", "ing-2"], peer_port, LABEL);
     until(
         "dskit to drop ing-2",
         || peer.ring(),
@@ -337,18 +327,7 @@ async fn ringkit_and_a_dskit_node_share_one_ring() {
 
     // 4b. dskit's own forget (its ring page's POST) of a killed ringkit instance reaches
     // ringkit.
-    let mut n3 = Node::start_with(
-        "ing-3",
-        &node_flags("ringkit-3", free_port(), peer_port, LABEL),
-        &opts,
-    );
-    until(
-        "dskit to see ing-3 ACTIVE",
-        || peer.ring(),
-        |p| p.get("ing-3").is_some_and(|i| dskit_state(i) == 0),
-    )
-    .await;
-    n3.kill();
+    start_seen_by_dskit_then_kill("3", &peer, peer_port, &opts).await;
     let status = reqwest::Client::new()
         .post(format!("{}/ring", peer.http))
         .header("Content-Type", "application/x-www-form-urlencoded")

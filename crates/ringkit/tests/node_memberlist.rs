@@ -7,7 +7,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Node, NodeOpts, all_active, free_port, ids, ring, ringkit, wait_for};
+use common::{
+    Node, NodeOpts, all_active, free_port, ids, ring, ring_cli_via_gossip, ringkit, wait_for,
+};
 
 const LABEL: &str = "ringkit-test";
 
@@ -35,26 +37,9 @@ async fn three_nodes_gossip_their_ring_and_the_cli_reads_it() {
 
     // The CLI joins as a temporary member and prints the same ring.
     let started = Instant::now();
-    let out = ringkit(
-        &[
-            "ring",
-            "show",
-            "--kv.store=memberlist",
-            "--memberlist.bind-addr=127.0.0.1",
-            "--memberlist.cluster-label=ringkit-test",
-            &format!("--memberlist.join=127.0.0.1:{}", ports[1]),
-            "--ring.heartbeat-timeout=2s",
-            "--output=json",
-        ],
-        Duration::from_secs(30),
-    );
-    assert!(
-        out.status.success(),
-        "ring show failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = ring_cli_via_gossip(&["show", "--output=json"], ports[1], "ringkit-test");
     eprintln!("ring show over memberlist took {:?}", started.elapsed());
-    let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cli: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     let page = ring(&n1.url).await;
     assert_eq!(ids(&cli), ids(&page));
     for (a, b) in cli["shards"]
@@ -138,24 +123,7 @@ async fn three_nodes_gossip_their_ring_and_the_cli_reads_it() {
             .any(|s| s["id"] == "ing-3" && s["state"] == "UNHEALTHY")
     })
     .await;
-    let out = ringkit(
-        &[
-            "ring",
-            "forget",
-            "ing-3",
-            "--kv.store=memberlist",
-            "--memberlist.bind-addr=127.0.0.1",
-            "--memberlist.cluster-label=ringkit-test",
-            &format!("--memberlist.join=127.0.0.1:{}", ports[0]),
-            "--ring.heartbeat-timeout=2s",
-        ],
-        Duration::from_secs(30),
-    );
-    assert!(
-        out.status.success(),
-        "ring forget failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ring_cli_via_gossip(&["forget", "ing-3"], ports[0], "ringkit-test");
     wait_for(&n1.url, "ing-3 to be forgotten via gossip", |r| {
         ids(r) == ["ing-1"]
     })

@@ -256,6 +256,30 @@ pub(crate) fn free_port() -> u16 {
 
 /// `ringkit node` flags for a memberlist store on 127.0.0.1:`port` with cluster `label`,
 /// joining 127.0.0.1:`join` when given.
+/// Runs `ringkit ring ARGS` as a temporary member of the gossip cluster that
+/// 127.0.0.1:`join` belongs to (cluster label `label`); asserts it succeeded and returns
+/// its stdout.
+pub(crate) fn ring_cli_via_gossip(args: &[&str], join: u16, label: &str) -> Vec<u8> {
+    let mut all: Vec<String> = std::iter::once("ring")
+        .chain(args.iter().copied())
+        .map(str::to_owned)
+        .collect();
+    all.extend([
+        "--kv.store=memberlist".to_owned(),
+        "--memberlist.bind-addr=127.0.0.1".to_owned(),
+        format!("--memberlist.cluster-label={label}"),
+        format!("--memberlist.join=127.0.0.1:{join}"),
+        "--ring.heartbeat-timeout=2s".to_owned(),
+    ]);
+    let out = ringkit(&all, Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "ringkit {all:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 pub(crate) fn gossip_flags(port: u16, join: Option<u16>, label: &str) -> Vec<String> {
     let mut v = vec![
         "--kv.store=memberlist".to_owned(),
