@@ -3,11 +3,32 @@
 //!
 //! # Layout
 //! - [`chunk`]: the XOR (Gorilla) chunk, byte-compatible with Prometheus' `chunkenc`.
+//! - [`block`]: [`write_block`] writes a block directory atomically; [`Block`] reads one
+//!   (series by label matchers, samples in a time range).
+//! - [`index`], [`segments`], [`tombstones`], [`meta`]: the block's files, one module each.
+//! - [`labels`]: label pairs and PromQL-style matchers.
 //!
-//! Everything here is synchronous std code: no async runtime, and decoders never panic on
-//! corrupt input (they return errors).
+//! Everything here is synchronous std code (no async runtime); decoders never panic on
+//! corrupt input, they return errors. Sizes in memory: [`Block::open`] reads the index file
+//! whole (as Prometheus maps it), chunks are read one at a time with positioned reads, and
+//! [`write_block`] holds the postings lists of the block it writes.
 #![deny(missing_docs)]
 
+pub mod block;
 pub mod chunk;
+mod encoding;
+pub mod index;
+pub mod labels;
+pub mod meta;
+pub mod segments;
+pub mod tombstones;
 
+pub use block::{
+    Block, BlockError, BlockOptions, BlockSeries, SeriesSamples, remove_tmp_dirs, write_block,
+    write_block_with,
+};
 pub use chunk::{ChunkError, XorChunk, XorIter, decode_xor};
+pub use index::ChunkMeta;
+pub use labels::{Label, MatchType, Matcher, labels_from_pairs};
+pub use meta::{BlockMeta, BlockStats, ThanosMeta};
+pub use ulid::Ulid;
