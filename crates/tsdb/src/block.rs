@@ -191,7 +191,7 @@ pub fn write_block_with(
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
     }
-    let result = write_tmp(&tmp, &name, opts, min_time, max_time, &series).and_then(|()| {
+    let result = write_tmp(&tmp, &name, opts, min_time, max_time, series).and_then(|()| {
         std::fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
         sync_dir(parent)
     });
@@ -272,7 +272,7 @@ fn write_tmp(
     opts: &BlockOptions,
     min_time: i64,
     max_time: i64,
-    series: &[BlockSeries],
+    series: Vec<BlockSeries>,
 ) -> Result<(), BlockError> {
     std::fs::create_dir_all(tmp).map_err(io_err(tmp))?;
     let chunks_dir = tmp.join("chunks");
@@ -280,6 +280,8 @@ fn write_tmp(
         SegmentWriter::new(&chunks_dir, opts.segment_size).map_err(io_err(&chunks_dir))?;
     let mut stats = BlockStats::default();
     let mut index_series = Vec::with_capacity(series.len());
+    // Series are consumed: each one's chunks are freed once written, its labels move into
+    // the index entry.
     for s in series {
         let mut metas = Vec::with_capacity(s.chunks.len());
         for c in &s.chunks {
@@ -296,7 +298,7 @@ fn write_tmp(
         }
         stats.num_series += 1;
         index_series.push(IndexSeries {
-            labels: s.labels.clone(),
+            labels: s.labels,
             chunks: metas,
         });
     }

@@ -398,6 +398,12 @@ impl XorChunk {
         &self.stream.bytes
     }
 
+    /// The encoded bytes, giving up the appender state (for chunks that are complete: keep
+    /// the bytes, and [`XorChunk::from_bytes`] reopens them when needed).
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.stream.bytes
+    }
+
     /// The samples in time order.
     pub fn iter(&self) -> XorIter<'_> {
         XorIter::new(&self.stream.bytes, self.num)
@@ -708,7 +714,7 @@ mod tests {
         for i in 0..50 {
             a.append(i * 15_000 + (i % 3), (i as f64) * 1.5);
         }
-        let mut b = XorChunk::from_bytes(a.bytes()).unwrap();
+        let mut b = XorChunk::from_bytes(&a.clone().into_bytes()).unwrap();
         assert_eq!(b.bytes(), a.bytes());
         for i in 50..120 {
             a.append(i * 15_000, (i as f64).sqrt());

@@ -307,3 +307,36 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The index reader on a damaged copy of Prometheus' own index file: errors, never panics,
+    /// whatever is asked of it afterwards.
+    #[test]
+    fn damaged_prometheus_index_never_panics(
+        flips in prop::collection::vec((any::<usize>(), 0u8..8), 1..6),
+        cut in any::<usize>(),
+        refs in prop::collection::vec(any::<u32>(), 0..8),
+    ) {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/promtool-block/01M956MN3WX0QF9DW7XZZ0A3PX/index");
+        let mut bytes = std::fs::read(path).unwrap();
+        for (pos, bit) in flips {
+            let i = pos % bytes.len();
+            bytes[i] ^= 1 << bit;
+        }
+        if cut % 3 == 0 {
+            bytes.truncate(cut % bytes.len());
+        }
+        if let Ok(index) = ringkit_tsdb::index::IndexReader::new(bytes) {
+            for name in index.label_names() {
+                let _ = index.label_values(name);
+            }
+            // Refs 7, 10 and 12 are the fixture's real series.
+            for r in refs.into_iter().chain([7, 10, 12]) {
+                let _ = index.series(r);
+            }
+        }
+    }
+}
