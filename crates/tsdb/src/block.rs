@@ -348,6 +348,40 @@ pub fn remove_tmp_dirs(parent: &Path) -> Result<usize, BlockError> {
     Ok(removed)
 }
 
+/// Reads and checks a block's `meta.json`.
+pub fn read_meta(dir: &Path) -> Result<BlockMeta, BlockError> {
+    let meta_path = dir.join("meta.json");
+    let raw = std::fs::read(&meta_path).map_err(io_err(&meta_path))?;
+    let meta: BlockMeta =
+        serde_json::from_slice(&raw).map_err(|e| BlockError::Meta(e.to_string()))?;
+    if meta.version != 1 {
+        return Err(BlockError::Meta(format!(
+            "unknown version {}",
+            meta.version
+        )));
+    }
+    Ok(meta)
+}
+
+/// The complete blocks under `parent` (directories named by a ULID, holding a `meta.json`),
+/// oldest range first: what retention and shipping walk over. Build leftovers
+/// (`*.tmp-for-creation`) and other entries are skipped.
+pub fn list_blocks(parent: &Path) -> Result<Vec<(PathBuf, BlockMeta)>, BlockError> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(parent).map_err(io_err(parent))? {
+        let entry = entry.map_err(io_err(parent))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if Ulid::from_string(name).is_err() || !entry.path().join("meta.json").is_file() {
+            continue;
+        }
+        let meta = read_meta(&entry.path())?;
+        out.push((entry.path(), meta));
+    }
+    out.sort_by(|a, b| (a.1.min_time, &a.1.ulid).cmp(&(b.1.min_time, &b.1.ulid)));
+    Ok(out)
+}
+
 /// The samples of one series in a queried range.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesSamples {
@@ -379,16 +413,7 @@ impl Block {
     /// Opens a block directory, checking `meta.json`, the index and segment headers.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, BlockError> {
         let dir = dir.as_ref().to_path_buf();
-        let meta_path = dir.join("meta.json");
-        let raw = std::fs::read(&meta_path).map_err(io_err(&meta_path))?;
-        let meta: BlockMeta =
-            serde_json::from_slice(&raw).map_err(|e| BlockError::Meta(e.to_string()))?;
-        if meta.version != 1 {
-            return Err(BlockError::Meta(format!(
-                "unknown version {}",
-                meta.version
-            )));
-        }
+        let meta = read_meta(&dir)?;
         let index_path = dir.join("index");
         let index = IndexReader::new(std::fs::read(&index_path).map_err(io_err(&index_path))?)?;
         let segments = SegmentReader::open(&dir.join("chunks"))?;

@@ -48,8 +48,8 @@ pub mod segments;
 pub mod tombstones;
 
 pub use block::{
-    Block, BlockError, BlockOptions, BlockSeries, SeriesSamples, remove_tmp_dirs, write_block,
-    write_block_with,
+    Block, BlockError, BlockOptions, BlockSeries, SeriesSamples, list_blocks, read_meta,
+    remove_tmp_dirs, write_block, write_block_with,
 };
 pub use chunk::{ChunkError, XorChunk, XorIter, decode_xor};
 pub use index::ChunkMeta;

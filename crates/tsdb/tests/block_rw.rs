@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 use ringkit_tsdb::{
     Block, BlockError, BlockOptions, BlockSeries, Label, MatchType, Matcher, ThanosMeta, XorChunk,
-    labels_from_pairs, remove_tmp_dirs, write_block, write_block_with,
+    labels_from_pairs, list_blocks, remove_tmp_dirs, write_block, write_block_with,
 };
 
 type Model = BTreeMap<Vec<Label>, Vec<(i64, f64)>>;
@@ -259,14 +259,28 @@ fn small_segments_split_chunks_across_files() {
 }
 
 #[test]
-fn leftover_tmp_dirs_are_removed() {
+fn leftover_tmp_dirs_are_removed_and_never_listed() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(
         dir.path()
             .join("01ARZ3NDEKTSV4RRFFQ69G5FAV.tmp-for-creation/chunks"),
     )
     .unwrap();
+    std::fs::create_dir_all(dir.path().join("wal")).unwrap();
+    let later = write(dir.path(), &fleet(), 2_000_000, 10_000_000);
     let block = write(dir.path(), &fleet(), 0, 10_000_000);
+    let listed: Vec<PathBuf> = list_blocks(dir.path())
+        .unwrap()
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(
+        listed,
+        vec![block.clone(), later.clone()],
+        "oldest range first, no leftovers"
+    );
+    std::fs::remove_dir_all(&later).unwrap();
+    std::fs::remove_dir_all(dir.path().join("wal")).unwrap();
     assert_eq!(remove_tmp_dirs(dir.path()).unwrap(), 1);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     assert!(Block::open(block).is_ok());

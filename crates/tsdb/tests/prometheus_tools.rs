@@ -1,7 +1,8 @@
 //! Real Prometheus tools read the blocks we write (Debian's `prometheus` 2.42 package, which
 //! ships `/usr/bin/promtool` and `/usr/bin/prometheus`):
 //!
-//! - `promtool tsdb list` shows our block with its ULID, range and stats;
+//! - `promtool tsdb list` shows our block with its ULID, range and stats, and `promtool tsdb
+//!   analyze` reads its whole index;
 //! - `promtool tsdb dump --min-time --max-time` prints exactly the samples we wrote;
 //! - a real Prometheus started on a data directory holding the block answers PromQL over it
 //!   (`/api/v1/query` with a range selector, `/api/v1/query_range`) with those samples.
@@ -135,6 +136,23 @@ fn promtool_lists_our_block_with_its_range_and_stats() {
     assert_eq!(cols[4], samples.to_string());
     assert_eq!(cols[5], chunks.to_string());
     assert_eq!(cols[6], m.len().to_string());
+
+    // `analyze` walks every postings list and series of the index with Prometheus' reader.
+    let out = run(Command::new(PROMTOOL)
+        .args(["tsdb", "analyze"])
+        .arg(dir.path())
+        .arg(&ulid));
+    for want in [
+        format!("Block ID: {ulid}"),
+        "Duration: 2h0m0s".to_string(),
+        format!("Series: {}", m.len()),
+        "Label names: 3".to_string(),
+        // 3 metric names + 24 instances + 2 jobs; 3 labels per series.
+        "Postings (unique label pairs): 29".to_string(),
+        format!("Postings entries (total label pairs): {}", 3 * m.len()),
+    ] {
+        assert!(out.lines().any(|l| l == want), "{want:?} not in:\n{out}");
+    }
 }
 
 /// Parses `promtool tsdb dump` lines: `{a="b", c="d"} value timestamp`.
