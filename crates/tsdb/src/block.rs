@@ -108,7 +108,7 @@ pub enum BlockError {
     /// A chunk's data is corrupt.
     #[error("chunk {chunk_ref:#x}: {source}")]
     Chunk {
-        /// Where the chunk is.
+        /// Where the chunk is (0 for a chunk handed to [`BlockWriter::add_series`]).
         chunk_ref: u64,
         /// What the decoder said.
         source: ChunkError,
@@ -164,42 +164,255 @@ pub fn write_block_with(
     if min_time >= max_time {
         return Err(BlockError::BadRange { min_time, max_time });
     }
-    for s in &mut series {
+    for s in &series {
         check_labels(&s.labels)?;
-        trim_chunks(s, min_time, max_time)?;
     }
-    series.retain(|s| !s.chunks.is_empty());
+    series.retain(|s| {
+        s.chunks.iter().any(|c| {
+            matches!((c.min_time(), c.max_time()), (Some(lo), Some(hi)) if hi >= min_time && lo < max_time)
+        })
+    });
     if series.is_empty() {
         return Err(BlockError::Empty { min_time, max_time });
     }
     series.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
-    if let Some(w) = series.windows(2).find(|w| w[0].labels == w[1].labels) {
-        return Err(BlockError::InvalidSeries {
-            labels: labels_text(&w[0].labels),
-            reason: "passed twice",
+    let mut writer = BlockWriter::new(parent, opts, min_time, max_time)?;
+    // Series are consumed one by one, so each one's chunks are freed once written.
+    for s in series {
+        let chunks = s.chunks.iter().filter_map(|c| {
+            Some(EncodedChunk {
+                min_time: c.min_time()?,
+                max_time: c.max_time()?,
+                data: c.bytes(),
+            })
         });
+        writer.add_series(s.labels, chunks)?;
+    }
+    writer.finish()
+}
+
+/// An XOR chunk already encoded, with the times of its first and last samples (what a head
+/// keeps for its closed chunks), as [`BlockWriter::add_series`] takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct EncodedChunk<'a> {
+    /// Time of the first sample.
+    pub min_time: i64,
+    /// Time of the last sample.
+    pub max_time: i64,
+    /// The chunk bytes as [`XorChunk::bytes`] gives them.
+    pub data: &'a [u8],
+}
+
+/// Writes a block series by series, for callers that hold many series and do not want to
+/// gather them all first ([`write_block`] is the one-call form).
+///
+/// Series must come in strictly increasing label order (Prometheus' order: compare label by
+/// label, name then value; a prefix sorts first). The block is built in
+/// `<ULID>.tmp-for-creation` and appears under its final name only when
+/// [`BlockWriter::finish`] succeeds; dropping an unfinished writer removes the directory.
+#[derive(Debug)]
+pub struct BlockWriter {
+    parent: PathBuf,
+    tmp: PathBuf,
+    ulid: Ulid,
+    min_time: i64,
+    max_time: i64,
+    thanos: Option<ThanosMeta>,
+    segments: Option<SegmentWriter>,
+    index_series: Vec<IndexSeries>,
+    stats: BlockStats,
+}
+
+impl BlockWriter {
+    /// Starts a block for `[min_time, max_time)` under `parent`.
+    pub fn new(
+        parent: &Path,
+        opts: &BlockOptions,
+        min_time: i64,
+        max_time: i64,
+    ) -> Result<Self, BlockError> {
+        if min_time >= max_time {
+            return Err(BlockError::BadRange { min_time, max_time });
+        }
+        // Not `unwrap_or_default`: `Ulid::default()` is the nil ULID, not a fresh one.
+        let ulid = match opts.ulid {
+            Some(u) => u,
+            None => Ulid::new(),
+        };
+        let tmp = parent.join(format!("{ulid}{TMP_SUFFIX}"));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
+        }
+        std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+        let chunks_dir = tmp.join("chunks");
+        let segments = SegmentWriter::new(&chunks_dir, opts.segment_size);
+        let mut writer = Self {
+            parent: parent.to_path_buf(),
+            tmp,
+            ulid,
+            min_time,
+            max_time,
+            thanos: opts.thanos.clone(),
+            segments: None,
+            index_series: Vec::new(),
+            stats: BlockStats::default(),
+        };
+        // Assigned after `writer` exists, so its `Drop` cleans up if this fails.
+        writer.segments = Some(segments.map_err(io_err(&chunks_dir))?);
+        Ok(writer)
     }
 
-    // Not `unwrap_or_default`: `Ulid::default()` is the nil ULID, not a fresh one.
-    let ulid = match opts.ulid {
-        Some(u) => u,
-        None => Ulid::new(),
-    };
-    let name = ulid.to_string();
-    let tmp = parent.join(format!("{name}{TMP_SUFFIX}"));
-    let dest = parent.join(&name);
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
+    /// The ULID the block will have.
+    pub fn ulid(&self) -> Ulid {
+        self.ulid
     }
-    let result = write_tmp(&tmp, &name, opts, min_time, max_time, series).and_then(|()| {
-        std::fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
-        sync_dir(parent)
-    });
-    if result.is_err() {
-        // Best effort: a leftover is also removed by `remove_tmp_dirs` on the next start.
-        let _ = std::fs::remove_dir_all(&tmp);
+
+    /// Adds one series with its chunks in time order. Chunks reaching outside the block's
+    /// range are trimmed to it (decoded and re-encoded); a series with no sample in the range
+    /// is skipped. Labels that break the format's rules, a series out of order, or chunks that
+    /// overlap are errors that leave the writer as it was.
+    pub fn add_series<'a>(
+        &mut self,
+        labels: Vec<Label>,
+        chunks: impl IntoIterator<Item = EncodedChunk<'a>>,
+    ) -> Result<(), BlockError> {
+        check_labels(&labels)?;
+        if let Some(prev) = self.index_series.last()
+            && prev.labels >= labels
+        {
+            return Err(BlockError::InvalidSeries {
+                labels: labels_text(&labels),
+                reason: "not after the previous series (sorted, unique order required)",
+            });
+        }
+        // Check and trim everything before writing anything.
+        let mut kept: Vec<(EncodedChunk<'a>, Option<XorChunk>)> = Vec::new();
+        for c in chunks {
+            if c.data.len() < 2 || c.min_time > c.max_time {
+                return Err(BlockError::InvalidSeries {
+                    labels: labels_text(&labels),
+                    reason: "chunk without samples or with min_time > max_time",
+                });
+            }
+            if c.max_time < self.min_time || c.min_time >= self.max_time {
+                continue;
+            }
+            if c.min_time >= self.min_time && c.max_time < self.max_time {
+                kept.push((c, None));
+                continue;
+            }
+            let mut trimmed = XorChunk::new();
+            let mut it = decode_xor(c.data).map_err(|source| BlockError::Chunk {
+                chunk_ref: 0,
+                source,
+            })?;
+            for (t, v) in it.by_ref() {
+                if (self.min_time..self.max_time).contains(&t) {
+                    trimmed.append(t, v);
+                }
+            }
+            if let Some(source) = it.err() {
+                return Err(BlockError::Chunk {
+                    chunk_ref: 0,
+                    source: source.clone(),
+                });
+            }
+            if let (Some(min_time), Some(max_time)) = (trimmed.min_time(), trimmed.max_time()) {
+                let trimmed_meta = EncodedChunk {
+                    min_time,
+                    max_time,
+                    data: &[],
+                };
+                kept.push((trimmed_meta, Some(trimmed)));
+            }
+        }
+        if kept.windows(2).any(|w| w[1].0.min_time <= w[0].0.max_time) {
+            return Err(BlockError::InvalidSeries {
+                labels: labels_text(&labels),
+                reason: "chunks overlap or are not in time order",
+            });
+        }
+        if kept.is_empty() {
+            return Ok(());
+        }
+        let chunks_dir = self.tmp.join("chunks");
+        let Some(segments) = self.segments.as_mut() else {
+            return Err(io_err(&chunks_dir)(std::io::Error::other(
+                "writer already failed",
+            )));
+        };
+        let mut metas = Vec::with_capacity(kept.len());
+        for (meta, owned) in &kept {
+            let data = owned.as_ref().map_or(meta.data, XorChunk::bytes);
+            let chunk_ref = segments
+                .write_chunk(ENCODING_XOR, data)
+                .map_err(io_err(&chunks_dir))?;
+            metas.push(ChunkMeta {
+                min_time: meta.min_time,
+                max_time: meta.max_time,
+                chunk_ref,
+            });
+            self.stats.num_samples += u64::from(u16::from_be_bytes([data[0], data[1]]));
+            self.stats.num_chunks += 1;
+        }
+        self.stats.num_series += 1;
+        self.index_series.push(IndexSeries {
+            labels,
+            chunks: metas,
+        });
+        Ok(())
     }
-    result.map(|()| ulid)
+
+    /// Writes the index, tombstones and `meta.json`, fsyncs everything and renames the
+    /// directory into place. A block without series is not written ([`BlockError::Empty`]).
+    pub fn finish(mut self) -> Result<Ulid, BlockError> {
+        if self.index_series.is_empty() {
+            return Err(BlockError::Empty {
+                min_time: self.min_time,
+                max_time: self.max_time,
+            });
+        }
+        let chunks_dir = self.tmp.join("chunks");
+        if let Some(segments) = self.segments.take() {
+            segments.finish().map_err(io_err(&chunks_dir))?;
+        }
+        sync_dir(&chunks_dir)?;
+
+        let index_path = self.tmp.join("index");
+        write_index(&index_path, &self.index_series).map_err(io_err(&index_path))?;
+        write_synced(&self.tmp.join("tombstones"), &tombstones::empty_file())?;
+        let name = self.ulid.to_string();
+        let meta = BlockMeta {
+            ulid: name.clone(),
+            min_time: self.min_time,
+            max_time: self.max_time,
+            stats: self.stats,
+            compaction: BlockCompaction {
+                level: 1,
+                sources: vec![name.clone()],
+                parents: Vec::new(),
+            },
+            version: 1,
+            thanos: self.thanos.take(),
+        };
+        let json = serde_json::to_vec_pretty(&meta).map_err(|e| BlockError::Meta(e.to_string()))?;
+        write_synced(&self.tmp.join("meta.json"), &json)?;
+        sync_dir(&self.tmp)?;
+        let dest = self.parent.join(&name);
+        std::fs::rename(&self.tmp, &dest).map_err(io_err(&dest))?;
+        sync_dir(&self.parent)?;
+        Ok(self.ulid)
+    }
+}
+
+impl Drop for BlockWriter {
+    fn drop(&mut self) {
+        // After a successful `finish` the directory has been renamed and this finds nothing.
+        // Otherwise, best effort: `remove_tmp_dirs` also removes leftovers on the next start.
+        if self.tmp.exists() {
+            let _ = std::fs::remove_dir_all(&self.tmp);
+        }
+    }
 }
 
 fn check_labels(labels: &[Label]) -> Result<(), BlockError> {
@@ -222,111 +435,10 @@ fn check_labels(labels: &[Label]) -> Result<(), BlockError> {
     Ok(())
 }
 
-/// Drops empty chunks, re-encodes chunks that reach outside the range, checks time order.
-fn trim_chunks(s: &mut BlockSeries, min_time: i64, max_time: i64) -> Result<(), BlockError> {
-    let mut out = Vec::with_capacity(s.chunks.len());
-    for c in s.chunks.drain(..) {
-        let (Some(lo), Some(hi)) = (c.min_time(), c.max_time()) else {
-            continue;
-        };
-        if hi < min_time || lo >= max_time {
-            continue;
-        }
-        if lo >= min_time && hi < max_time {
-            out.push(c);
-            continue;
-        }
-        let mut trimmed = XorChunk::new();
-        for (t, v) in c.iter().filter(|(t, _)| (min_time..max_time).contains(t)) {
-            trimmed.append(t, v);
-        }
-        if trimmed.num_samples() > 0 {
-            out.push(trimmed);
-        }
-    }
-    let overlap = out.windows(2).any(|w| {
-        let (Some(prev_max), Some(next_min)) = (w[0].max_time(), w[1].min_time()) else {
-            return false;
-        };
-        next_min <= prev_max
-    });
-    if overlap {
-        return Err(BlockError::InvalidSeries {
-            labels: labels_text(&s.labels),
-            reason: "chunks overlap or are not in time order",
-        });
-    }
-    s.chunks = out;
-    Ok(())
-}
-
 fn sync_dir(dir: &Path) -> Result<(), BlockError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err(dir))
-}
-
-fn write_tmp(
-    tmp: &Path,
-    name: &str,
-    opts: &BlockOptions,
-    min_time: i64,
-    max_time: i64,
-    series: Vec<BlockSeries>,
-) -> Result<(), BlockError> {
-    std::fs::create_dir_all(tmp).map_err(io_err(tmp))?;
-    let chunks_dir = tmp.join("chunks");
-    let mut segments =
-        SegmentWriter::new(&chunks_dir, opts.segment_size).map_err(io_err(&chunks_dir))?;
-    let mut stats = BlockStats::default();
-    let mut index_series = Vec::with_capacity(series.len());
-    // Series are consumed: each one's chunks are freed once written, its labels move into
-    // the index entry.
-    for s in series {
-        let mut metas = Vec::with_capacity(s.chunks.len());
-        for c in &s.chunks {
-            let chunk_ref = segments
-                .write_chunk(ENCODING_XOR, c.bytes())
-                .map_err(io_err(&chunks_dir))?;
-            metas.push(ChunkMeta {
-                min_time: c.min_time().unwrap_or(min_time),
-                max_time: c.max_time().unwrap_or(min_time),
-                chunk_ref,
-            });
-            stats.num_samples += u64::from(c.num_samples());
-            stats.num_chunks += 1;
-        }
-        stats.num_series += 1;
-        index_series.push(IndexSeries {
-            labels: s.labels,
-            chunks: metas,
-        });
-    }
-    segments.finish().map_err(io_err(&chunks_dir))?;
-    sync_dir(&chunks_dir)?;
-
-    let index_path = tmp.join("index");
-    write_index(&index_path, &index_series).map_err(io_err(&index_path))?;
-
-    let tomb_path = tmp.join("tombstones");
-    write_synced(&tomb_path, &tombstones::empty_file())?;
-
-    let meta = BlockMeta {
-        ulid: name.to_string(),
-        min_time,
-        max_time,
-        stats,
-        compaction: BlockCompaction {
-            level: 1,
-            sources: vec![name.to_string()],
-            parents: Vec::new(),
-        },
-        version: 1,
-        thanos: opts.thanos.clone(),
-    };
-    let json = serde_json::to_vec_pretty(&meta).map_err(|e| BlockError::Meta(e.to_string()))?;
-    write_synced(&tmp.join("meta.json"), &json)?;
-    sync_dir(tmp)
 }
 
 fn write_synced(path: &Path, data: &[u8]) -> Result<(), BlockError> {

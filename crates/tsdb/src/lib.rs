@@ -3,8 +3,9 @@
 //!
 //! # Layout
 //! - [`chunk`]: the XOR (Gorilla) chunk, byte-compatible with Prometheus' `chunkenc`.
-//! - [`block`]: [`write_block`] writes a block directory atomically; [`Block`] reads one
-//!   (series by label matchers, samples in a time range).
+//! - [`block`]: [`write_block`] writes a block directory atomically ([`BlockWriter`] does it
+//!   series by series from already-encoded chunks); [`Block`] reads one (series by label
+//!   matchers, samples in a time range).
 //! - [`index`], [`segments`], [`tombstones`], [`meta`]: the block's files, one module each.
 //! - [`labels`]: label pairs and PromQL-style matchers.
 //!
@@ -48,8 +49,8 @@ pub mod segments;
 pub mod tombstones;
 
 pub use block::{
-    Block, BlockError, BlockOptions, BlockSeries, SeriesSamples, list_blocks, read_meta,
-    remove_tmp_dirs, write_block, write_block_with,
+    Block, BlockError, BlockOptions, BlockSeries, BlockWriter, EncodedChunk, SeriesSamples,
+    list_blocks, read_meta, remove_tmp_dirs, write_block, write_block_with,
 };
 pub use chunk::{ChunkError, XorChunk, XorIter, decode_xor};
 pub use index::ChunkMeta;

@@ -32,6 +32,7 @@ pub(crate) fn segment_name(i: u32) -> String {
 }
 
 /// Writes chunks into consecutive segment files of a `chunks/` directory.
+#[derive(Debug)]
 pub(crate) struct SegmentWriter {
     dir: PathBuf,
     max_size: u64,

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use ringkit_tsdb::{
-    Block, BlockError, BlockOptions, BlockSeries, Label, MatchType, Matcher, ThanosMeta, XorChunk,
-    labels_from_pairs, list_blocks, remove_tmp_dirs, write_block, write_block_with,
+    Block, BlockError, BlockOptions, BlockSeries, BlockWriter, EncodedChunk, Label, MatchType,
+    Matcher, ThanosMeta, XorChunk, labels_from_pairs, list_blocks, remove_tmp_dirs, write_block,
+    write_block_with,
 };
 
 type Model = BTreeMap<Vec<Label>, Vec<(i64, f64)>>;
@@ -353,4 +354,74 @@ proptest! {
             }
         }
     }
+}
+
+/// A closed chunk as a head keeps it: first and last times, encoded bytes.
+type Closed = (i64, i64, Box<[u8]>);
+
+fn encoded(chunks: &[Closed]) -> impl Iterator<Item = EncodedChunk<'_>> {
+    chunks
+        .iter()
+        .map(|(min_time, max_time, data)| EncodedChunk {
+            min_time: *min_time,
+            max_time: *max_time,
+            data,
+        })
+}
+
+#[test]
+fn block_writer_takes_encoded_chunks_series_by_series() {
+    let model = fleet();
+    let dir = tempfile::tempdir().unwrap();
+    let closed: Vec<(Vec<Label>, Vec<Closed>)> = model
+        .iter()
+        .map(|(labels, samples)| {
+            let chunks = chunked(samples)
+                .into_iter()
+                .map(|c| {
+                    let (lo, hi) = (c.min_time().unwrap(), c.max_time().unwrap());
+                    (lo, hi, c.into_bytes().into_boxed_slice())
+                })
+                .collect();
+            (labels.clone(), chunks)
+        })
+        .collect();
+    let opts = BlockOptions::default();
+    // A range that cuts the series' first chunks in the middle.
+    let (lo, hi) = (2_000_000, 4_000_000);
+    let mut w = BlockWriter::new(dir.path(), &opts, lo, hi).unwrap();
+    let tmp = dir.path().join(format!("{}.tmp-for-creation", w.ulid()));
+    assert!(tmp.is_dir());
+    for (labels, chunks) in &closed {
+        w.add_series(labels.clone(), encoded(chunks)).unwrap();
+    }
+    // Out of order (the first series again) is refused and changes nothing.
+    let again = w.add_series(closed[0].0.clone(), encoded(&closed[0].1));
+    assert!(matches!(again, Err(BlockError::InvalidSeries { .. })));
+    let ulid = w.finish().unwrap();
+    assert!(!tmp.exists());
+    let block = Block::open(dir.path().join(ulid.to_string())).unwrap();
+    let got: Model = block
+        .query(&[], i64::MIN, i64::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.labels, s.samples))
+        .collect();
+    let want: Model = model
+        .iter()
+        .map(|(l, s)| {
+            let inside = s.iter().copied().filter(|(t, _)| (lo..hi).contains(t));
+            (l.clone(), inside.collect())
+        })
+        .collect();
+    assert_eq!(got, want);
+    let samples: usize = want.values().map(Vec::len).sum();
+    assert_eq!(block.meta().stats.num_samples, samples as u64);
+
+    // A writer dropped before `finish` leaves nothing behind.
+    let w = BlockWriter::new(dir.path(), &opts, lo, hi).unwrap();
+    let tmp = dir.path().join(format!("{}.tmp-for-creation", w.ulid()));
+    drop(w);
+    assert!(!tmp.exists());
+    assert_eq!(list_blocks(dir.path()).unwrap().len(), 1);
 }
