@@ -809,3 +809,39 @@ proptest! {
         let _ = codec::decode_protobuf(&bytes);
     }
 }
+
+#[tokio::test]
+async fn do_batch_over_the_batch_ring_sends_each_key_to_its_partition() {
+    use ringkit_ring::{BatchBuffers, BatchOptions, do_batch};
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+
+    let r = PartitionRing::new(ring_r());
+    let keys: Vec<u32> = (0..500u32).map(|i| i.wrapping_mul(2_654_435_761)).collect();
+    let batch = r.active_partition_batch_ring();
+    assert_eq!(batch.instances_count(), r.active_partitions_count());
+    assert_eq!(batch.replication_factor(), 1);
+    let calls = RefCell::new(BTreeMap::<i32, Vec<usize>>::new());
+    let mut bufs = BatchBuffers::new();
+    let out = do_batch(
+        &batch,
+        Operation::WRITE_NO_EXTEND,
+        unix_seconds(T),
+        &keys,
+        &mut bufs,
+        |inst, items| {
+            let p: i32 = inst.addr.parse().unwrap();
+            let mut items: Vec<usize> = items.iter().map(|i| *i as usize).collect();
+            items.sort_unstable();
+            calls.borrow_mut().insert(p, items);
+            async { Ok::<(), ()>(()) }
+        },
+        BatchOptions::default(),
+    )
+    .await;
+    out.rest.await;
+    assert!(out.result.is_ok());
+    let want: BTreeMap<i32, Vec<usize>> = r.keys_by_partition(&keys).unwrap().into_iter().collect();
+    assert_eq!(calls.into_inner(), want);
+    assert!(want.keys().all(|p| r.active_partition_ids().contains(p)));
+}

@@ -20,7 +20,7 @@ use ringkit_ring::partition::{
 };
 use ringkit_ring::snapshot::unix_seconds;
 use ringkit_ring::tokens::spread_minimizing::SpreadMinimizingTokenGenerator;
-use ringkit_ring::{Desc, InstanceDesc, Operation, RingConfig, RingSnapshot};
+use ringkit_ring::{Desc, GetBuffer, InstanceDesc, Operation, RingConfig, RingSnapshot};
 use serde::Deserialize;
 
 fn golden(name: &str) -> PathBuf {
@@ -242,6 +242,34 @@ fn active_partition_for_key_matches_dskit() {
             };
             assert_eq!(&got, want, "{}: key {key}", r.name);
             checked += 1;
+        }
+        // The batch view routes every key to the same partition.
+        let batch = ring.active_partition_batch_ring();
+        let mut buf = GetBuffer::new();
+        let now = SystemTime::now();
+        for (key, want) in r.active_for_key.keys.iter().zip(&r.active_for_key.answers) {
+            match batch.get(*key, Operation::WRITE_NO_EXTEND, now, &mut buf) {
+                Ok(set) => {
+                    let ids: Vec<String> = set.instances().map(|d| d.id.clone()).collect();
+                    assert_eq!(ids, [want.to_string()], "{}: batch key {key}", r.name);
+                }
+                Err(_) => assert!(want.is_string(), "{}: batch key {key}", r.name),
+            }
+        }
+        let grouped = ring.keys_by_partition(&r.active_for_key.keys);
+        match grouped {
+            Ok(groups) => {
+                for (p, idx) in groups {
+                    for i in idx {
+                        assert_eq!(r.active_for_key.answers[i], serde_json::json!(p));
+                    }
+                }
+            }
+            Err(e) => assert!(
+                r.active_for_key
+                    .answers
+                    .contains(&serde_json::json!(e.to_string()))
+            ),
         }
     }
     assert!(checked > 10_000, "{checked}");

@@ -11,8 +11,9 @@ use std::time::{Duration, SystemTime};
 use super::PartitionRingError;
 use super::model::unix_parts;
 use crate::gorand::ShardRng;
-use crate::model::{PartitionDesc, PartitionRingDesc, PartitionState};
+use crate::model::{Desc, InstanceState, PartitionDesc, PartitionRingDesc, PartitionState};
 use crate::shuffle::shuffle_shard_seed;
+use crate::snapshot::{RingConfig, RingSnapshot};
 use crate::token_ranges::TokenRanges;
 
 /// Default bound on each of a snapshot's two shuffle-shard caches (without and with
@@ -443,6 +444,57 @@ impl PartitionRing {
             pairs,
             self.cache.capacity,
         ))
+    }
+
+    /// The indexes of `keys` grouped by the partition each is written to, in ascending
+    /// partition order (what dskit's `ActivePartitionBatchRing` makes `DoBatch` do, and
+    /// its later `GetKeysByPartition`). Fails on the first key without an ACTIVE
+    /// partition.
+    pub fn keys_by_partition(
+        &self,
+        keys: &[u32],
+    ) -> Result<Vec<(i32, Vec<usize>)>, PartitionRingError> {
+        let mut by: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
+        for (i, key) in keys.iter().enumerate() {
+            by.entry(self.active_partition_for_key(*key)?)
+                .or_default()
+                .push(i);
+        }
+        Ok(by.into_iter().collect())
+    }
+
+    /// An instance ring with one instance per ACTIVE partition, so the instance ring's
+    /// `DoBatch` ([`crate::batch::do_batch`]) sends each key to its partition (dskit's
+    /// `ActivePartitionBatchRing`): replication factor 1, each instance's ID and address
+    /// the decimal partition ID, state ACTIVE, never heartbeat-unhealthy, and the
+    /// partition's tokens, so [`RingSnapshot::get`] returns the partition of
+    /// [`Self::active_partition_for_key`]. ACTIVE partitions without tokens are counted as
+    /// instances but own no key, as in dskit.
+    pub fn active_partition_batch_ring(&self) -> RingSnapshot {
+        let mut desc = Desc::new();
+        for (id, p) in &self.desc.partitions {
+            if !p.is_active() {
+                continue;
+            }
+            let name = id.to_string();
+            let inst = desc.add_instance(
+                &name,
+                &name,
+                "",
+                p.tokens.clone(),
+                InstanceState::Active,
+                0,
+                i64::MAX,
+            );
+            inst.timestamp = i64::MAX;
+        }
+        RingSnapshot::new(
+            desc,
+            RingConfig {
+                replication_factor: 1,
+                ..RingConfig::default()
+            },
+        )
     }
 
     /// Number of partitions, any state.
