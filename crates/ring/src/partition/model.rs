@@ -5,6 +5,7 @@
 //! as the descriptor stores them.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::PartitionRingError;
@@ -88,19 +89,46 @@ impl OwnerDesc {
     }
 }
 
+/// Partitions whose tokens [`partition_tokens`] remembers (512 tokens, 2 KiB each: 8 MiB at
+/// most). Larger IDs are computed on every call, as dskit always does.
+pub const PARTITION_TOKENS_CACHE_IDS: usize = 4096;
+
 /// Tokens dskit gives partition `id` (dskit's `AddPartition`): the spread-minimizing
 /// generator's 512 tokens for ordinal `id` in zone 0, sorted. Deterministic, so every node
-/// derives the same tokens; partitions never share tokens. Replays `id` joins (a few
-/// hundred milliseconds for `id = 1000`).
+/// derives the same tokens; partitions never share tokens.
+///
+/// Computing ordinal `id` replays the joins of ordinals `0..id`, which yields the tokens of
+/// all of them at once; they are remembered process-wide for IDs below
+/// [`PARTITION_TOKENS_CACHE_IDS`], so building a ring of many partitions costs one replay.
 pub fn partition_tokens(id: i32) -> Result<Vec<u32>, PartitionRingError> {
+    static CACHE: Mutex<Vec<Arc<[u32]>>> = Mutex::new(Vec::new());
     let ordinal = usize::try_from(id).map_err(|_| PartitionRingError::InvalidPartitionId(id))?;
     let generator = SpreadMinimizingTokenGenerator::for_ordinal("", ordinal, 0, false)
         .map_err(|_| PartitionRingError::InvalidPartitionId(id))?;
-    let tokens = generator
-        .all_tokens()
+    if ordinal >= PARTITION_TOKENS_CACHE_IDS {
+        let tokens = generator
+            .all_tokens()
+            .map_err(|_| PartitionRingError::InvalidPartitionId(id))?;
+        return Ok(tokens.to_vec());
+    }
+    // The lock is not held during the replay; two threads may replay at once, harmlessly.
+    let cached = {
+        let cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        cache.get(ordinal).cloned()
+    };
+    if let Some(tokens) = cached {
+        return Ok(tokens.to_vec());
+    }
+    let all = generator
+        .tokens_by_ordinal()
         .map_err(|_| PartitionRingError::InvalidPartitionId(id))?;
+    let tokens = all[ordinal].clone();
     debug_assert_eq!(tokens.len(), TOKENS_PER_INSTANCE);
-    Ok(tokens.to_vec())
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.len() < all.len() {
+        *cache = all.into_iter().map(Arc::from).collect();
+    }
+    Ok(tokens)
 }
 
 /// Whole seconds and sub-second nanoseconds of `t` relative to the epoch, floored (Go's

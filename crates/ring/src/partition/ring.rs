@@ -125,10 +125,11 @@ impl std::fmt::Debug for ShuffleShardCache {
 #[derive(Debug)]
 pub struct PartitionRing {
     desc: PartitionRingDesc,
-    /// Every (token, partition) pair, sorted; subrings are filtered from it.
-    pairs: Vec<(u32, i32)>,
-    /// All tokens of all partitions, sorted, duplicates kept (`pairs`' tokens).
+    /// All tokens of all partitions, sorted, duplicates kept.
     tokens: Vec<u32>,
+    /// Dense index of the partition that listed each token (for duplicates this differs
+    /// from `token_part`); subrings are filtered with it.
+    token_lister: Vec<u32>,
     /// Dense index (into `part_ids`) of the partition of each token. A duplicated token
     /// maps to its highest partition ID at every copy: one of the outcomes Go's map order
     /// allows.
@@ -157,43 +158,44 @@ impl PartitionRing {
         desc: PartitionRingDesc,
         cache_size: usize,
     ) -> PartitionRing {
-        let mut pairs: Vec<(u32, i32)> = desc
+        let part_ids: Vec<i32> = desc.partitions.keys().copied().collect();
+        // Sorted by (token, partition): dense indices follow partition order.
+        let mut pairs: Vec<(u32, u32)> = desc
             .partitions
-            .iter()
-            .flat_map(|(id, p)| p.tokens.iter().map(move |t| (*t, *id)))
+            .values()
+            .enumerate()
+            .flat_map(|(i, p)| p.tokens.iter().map(move |t| (*t, i as u32)))
             .collect();
         pairs.sort_unstable();
-        PartitionRing::from_sorted_pairs(desc, pairs, cache_size)
+        let (tokens, token_lister) = pairs.into_iter().unzip();
+        PartitionRing::from_parts(desc, part_ids, tokens, token_lister, cache_size)
     }
 
-    fn from_sorted_pairs(
+    /// Builds the snapshot from the sorted tokens and, per token, the dense index (into
+    /// `part_ids`, the descriptor's partition IDs in order) of the partition listing it,
+    /// ascending among equal tokens.
+    fn from_parts(
         desc: PartitionRingDesc,
-        pairs: Vec<(u32, i32)>,
+        part_ids: Vec<i32>,
+        tokens: Vec<u32>,
+        token_lister: Vec<u32>,
         cache_size: usize,
     ) -> PartitionRing {
-        let part_ids: Vec<i32> = desc.partitions.keys().copied().collect();
         let part_state: Vec<i32> = desc.partitions.values().map(|p| p.state).collect();
         let part_ts: Vec<i64> = desc
             .partitions
             .values()
             .map(|p| p.state_timestamp)
             .collect();
-        let dense = |id: i32| {
-            part_ids
-                .binary_search(&id)
-                .expect("pair of a known partition") as u32
-        };
-        let tokens: Vec<u32> = pairs.iter().map(|p| p.0).collect();
-        let mut token_part: Vec<u32> = Vec::with_capacity(pairs.len());
+        let mut token_part: Vec<u32> = Vec::with_capacity(tokens.len());
         let mut i = 0;
-        while i < pairs.len() {
+        while i < tokens.len() {
             let mut j = i + 1;
-            while j < pairs.len() && pairs[j].0 == pairs[i].0 {
+            while j < tokens.len() && tokens[j] == tokens[i] {
                 j += 1;
             }
-            // Pairs are sorted by (token, partition): the last of a run has the highest ID.
-            let winner = dense(pairs[j - 1].1);
-            token_part.extend(std::iter::repeat_n(winner, j - i));
+            // The last of a run of equal tokens has the highest partition ID.
+            token_part.extend(std::iter::repeat_n(token_lister[j - 1], j - i));
             i = j;
         }
         let active_state = PartitionState::PartitionActive as i32;
@@ -213,8 +215,8 @@ impl PartitionRing {
             owners_by_partition: desc.owners_by_partition(),
             active_count: desc.active_partitions_count(),
             desc,
-            pairs,
             tokens,
+            token_lister,
             token_part,
             part_ids,
             part_state,
@@ -426,22 +428,29 @@ impl PartitionRing {
                 break;
             }
         }
-        let result: BTreeSet<i32> = self
-            .part_ids
-            .iter()
-            .zip(&mark)
-            .filter(|(_, m)| **m == INCLUDED)
-            .map(|(id, _)| *id)
-            .collect();
-        let pairs: Vec<(u32, i32)> = self
-            .pairs
-            .iter()
-            .filter(|(_, id)| result.contains(id))
-            .copied()
-            .collect();
-        Ok(PartitionRing::from_sorted_pairs(
+        // Child dense index of each included parent partition (order is kept).
+        let mut remap = vec![u32::MAX; mark.len()];
+        let mut result: BTreeSet<i32> = BTreeSet::new();
+        for (p, m) in mark.iter().enumerate() {
+            if *m == INCLUDED {
+                remap[p] = result.len() as u32;
+                result.insert(self.part_ids[p]);
+            }
+        }
+        let mut tokens = Vec::new();
+        let mut lister = Vec::new();
+        for (t, p) in self.tokens.iter().zip(&self.token_lister) {
+            let child = remap[*p as usize];
+            if child != u32::MAX {
+                tokens.push(*t);
+                lister.push(child);
+            }
+        }
+        Ok(PartitionRing::from_parts(
             self.desc.with_partitions(&result),
-            pairs,
+            result.into_iter().collect(),
+            tokens,
+            lister,
             self.cache.capacity,
         ))
     }
