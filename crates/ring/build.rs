@@ -1,8 +1,12 @@
-//! Compiles `proto/ring.proto` with protox, so building needs no `protoc`.
+//! Compiles `proto/ring.proto` and `proto/partition_ring.proto` with protox, so building needs no `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/ring.proto");
-    let fds = protox::compile(["proto/ring.proto"], ["proto"])?;
+    println!("cargo:rerun-if-changed=proto/partition_ring.proto");
+    let fds = protox::compile(
+        ["proto/ring.proto", "proto/partition_ring.proto"],
+        ["proto"],
+    )?;
     let mut config = prost_build::Config::new();
     // Ordered maps: deterministic iteration (merge, conflict resolution, encoding).
     config.btree_map(["."]);

@@ -22,6 +22,9 @@
 //! - [`shuffle`]: per-tenant shuffle shards (with lookback), picking the same instances as
 //!   dskit; [`gorand`]: Go's `math/rand` source, bit for bit, which those picks depend on.
 //! - [`hash`]: FNV-1 32 series hashing as Cortex and Mimir shard series.
+//! - [`partition`]: dskit's partition ring (ingest storage): model, `partitionRingDesc`
+//!   codec, merge, [`partition::PartitionRing`] lookups and the partition-instance joins.
+//! - [`token_ranges`]: the key ranges an instance or partition owns.
 //!
 //! ## Contract
 //!
@@ -38,10 +41,12 @@ pub mod heartbeat;
 pub mod merge;
 pub mod model;
 pub mod op;
+pub mod partition;
 pub mod quorum;
 pub mod replication;
 pub mod shuffle;
 pub mod snapshot;
+pub mod token_ranges;
 pub mod tokens;
 
 pub use batch::{BatchBuffers, BatchError, BatchOptions, BatchOutcome, do_batch};

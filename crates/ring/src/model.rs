@@ -11,6 +11,9 @@ mod generated {
 }
 
 pub use generated::{Desc, InstanceDesc, InstanceState};
+/// The partition ring types (dskit's `partition_ring_desc.proto`); helpers live in
+/// [`crate::partition`].
+pub use generated::{OwnerDesc, OwnerState, PartitionDesc, PartitionRingDesc, PartitionState};
 
 impl InstanceState {
     /// All states, in wire order.
