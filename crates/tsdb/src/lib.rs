@@ -55,5 +55,5 @@ pub use block::{
 pub use chunk::{ChunkError, XorChunk, XorIter, decode_xor};
 pub use index::ChunkMeta;
 pub use labels::{Label, MatchType, Matcher, labels_from_pairs};
-pub use meta::{BlockMeta, BlockStats, ThanosMeta};
+pub use meta::{BlockMeta, BlockStats, ThanosFile, ThanosMeta};
 pub use ulid::Ulid;

@@ -47,36 +47,45 @@ pub struct Downsample {
     pub resolution: i64,
 }
 
-/// One file of a block with its size, as Thanos lists them.
+/// One file of a block with its size, as Thanos and Mimir list them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThanosFile {
     /// Path inside the block directory, e.g. `chunks/000001`.
     pub rel_path: String,
-    /// Size in bytes (absent for `meta.json` itself).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size_in_bytes: Option<u64>,
+    /// Size in bytes (absent for `meta.json` itself). Mimir names the field `size_bytes`;
+    /// Thanos' `size_in_bytes` is accepted when reading.
+    #[serde(
+        default,
+        rename = "size_bytes",
+        alias = "size_in_bytes",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub size_bytes: Option<u64>,
 }
 
-/// The `thanos` section of `meta.json`.
+/// The `thanos` section of `meta.json`, as Mimir's `block.ThanosMeta` has it.
 ///
-/// Today's Mimir ingesters leave `labels` empty and set `source` to `"ingester"` when they
-/// upload; older Cortex/Mimir versions put the tenant in the `__org_id__` external label, which
-/// Mimir's compactor still recognises (and drops).
+/// Mimir's ingesters upload with `source` `"receive"` and no external labels; older
+/// Cortex/Mimir versions put the tenant in the `__org_id__` external label, which Mimir's
+/// compactor still recognises (and drops).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThanosMeta {
+    /// Version of the section; absent means 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
     /// External labels of every series in the block.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// Downsampling resolution.
     #[serde(default)]
     pub downsample: Downsample,
-    /// Which component made the block (`"ingester"`, `"compactor"`, ...).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    /// Which component made the block (`"receive"` for ingesters, `"compactor"`, ...).
+    #[serde(default)]
     pub source: String,
-    /// Chunk segment file names, e.g. `["000001"]`.
+    /// Chunk segment file names, e.g. `["000001"]` (deprecated in favour of `files`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub segment_files: Vec<String>,
-    /// Files of the block and their sizes.
+    /// Files of the block and their sizes, sorted by path.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<ThanosFile>,
 }
@@ -101,4 +110,44 @@ pub struct BlockMeta {
     /// Thanos/Mimir section, when the caller asked for one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thanos: Option<ThanosMeta>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_meta_with_a_thanos_section_and_writes_mimir_field_names() {
+        let text = r#"{
+            "ulid": "01HZZZZZZZZZZZZZZZZZZZZZZZ",
+            "minTime": 7200000, "maxTime": 14400000,
+            "stats": {"numSamples": 10, "numSeries": 2, "numChunks": 2},
+            "compaction": {"level": 1, "sources": ["01HZZZZZZZZZZZZZZZZZZZZZZZ"]},
+            "version": 1,
+            "thanos": {
+                "labels": {"__org_id__": "team-a"},
+                "downsample": {"resolution": 0},
+                "source": "receive",
+                "segment_files": ["000001"],
+                "files": [
+                    {"rel_path": "chunks/000001", "size_in_bytes": 1234},
+                    {"rel_path": "index", "size_bytes": 99},
+                    {"rel_path": "meta.json"}
+                ]
+            }
+        }"#;
+        let meta: BlockMeta = serde_json::from_str(text).unwrap();
+        let thanos = meta.thanos.as_ref().unwrap();
+        assert_eq!(thanos.labels["__org_id__"], "team-a");
+        assert_eq!(thanos.files[0].size_bytes, Some(1234));
+        assert_eq!(thanos.files[1].size_bytes, Some(99));
+        assert_eq!(thanos.files[2].size_bytes, None);
+        let out = serde_json::to_value(&meta).unwrap();
+        assert_eq!(out["thanos"]["files"][0]["size_bytes"], 1234);
+        assert!(out["thanos"]["files"][2].get("size_bytes").is_none());
+        assert_eq!(out["maxTime"], 14_400_000);
+        assert!(out["stats"].get("numTombstones").is_none());
+        let again: BlockMeta = serde_json::from_value(out).unwrap();
+        assert_eq!(again, meta);
+    }
 }

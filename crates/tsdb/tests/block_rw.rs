@@ -231,7 +231,7 @@ fn small_segments_split_chunks_across_files() {
         segment_size: 2_000,
         thanos: Some(ThanosMeta {
             labels: [("__org_id__".to_string(), "tenant-1".to_string())].into(),
-            source: "ingester".to_string(),
+            source: "receive".to_string(),
             ..ThanosMeta::default()
         }),
         ..BlockOptions::default()
@@ -256,6 +256,7 @@ fn small_segments_split_chunks_across_files() {
         serde_json::from_slice(&std::fs::read(path.join("meta.json")).unwrap()).unwrap();
     assert_eq!(json["thanos"]["labels"]["__org_id__"], "tenant-1");
     assert_eq!(json["thanos"]["downsample"]["resolution"], 0);
+    assert_eq!(json["thanos"]["source"], "receive");
     assert_eq!(json["maxTime"], 10_000_000);
 }
 

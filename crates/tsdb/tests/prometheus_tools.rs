@@ -19,7 +19,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{assert_samples_eq, parse_series, same_value};
-use ringkit_tsdb::{BlockSeries, Label, XorChunk, labels_from_pairs, write_block};
+use ringkit_tsdb::{
+    BlockOptions, BlockSeries, Label, XorChunk, labels_from_pairs, write_block_with,
+};
 
 const PROMTOOL: &str = "/usr/bin/promtool";
 const PROMETHEUS: &str = "/usr/bin/prometheus";
@@ -82,6 +84,10 @@ fn model(specials: bool) -> Model {
 }
 
 fn write_model(dir: &Path, m: &Model) -> String {
+    write_model_with(dir, m, &BlockOptions::default())
+}
+
+fn write_model_with(dir: &Path, m: &Model, opts: &BlockOptions) -> String {
     let series = m
         .iter()
         .map(|(labels, samples)| BlockSeries {
@@ -98,7 +104,9 @@ fn write_model(dir: &Path, m: &Model) -> String {
                 .collect(),
         })
         .collect();
-    write_block(dir, START, END, series).unwrap().to_string()
+    write_block_with(dir, opts, START, END, series)
+        .unwrap()
+        .to_string()
 }
 
 fn run(cmd: &mut Command) -> String {
@@ -189,9 +197,25 @@ fn promtool_dump_prints_exactly_the_samples_we_wrote() {
         return;
     }
     let m = model(true);
-    for (lo, hi) in [(START, END - 1), (START + 600_000, START + 1_800_000)] {
+    // The last case spreads the chunks over many small segment files (000001, 000002, ...).
+    let small_segments = BlockOptions {
+        segment_size: 4096,
+        ..BlockOptions::default()
+    };
+    for (lo, hi, opts) in [
+        (START, END - 1, BlockOptions::default()),
+        (START + 600_000, START + 1_800_000, BlockOptions::default()),
+        (START, END - 1, small_segments),
+    ] {
         let dir = tempfile::tempdir().unwrap();
-        write_model(dir.path(), &m);
+        let ulid = write_model_with(dir.path(), &m, &opts);
+        let segments = std::fs::read_dir(dir.path().join(&ulid).join("chunks"))
+            .unwrap()
+            .count();
+        assert!(
+            segments == 1 || opts.segment_size == 4096 && segments > 5,
+            "{segments} segments"
+        );
         let out = run(Command::new(PROMTOOL)
             .args(["tsdb", "dump"])
             .arg(format!("--min-time={lo}"))
