@@ -8,7 +8,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 use ringkit_ring::partition::{
     MultiPartitionInstanceRing, OwnerDesc, OwnerState, PartitionDesc, PartitionInstanceRing,
-    PartitionRing, PartitionRingDesc, PartitionRingError, PartitionState, codec, partition_tokens,
+    PartitionRing, PartitionRingDesc, PartitionRingError, PartitionState, codec,
+    multi_partition_owner_id, partition_tokens,
 };
 use ringkit_ring::snapshot::unix_seconds;
 use ringkit_ring::{Desc, InstanceState, Operation, RingConfig, RingSnapshot};
@@ -229,6 +230,8 @@ fn counts_ids_and_owners() {
     assert_eq!(r.partition_owner_ids(1), ["a-1", "b-1"]);
     assert!(r.partition_owner_ids(3).is_empty());
     assert_eq!(r.multi_partition_owner_ids(7), ["u", "x/y"]);
+    assert_eq!(multi_partition_owner_id("x/y", 7), "x/y/7");
+    assert_eq!(r.partition(7).unwrap().state_time(), unix_seconds(T - 3600));
 }
 
 #[test]
