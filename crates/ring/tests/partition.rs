@@ -514,6 +514,21 @@ fn codec_matches_the_spec_vector_and_gogo_map_entries() {
     let bytes = codec::encode_protobuf(&neg);
     assert_eq!(bytes.len(), 2 + 1 + 10 + 2);
     assert_eq!(codec::decode_protobuf(&bytes).unwrap(), neg);
+    // JSON as Go's encoding/json writes dskit's types.
+    let text = codec::json::encode(&d);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "partitions": {"1": {"id": 1, "tokens": [10, 300], "state": 2, "stateTimestamp": T}},
+            "owners": {"ingester-zone-a-1": {"ownedPartition": 1, "state": 1, "updatedTimestamp": T}},
+        })
+    );
+    assert_eq!(codec::json::decode(&text).unwrap(), d);
+    assert_eq!(
+        codec::json::decode(r#"{"partitions":{"0":{}}}"#).unwrap(),
+        zero
+    );
     // Garbage is an error, not a panic.
     assert!(codec::decode(b"\xff\xff\xff").is_err());
     assert!(codec::decode_with_limit(&value, 10).is_err());
