@@ -468,6 +468,7 @@ struct CodecRow {
     value_hex: String,
     byte_exact: bool,
     proto_len: usize,
+    go_json: String,
 }
 
 #[test]
@@ -492,6 +493,11 @@ fn codec_matches_dskit() {
             assert_eq!(hex(&codec::encode(&desc)), r.value_hex, "{}", r.name);
         }
         assert_eq!(codec::decode(&codec::encode(&desc)).unwrap(), desc);
+        // JSON: same document as Go's encoding/json, and Go's text parses to the desc.
+        let ours: serde_json::Value = serde_json::from_str(&codec::json::encode(&desc)).unwrap();
+        let go: serde_json::Value = serde_json::from_str(&r.go_json).unwrap();
+        assert_eq!(ours, go, "{}", r.name);
+        assert_eq!(codec::json::decode(&r.go_json).unwrap(), desc, "{}", r.name);
     }
 }
 
