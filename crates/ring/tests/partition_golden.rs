@@ -1,12 +1,12 @@
 //! Golden vectors for the partition ring, recorded from dskit 6cdb4f7b's Go code.
 //!
-//! The JSON files `tests/golden/partition_*.json` and `instance_token_ranges.json` were
-//! written by a throw-away Go program linked against dskit's unchanged partition ring files
-//! (see the README section "Partition ring"): partition tokens, active partition per key,
-//! counts, shuffle shards with and without lookback, token ranges of partitions and
-//! instances, replication sets of the partition-instance rings, merges (local CAS on and
-//! off) and codec bytes. Each test recomputes the answers through the public API of this
-//! crate and compares them with Go's.
+//! The JSON files in `tests/golden/partition/` were written by a throw-away Go program
+//! linked against dskit's unchanged partition ring files (see the README section "The
+//! partition ring (ingest storage)"): partition tokens, active partition per key, counts,
+//! shuffle shards with and without lookback, token ranges of partitions and instances,
+//! replication sets of the partition-instance rings, merges (local CAS on and off) and
+//! codec bytes. Each test recomputes the answers through the public API of this crate and
+//! compares them with Go's.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -25,7 +25,7 @@ use serde::Deserialize;
 
 fn golden(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
+        .join("tests/golden/partition")
         .join(name)
 }
 
