@@ -47,6 +47,14 @@ fn ids(r: &PartitionRing) -> Vec<i32> {
 }
 
 #[test]
+fn snapshots_can_be_shared_across_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<PartitionRing>();
+    shared::<PartitionInstanceRing>();
+    shared::<MultiPartitionInstanceRing>();
+}
+
+#[test]
 fn partition_tokens_match_the_spec_table() {
     for (id, first4, last) in [
         (0, [0, 8_388_608, 16_777_216, 25_165_824], 4_286_578_688u32),
@@ -818,6 +826,23 @@ proptest! {
         prop_assert!(look.partition_ids().iter().all(|p| d.partitions[p].state != Pending as i32));
         for p in d.partitions.keys() {
             let _ = r.get_token_ranges_for_partition(*p);
+        }
+    }
+
+    #[test]
+    fn cached_lookback_shards_equal_uncached_ones(
+        d in arb_desc(),
+        calls in proptest::collection::vec((0usize..4, 0u64..4, 0i64..6, "[ab]"), 1..12),
+    ) {
+        // Timestamps in arb_desc are 0..4 s; windows of 0..4 s at now 0..6 s cross them.
+        let cached = PartitionRing::new(d.clone());
+        let fresh = PartitionRing::with_shuffle_shard_cache_size(d, 0);
+        for (size, look, now, tenant) in calls {
+            let look = Duration::from_secs(look);
+            let now = unix_seconds(now);
+            let a = cached.shuffle_shard_with_lookback(&tenant, size, look, now).unwrap();
+            let b = fresh.shuffle_shard_with_lookback(&tenant, size, look, now).unwrap();
+            prop_assert_eq!(a.partition_ids(), b.partition_ids());
         }
     }
 
