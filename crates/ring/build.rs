@@ -40,6 +40,48 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             format!("#[serde(skip_serializing_if = \"{skip}\")]"),
         );
     }
+    // Partition ring JSON: Go's encoding/json form of dskit's types (camelCase names, map
+    // keys as strings, enums as numbers, zero fields omitted except the two maps).
+    for ty in ["PartitionRingDesc", "PartitionDesc", "OwnerDesc"] {
+        config.type_attribute(
+            format!(".ring.{ty}"),
+            "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default)]",
+        );
+    }
+    for (field, rename, skip) in [
+        ("PartitionDesc.tokens", "tokens", "Vec::is_empty"),
+        (
+            "PartitionDesc.state",
+            "state",
+            "crate::codec::json::is_zero_i32",
+        ),
+        (
+            "PartitionDesc.stateTimestamp",
+            "stateTimestamp",
+            "crate::codec::json::is_zero_i64",
+        ),
+        ("PartitionDesc.id", "id", "crate::codec::json::is_zero_i32"),
+        (
+            "OwnerDesc.ownedPartition",
+            "ownedPartition",
+            "crate::codec::json::is_zero_i32",
+        ),
+        (
+            "OwnerDesc.state",
+            "state",
+            "crate::codec::json::is_zero_i32",
+        ),
+        (
+            "OwnerDesc.updatedTimestamp",
+            "updatedTimestamp",
+            "crate::codec::json::is_zero_i64",
+        ),
+    ] {
+        config.field_attribute(
+            format!(".ring.{field}"),
+            format!("#[serde(rename = \"{rename}\", skip_serializing_if = \"{skip}\")]"),
+        );
+    }
     config.compile_fds(fds)?;
     Ok(())
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 use ringkit_ring::partition::{
     MultiPartitionInstanceRing, OwnerDesc, OwnerState, PartitionDesc, PartitionInstanceRing,
-    PartitionRing, PartitionRingDesc, PartitionRingError, PartitionState, codec, partition_tokens,
+    PartitionRing, PartitionRingDesc, PartitionRingError, PartitionState, codec,
+    multi_partition_owner_id, partition_tokens,
 };
 use ringkit_ring::snapshot::unix_seconds;
 use ringkit_ring::{Desc, InstanceState, Operation, RingConfig, RingSnapshot};
@@ -43,6 +44,14 @@ fn ring_r() -> PartitionRingDesc {
 
 fn ids(r: &PartitionRing) -> Vec<i32> {
     r.partition_ids()
+}
+
+#[test]
+fn snapshots_can_be_shared_across_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<PartitionRing>();
+    shared::<PartitionInstanceRing>();
+    shared::<MultiPartitionInstanceRing>();
 }
 
 #[test]
@@ -229,6 +238,8 @@ fn counts_ids_and_owners() {
     assert_eq!(r.partition_owner_ids(1), ["a-1", "b-1"]);
     assert!(r.partition_owner_ids(3).is_empty());
     assert_eq!(r.multi_partition_owner_ids(7), ["u", "x/y"]);
+    assert_eq!(multi_partition_owner_id("x/y", 7), "x/y/7");
+    assert_eq!(r.partition(7).unwrap().state_time(), unix_seconds(T - 3600));
 }
 
 #[test]
@@ -511,6 +522,21 @@ fn codec_matches_the_spec_vector_and_gogo_map_entries() {
     let bytes = codec::encode_protobuf(&neg);
     assert_eq!(bytes.len(), 2 + 1 + 10 + 2);
     assert_eq!(codec::decode_protobuf(&bytes).unwrap(), neg);
+    // JSON as Go's encoding/json writes dskit's types.
+    let text = codec::json::encode(&d);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "partitions": {"1": {"id": 1, "tokens": [10, 300], "state": 2, "stateTimestamp": T}},
+            "owners": {"ingester-zone-a-1": {"ownedPartition": 1, "state": 1, "updatedTimestamp": T}},
+        })
+    );
+    assert_eq!(codec::json::decode(&text).unwrap(), d);
+    assert_eq!(
+        codec::json::decode(r#"{"partitions":{"0":{}}}"#).unwrap(),
+        zero
+    );
     // Garbage is an error, not a panic.
     assert!(codec::decode(b"\xff\xff\xff").is_err());
     assert!(codec::decode_with_limit(&value, 10).is_err());
@@ -800,6 +826,23 @@ proptest! {
         prop_assert!(look.partition_ids().iter().all(|p| d.partitions[p].state != Pending as i32));
         for p in d.partitions.keys() {
             let _ = r.get_token_ranges_for_partition(*p);
+        }
+    }
+
+    #[test]
+    fn cached_lookback_shards_equal_uncached_ones(
+        d in arb_desc(),
+        calls in proptest::collection::vec((0usize..4, 0u64..4, 0i64..6, "[ab]"), 1..12),
+    ) {
+        // Timestamps in arb_desc are 0..4 s; windows of 0..4 s at now 0..6 s cross them.
+        let cached = PartitionRing::new(d.clone());
+        let fresh = PartitionRing::with_shuffle_shard_cache_size(d, 0);
+        for (size, look, now, tenant) in calls {
+            let look = Duration::from_secs(look);
+            let now = unix_seconds(now);
+            let a = cached.shuffle_shard_with_lookback(&tenant, size, look, now).unwrap();
+            let b = fresh.shuffle_shard_with_lookback(&tenant, size, look, now).unwrap();
+            prop_assert_eq!(a.partition_ids(), b.partition_ids());
         }
     }
 

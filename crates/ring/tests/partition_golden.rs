@@ -1,12 +1,12 @@
 //! Golden vectors for the partition ring, recorded from dskit 6cdb4f7b's Go code.
 //!
-//! The JSON files `tests/golden/partition_*.json` and `instance_token_ranges.json` were
-//! written by a throw-away Go program linked against dskit's unchanged partition ring files
-//! (see the README section "Partition ring"): partition tokens, active partition per key,
-//! counts, shuffle shards with and without lookback, token ranges of partitions and
-//! instances, replication sets of the partition-instance rings, merges (local CAS on and
-//! off) and codec bytes. Each test recomputes the answers through the public API of this
-//! crate and compares them with Go's.
+//! The JSON files in `tests/golden/partition/` were written by a throw-away Go program
+//! linked against dskit's unchanged partition ring files (see the README section "The
+//! partition ring (ingest storage)"): partition tokens, active partition per key, counts,
+//! shuffle shards with and without lookback, token ranges of partitions and instances,
+//! replication sets of the partition-instance rings, merges (local CAS on and off) and
+//! codec bytes. Each test recomputes the answers through the public API of this crate and
+//! compares them with Go's.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -25,7 +25,7 @@ use serde::Deserialize;
 
 fn golden(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
+        .join("tests/golden/partition")
         .join(name)
 }
 
@@ -468,6 +468,7 @@ struct CodecRow {
     value_hex: String,
     byte_exact: bool,
     proto_len: usize,
+    go_json: String,
 }
 
 #[test]
@@ -492,6 +493,11 @@ fn codec_matches_dskit() {
             assert_eq!(hex(&codec::encode(&desc)), r.value_hex, "{}", r.name);
         }
         assert_eq!(codec::decode(&codec::encode(&desc)).unwrap(), desc);
+        // JSON: same document as Go's encoding/json, and Go's text parses to the desc.
+        let ours: serde_json::Value = serde_json::from_str(&codec::json::encode(&desc)).unwrap();
+        let go: serde_json::Value = serde_json::from_str(&r.go_json).unwrap();
+        assert_eq!(ours, go, "{}", r.name);
+        assert_eq!(codec::json::decode(&r.go_json).unwrap(), desc, "{}", r.name);
     }
 }
 

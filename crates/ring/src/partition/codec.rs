@@ -119,3 +119,21 @@ pub fn decode_with_limit(bytes: &[u8], limit: usize) -> Result<PartitionRingDesc
 pub fn decode_protobuf(proto: &[u8]) -> Result<PartitionRingDesc, CodecError> {
     Ok(PartitionRingDesc::decode(proto)?)
 }
+
+/// JSON form as Go's `encoding/json` writes dskit's types: `partitions` (keys as decimal
+/// strings) and `owners`, camelCase field names, states as numbers, zero fields omitted.
+/// For tools and status pages; the KV stores use the protobuf codec.
+pub mod json {
+    use crate::codec::CodecError;
+    use crate::model::PartitionRingDesc;
+
+    /// Pretty JSON of a descriptor.
+    pub fn encode(desc: &PartitionRingDesc) -> String {
+        serde_json::to_string_pretty(desc).expect("PartitionRingDesc always serializes")
+    }
+
+    /// Parses the JSON form (missing fields are zero values).
+    pub fn decode(text: &str) -> Result<PartitionRingDesc, CodecError> {
+        Ok(serde_json::from_str(text)?)
+    }
+}

@@ -49,7 +49,7 @@ pub mod ring;
 pub use crate::model::{OwnerDesc, OwnerState, PartitionDesc, PartitionRingDesc, PartitionState};
 pub use crate::token_ranges::TokenRanges;
 pub use instance::{MultiPartitionInstanceRing, PartitionInstanceRing};
-pub use model::partition_tokens;
+pub use model::{multi_partition_owner_id, partition_tokens};
 pub use ring::{PartitionRing, ShuffleShardCacheStats};
 
 /// Why a partition ring operation failed. Messages are dskit's.

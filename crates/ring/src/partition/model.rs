@@ -75,6 +75,11 @@ impl PartitionDesc {
         self.state == PartitionState::PartitionInactive as i32
     }
 
+    /// When the state last changed, as a time (dskit's `GetStateTime`).
+    pub fn state_time(&self) -> SystemTime {
+        crate::snapshot::unix_seconds(self.state_timestamp)
+    }
+
     /// INACTIVE with a state change strictly before `since` (Unix seconds): old enough for
     /// the lifecycler to delete it.
     pub fn is_inactive_since(&self, since: i64) -> bool {
@@ -129,6 +134,12 @@ pub fn partition_tokens(id: i32) -> Result<Vec<u32>, PartitionRingError> {
         *cache = all.into_iter().map(Arc::from).collect();
     }
     Ok(tokens)
+}
+
+/// Owner ID of `instance` for `partition` when one instance owns several partitions
+/// (`<instance>/<partition>`, dskit's `multiPartitionOwnerInstanceID`).
+pub fn multi_partition_owner_id(instance: &str, partition: i32) -> String {
+    format!("{instance}/{partition}")
 }
 
 /// Whole seconds and sub-second nanoseconds of `t` relative to the epoch, floored (Go's

@@ -56,23 +56,22 @@ pub struct ShuffleShardCacheStats {
     pub dropped: u64,
 }
 
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct CacheKey {
-    identifier: String,
+struct LookbackEntry {
     size: usize,
     lookback: Duration,
-}
-
-struct LookbackEntry {
     ring: Arc<PartitionRing>,
     valid_from: i64,
     valid_to: i64,
 }
 
+/// Entries by identifier, so a lookup borrows the identifier instead of building a key.
 #[derive(Default)]
 struct CacheMaps {
-    plain: HashMap<CacheKey, Arc<PartitionRing>>,
-    lookback: HashMap<CacheKey, LookbackEntry>,
+    /// `(size, subring)` per identifier.
+    plain: HashMap<String, Vec<(usize, Arc<PartitionRing>)>>,
+    lookback: HashMap<String, Vec<LookbackEntry>>,
+    plain_len: usize,
+    lookback_len: usize,
 }
 
 /// dskit's `partitionRingShuffleShardCache`, bounded.
@@ -270,21 +269,29 @@ impl PartitionRing {
         identifier: &str,
         size: usize,
     ) -> Result<Arc<PartitionRing>, PartitionRingError> {
-        let key = CacheKey {
-            identifier: identifier.to_owned(),
-            size,
-            lookback: Duration::ZERO,
-        };
-        if let Some(hit) = self.cache.lock().plain.get(&key).cloned() {
+        let hit = self.cache.lock().plain.get(identifier).and_then(|v| {
+            v.iter()
+                .find(|(sz, _)| *sz == size)
+                .map(|(_, ring)| Arc::clone(ring))
+        });
+        if let Some(hit) = hit {
             self.cache.count(true);
             return Ok(hit);
         }
         self.cache.count(false);
         let ring = Arc::new(self.shuffle(identifier, size, None)?);
         let mut maps = self.cache.lock();
-        if maps.plain.len() < self.cache.capacity || maps.plain.contains_key(&key) {
-            maps.plain.insert(key, Arc::clone(&ring));
+        let maps = &mut *maps;
+        let entries = maps.plain.entry(identifier.to_owned()).or_default();
+        if let Some(e) = entries.iter_mut().find(|(sz, _)| *sz == size) {
+            e.1 = Arc::clone(&ring);
+        } else if maps.plain_len < self.cache.capacity {
+            entries.push((size, Arc::clone(&ring)));
+            maps.plain_len += 1;
         } else {
+            if entries.is_empty() {
+                maps.plain.remove(identifier);
+            }
             self.cache.dropped.fetch_add(1, Ordering::Relaxed);
         }
         Ok(ring)
@@ -303,13 +310,12 @@ impl PartitionRing {
         now: SystemTime,
     ) -> Result<Arc<PartitionRing>, PartitionRingError> {
         let start = window_start(now, lookback);
-        let key = CacheKey {
-            identifier: identifier.to_owned(),
-            size,
-            lookback,
-        };
-        let hit = self.cache.lock().lookback.get(&key).and_then(|e| {
-            (e.valid_from <= start && start <= e.valid_to).then(|| Arc::clone(&e.ring))
+        let matches = |e: &LookbackEntry| e.size == size && e.lookback == lookback;
+        let hit = self.cache.lock().lookback.get(identifier).and_then(|v| {
+            v.iter()
+                .find(|e| matches(e))
+                .filter(|e| e.valid_from <= start && start <= e.valid_to)
+                .map(|e| Arc::clone(&e.ring))
         });
         if let Some(hit) = hit {
             self.cache.count(true);
@@ -325,30 +331,29 @@ impl PartitionRing {
             .filter(|ts| *ts >= start)
             .min()
             .unwrap_or(i64::MAX);
+        let fresh = LookbackEntry {
+            size,
+            lookback,
+            ring: Arc::clone(&ring),
+            valid_from: start,
+            valid_to,
+        };
         let mut maps = self.cache.lock();
-        let len = maps.lookback.len();
-        match maps.lookback.get_mut(&key) {
-            Some(old) if old.valid_from < start => {
-                *old = LookbackEntry {
-                    ring: Arc::clone(&ring),
-                    valid_from: start,
-                    valid_to,
-                };
+        let maps = &mut *maps;
+        let entries = maps.lookback.entry(identifier.to_owned()).or_default();
+        // As dskit: replace an entry only with one whose window starts later.
+        if let Some(old) = entries.iter_mut().find(|e| matches(e)) {
+            if old.valid_from < start {
+                *old = fresh;
             }
-            Some(_) => {}
-            None if len < self.cache.capacity => {
-                maps.lookback.insert(
-                    key,
-                    LookbackEntry {
-                        ring: Arc::clone(&ring),
-                        valid_from: start,
-                        valid_to,
-                    },
-                );
+        } else if maps.lookback_len < self.cache.capacity {
+            entries.push(fresh);
+            maps.lookback_len += 1;
+        } else {
+            if entries.is_empty() {
+                maps.lookback.remove(identifier);
             }
-            None => {
-                self.cache.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+            self.cache.dropped.fetch_add(1, Ordering::Relaxed);
         }
         Ok(ring)
     }
@@ -357,7 +362,7 @@ impl PartitionRing {
     pub fn shuffle_shard_cache_stats(&self) -> ShuffleShardCacheStats {
         let maps = self.cache.lock();
         ShuffleShardCacheStats {
-            entries: maps.plain.len() + maps.lookback.len(),
+            entries: maps.plain_len + maps.lookback_len,
             hits: self.cache.hits.load(Ordering::Relaxed),
             misses: self.cache.misses.load(Ordering::Relaxed),
             dropped: self.cache.dropped.load(Ordering::Relaxed),
