@@ -69,8 +69,6 @@ pub(crate) struct KvArgs {
 /// The ring store and, with memberlist, the running gossip node (to leave it on
 /// shutdown and show it on `/memberlist`).
 pub(crate) struct RingStore {
-    /// A client instrumented with `kv_name="ring"` (tools: the CLI, the demo).
-    pub(crate) client: Arc<dyn Client<RingDesc>>,
     pub(crate) memberlist: Option<Memberlist>,
     /// The store before instrumentation and key prefixing.
     raw: Arc<dyn Client<RingDesc>>,
@@ -81,7 +79,7 @@ pub(crate) struct RingStore {
 }
 
 impl RingStore {
-    /// A client of the same store whose calls are counted under `kv_name`, as dskit
+    /// A client of the store whose calls are counted under `kv_name`, as dskit
     /// names each user of a store (Mimir: `ingester-lifecycler` for the lifecycler,
     /// `ingester-ring` for the ring client; its dashboards select `kv_name=~"ingester-.*"`).
     pub(crate) fn client_for(&self, kv_name: &str) -> Arc<dyn Client<RingDesc>> {
@@ -129,15 +127,7 @@ pub(crate) async fn build_ring_store(
         registry,
     )?;
     let kv_metrics = KvMetrics::register(registry);
-    let client = instrument(
-        Arc::clone(&raw),
-        &kv_metrics,
-        "ring",
-        &args.store,
-        &args.prefix,
-    );
     Ok(RingStore {
-        client,
         memberlist,
         raw,
         prefix: args.prefix.clone(),
