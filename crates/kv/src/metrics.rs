@@ -30,6 +30,9 @@ const DEFAULT_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// dskit's operation names, as the `operation` label.
+const OPERATIONS: [&str; 6] = ["List", "GET", "Delete", "CAS", "WatchKey", "WatchPrefix"];
+
 /// Which client a metric is about.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClientLabels {
@@ -125,6 +128,18 @@ impl KvMetrics {
         Arc::new(m)
     }
 
+    /// Also exposes the request histogram as `{prefix}kv_request_duration_seconds`,
+    /// the same samples under an application's name: Mimir exports
+    /// `cortex_kv_request_duration_seconds`, which its mixin's alerts, recording rules
+    /// and dashboards read. Costs nothing per request (one family, two names).
+    pub fn register_alias(&self, registry: &mut Registry, prefix: &str) {
+        registry.register(
+            format!("{prefix}kv_request_duration_seconds"),
+            "Time spent on kv store requests.",
+            self.request_duration.clone(),
+        );
+    }
+
     fn observe(&self, client: &ClientLabels, operation: &'static str, ok: bool, start: Instant) {
         let labels = RequestLabels {
             operation,
@@ -153,8 +168,18 @@ impl<C> std::fmt::Debug for InstrumentedClient<C> {
 }
 
 impl<C> InstrumentedClient<C> {
-    /// Wraps `inner`, labelling its metrics with `labels`.
+    /// Wraps `inner`, labelling its metrics with `labels`. The success series of
+    /// every operation are created at once (at zero), so a dashboard or alert finds
+    /// this client's series before its first call completes (a watch completes only
+    /// when it ends).
     pub fn new(inner: C, metrics: Arc<KvMetrics>, labels: ClientLabels) -> Self {
+        for operation in OPERATIONS {
+            let _ = metrics.request_duration.get_or_create(&RequestLabels {
+                operation,
+                status_code: "200",
+                client: labels.clone(),
+            });
+        }
         InstrumentedClient {
             inner,
             metrics,
@@ -236,6 +261,10 @@ mod tests {
     use crate::memory::MemoryStore;
     use prometheus_client::encoding::text::encode;
 
+    fn metrics_alias<C>(registry: &mut Registry, c: &InstrumentedClient<C>) {
+        c.metrics.register_alias(registry, "cortex_");
+    }
+
     #[tokio::test]
     async fn requests_are_recorded_with_dskit_names_and_labels() {
         let mut registry = Registry::default();
@@ -252,9 +281,16 @@ mod tests {
             .unwrap();
         let _ = c.cas("k", &mut |_| CasDecision::Abort("stop".into())).await;
         c.get("k").await.unwrap();
+        metrics_alias(&mut registry, &c);
         let mut text = String::new();
         encode(&mut text, &registry).unwrap();
         let labels = "kv_name=\"ring\",role=\"primary\",type=\"inmemory\"";
+        assert!(
+            text.contains(&format!(
+                "cortex_kv_request_duration_seconds_count{{operation=\"CAS\",status_code=\"200\",{labels}}} 2"
+            )),
+            "the alias shows the same samples:\n{text}"
+        );
         for want in [
             format!(
                 "kv_request_duration_seconds_count{{operation=\"CAS\",status_code=\"200\",{labels}}} 2"

@@ -396,6 +396,7 @@ impl Observer {
         ])?;
         let store =
             build_ring_store(&flags.kv, &MemoryStore::new(), &mut Registry::default()).await?;
+        let ring_kv = store.client_for("ring");
         let node = store
             .memberlist
             .context("the memberlist store starts a gossip node")?;
@@ -406,7 +407,7 @@ impl Observer {
             .map_err(|e| anyhow!("joining the gossip cluster: {e}"))?;
         Ok(Observer {
             node,
-            kv: store.client,
+            kv: ring_kv,
             cfg: RingConfig {
                 replication_factor: 3,
                 zone_awareness_enabled: true,

@@ -69,8 +69,40 @@ pub(crate) struct KvArgs {
 /// The ring store and, with memberlist, the running gossip node (to leave it on
 /// shutdown and show it on `/memberlist`).
 pub(crate) struct RingStore {
-    pub(crate) client: Arc<dyn Client<RingDesc>>,
     pub(crate) memberlist: Option<Memberlist>,
+    /// The store before instrumentation and key prefixing.
+    raw: Arc<dyn Client<RingDesc>>,
+    prefix: String,
+    store_type: String,
+    /// dskit's KV metrics, registered once in the process registry.
+    pub(crate) kv_metrics: Arc<KvMetrics>,
+}
+
+impl RingStore {
+    /// A client of the store whose calls are counted under `kv_name`, as dskit
+    /// names each user of a store (Mimir: `ingester-lifecycler` for the lifecycler,
+    /// `ingester-ring` for the ring client; its dashboards select `kv_name=~"ingester-.*"`).
+    pub(crate) fn client_for(&self, kv_name: &str) -> Arc<dyn Client<RingDesc>> {
+        instrument(
+            Arc::clone(&self.raw),
+            &self.kv_metrics,
+            kv_name,
+            &self.store_type,
+            &self.prefix,
+        )
+    }
+}
+
+fn instrument(
+    raw: Arc<dyn Client<RingDesc>>,
+    metrics: &Arc<KvMetrics>,
+    kv_name: &str,
+    store_type: &str,
+    prefix: &str,
+) -> Arc<dyn Client<RingDesc>> {
+    let labels = ClientLabels::new(kv_name, "primary", store_type);
+    let instrumented = InstrumentedClient::new(raw, Arc::clone(metrics), labels);
+    Arc::new(PrefixClient::new(instrumented, prefix.to_owned()))
 }
 
 /// Builds the ring store for `args`; with memberlist this starts the gossip node and
@@ -88,13 +120,20 @@ pub(crate) async fn build_ring_store(
     } else {
         None
     };
-    let client = build_ring_client_with(
+    let raw = build_raw_client(
         args,
         memory,
         memberlist.as_ref().map(Memberlist::kv),
         registry,
     )?;
-    Ok(RingStore { client, memberlist })
+    let kv_metrics = KvMetrics::register(registry);
+    Ok(RingStore {
+        memberlist,
+        raw,
+        prefix: args.prefix.clone(),
+        store_type: args.store.clone(),
+        kv_metrics,
+    })
 }
 
 async fn start_memberlist(
@@ -108,23 +147,13 @@ async fn start_memberlist(
     let node = Memberlist::start(args.to_config()?, kv.clone())
         .await
         .context("starting memberlist")?;
-    kv.metrics().register(registry);
-    node.transport_metrics().register(registry);
+    kv.register_metrics(registry);
+    node.register_metrics(registry);
     Ok(node)
 }
 
-/// Builds the typed ring client for `args`, instrumented with dskit's KV metrics
-/// (stores other than memberlist; see [`build_ring_store`]).
-#[allow(dead_code)]
-pub(crate) fn build_ring_client(
-    args: &KvArgs,
-    memory: &MemoryStore,
-    registry: &mut Registry,
-) -> anyhow::Result<Arc<dyn Client<RingDesc>>> {
-    build_ring_client_with(args, memory, None, registry)
-}
-
-fn build_ring_client_with(
+/// The typed ring store for `args`, before instrumentation and key prefixing.
+fn build_raw_client(
     args: &KvArgs,
     memory: &MemoryStore,
     gossip: Option<&GossipKv>,
@@ -150,13 +179,7 @@ fn build_ring_client_with(
         }
         other => backend(other, args, memory, gossip, &options)?,
     };
-    let metrics = KvMetrics::register(registry);
-    let instrumented =
-        InstrumentedClient::new(raw, metrics, ClientLabels::new("ring", "ring", &args.store));
-    Ok(Arc::new(PrefixClient::new(
-        instrumented,
-        args.prefix.clone(),
-    )))
+    Ok(raw)
 }
 
 fn backend(

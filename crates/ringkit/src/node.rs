@@ -43,6 +43,13 @@ pub(crate) struct NodeArgs {
     /// Name of the ring in metrics (the `name` label, as dskit's ring name).
     #[arg(long = "ring.name", default_value = "ingester")]
     pub(crate) ring_name: String,
+    /// Also export the ring, lifecycler and KV store metrics under this prefix, as an
+    /// application built on dskit does (Mimir: `cortex_`, whose mixin alerts and
+    /// dashboards read `cortex_ring_members`, `cortex_kv_request_duration_seconds`,
+    /// `cortex_lifecycler_read_only`). dskit's unprefixed names are always exported;
+    /// empty: no prefixed copy.
+    #[arg(long = "metrics.ring-prefix", default_value = "cortex_")]
+    pub(crate) metrics_ring_prefix: String,
     /// Instance id (ring map key). Default: the host name.
     #[arg(long = "ingester.lifecycler.ID")]
     pub(crate) id: Option<String>,
@@ -155,7 +162,14 @@ pub(crate) async fn run_until(
     let mut registry = Registry::default();
     let memory = MemoryStore::new();
     let store = build_ring_store(&args.kv, &memory, &mut registry).await?;
-    let kv = store.client;
+    if !args.metrics_ring_prefix.is_empty() {
+        store
+            .kv_metrics
+            .register_alias(&mut registry, &args.metrics_ring_prefix);
+    }
+    // One client per user of the store, named as dskit names them (`kv_name`).
+    let kv = store.client_for(&format!("{}-ring", args.ring_name));
+    let lifecycler_kv = store.client_for(&format!("{}-lifecycler", args.ring_name));
     let memberlist = store.memberlist;
     let ring_cfg = RingConfig {
         replication_factor: args.replication_factor,
@@ -203,17 +217,20 @@ pub(crate) async fn run_until(
         };
         Some(Arc::new(Lifecycler::new(
             cfg,
-            Arc::clone(&kv),
+            lifecycler_kv,
             args.ring_key.clone(),
             Arc::new(RandomTokenGenerator::new()),
         )?))
     };
 
-    registry.register_collector(Box::new(RingMetrics::new(
-        args.ring_name.clone(),
-        Arc::clone(&watcher),
-        lifecycler.clone(),
-    )));
+    registry.register_collector(Box::new(
+        RingMetrics::new(
+            args.ring_name.clone(),
+            Arc::clone(&watcher),
+            lifecycler.clone(),
+        )
+        .with_prefix(&args.metrics_ring_prefix),
+    ));
     let distributor_routes = (args.target != "ingester").then(|| {
         crate::distributor::router(&args.distributor, Arc::clone(&watcher), &mut registry)
     });

@@ -225,6 +225,7 @@ impl Store {
             kv.memberlist.bind_port = 0;
         }
         let opened = build_ring_store(&kv, &MemoryStore::new(), &mut registry).await?;
+        let kv_client = opened.client_for("ring");
         if let Some(m) = opened.memberlist {
             *session.memberlist.lock().unwrap_or_else(|p| p.into_inner()) = Some(m.clone());
             anyhow::ensure!(
@@ -241,7 +242,6 @@ impl Store {
                 ),
             }
         }
-        let kv_client = opened.client;
         Ok(Store {
             kv: kv_client,
             key,

@@ -16,6 +16,11 @@
 //! | `ring_member_heartbeats_total{name}` | basic lifecycler |
 //! | `ring_member_tokens_owned{name}` | basic lifecycler |
 //! | `ring_member_tokens_to_own{name}` | basic lifecycler |
+//! | `lifecycler_read_only{name}` | lifecycler (1 when this node's entry is read-only) |
+//!
+//! Each family is exposed under dskit's name and, when the node is given a prefix,
+//! again under the prefixed name an application exports (Mimir: `cortex_ring_members`,
+//! `cortex_lifecycler_read_only`, the names its mixin's alerts and dashboards read).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -43,6 +48,8 @@ pub(crate) struct RingMetrics {
     name: String,
     watcher: Arc<RingWatcher>,
     lifecycler: Option<Arc<Lifecycler>>,
+    /// Name prefixes every family is exposed under (`""`: dskit's own names).
+    prefixes: Vec<String>,
 }
 
 impl RingMetrics {
@@ -55,7 +62,17 @@ impl RingMetrics {
             name: name.into(),
             watcher,
             lifecycler,
+            prefixes: vec![String::new()],
         }
+    }
+
+    /// Also exposes every family as `{prefix}<name>` (e.g. `cortex_`); an empty
+    /// prefix adds nothing.
+    pub(crate) fn with_prefix(mut self, prefix: &str) -> RingMetrics {
+        if !prefix.is_empty() && !self.prefixes.iter().any(|p| p == prefix) {
+            self.prefixes.push(prefix.to_owned());
+        }
+        self
     }
 }
 
@@ -111,10 +128,27 @@ impl Collector for RingMetrics {
         let ring = self.watcher.snapshot();
         let now = SystemTime::now();
         let summary = summarize(&ring, now);
-        let name = self.name.as_str();
+        for prefix in &self.prefixes {
+            self.encode_prefixed(&mut encoder, prefix, &ring, &summary)?;
+        }
+        Ok(())
+    }
+}
 
+impl RingMetrics {
+    fn encode_prefixed(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        prefix: &str,
+        ring: &RingSnapshot,
+        summary: &StateSummary,
+    ) -> Result<(), std::fmt::Error> {
+        let name = self.name.as_str();
+        let n = |family: &str| format!("{prefix}{family}");
+
+        let family = n("ring_members");
         let mut m = encoder.encode_descriptor(
-            "ring_members",
+            &family,
             "Number of members in the ring",
             None,
             MetricType::Gauge,
@@ -125,8 +159,9 @@ impl Collector for RingMetrics {
         }
 
         if ring.config().zone_awareness_enabled {
+            let family = n("ring_zone_members");
             let mut m = encoder.encode_descriptor(
-                "ring_zone_members",
+                &family,
                 "Number of ring members for each zone/state pair",
                 None,
                 MetricType::Gauge,
@@ -139,16 +174,18 @@ impl Collector for RingMetrics {
             }
         }
 
+        let family = n("ring_tokens_total");
         let mut m = encoder.encode_descriptor(
-            "ring_tokens_total",
+            &family,
             "Number of tokens in the ring",
             None,
             MetricType::Gauge,
         )?;
         ConstGauge::new(ring.tokens().len() as i64).encode(m.encode_family(&[("name", name)])?)?;
 
+        let family = n("ring_oldest_member_timestamp");
         let mut m = encoder.encode_descriptor(
-            "ring_oldest_member_timestamp",
+            &family,
             "Timestamp of the oldest member in the ring.",
             None,
             MetricType::Gauge,
@@ -158,8 +195,9 @@ impl Collector for RingMetrics {
             ConstGauge::new(ts).encode(m.encode_family(&labels)?)?;
         }
 
+        let family = n("ring_member_ownership_percent");
         let mut m = encoder.encode_descriptor(
-            "ring_member_ownership_percent",
+            &family,
             "The percent ownership of the ring by member (a ratio 0-1 of the member's zone ring)",
             None,
             MetricType::Gauge,
@@ -168,8 +206,9 @@ impl Collector for RingMetrics {
             let labels = [("name", name), ("member", d.id.as_str())];
             ConstGauge::new(ring.ownership_in_zone(i as u32)).encode(m.encode_family(&labels)?)?;
         }
+        let family = n("ring_tokens_owned");
         let mut m = encoder.encode_descriptor(
-            "ring_tokens_owned",
+            &family,
             "The number of tokens in the ring owned by the member",
             None,
             MetricType::Gauge,
@@ -182,27 +221,41 @@ impl Collector for RingMetrics {
         if let Some(l) = &self.lifecycler {
             let labels = [("name", name)];
             // prometheus-client appends `_total` to counter names.
+            let family = n("ring_member_heartbeats");
             let mut m = encoder.encode_descriptor(
-                "ring_member_heartbeats",
+                &family,
                 "The total number of heartbeats sent.",
                 None,
                 MetricType::Counter,
             )?;
             ConstCounter::new(l.heartbeat_count()).encode(m.encode_family(&labels)?)?;
+            let family = n("ring_member_tokens_owned");
             let mut m = encoder.encode_descriptor(
-                "ring_member_tokens_owned",
+                &family,
                 "The number of tokens owned in the ring.",
                 None,
                 MetricType::Gauge,
             )?;
             ConstGauge::new(l.tokens().len() as i64).encode(m.encode_family(&labels)?)?;
+            let family = n("ring_member_tokens_to_own");
             let mut m = encoder.encode_descriptor(
-                "ring_member_tokens_to_own",
+                &family,
                 "The number of tokens to own in the ring.",
                 None,
                 MetricType::Gauge,
             )?;
             ConstGauge::new(l.config().num_tokens as i64).encode(m.encode_family(&labels)?)?;
+            // Read from this node's entry as the ring shows it (nothing in ringkit sets
+            // read-only yet, but an entry written by a dskit tool may carry it).
+            let read_only = ring.instance(&l.config().id).is_ok_and(|d| d.read_only);
+            let family = n("lifecycler_read_only");
+            let mut m = encoder.encode_descriptor(
+                &family,
+                "Set to 1 if this lifecycler's instance entry is in read-only state.",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(i64::from(read_only)).encode(m.encode_family(&labels)?)?;
         }
         Ok(())
     }
@@ -296,7 +349,9 @@ mod tests {
         }
         watcher.publish(d);
         let mut registry = Registry::default();
-        registry.register_collector(Box::new(RingMetrics::new("ingester", watcher, None)));
+        registry.register_collector(Box::new(
+            RingMetrics::new("ingester", watcher, None).with_prefix("cortex_"),
+        ));
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         for line in [
@@ -310,6 +365,9 @@ mod tests {
             "ring_member_ownership_percent{name=\"ingester\",member=\"b-1\"} 1.0",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
+            // The same sample under Mimir's prefixed name.
+            let prefixed = format!("\ncortex_{line}");
+            assert!(text.contains(&prefixed), "missing {prefixed:?} in\n{text}");
         }
         assert!(
             text.contains(&format!(

@@ -11,8 +11,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 use rand::Rng;
 use ringkit_kv::{
@@ -22,9 +25,14 @@ use ringkit_kv::{
 use tokio::sync::{mpsc, watch};
 
 use super::ops::{MergeOps, ValueOps};
-use super::state::{Applied, KeyInfo, KvConfig, KvState, ReadValue};
+use super::state::{Applied, KeyInfo, KvConfig, KvState, ReadValue, Rejected};
 
 /// dskit's `memberlist_client_*` metrics of the store (`spec/memberlist.md` §2.16).
+///
+/// The push/pull counters count as dskit's code does (not as its help texts read):
+/// `state_pulls` when a peer pulls our state (we answer with `LocalState`),
+/// `state_pushes` when a peer's state is pushed to us (`MergeRemoteState`), so dskit
+/// dashboards read the same for both.
 #[derive(Debug, Default)]
 pub struct KvStoreMetrics {
     /// Broadcast messages received.
@@ -33,14 +41,18 @@ pub struct KvStoreMetrics {
     pub received_broadcasts_bytes: Counter,
     /// Received broadcasts that were invalid (empty key, unknown codec, bad value).
     pub received_broadcasts_invalid: Counter,
-    /// Push/pull states received and merged.
+    /// Received broadcasts dropped before they were applied (a full receive queue).
+    pub received_broadcasts_dropped: Counter,
+    /// Our full state sent to a peer (dskit counts this in `LocalState`).
     pub state_pulls: Counter,
-    /// Bytes of push/pull states received.
+    /// Bytes of our full state sent.
     pub state_pulls_bytes: Counter,
-    /// Push/pull states sent.
+    /// A peer's full state received and merged (dskit: `MergeRemoteState`).
     pub state_pushes: Counter,
-    /// Bytes of push/pull states sent.
+    /// Bytes of peers' full states received.
     pub state_pushes_bytes: Counter,
+    /// Changes that were to be gossiped but were dropped (a full broadcast queue).
+    pub messages_to_broadcast_dropped: Counter,
     /// CAS attempts.
     pub cas_attempt: Counter,
     /// CAS successes.
@@ -49,74 +61,114 @@ pub struct KvStoreMetrics {
     pub cas_failure: Counter,
     /// Keys in the store.
     pub kv_store_count: Gauge,
-    /// Tombstones removed when merging.
-    pub tombstones_removed: Counter,
 }
 
 impl KvStoreMetrics {
-    /// Registers every metric under `memberlist_client_` names.
+    /// Registers the store-wide metrics under `memberlist_client_` names. The per-key
+    /// tombstone metrics need the store: [`GossipKv::register_metrics`] registers both.
     pub fn register(self: &Arc<Self>, registry: &mut Registry) {
         let r = registry.sub_registry_with_prefix("memberlist_client");
-        r.register(
-            "received_broadcasts",
-            "Number of received broadcast user messages",
-            self.received_broadcasts.clone(),
-        );
-        r.register(
-            "received_broadcasts_bytes",
-            "Total size of received broadcast user messages",
-            self.received_broadcasts_bytes.clone(),
-        );
-        r.register(
-            "received_broadcasts_invalid",
-            "Number of received broadcast user messages that were invalid",
-            self.received_broadcasts_invalid.clone(),
-        );
-        r.register(
-            "state_pulls",
-            "How many times did this node pull full state from another node",
-            self.state_pulls.clone(),
-        );
-        r.register(
-            "state_pulls_bytes",
-            "Total size of pulled state",
-            self.state_pulls_bytes.clone(),
-        );
-        r.register(
-            "state_pushes",
-            "How many times did this node push its full state to another node",
-            self.state_pushes.clone(),
-        );
-        r.register(
-            "state_pushes_bytes",
-            "Total size of pushed state",
-            self.state_pushes_bytes.clone(),
-        );
-        r.register(
-            "cas_attempt",
-            "Attempted CAS operations",
-            self.cas_attempt.clone(),
-        );
-        r.register(
-            "cas_success",
-            "Successful CAS operations",
-            self.cas_success.clone(),
-        );
-        r.register(
-            "cas_failure",
-            "Failed CAS operations",
-            self.cas_failure.clone(),
-        );
+        let counters: [(&str, &str, &Counter); 12] = [
+            (
+                "received_broadcasts",
+                "Number of received broadcast user messages",
+                &self.received_broadcasts,
+            ),
+            (
+                "received_broadcasts_bytes",
+                "Total size of received broadcast user messages",
+                &self.received_broadcasts_bytes,
+            ),
+            (
+                "received_broadcasts_invalid",
+                "Number of received broadcast user messages that were invalid",
+                &self.received_broadcasts_invalid,
+            ),
+            (
+                "received_broadcasts_dropped",
+                "Number of received broadcast user messages dropped before they were applied",
+                &self.received_broadcasts_dropped,
+            ),
+            (
+                "state_pulls",
+                "How many times a peer pulled this node's full state (counted as dskit does, when the state is sent)",
+                &self.state_pulls,
+            ),
+            (
+                "state_pulls_bytes",
+                "Total size of full states sent to peers",
+                &self.state_pulls_bytes,
+            ),
+            (
+                "state_pushes",
+                "How many times a peer pushed its full state to this node (counted as dskit does, when it is merged)",
+                &self.state_pushes,
+            ),
+            (
+                "state_pushes_bytes",
+                "Total size of full states received from peers",
+                &self.state_pushes_bytes,
+            ),
+            (
+                "messages_to_broadcast_dropped",
+                "Number of changes that were to be gossiped but were dropped",
+                &self.messages_to_broadcast_dropped,
+            ),
+            ("cas_attempt", "Attempted CAS operations", &self.cas_attempt),
+            (
+                "cas_success",
+                "Successful CAS operations",
+                &self.cas_success,
+            ),
+            ("cas_failure", "Failed CAS operations", &self.cas_failure),
+        ];
+        for (name, help, c) in counters {
+            r.register(name, help, c.clone());
+        }
         r.register(
             "kv_store_count",
             "Number of values in KV Store",
             self.kv_store_count.clone(),
         );
-        r.register(
-            "kv_store_value_tombstones_removed",
-            "Number of tombstones removed from KV store values",
-            self.tombstones_removed.clone(),
-        );
+    }
+}
+
+/// Scrape-time per-key tombstone metrics of a store, with dskit's names and `key` label.
+#[derive(Debug)]
+struct TombstoneCollector {
+    kv: std::sync::Weak<Shared>,
+}
+
+impl Collector for TombstoneCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let per_key = self
+            .kv
+            .upgrade()
+            .map(|shared| GossipKv { shared }.lock().tombstones())
+            .unwrap_or_default();
+        let mut m = encoder.encode_descriptor(
+            "memberlist_client_kv_store_value_tombstones",
+            "Number of tombstones currently present in KV store values",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (key, t) in &per_key {
+            let labels = [("key", key.as_str())];
+            ConstGauge::new(i64::try_from(t.present).unwrap_or(i64::MAX))
+                .encode(m.encode_family(&labels)?)?;
+        }
+        // prometheus-client appends `_total` to counter names.
+        let mut m = encoder.encode_descriptor(
+            "memberlist_client_kv_store_value_tombstones_removed",
+            "Total number of tombstones which have been removed from KV store values",
+            None,
+            MetricType::Counter,
+        )?;
+        for (key, t) in &per_key {
+            let labels = [("key", key.as_str())];
+            ConstCounter::new(t.removed).encode(m.encode_family(&labels)?)?;
+        }
+        Ok(())
     }
 }
 
@@ -187,9 +239,17 @@ impl GossipKv {
         }
     }
 
-    /// The store's metrics (register them with [`KvStoreMetrics::register`]).
+    /// The store's metrics (register them with [`GossipKv::register_metrics`]).
     pub fn metrics(&self) -> &Arc<KvStoreMetrics> {
         &self.shared.metrics
+    }
+
+    /// Registers the store's `memberlist_client_*` metrics, per-key ones included.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        self.shared.metrics.register(registry);
+        registry.register_collector(Box::new(TombstoneCollector {
+            kv: Arc::downgrade(&self.shared),
+        }));
     }
 
     fn lock(&self) -> MutexGuard<'_, Locked> {
@@ -266,13 +326,13 @@ impl GossipKv {
         self.lock().encoded(key)
     }
 
-    /// Push/pull user state (dskit `LocalState`).
+    /// Push/pull user state (dskit `LocalState`): counted as a pull, as dskit does.
     pub fn local_state(&self) -> Vec<u8> {
         let state = self.lock().local_state();
-        self.shared.metrics.state_pushes.inc();
+        self.shared.metrics.state_pulls.inc();
         self.shared
             .metrics
-            .state_pushes_bytes
+            .state_pulls_bytes
             .inc_by(state.len() as u64);
         state
     }
@@ -287,25 +347,37 @@ impl GossipKv {
     /// path): when the change to gossip on is exactly the message, the same buffer is
     /// queued for gossip.
     pub fn notify_msg_owned(&self, bytes: Vec<u8>) {
+        if let Err(reason) = self.receive_broadcast(bytes) {
+            tracing::debug!(?reason, "dropping invalid KV broadcast");
+        }
+    }
+
+    /// [`GossipKv::notify_msg_owned`] that says why a message was dropped (counted
+    /// as invalid), so the caller, who knows the sender, can tell the operator.
+    pub fn receive_broadcast(&self, bytes: Vec<u8>) -> Result<(), Rejected> {
         let m = &self.shared.metrics;
         m.received_broadcasts.inc();
         m.received_broadcasts_bytes.inc_by(bytes.len() as u64);
         let mut st = self.lock();
         match st.receive_message_clocked(bytes, &|| self.now()) {
-            Ok(a) => self.publish_locked(st, std::iter::once(a)),
+            Ok(a) => {
+                self.publish_locked(st, std::iter::once(a));
+                Ok(())
+            }
             Err(reason) => {
                 drop(st);
-                tracing::debug!(?reason, "dropping invalid KV broadcast");
                 m.received_broadcasts_invalid.inc();
+                Err(reason)
             }
         }
     }
 
-    /// Push/pull user state from a peer (dskit `MergeRemoteState`).
+    /// Push/pull user state from a peer (dskit `MergeRemoteState`): counted as a
+    /// push, as dskit does.
     pub fn merge_remote_state(&self, state: &[u8]) {
         let m = &self.shared.metrics;
-        m.state_pulls.inc();
-        m.state_pulls_bytes.inc_by(state.len() as u64);
+        m.state_pushes.inc();
+        m.state_pushes_bytes.inc_by(state.len() as u64);
         let now = self.now();
         let (changes, rejected) = self.lock().receive_state(state, now);
         if rejected > 0 {
@@ -364,12 +436,7 @@ impl GossipKv {
             return; // old news: nothing to count or wake
         };
         m.kv_store_count.set(st.len() as i64);
-        let removed = st.counts().tombstones_removed;
         drop(st);
-        let seen = m.tombstones_removed.get();
-        if removed > seen {
-            m.tombstones_removed.inc_by(removed - seen);
-        }
         // Waking watchers costs more than the rest of a heartbeat's receive; with no
         // watcher there is nobody to wake. Skipping is safe: a watcher subscribes before
         // it reads the store's revision under the lock, so either it sees this change

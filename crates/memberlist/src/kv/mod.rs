@@ -12,7 +12,7 @@ pub mod state;
 
 pub use client::{Clock, GossipClient, GossipKv, KvStoreMetrics};
 pub use ops::{AnyValue, MergeOps, ValueOps};
-pub use state::{Applied, Broadcast, KeyInfo, KvConfig, KvState, Rejected};
+pub use state::{Applied, Broadcast, KeyInfo, KvConfig, KvState, Rejected, TombstoneStats};
 
 impl GossipKv {
     /// The store's settings.

@@ -57,6 +57,18 @@ pub(crate) struct Entry {
     pub(crate) scratch: MergeScratch,
     /// Shortcut changes left before the next look for expired tombstones.
     pub(crate) purge_countdown: u32,
+    /// Tombstones in the value as of its last purge, and how many purges removed
+    /// (dskit's per-key `kv_store_value_tombstones{,_removed_total}`).
+    pub(crate) tombstones: TombstoneStats,
+}
+
+/// Per-key tombstone counts, refreshed by each purge of expired tombstones.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TombstoneStats {
+    /// Tombstones left in the value after the last purge.
+    pub present: u64,
+    /// Tombstones removed by purges since the key was created here.
+    pub removed: u64,
 }
 
 impl Entry {
@@ -79,6 +91,7 @@ impl Entry {
             last_purge_ms: 0,
             scratch: MergeScratch::default(),
             purge_countdown: 0,
+            tombstones: TombstoneStats::default(),
         }
     }
 }
@@ -94,15 +107,20 @@ fn purge_if_due(
     ops: &Arc<dyn ValueOps>,
     value: &mut AnyValue,
     last_purge_ms: &mut i64,
+    stats: &mut TombstoneStats,
     limit: SystemTime,
     now: SystemTime,
 ) -> u64 {
     let now_ms = unix_millis(now);
-    if now_ms - *last_purge_ms < PURGE_EVERY_MS {
+    if now_ms.saturating_sub(*last_purge_ms) < PURGE_EVERY_MS {
         return 0;
     }
     *last_purge_ms = now_ms;
-    ops.remove_tombstones(value, Some(limit)).removed as u64
+    let count = ops.remove_tombstones(value, Some(limit));
+    let removed = count.removed as u64;
+    stats.present = (count.total as u64).saturating_sub(removed);
+    stats.removed = stats.removed.saturating_add(removed);
+    removed
 }
 
 /// The entry of `key` as received (bytes). A store holds a handful of keys (one per
@@ -264,6 +282,14 @@ impl KvState {
     /// Work counters.
     pub fn counts(&self) -> KvCounts {
         self.counts
+    }
+
+    /// Per-key tombstone counts as of each key's last purge, sorted by key.
+    pub fn tombstones(&self) -> Vec<(String, TombstoneStats)> {
+        self.entries
+            .iter()
+            .map(|(k, e)| (k.clone(), e.tombstones))
+            .collect()
     }
 
     /// Number of keys (deleted ones included until they expire).
@@ -432,8 +458,14 @@ impl KvState {
                     entry.purge_countdown = PURGE_CHECK_EVERY;
                     let now = clock();
                     if let Some(limit) = left_limit(&self.config, now) {
-                        self.counts.tombstones_removed +=
-                            purge_if_due(ops, cur, &mut entry.last_purge_ms, limit, now);
+                        self.counts.tombstones_removed += purge_if_due(
+                            ops,
+                            cur,
+                            &mut entry.last_purge_ms,
+                            &mut entry.tombstones,
+                            limit,
+                            now,
+                        );
                     }
                 } else {
                     entry.purge_countdown -= 1;
@@ -561,8 +593,14 @@ impl KvState {
         let entry = self.entries.get_mut(&key).expect("entry inserted above");
         if let Some(limit) = left_limit {
             if let Stored::Decoded(v) = &mut entry.value {
-                self.counts.tombstones_removed +=
-                    purge_if_due(ops, v, &mut entry.last_purge_ms, limit, now);
+                self.counts.tombstones_removed += purge_if_due(
+                    ops,
+                    v,
+                    &mut entry.last_purge_ms,
+                    &mut entry.tombstones,
+                    limit,
+                    now,
+                );
             }
             if let Some(c) = &mut change {
                 verbatim &= ops.remove_tombstones(c, Some(limit)).removed == 0;

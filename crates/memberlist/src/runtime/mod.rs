@@ -5,8 +5,11 @@
 //! - [`transport`]: dskit's TCP transport and the plain UDP+TCP one.
 //! - [`resolve`]: join addresses.
 //! - [`node`]: [`Memberlist`], a running node.
+//! - `metrics`: the node's `memberlist_client_*` gauges ([`Memberlist::register_metrics`]).
 
 pub mod config;
+mod log_limit;
+mod metrics;
 pub mod node;
 pub mod resolve;
 pub mod transport;

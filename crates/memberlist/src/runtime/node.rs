@@ -17,9 +17,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::config::{MemberlistConfig, TransportKind};
+use super::log_limit::{PeerLogLimiter, PeerWarning, peer_warn};
+use super::metrics::QueueStats;
 use super::resolve::resolve_members;
 use super::transport::{self, Inbound, StreamError, Transport, TransportMetrics};
-use crate::kv::GossipKv;
+use crate::kv::{GossipKv, Rejected};
 use crate::swim::{self, Core, Event, LocalNode, Member, Transmit};
 use crate::wire::compress::CompressionAlgo;
 use crate::wire::message::{Ack, Compressed, ErrResp, IpForm, PushPull};
@@ -85,6 +87,7 @@ struct Inner {
     cmd_tx: mpsc::Sender<Cmd>,
     members: Mutex<Vec<Member>>,
     health: AtomicU32,
+    queue: QueueStats,
     events: broadcast::Sender<Event>,
     cancel: CancellationToken,
     transport: Arc<Transport>,
@@ -200,6 +203,7 @@ impl Memberlist {
             cmd_tx,
             members: Mutex::new(core.members().cloned().collect()),
             health: AtomicU32::new(0),
+            queue: QueueStats::default(),
             events: broadcast::channel(1024).0,
             cancel: cancel.clone(),
             transport: transport.clone(),
@@ -267,6 +271,28 @@ impl Memberlist {
         self.inner.health.load(Ordering::Relaxed)
     }
 
+    /// Members neither dead nor left, ourselves included (memberlist `NumMembers`,
+    /// dskit's `memberlist_client_cluster_members_count`).
+    pub fn num_members(&self) -> usize {
+        self.inner
+            .members
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|m| matches!(m.state, swim::State::Alive | swim::State::Suspect))
+            .count()
+    }
+
+    /// The broadcast queue's figures as of the node task's last loop.
+    pub(crate) fn queue_stats(&self) -> &QueueStats {
+        &self.inner.queue
+    }
+
+    /// The rate limit of warnings about peers.
+    pub(crate) fn peer_warnings(&self) -> &PeerLogLimiter {
+        &self.inner.transport.warnings
+    }
+
     /// Membership events from now on (joined, updated, suspect, dead, left).
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.inner.events.subscribe()
@@ -290,7 +316,13 @@ impl Memberlist {
             match self.push_pull(*a, true).await {
                 Ok(()) => ok += 1,
                 Err(e) => {
-                    tracing::debug!(addr = %a, error = %e, "join push/pull failed");
+                    peer_warn!(
+                        self.inner.transport.warnings,
+                        *a,
+                        PeerWarning::JoinFailed,
+                        error = %e,
+                        "joining memberlist cluster through this member failed"
+                    );
                     last = format!("{a}: {e}");
                 }
             }
@@ -388,7 +420,7 @@ impl Memberlist {
         let msg = match t.read_stream(&mut s, true).await {
             Ok(m) => m,
             Err(e) => {
-                tracing::debug!(%from, error = %e, "bad inbound stream");
+                self.warn_stream_error(from, &e);
                 if matches!(e, StreamError::Decode(_)) {
                     let err = Message::Error(ErrResp {
                         error: e.to_string().into_bytes(),
@@ -436,8 +468,52 @@ impl Memberlist {
                     let _ = t.write_stream(&mut s, ack, false).await;
                 }
             }
-            Message::User(bytes) => self.inner.kv.notify_msg_owned(bytes),
+            Message::User(bytes) => self.receive_user_message(from, bytes),
             other => tracing::debug!(%from, message = other.name(), "unexpected stream message"),
+        }
+    }
+
+    /// A peer's stream that we could not use: what the operator can act on (another
+    /// cluster label, bytes that do not decode) at WARN, rate-limited per peer; the
+    /// rest (timeouts, closed connections) at debug.
+    fn warn_stream_error(&self, from: SocketAddr, e: &StreamError) {
+        let limiter = &self.inner.transport.warnings;
+        match e {
+            StreamError::Label { got, want } => peer_warn!(
+                limiter,
+                from,
+                PeerWarning::ClusterLabel,
+                label = %got,
+                ours = %want,
+                "refusing memberlist stream with another cluster label \
+                 (is -memberlist.cluster-label the same on every member?)"
+            ),
+            StreamError::Decode(_) | StreamError::TooLarge(_) => peer_warn!(
+                limiter,
+                from,
+                PeerWarning::Undecodable,
+                error = %e,
+                "dropping memberlist stream that does not decode"
+            ),
+            _ => tracing::debug!(%from, error = %e, "bad inbound stream"),
+        }
+    }
+
+    /// A KV broadcast from `from`: merged, or (when malformed) warned about,
+    /// rate-limited per peer. A codec we do not know is not the peer's fault.
+    fn receive_user_message(&self, from: SocketAddr, bytes: Vec<u8>) {
+        match self.inner.kv.receive_broadcast(bytes) {
+            Ok(()) => {}
+            Err(Rejected::UnknownCodec) => {
+                tracing::debug!(%from, "KV broadcast with a codec we do not know");
+            }
+            Err(reason) => peer_warn!(
+                self.inner.transport.warnings,
+                from,
+                PeerWarning::Undecodable,
+                ?reason,
+                "dropping KV broadcast that does not decode"
+            ),
         }
     }
 
@@ -555,7 +631,13 @@ impl Actor {
                     .handle_push_pull(now, from, remote)
                     .map_err(|e| e.to_string());
                 if let Err(e) = &r {
-                    tracing::warn!(%from, error = %e, "push/pull refused");
+                    peer_warn!(
+                        self.node.inner.transport.warnings,
+                        from,
+                        PeerWarning::Undecodable,
+                        error = %e,
+                        "push/pull refused"
+                    );
                 }
                 // Answered after the next drain, so the caller finds the peer's KV
                 // state already merged.
@@ -600,7 +682,7 @@ impl Actor {
         let mut membership = Vec::new();
         while let Some(e) = self.core.poll_event() {
             match e {
-                Event::UserMessage { bytes, .. } => inner.kv.notify_msg_owned(bytes),
+                Event::UserMessage { from, bytes } => self.node.receive_user_message(from, bytes),
                 Event::RemoteState { state, .. } => inner.kv.merge_remote_state(&state),
                 Event::LeaveBroadcastDone => {
                     if let Some(d) = self.leave_done.take() {
@@ -624,6 +706,7 @@ impl Actor {
         inner
             .health
             .store(self.core.health_score(), Ordering::Relaxed);
+        inner.queue.record(&self.core);
     }
 
     /// Label, CRC and (when smaller) LZW compression, as memberlist sends packets.

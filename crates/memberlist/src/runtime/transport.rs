@@ -13,6 +13,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::config::{MemberlistConfig, TransportKind};
+use super::log_limit::{PeerLogLimiter, PeerWarning, peer_warn};
 use crate::wire::dskit_tcp::{
     PACKET_MARKER, STREAM_MARKER, decode_packet_frame_unchecked, encode_packet_frame,
     go_addr_string,
@@ -52,6 +53,10 @@ pub struct TransportMetrics {
     pub outgoing_stream_errors: Counter,
     /// Connections whose first byte was neither packet nor stream.
     pub unknown_connections: Counter,
+    /// Every byte written to peers: packets, streams (push/pull), markers.
+    pub sent_bytes: Counter,
+    /// Every byte read from peers: packets, streams (push/pull), markers.
+    pub received_bytes: Counter,
 }
 
 impl TransportMetrics {
@@ -98,6 +103,13 @@ impl TransportMetrics {
             "Received packets that did not decode or carried another cluster label",
             &self.packets_invalid,
         );
+        // dskit's name for the same count.
+        c(
+            r,
+            "packets_received_errors",
+            "Number of errors when receiving memberlist packets (same count as packets_invalid)",
+            &self.packets_invalid,
+        );
         c(
             r,
             "incoming_streams",
@@ -121,6 +133,18 @@ impl TransportMetrics {
             "unknown_connections",
             "Connections that were neither packets nor streams",
             &self.unknown_connections,
+        );
+        c(
+            r,
+            "sent_bytes",
+            "Total bytes sent by the transport: packets, full state syncs and pings",
+            &self.sent_bytes,
+        );
+        c(
+            r,
+            "received_bytes",
+            "Total bytes received by the transport: packets, full state syncs and pings",
+            &self.received_bytes,
         );
     }
 }
@@ -185,6 +209,8 @@ pub(crate) struct Transport {
     writers: Semaphore,
     udp: Option<Arc<UdpSocket>>,
     pub(crate) metrics: Arc<TransportMetrics>,
+    /// Rate limit of warnings about what peers send.
+    pub(crate) warnings: PeerLogLimiter,
 }
 
 /// Bound sockets, before the node starts reading them.
@@ -227,6 +253,7 @@ impl Transport {
             writers: Semaphore::new(cfg.max_concurrent_writes.max(1)),
             udp,
             metrics,
+            warnings: PeerLogLimiter::default(),
         }
     }
 
@@ -240,6 +267,8 @@ impl Transport {
     pub(crate) async fn send_packet(&self, to: SocketAddr, packet: Vec<u8>) {
         let m = &self.metrics;
         let len = packet.len() as u64;
+        // Bytes on the wire: the datagram, or the whole dskit frame.
+        let mut wire_len = len;
         let result =
             match self.kind {
                 TransportKind::Udp => match &self.udp {
@@ -264,6 +293,7 @@ impl Transport {
                             return;
                         }
                     };
+                    wire_len = frame.len() as u64;
                     let r = self.send_tcp_packet(to, &frame).await;
                     drop(permit);
                     r
@@ -273,6 +303,7 @@ impl Transport {
             Ok(()) => {
                 m.packets_sent.inc();
                 m.packets_sent_bytes.inc_by(len);
+                m.sent_bytes.inc_by(wire_len);
             }
             Err(e) => {
                 m.packets_sent_errors.inc();
@@ -304,6 +335,7 @@ impl Transport {
             s.set_nodelay(true)?;
             if self.kind == TransportKind::DskitTcp {
                 s.write_all(&[STREAM_MARKER]).await?;
+                self.metrics.sent_bytes.inc();
             }
             Ok(s)
         }
@@ -335,6 +367,7 @@ impl Transport {
         tokio::time::timeout(t, s.write_all(&bytes))
             .await
             .map_err(|_| StreamError::Timeout(t))??;
+        self.metrics.sent_bytes.inc_by(bytes.len() as u64);
         Ok(())
     }
 
@@ -360,6 +393,7 @@ impl Transport {
                 if n == 0 {
                     return Err(StreamError::Closed(buf.len()));
                 }
+                self.metrics.received_bytes.inc_by(n as u64);
                 buf.extend_from_slice(&chunk[..n]);
             }
         })
@@ -379,7 +413,7 @@ impl Transport {
     }
 
     /// Decodes a packet's bytes and checks its label; `None` (counted) if unusable.
-    fn decode_packet(&self, bytes: &[u8]) -> Option<Message> {
+    fn decode_packet(&self, from: SocketAddr, bytes: &[u8]) -> Option<Message> {
         let m = &self.metrics;
         m.packets_received.inc();
         m.packets_received_bytes.inc_by(bytes.len() as u64);
@@ -388,12 +422,27 @@ impl Transport {
             Ok(p) => {
                 m.packets_invalid.inc();
                 let label = p.label.as_deref().map(String::from_utf8_lossy);
-                tracing::debug!(?label, "dropping packet with another cluster label");
+                let ours = self.label.as_deref().map(String::from_utf8_lossy);
+                peer_warn!(
+                    self.warnings,
+                    from,
+                    PeerWarning::ClusterLabel,
+                    ?label,
+                    ?ours,
+                    "dropping memberlist packet with another cluster label \
+                     (is -memberlist.cluster-label the same on every member?)"
+                );
                 None
             }
             Err(e) => {
                 m.packets_invalid.inc();
-                tracing::debug!(error = %e, "dropping malformed packet");
+                peer_warn!(
+                    self.warnings,
+                    from,
+                    PeerWarning::Undecodable,
+                    error = %e,
+                    "dropping memberlist packet that does not decode"
+                );
                 None
             }
         }
@@ -419,7 +468,8 @@ pub(crate) fn spawn_listeners(
                     },
                     _ = cancel.cancelled() => return,
                 };
-                if let Some(message) = t.decode_packet(&buf[..n])
+                t.metrics.received_bytes.inc_by(n as u64);
+                if let Some(message) = t.decode_packet(from, &buf[..n])
                     && tx.send(Inbound::Packet { from, message }).await.is_err()
                 {
                     return;
@@ -462,6 +512,7 @@ async fn handle_conn(
     if !matches!(read, Ok(Ok(_))) {
         return;
     }
+    t.metrics.received_bytes.inc();
     match marker[0] {
         STREAM_MARKER => {
             t.metrics.incoming_streams.inc();
@@ -476,6 +527,7 @@ async fn handle_conn(
                     if n == 0 {
                         return Ok::<_, std::io::Error>(true);
                     }
+                    t.metrics.received_bytes.inc_by(n as u64);
                     if buf.len() + n > MAX_PACKET_CONN {
                         return Ok(false);
                     }
@@ -491,7 +543,13 @@ async fn handle_conn(
                 Ok(f) => f,
                 Err(e) => {
                     t.metrics.packets_invalid.inc();
-                    tracing::debug!(%from, error = %e, "dropping bad packet connection");
+                    peer_warn!(
+                        t.warnings,
+                        from,
+                        PeerWarning::Undecodable,
+                        error = %e,
+                        "dropping memberlist packet connection whose frame does not decode"
+                    );
                     return;
                 }
             };
@@ -503,7 +561,8 @@ async fn handle_conn(
                 .ok()
                 .and_then(|s| s.parse::<SocketAddr>().ok())
                 .unwrap_or(from);
-            if let Some(message) = t.decode_packet(frame.packet) {
+            // Warnings name the connection's address: the frame's own is only a claim.
+            if let Some(message) = t.decode_packet(from, frame.packet) {
                 let _ = tx
                     .send(Inbound::Packet {
                         from: sender,
