@@ -387,7 +387,9 @@ async fn run(args: LoadgenArgs) -> anyhow::Result<bool> {
         args.samples_per_request > 0,
         "--samples-per-request must be positive"
     );
-    let concurrency = args.concurrency.max(1);
+    // No more workers than request slots (a worker without a slot would have nothing to do).
+    let slots_needed = args.tenants * args.series.div_ceil(args.samples_per_request);
+    let concurrency = args.concurrency.clamp(1, slots_needed);
     let http = reqwest::Client::builder()
         .timeout(args.timeout)
         .pool_max_idle_per_host(concurrency)
@@ -561,6 +563,9 @@ struct Worker {
 
 impl Worker {
     async fn run(self, mut slots: Vec<Slot>) -> Vec<Slot> {
+        if slots.is_empty() {
+            return slots;
+        }
         let mut round: u32 = 0;
         'rounds: loop {
             for (k, slot) in slots.iter_mut().enumerate() {
