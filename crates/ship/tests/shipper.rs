@@ -266,3 +266,48 @@ async fn an_unreachable_s3_endpoint_counts_each_failed_attempt_and_records_nothi
     assert!(s.sync().await.is_err());
     assert_eq!(metrics.upload_failures(), 6);
 }
+
+#[tokio::test]
+async fn the_periodic_sync_ships_blocks_as_they_appear_and_stops_when_cancelled() {
+    let tsdb = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let bucket = fs_bucket(root.path());
+    let mut registry = Registry::default();
+    let metrics = ShipperMetrics::register(&mut registry);
+    let mut cfg = ShipperConfig::new(tsdb.path());
+    cfg.interval = Duration::from_millis(20);
+    let s = Arc::new(Shipper::new(Arc::clone(&bucket), cfg, metrics.clone()));
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(Arc::clone(&s).run(cancel.clone()));
+    write_block(tsdb.path(), "t", A, 0, 100);
+    // Bounded wait (count and time) for the loop to pick the block up.
+    for _ in 0..500 {
+        if s.is_shipped("t", ulid(A)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(s.is_shipped("t", ulid(A)));
+    cancel.cancel();
+    task.await.unwrap();
+    assert!(
+        bucket
+            .head(&ObjectPath::from(format!("t/{A}/meta.json")))
+            .await
+            .is_ok()
+    );
+
+    // The registry exposes Mimir's names.
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    for name in [
+        "cortex_ingester_shipper_dir_syncs_total",
+        "cortex_ingester_shipper_dir_sync_failures_total 0",
+        "cortex_ingester_shipper_uploads_total 1",
+        "cortex_ingester_shipper_upload_failures_total 0",
+        "cortex_ingester_shipper_last_successful_upload_timestamp_seconds",
+        "cortex_ingester_oldest_unshipped_block_timestamp_seconds 0",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+}
