@@ -201,3 +201,114 @@ async fn ship_once(args: &ShipArgs) -> anyhow::Result<bool> {
     }
     Ok(ok)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(clap::Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        ship: ShipArgs,
+    }
+
+    fn parse(args: &[&str]) -> ShipArgs {
+        Cli::try_parse_from(std::iter::once("ringkit").chain(args.iter().copied()))
+            .unwrap()
+            .ship
+    }
+
+    #[test]
+    fn defaults_are_mimirs() {
+        let a = parse(&[]);
+        assert_eq!(a.storage.backend, "filesystem");
+        assert_eq!(a.storage.ship_interval, Duration::from_secs(60));
+        assert_eq!(a.storage.ship_concurrency, 10);
+        assert_eq!(a.tsdb_dir, PathBuf::from("./tsdb/"));
+        match a.storage.bucket_config() {
+            BucketConfig::Filesystem { dir } => assert_eq!(dir, PathBuf::from("blocks")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_backend_takes_its_own_flags() {
+        let a = parse(&[
+            "--blocks-storage.backend=s3",
+            "--blocks-storage.s3.endpoint=minio:9000",
+            "--blocks-storage.s3.bucket-name=blocks",
+            "--blocks-storage.s3.access-key-id=ak",
+            "--blocks-storage.s3.secret-access-key=sk",
+            "--blocks-storage.s3.insecure=true",
+            "--blocks-storage.tsdb.ship-interval=30s",
+        ]);
+        assert_eq!(a.storage.ship_interval, Duration::from_secs(30));
+        match a.storage.bucket_config() {
+            BucketConfig::S3 {
+                endpoint,
+                bucket_name,
+                access_key_id,
+                secret_access_key,
+                insecure,
+                region,
+            } => {
+                assert_eq!(
+                    (endpoint.as_str(), bucket_name.as_str(), region.as_str()),
+                    ("minio:9000", "blocks", "")
+                );
+                assert_eq!(
+                    (access_key_id.as_str(), secret_access_key.as_str()),
+                    ("ak", "sk")
+                );
+                assert!(insecure);
+            }
+            other => panic!("{other:?}"),
+        }
+        let a = parse(&[
+            "--blocks-storage.backend=azure",
+            "--blocks-storage.azure.account-name=acct",
+            "--blocks-storage.azure.container-name=c",
+        ]);
+        assert!(matches!(
+            a.storage.bucket_config(),
+            BucketConfig::Azure { account_name, container_name, .. }
+                if account_name == "acct" && container_name == "c"
+        ));
+        let a = parse(&[
+            "--blocks-storage.backend=gcs",
+            "--blocks-storage.gcs.bucket-name=g",
+        ]);
+        assert!(matches!(
+            a.storage.bucket_config(),
+            BucketConfig::Gcs { bucket_name, .. } if bucket_name == "g"
+        ));
+        assert!(
+            Cli::try_parse_from(["ringkit", "--blocks-storage.backend=swift"]).is_err(),
+            "swift is not offered"
+        );
+    }
+
+    #[test]
+    fn a_shipper_opens_on_a_filesystem_bucket_and_registers_mimirs_metrics() {
+        let t = tempfile::tempdir().unwrap();
+        let bucket = t.path().join("bucket");
+        let a = parse(&[&format!(
+            "--blocks-storage.filesystem.dir={}",
+            bucket.display()
+        )]);
+        let mut registry = Registry::default();
+        let s = a
+            .storage
+            .shipper(t.path().join("tsdb"), &mut registry)
+            .unwrap();
+        assert!(bucket.is_dir(), "the bucket root is created");
+        assert!(!s.is_shipped("t", ringkit_ship::Ulid::nil()));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("cortex_ingester_shipper_uploads_total"),
+            "{text}"
+        );
+    }
+}
