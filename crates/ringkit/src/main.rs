@@ -8,9 +8,12 @@
 //!   gossip or multi), heartbeats, and serves `/ring`, `/memberlist`, `/ready` and
 //!   `/metrics`; flags may also come from `--config.file` (YAML).
 //! - `ring`: operator commands on a shared ring (`show`, `forget`, `lookup`).
+//! - `ship`: uploads a TSDB directory's finished blocks to object storage once.
+//! - `loadgen`: remote-write load (and read-back) against a running distributor.
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+mod blocks_storage;
 mod config_file;
 mod demo;
 mod demo_net;
@@ -19,6 +22,7 @@ mod duration;
 mod http;
 mod ingester;
 mod kvstore;
+mod loadgen;
 mod memberlist_page;
 mod node;
 mod ring_cli;
@@ -42,6 +46,10 @@ enum Command {
     Node(Box<node::NodeArgs>),
     /// Inspect and repair a ring in a shared KV store: show, forget, lookup.
     Ring(Box<ring_cli::RingArgs>),
+    /// Ship the finished TSDB blocks of a directory to object storage once.
+    Ship(Box<blocks_storage::ShipArgs>),
+    /// Push node_exporter-like remote-write load at a running distributor (and read it back).
+    Loadgen(Box<loadgen::LoadgenArgs>),
 }
 
 /// Parses the command line, with `--config.file` expanded; a flag given twice (file, then
@@ -74,5 +82,16 @@ fn main() -> anyhow::Result<()> {
             tokio::runtime::Runtime::new()?.block_on(node::run(*args))
         }
         Command::Ring(args) => std::process::exit(ring_cli::main(*args)),
+        Command::Ship(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            std::process::exit(blocks_storage::main(*args))
+        }
+        Command::Loadgen(args) => std::process::exit(loadgen::main(*args)),
     }
 }
