@@ -18,10 +18,14 @@
 //! a 4xx status through an `http_status` method, and only WAL I/O errors mean a 5xx.
 #![deny(missing_docs)]
 
+pub mod block;
+pub mod checkpoint;
 pub mod decode;
 pub mod hash;
 pub mod head;
+pub mod labels;
 pub mod prompb;
+pub mod record;
 pub mod store;
 pub mod validate;
 pub mod wal;
