@@ -24,6 +24,8 @@ install_packages() {
   # Debian's Prometheus 2.42 for the remote write/read test (crates/ringkit/tests/
   # prometheus_remote.rs starts its own instance; the packaged service is not used).
   [ -x /usr/bin/prometheus ] || need+=(prometheus)
+  # promtool (same package) reads the blocks crates/tsdb writes (tests/prometheus_tools.rs).
+  [ -x /usr/bin/promtool ] || need+=(prometheus)
   if [ "${#need[@]}" -eq 0 ] || [ "${RINGKIT_SKIP_INSTALL:-0}" = 1 ]; then
     return
   fi

@@ -297,7 +297,13 @@ impl XorChunk {
 
     /// Appends one sample. `t` must be greater than the last appended timestamp; the encoding
     /// stays decodable otherwise, but Prometheus readers expect increasing times.
+    ///
+    /// A full chunk ([`XorChunk::is_full`], `u16::MAX` samples: the header cannot count more)
+    /// ignores the sample; callers cut a new chunk long before (Prometheus cuts at ~120).
     pub fn append(&mut self, t: i64, v: f64) {
+        if self.is_full() {
+            return;
+        }
         let t_delta;
         match self.num {
             0 => {
@@ -339,7 +345,7 @@ impl XorChunk {
         self.t = t;
         self.v = v;
         self.t_delta = t_delta;
-        self.num = self.num.wrapping_add(1);
+        self.num += 1;
         let [hi, lo] = self.num.to_be_bytes();
         self.stream.bytes[0] = hi;
         self.stream.bytes[1] = lo;
@@ -376,9 +382,26 @@ impl XorChunk {
         self.num
     }
 
+    /// Whether the chunk holds as many samples as its 16-bit header can count.
+    pub fn is_full(&self) -> bool {
+        self.num == u16::MAX
+    }
+
+    /// Gives back spare capacity of the byte buffer (for chunks that are done growing and
+    /// stay in memory).
+    pub fn shrink_to_fit(&mut self) {
+        self.stream.bytes.shrink_to_fit();
+    }
+
     /// The encoded chunk exactly as Prometheus stores it (header included).
     pub fn bytes(&self) -> &[u8] {
         &self.stream.bytes
+    }
+
+    /// The encoded bytes, giving up the appender state (for chunks that are complete: keep
+    /// the bytes, and [`XorChunk::from_bytes`] reopens them when needed).
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.stream.bytes
     }
 
     /// The samples in time order.
@@ -672,12 +695,26 @@ mod tests {
     }
 
     #[test]
+    fn a_full_chunk_ignores_further_samples() {
+        let mut c = XorChunk::new();
+        for i in 0..i64::from(u16::MAX) {
+            c.append(i, 1.0);
+        }
+        assert!(c.is_full());
+        let before = c.bytes().to_vec();
+        c.append(1 << 40, 2.0);
+        assert_eq!(c.bytes(), &before[..]);
+        assert_eq!(c.iter().count(), usize::from(u16::MAX));
+        assert_eq!(c.max_time(), Some(i64::from(u16::MAX) - 1));
+    }
+
+    #[test]
     fn from_bytes_continues_appending() {
         let mut a = XorChunk::new();
         for i in 0..50 {
             a.append(i * 15_000 + (i % 3), (i as f64) * 1.5);
         }
-        let mut b = XorChunk::from_bytes(a.bytes()).unwrap();
+        let mut b = XorChunk::from_bytes(&a.clone().into_bytes()).unwrap();
         assert_eq!(b.bytes(), a.bytes());
         for i in 50..120 {
             a.append(i * 15_000, (i as f64).sqrt());

@@ -88,7 +88,7 @@ fn encode(model: &[(i64, u64)]) -> XorChunk {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(128))]
 
     #[test]
     fn round_trip_matches_the_model(model in samples(300)) {

@@ -1,113 +1,103 @@
-//! Golden test against chunks written by real Prometheus: `testdata/promtool-block` is a block
-//! that Debian's `promtool` 2.42 made with `promtool tsdb create-blocks-from openmetrics` from
+//! Golden tests against a block written by real Prometheus tooling: `testdata/promtool-block`
+//! was made by Debian's `promtool` 2.42 (`promtool tsdb create-blocks-from openmetrics`) from
 //! `input.om` (three series: a counter, a gauge, and a series of odd gaps and special values).
-//! Our decoder must read exactly the input's samples out of its chunks, and our encoder must
-//! rebuild every chunk byte for byte.
+//!
+//! - our reader returns exactly the input's samples from it;
+//! - our chunk encoder rebuilds every chunk byte for byte;
+//! - our block writer, given the same series and chunks, writes the same `index` and
+//!   `chunks/000001` bytes as Prometheus did.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+mod common;
 
-use ringkit_tsdb::{XorChunk, decode_xor};
+use std::path::Path;
 
-fn testdata() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/promtool-block")
-}
+use common::{assert_samples_eq, input_samples, promtool_block};
+use ringkit_tsdb::{
+    Block, BlockOptions, BlockSeries, MatchType, Matcher, XorChunk, write_block_with,
+};
 
-/// The chunks of a Prometheus segment file, read the simple way (header, then per chunk:
-/// uvarint length, encoding byte, data, 4-byte CRC).
-fn segment_chunks(file: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    assert_eq!(&file[..4], &[0x85, 0xbd, 0x40, 0xdd], "segment magic");
-    let mut pos = 8;
-    let mut out = Vec::new();
-    while pos < file.len() {
-        let mut len = 0usize;
-        let mut shift = 0;
-        loop {
-            let b = file[pos];
-            pos += 1;
-            len |= usize::from(b & 0x7f) << shift;
-            shift += 7;
-            if b < 0x80 {
-                break;
-            }
-        }
-        let enc = file[pos];
-        pos += 1;
-        out.push((enc, file[pos..pos + len].to_vec()));
-        pos += len + 4;
-    }
-    out
-}
-
-/// The samples of `input.om` by series text, timestamps in ms, values as f64.
-fn input_samples() -> BTreeMap<String, Vec<(i64, f64)>> {
-    let text = std::fs::read_to_string(testdata().join("input.om")).unwrap();
-    let mut out: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let mut parts = line.rsplitn(3, ' ');
-        let ts = parts.next().unwrap();
-        let value = parts.next().unwrap();
-        let series = parts.next().unwrap();
-        let (secs, ms) = ts.split_once('.').unwrap();
-        let t = secs.parse::<i64>().unwrap() * 1000 + ms.parse::<i64>().unwrap();
-        let v = match value {
-            "+Inf" => f64::INFINITY,
-            "-Inf" => f64::NEG_INFINITY,
-            "NaN" => f64::NAN,
-            other => other.parse().unwrap(),
-        };
-        out.entry(series.to_string()).or_default().push((t, v));
-    }
-    out
-}
-
-fn same_value(a: f64, b: f64) -> bool {
-    (a.is_nan() && b.is_nan()) || a.to_bits() == b.to_bits()
+fn all_series() -> Matcher {
+    Matcher::new(MatchType::Regex, "__name__", ".+").unwrap()
 }
 
 #[test]
-fn prometheus_chunks_decode_to_the_input_and_reencode_byte_for_byte() {
-    let block = testdata().join("01M956MN3WX0QF9DW7XZZ0A3PX");
-    let file = std::fs::read(block.join("chunks/000001")).unwrap();
-    let chunks = segment_chunks(&file);
-    assert_eq!(chunks.len(), 8, "meta.json says numChunks 8");
+fn our_reader_returns_the_input_samples_of_a_prometheus_block() {
+    let block = Block::open(promtool_block()).unwrap();
+    let meta = block.meta();
+    assert_eq!(meta.stats.num_samples, 800);
+    assert_eq!(meta.stats.num_series, 3);
+    assert_eq!(meta.stats.num_chunks, 8);
+    assert_eq!(
+        block.label_names(),
+        vec!["__name__", "code", "job", "kind", "room"]
+    );
+    assert_eq!(
+        block.label_values("__name__"),
+        vec!["http_requests_total", "odd", "temperature"]
+    );
 
-    let mut decoded_all = Vec::new();
-    for (enc, data) in &chunks {
-        assert_eq!(*enc, 1, "XOR encoding");
-        let mut it = decode_xor(data).unwrap();
-        let samples: Vec<(i64, f64)> = it.by_ref().collect();
-        assert!(it.err().is_none());
-        assert_eq!(samples.len(), usize::from(it.num_samples()));
+    let got = block.query(&[all_series()], i64::MIN, i64::MAX).unwrap();
+    let want = input_samples();
+    assert_eq!(got.len(), want.len());
+    for s in &got {
+        assert_samples_eq(&want[&s.labels], &s.samples, &format!("{:?}", s.labels));
+    }
+}
 
-        let mut again = XorChunk::new();
-        for &(t, v) in &samples {
-            again.append(t, v);
+#[test]
+fn prometheus_chunks_reencode_byte_for_byte() {
+    let block = Block::open(promtool_block()).unwrap();
+    let mut chunks = 0;
+    for sref in block.select(&[all_series()]).unwrap() {
+        for meta in block.series(sref).unwrap().chunks {
+            let theirs = block.chunk(&meta).unwrap();
+            let mut ours = XorChunk::new();
+            for (t, v) in theirs.iter() {
+                ours.append(t, v);
+            }
+            assert_eq!(ours.bytes(), theirs.bytes(), "chunk {:#x}", meta.chunk_ref);
+            assert_eq!(ours.min_time(), Some(meta.min_time));
+            assert_eq!(ours.max_time(), Some(meta.max_time));
+            chunks += 1;
         }
-        assert_eq!(
-            again.bytes(),
-            &data[..],
-            "re-encoded chunk differs from Prometheus'"
-        );
-        decoded_all.extend(samples);
     }
+    assert_eq!(chunks, 8);
+}
 
-    // Every input sample comes back exactly once (chunks are per series, in series order of
-    // the index; here we only check the multiset of samples per time).
-    let input = input_samples();
-    let mut want: Vec<(i64, f64)> = input.values().flatten().copied().collect();
-    assert_eq!(want.len(), 800);
-    assert_eq!(decoded_all.len(), want.len());
-    want.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.to_bits().cmp(&b.1.to_bits())));
-    decoded_all.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.to_bits().cmp(&b.1.to_bits())));
-    for (w, g) in want.iter().zip(&decoded_all) {
-        assert_eq!(w.0, g.0);
+#[test]
+fn our_writer_writes_prometheus_identical_index_and_chunks() {
+    let theirs = Block::open(promtool_block()).unwrap();
+    let mut series = Vec::new();
+    for sref in theirs.select(&[all_series()]).unwrap() {
+        let s = theirs.series(sref).unwrap();
+        let chunks = s.chunks.iter().map(|m| theirs.chunk(m).unwrap()).collect();
+        series.push(BlockSeries {
+            labels: s.labels,
+            chunks,
+        });
+    }
+    // Reverse the order: the writer sorts series itself.
+    series.reverse();
+    let out = tempfile::tempdir().unwrap();
+    let meta = theirs.meta();
+    let opts = BlockOptions {
+        ulid: Some(meta.ulid.parse().unwrap()),
+        ..BlockOptions::default()
+    };
+    let ulid = write_block_with(out.path(), &opts, meta.min_time, meta.max_time, series).unwrap();
+    let ours = out.path().join(ulid.to_string());
+    for file in ["index", "chunks/000001", "tombstones"] {
+        let a = std::fs::read(promtool_block().join(file)).unwrap();
+        let b = std::fs::read(ours.join(file)).unwrap();
         assert!(
-            same_value(w.1, g.1),
-            "at t={} want {} got {}",
-            w.0,
-            w.1,
-            g.1
+            a == b,
+            "{file} differs from Prometheus' ({} vs {} bytes)",
+            a.len(),
+            b.len()
         );
     }
+    let ours = Block::open(&ours).unwrap();
+    assert_eq!(ours.meta().stats, meta.stats);
+    assert_eq!(ours.meta().min_time, meta.min_time);
+    assert!(!Path::new(&format!("{}.tmp-for-creation", ours.dir().display())).exists());
 }
