@@ -80,7 +80,8 @@ pub struct HeadOptions {
     /// [`Head::compact`] (`-blocks-storage.tsdb.retention-period`, Mimir's default 13 h);
     /// 0 keeps them.
     pub retention_ms: i64,
-    /// Where cut ranges go. `None`: nothing is ever cut (the head keeps everything).
+    /// Where cut ranges go (default: Prometheus' block format). `None`: nothing is ever cut
+    /// (the head keeps everything).
     pub blocks: Option<Arc<dyn BlockStore>>,
 }
 
@@ -90,7 +91,7 @@ impl Default for HeadOptions {
             store: StoreConfig::default(),
             wal: WalConfig::default(),
             retention_ms: 13 * 3600 * 1000,
-            blocks: None,
+            blocks: Some(Arc::new(crate::block::PrometheusBlocks)),
         }
     }
 }
@@ -554,7 +555,7 @@ impl Head {
             let series = self.store.block_series(tenant, lo, hi);
             if !series.is_empty() {
                 let started = Instant::now();
-                let name = match blocks.write(&db.dir, lo, hi, &series) {
+                let written = match blocks.write(&db.dir, tenant, lo, hi, &series) {
                     Ok(n) => n,
                     Err(e) => {
                         self.counters
@@ -563,24 +564,26 @@ impl Head {
                         return Err(e.into());
                     }
                 };
-                tracing::info!(
-                    tenant,
-                    block = name,
-                    min_t = lo,
-                    max_t = hi,
-                    series = series.len(),
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "block cut from the head"
-                );
-                self.counters.blocks_cut.fetch_add(1, Ordering::Relaxed);
-                report.blocks_cut += 1;
-                write_lock(&db.blocks).push((
-                    name,
-                    BlockMeta {
-                        min_t: lo,
-                        max_t: hi,
-                    },
-                ));
+                if let Some(name) = written {
+                    tracing::info!(
+                        tenant,
+                        block = name,
+                        min_t = lo,
+                        max_t = hi,
+                        series = series.len(),
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "block cut from the head"
+                    );
+                    self.counters.blocks_cut.fetch_add(1, Ordering::Relaxed);
+                    report.blocks_cut += 1;
+                    write_lock(&db.blocks).push((
+                        name,
+                        BlockMeta {
+                            min_t: lo,
+                            max_t: hi,
+                        },
+                    ));
+                }
             }
             let gone = self.store.truncate(tenant, hi);
             self.counters
@@ -683,9 +686,8 @@ pub struct CompactReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::block::PrometheusBlocks;
     use crate::prompb::{Label, Sample};
-    use crate::record::Encoder;
-    use crate::store::BlockSeries;
 
     fn ts(name: &str, samples: &[(i64, f64)]) -> TimeSeries {
         TimeSeries {
@@ -695,89 +697,6 @@ mod tests {
                 .map(|&(timestamp, value)| Sample { value, timestamp })
                 .collect(),
             ..Default::default()
-        }
-    }
-
-    /// A stand-in block format for these tests (the real one is `ringkit-tsdb`'s): a series
-    /// record and chunk records in one framed file, written as `<name>.tmp` then renamed.
-    struct TestBlocks;
-
-    impl BlockStore for TestBlocks {
-        fn write(
-            &self,
-            parent: &Path,
-            min_t: i64,
-            max_t: i64,
-            series: &[BlockSeries],
-        ) -> Result<String, BlockError> {
-            let name = format!("b{min_t:020}");
-            let tmp = parent.join(format!("{name}.tmp"));
-            fs::create_dir_all(&tmp).unwrap();
-            let mut enc = Encoder::default();
-            let (mut payload, mut framed) = (Vec::new(), Vec::new());
-            let labels: Vec<_> = series
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (i as u64, &s.labels))
-                .collect();
-            enc.series(labels.into_iter(), &mut payload);
-            wal::frame(&mut framed, &payload).unwrap();
-            payload.clear();
-            let chunks: Vec<_> = series
-                .iter()
-                .enumerate()
-                .flat_map(|(i, s)| s.chunks.iter().map(move |c| (i as u64, &c.bytes[..])))
-                .collect();
-            enc.chunks(chunks.into_iter(), &mut payload);
-            wal::frame(&mut framed, &payload).unwrap();
-            fs::write(tmp.join("00000000"), &framed).unwrap();
-            fs::write(tmp.join("range"), format!("{min_t} {max_t}")).unwrap();
-            fs::rename(&tmp, parent.join(&name)).unwrap();
-            Ok(name)
-        }
-
-        fn is_block(&self, name: &str) -> bool {
-            name.starts_with('b') && !name.ends_with(".tmp")
-        }
-
-        fn is_temporary(&self, name: &str) -> bool {
-            name.ends_with(".tmp")
-        }
-
-        fn meta(&self, dir: &Path) -> Result<BlockMeta, BlockError> {
-            let s = fs::read_to_string(dir.join("range")).map_err(|e| BlockError::new(dir, e))?;
-            let (a, b) = s.split_once(' ').unwrap();
-            Ok(BlockMeta {
-                min_t: a.parse().unwrap(),
-                max_t: b.parse().unwrap(),
-            })
-        }
-
-        fn query(
-            &self,
-            dir: &Path,
-            matchers: &[Matcher],
-            start_ms: i64,
-            end_ms: i64,
-        ) -> Result<Vec<TimeSeries>, BlockError> {
-            let store = Store::default();
-            let mut refs = HashMap::new();
-            checkpoint::replay(dir, |rec| match rec {
-                Record::Series(s) => {
-                    for x in s {
-                        store.replay_series("b", x.series_ref, &x.labels);
-                        refs.insert(x.series_ref, x.labels);
-                    }
-                }
-                Record::Chunks(c) => {
-                    for x in c {
-                        store.replay_chunk("b", &refs[&x.series_ref], &x.bytes);
-                    }
-                }
-                Record::Samples(_) => {}
-            })
-            .map_err(|e| BlockError::new(dir, e))?;
-            Ok(store.query("b", matchers, start_ms, end_ms))
         }
     }
 
@@ -791,7 +710,7 @@ mod tests {
             },
             wal: WalConfig::default(),
             retention_ms: 0,
-            blocks: Some(Arc::new(TestBlocks)),
+            blocks: Some(Arc::new(PrometheusBlocks)),
         }
     }
 
@@ -942,14 +861,18 @@ mod tests {
         let expected = all(&head, "t");
         // As if the process died right after writing the block: write it by hand.
         let series = head.store().block_series("t", 0, 10 * MIN);
-        let name = TestBlocks
-            .write(&dir.path().join("t"), 0, 10 * MIN, &series)
+        let name = PrometheusBlocks
+            .write(&dir.path().join("t"), "t", 0, 10 * MIN, &series)
+            .unwrap()
             .unwrap();
         // And a half-written one, as a crash in the middle of a cut leaves it.
-        fs::create_dir_all(dir.path().join("t/b00000000000000600000.tmp")).unwrap();
+        let half = dir
+            .path()
+            .join("t/01KC0000000000000000000000.tmp-for-creation");
+        fs::create_dir_all(half.join("chunks")).unwrap();
         drop(head);
         let (head, _) = Head::open_with(dir.path(), options(10)).unwrap();
-        assert!(!dir.path().join("t/b00000000000000600000.tmp").exists());
+        assert!(!half.exists());
         assert_eq!(head.blocks("t").len(), 1);
         assert!(head.blocks("t")[0].0.ends_with(&name));
         // The head holds only what the block does not, and nothing is cut twice.
@@ -984,12 +907,7 @@ mod tests {
         let on_disk = fs::read_dir(dir.path().join("t"))
             .unwrap()
             .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_str()
-                    .unwrap()
-                    .starts_with('b')
+                PrometheusBlocks.is_block(e.as_ref().unwrap().file_name().to_str().unwrap())
             })
             .count();
         assert_eq!(on_disk, 2);

@@ -847,6 +847,21 @@ impl Matcher {
         }
     }
 
+    /// The comparison.
+    pub fn kind(&self) -> MatcherType {
+        self.kind
+    }
+
+    /// The label name looked at.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The value or pattern as given.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
     /// Whether a packed label set matches.
     pub fn matches_packed(&self, labels: &PackedLabels) -> bool {
         self.matches(labels.get(&self.name).unwrap_or(""))

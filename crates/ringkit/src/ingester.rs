@@ -89,7 +89,7 @@ impl Ingester {
                     segment_size: args.wal_segment_size.max(1 << 10),
                 },
                 retention_ms: i64::try_from(args.retention.as_millis()).unwrap_or(i64::MAX),
-                blocks: None,
+                ..HeadOptions::default()
             },
             limits: Limits::default(),
         };
