@@ -491,11 +491,20 @@ pub fn replay(
         skipped_files: others,
         ..Default::default()
     };
+    let last = segments.last().copied();
     for index in segments {
         if after.is_some_and(|a| index <= a) {
             continue;
         }
         replay_file(&dir.join(segment_name(index)), &mut stats, &mut f)?;
+        // Progress for long replays, as Prometheus logs each loaded segment.
+        tracing::info!(
+            dir = %dir.display(),
+            segment = index,
+            max_segment = last,
+            samples_so_far = stats.samples,
+            "WAL segment replayed"
+        );
     }
     Ok(stats)
 }
