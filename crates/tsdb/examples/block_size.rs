@@ -114,7 +114,7 @@ fn main() {
         let mut t = block_start + phase;
         let kind_index = MIX.iter().position(|(k, _)| k == &kind).unwrap_or(0);
         while t < block_end {
-            // Prometheus (2.40+) aligns scrape timestamps that are within 2 ms of the
+            // Prometheus' scrape loop aligns timestamps that are within 2 ms of the
             // interval; the rest (here 2 %) carry a few ms of jitter.
             let ts = if rng.below(50) == 0 {
                 t + rng.below(40) as i64 - 20

@@ -75,22 +75,31 @@ impl BitWriter {
         }
     }
 
-    /// Writes the low `n` bits of `value` (n ≤ 64), high bit first.
-    fn write_bits(&mut self, value: u64, mut n: u32) {
+    /// Writes the low `n` bits of `value` (n ≤ 64), high bit first: first into the free
+    /// bits of the last byte, then whole bytes, then the start of a new byte.
+    fn write_bits(&mut self, value: u64, n: u32) {
         debug_assert!(n <= 64);
-        while n > 0 {
-            if self.free == 0 {
-                self.bytes.push(0);
-                self.free = 8;
-            }
+        let mut n = n.min(64);
+        if n == 0 {
+            return;
+        }
+        if self.free > 0 {
             let take = n.min(u32::from(self.free));
-            let shift = n - take;
-            let chunk = ((value >> shift) & ((1u64 << take) - 1)) as u8;
+            let bits = (value >> (n - take)) & ((1u64 << take) - 1);
             self.free -= take as u8;
             if let Some(last) = self.bytes.last_mut() {
-                *last |= chunk << self.free;
+                *last |= (bits as u8) << self.free;
             }
             n -= take;
+        }
+        while n >= 8 {
+            n -= 8;
+            self.bytes.push((value >> n) as u8);
+        }
+        if n > 0 {
+            let bits = (value & ((1u64 << n) - 1)) as u8;
+            self.bytes.push(bits << (8 - n));
+            self.free = (8 - n) as u8;
         }
     }
 
@@ -117,23 +126,22 @@ impl<'a> BitReader<'a> {
         Some(bit)
     }
 
-    /// Reads `n` bits (n ≤ 64) as the low bits of a u64.
-    fn read_bits(&mut self, mut n: u32) -> Option<u64> {
+    /// Reads `n` bits (n ≤ 64) as the low bits of a u64, from a 16-byte big-endian window
+    /// (the at most 9 bytes the bits span, zero-padded past the end of the data).
+    fn read_bits(&mut self, n: u32) -> Option<u64> {
+        if n == 0 {
+            return Some(0);
+        }
         if n > 64 || self.pos + n as usize > self.bytes.len() * 8 {
             return None;
         }
-        let mut out: u64 = 0;
-        while n > 0 {
-            let byte = self.bytes[self.pos / 8];
-            let used = (self.pos % 8) as u32;
-            let avail = 8 - used;
-            let take = n.min(avail);
-            let bits = (u32::from(byte) >> (avail - take)) & ((1u32 << take) - 1);
-            out = (out << take) | u64::from(bits);
-            self.pos += take as usize;
-            n -= take;
-        }
-        Some(out)
+        let start = self.pos / 8;
+        let mut window = [0u8; 16];
+        let avail = (self.bytes.len() - start).min(16);
+        window[..avail].copy_from_slice(&self.bytes[start..start + avail]);
+        let w = u128::from_be_bytes(window) << (self.pos % 8);
+        self.pos += n as usize;
+        Some((w >> (128 - n)) as u64)
     }
 
     fn read_byte(&mut self) -> Option<u8> {
@@ -235,13 +243,13 @@ impl fmt::Debug for XorChunk {
 }
 
 impl XorChunk {
-    /// An empty chunk (just the 2-byte zero sample count).
+    /// An empty chunk (just the 2-byte zero sample count), with room for the ~120 samples of
+    /// a typical chunk, as Prometheus allocates it (`shrink_to_fit` once it is complete).
     pub fn new() -> Self {
+        let mut bytes = Vec::with_capacity(128);
+        bytes.extend_from_slice(&[0, 0]);
         Self {
-            stream: BitWriter {
-                bytes: vec![0, 0],
-                free: 0,
-            },
+            stream: BitWriter { bytes, free: 0 },
             num: 0,
             t: 0,
             v: 0.0,

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use common::{assert_samples_eq, parse_series, same_value};
 use ringkit_tsdb::{
-    BlockOptions, BlockSeries, Label, XorChunk, labels_from_pairs, write_block_with,
+    BlockOptions, BlockSeries, Label, ThanosMeta, XorChunk, labels_from_pairs, write_block_with,
 };
 
 const PROMTOOL: &str = "/usr/bin/promtool";
@@ -336,7 +336,16 @@ fn real_prometheus_answers_promql_from_our_block() {
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     let m = model(false);
-    write_model(&data, &m);
+    // With a Mimir-style `thanos` section in meta.json, which Prometheus must ignore.
+    let opts = BlockOptions {
+        thanos: Some(ThanosMeta {
+            labels: [("__org_id__".to_string(), "tenant-1".to_string())].into(),
+            source: "receive".to_string(),
+            ..ThanosMeta::default()
+        }),
+        ..BlockOptions::default()
+    };
+    write_model_with(&data, &m, &opts);
     let config = dir.path().join("prometheus.yml");
     std::fs::write(
         &config,
