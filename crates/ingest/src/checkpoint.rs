@@ -63,12 +63,28 @@ pub fn write(
     store: &Store,
     tenant: &str,
 ) -> Result<CheckpointStats, WalError> {
-    let final_dir = wal_dir.join(name(last_segment));
     let tmp = wal_dir.join(format!("{}{TMP_SUFFIX}", name(last_segment)));
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp).map_err(io_err("remove", &tmp))?;
+    let result = write_tmp(wal_dir, &tmp, last_segment, store, tenant);
+    if result.is_err() {
+        // A failed attempt (a full disk, say) must not leave its partial copy taking space
+        // until the next start; the next compaction tries again.
+        let _ = fs::remove_dir_all(&tmp);
     }
-    fs::create_dir_all(&tmp).map_err(io_err("create directory", &tmp))?;
+    result
+}
+
+fn write_tmp(
+    wal_dir: &Path,
+    tmp: &Path,
+    last_segment: u64,
+    store: &Store,
+    tenant: &str,
+) -> Result<CheckpointStats, WalError> {
+    let final_dir = wal_dir.join(name(last_segment));
+    if tmp.exists() {
+        fs::remove_dir_all(tmp).map_err(io_err("remove", tmp))?;
+    }
+    fs::create_dir_all(tmp).map_err(io_err("create directory", tmp))?;
     let path = tmp.join(segment_name(0));
     let file = File::create(&path).map_err(io_err("create checkpoint", &path))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
@@ -123,8 +139,8 @@ pub fn write(
         .into_inner()
         .map_err(|e| io_err("write checkpoint", &path)(e.into_error()))?;
     file.sync_all().map_err(io_err("sync checkpoint", &path))?;
-    sync_dir(&tmp)?;
-    fs::rename(&tmp, &final_dir).map_err(io_err("rename checkpoint", &tmp))?;
+    sync_dir(tmp)?;
+    fs::rename(tmp, &final_dir).map_err(io_err("rename checkpoint", tmp))?;
     sync_dir(wal_dir)?;
     stats.segments_deleted = prepare(wal_dir)?.segments_deleted;
     Ok(stats)
