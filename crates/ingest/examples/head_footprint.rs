@@ -2,8 +2,12 @@
 //! 15 s samples, WAL bytes per sample, and replay speed.
 //!
 //! ```sh
-//! cargo run --release -p ringkit-ingest --example head_footprint -- [series] [scrapes]
+//! cargo run --release -p ringkit-ingest --example head_footprint -- [series] [scrapes] [range_minutes]
 //! ```
+//!
+//! With `range_minutes` (default 0: no cut), the head then runs one compaction with that block
+//! range (blocks cut, head truncated, checkpoint replacing the WAL segments) before the
+//! replay, so the replay reads a checkpoint and the WAL size after a cut is shown.
 //!
 //! Defaults: 20,000 series (node-exporter-like labels: 8 labels, 200 instances), 480 scrapes
 //! 15 s apart (2 h), pushed 2,000 samples per request as Prometheus' remote write batches
@@ -140,18 +144,29 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().map_or(20_000, |a| a.parse().expect("series"));
     let scrapes: i64 = args.next().map_or(480, |a| a.parse().expect("scrapes"));
+    let range_minutes: i64 = args.next().map_or(0, |a| a.parse().expect("range minutes"));
     let dir = tempfile::tempdir().expect("tempdir");
     let mut rng = Rng(42);
     let mut series = make_series(n, &mut rng);
     let rss_before = rss_kib();
     let options = HeadOptions {
-        store: StoreConfig::default(),
+        store: StoreConfig {
+            block_range_ms: if range_minutes > 0 {
+                range_minutes * 60_000
+            } else {
+                StoreConfig::default().block_range_ms
+            },
+            ..StoreConfig::default()
+        },
         wal: WalConfig {
             sync_every_write: false,
             ..WalConfig::default()
         },
         retention_ms: 0,
-        blocks: None,
+        blocks: (range_minutes > 0).then(|| {
+            std::sync::Arc::new(ringkit_ingest::block::PrometheusBlocks)
+                as std::sync::Arc<dyn ringkit_ingest::block::BlockStore>
+        }),
     };
     let (head, _) = Head::open_with(dir.path(), options.clone()).expect("open");
     let t0 = 1_765_000_000_000i64;
@@ -217,15 +232,47 @@ fn main() {
         wal_bytes,
         wal_bytes as f64 / samples as f64
     );
+    let mut in_head = samples;
+    if range_minutes > 0 {
+        let started = Instant::now();
+        let report = head.compact(t0 + scrapes * 15_000);
+        assert!(report.errors.is_empty(), "{report:?}");
+        in_head = head.store().sample_count("tenant-1") as u64;
+        let block_bytes: u64 = head
+            .blocks("tenant-1")
+            .iter()
+            .map(|(p, _)| {
+                std::fs::read_dir(p.join("chunks"))
+                    .map(|rd| {
+                        rd.flatten()
+                            .map(|e| e.metadata().map_or(0, |m| m.len()))
+                            .sum()
+                    })
+                    .unwrap_or(0)
+            })
+            .sum();
+        println!(
+            "compaction ({range_minutes} min range): {} block(s) in {:.2} s, {:.2} B chunk data per \
+             block sample; head keeps {} samples ({:.0} B/series accounted); WAL now {} bytes \
+             (checkpoint + new segment)",
+            report.blocks_cut,
+            started.elapsed().as_secs_f64(),
+            block_bytes as f64 / (samples - in_head) as f64,
+            in_head,
+            head.store().memory_bytes("tenant-1") as f64 / n as f64,
+            head.wal_disk_bytes()
+        );
+    }
     drop(head);
     let started = Instant::now();
     let (head, stats) = Head::open_with(dir.path(), options).expect("replay");
     let secs = started.elapsed().as_secs_f64();
-    assert_eq!(head.store().sample_count("tenant-1") as u64, samples);
+    assert_eq!(head.store().sample_count("tenant-1") as u64, in_head);
     println!(
-        "replay: {:.2} s for {} samples ({:.0} samples/s)",
+        "replay: {:.2} s for {} samples in the head ({} read from WAL segments, {:.0} head samples/s)",
         secs,
+        in_head,
         stats.samples,
-        stats.samples as f64 / secs
+        in_head as f64 / secs
     );
 }
