@@ -17,8 +17,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ringkit_dataplane::distributor::{Distributor, DistributorConfig};
 use ringkit_dataplane::ingester::{IngesterConfig, IngesterService, load};
 use ringkit_ingest::decode::{DecodeLimits, decode_write_request, encode_snappy};
+use ringkit_ingest::head::HeadOptions;
 use ringkit_ingest::prompb::Label;
-use ringkit_ingest::store::StoreConfig;
 use ringkit_ingest::validate::Limits;
 use ringkit_ingest::wal::WalConfig;
 use ringkit_lifecycle::RingWatcher;
@@ -70,11 +70,13 @@ async fn main() {
     let mut desc = Desc::new();
     for i in 0..3u32 {
         let cfg = IngesterConfig {
-            wal_dir: dir.path().join(format!("wal-{i}")),
-            store: StoreConfig::default(),
-            wal: WalConfig {
-                sync_every_write: a.fsync,
-                ..WalConfig::default()
+            tsdb_dir: dir.path().join(format!("tsdb-{i}")),
+            head: HeadOptions {
+                wal: WalConfig {
+                    sync_every_write: a.fsync,
+                    ..WalConfig::default()
+                },
+                ..HeadOptions::default()
             },
             limits: Limits::default(),
         };

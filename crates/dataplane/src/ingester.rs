@@ -1,10 +1,16 @@
 //! The ingester: a gRPC `Ingester` service over a [`Head`] (series store + write-ahead log).
 //!
 //! # Load step
-//! [`load`] replays the WAL directory into a fresh head and opens the log for appending. A
-//! node calls it between registering in the ring (no tokens yet, so no writes are routed to
-//! it) and claiming tokens, the order of spec/ring.md §4; see
-//! [`ringkit_lifecycle::Lifecycler::join`].
+//! [`load`] replays the TSDB directory (every tenant's checkpoint and WAL segments) into a
+//! fresh head and opens the logs for appending. A node calls it between registering in the
+//! ring (no tokens yet, so no writes are routed to it) and claiming tokens, the order of
+//! spec/ring.md §4; see [`ringkit_lifecycle::Lifecycler::join`].
+//!
+//! # Head compaction
+//! [`run_compaction`] calls [`Head::compact`] every interval (Mimir's
+//! `-blocks-storage.tsdb.head-compaction-interval`, 1 m): blocks are cut, the head truncated, a
+//! checkpoint replaces old WAL segments and blocks past retention are deleted, so memory and
+//! disk stay bounded by the head (see [`ringkit_ingest::head`]).
 //!
 //! # Push
 //! The tenant comes from the `x-scope-orgid` metadata. The series are validated again (the
@@ -18,13 +24,14 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ringkit_ingest::head::Head;
+use ringkit_ingest::head::{Head, HeadError, HeadOptions};
 use ringkit_ingest::prompb::WriteRequest;
-use ringkit_ingest::store::{Matcher, StoreConfig};
+use ringkit_ingest::store::Matcher;
 use ringkit_ingest::validate::{Limits, validate_request};
-use ringkit_ingest::wal::{ReplayStats, WalConfig, WalError};
+use ringkit_ingest::wal::ReplayStats;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
@@ -40,12 +47,11 @@ pub const MAX_GRPC_MESSAGE_SIZE: usize = 100 << 20;
 /// Settings of an ingester's head.
 #[derive(Clone, Debug)]
 pub struct IngesterConfig {
-    /// Directory of the write-ahead log (`-ingester.wal-dir`).
-    pub wal_dir: PathBuf,
-    /// Series store settings.
-    pub store: StoreConfig,
-    /// WAL settings; `sync_every_write` is what makes an acknowledged sample survive a crash.
-    pub wal: WalConfig,
+    /// The TSDB directory (`-blocks-storage.tsdb.dir`): per tenant a WAL and the blocks cut.
+    pub tsdb_dir: PathBuf,
+    /// Head settings: block range, WAL (`sync_every_write` is what makes an acknowledged
+    /// sample survive a crash), retention and the block store.
+    pub head: HeadOptions,
     /// Validation limits applied to every pushed series.
     pub limits: Limits,
 }
@@ -54,22 +60,82 @@ pub struct IngesterConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadError {
-    /// Replaying or opening the WAL failed (an I/O error; bad records are counted, not fatal).
+    /// Replaying or opening the WAL, or reading a block, failed (an I/O error; bad records
+    /// are counted, not fatal).
     #[error(transparent)]
-    Wal(#[from] WalError),
+    Head(#[from] HeadError),
     /// The replay task panicked or was cancelled (a bug).
     #[error("WAL replay task failed: {0}")]
     Task(String),
 }
 
-/// The load step: replays the WAL of `cfg.wal_dir` into a new head and opens it for
-/// appending. Runs on a blocking thread (replay reads and may truncate files).
+/// The load step: replays the TSDB directory `cfg.tsdb_dir` into a new head and opens its
+/// WALs for appending. Runs on a blocking thread (replay reads and may truncate files).
 pub async fn load(cfg: &IngesterConfig) -> Result<(Arc<Head>, ReplayStats), LoadError> {
-    let (dir, store, wal) = (cfg.wal_dir.clone(), cfg.store, cfg.wal);
-    let (head, stats) = tokio::task::spawn_blocking(move || Head::open(dir, store, wal))
+    let (dir, options) = (cfg.tsdb_dir.clone(), cfg.head.clone());
+    let (head, stats) = tokio::task::spawn_blocking(move || Head::open_with(dir, options))
         .await
         .map_err(|e| LoadError::Task(e.to_string()))??;
     Ok((Arc::new(head), stats))
+}
+
+/// Runs [`Head::compact`] every `interval` on a blocking thread until `shutdown` completes,
+/// and keeps the head's metrics up to date. One compaction runs at a time.
+pub async fn run_compaction(
+    head: Arc<Head>,
+    interval: Duration,
+    metrics: IngesterMetrics,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick fires at once; the head was just loaded.
+    tick.tick().await;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            _ = tick.tick() => {}
+        }
+        let h = Arc::clone(&head);
+        let done = tokio::task::spawn_blocking(move || {
+            let report = h.compact(now_ms());
+            (report, h.wal_disk_bytes(), head_stats(&h))
+        })
+        .await;
+        match done {
+            Ok((report, wal_bytes, stats)) => {
+                if !report.errors.is_empty() {
+                    tracing::warn!(errors = ?report.errors, "head compaction had failures");
+                }
+                metrics.head_state(&stats, wal_bytes);
+                let c = head.counters();
+                metrics.tsdb_counters(&crate::metrics::TsdbCounters {
+                    compactions: c.blocks_cut.load(Ordering::Relaxed),
+                    compactions_failed: c.block_cut_failures.load(Ordering::Relaxed),
+                    checkpoints: c.checkpoints.load(Ordering::Relaxed),
+                    checkpoints_failed: c.checkpoint_failures.load(Ordering::Relaxed),
+                    wal_writes_failed: c.wal_write_failures.load(Ordering::Relaxed),
+                    blocks_deleted: c.blocks_deleted.load(Ordering::Relaxed),
+                });
+            }
+            Err(e) => tracing::error!(error = %e, "head compaction task failed"),
+        }
+    }
+}
+
+/// Series and memory of every tenant's head.
+fn head_stats(head: &Head) -> crate::metrics::HeadState {
+    let store = head.store();
+    let mut s = crate::metrics::HeadState::default();
+    for t in store.tenants() {
+        s.series += store.series_count(&t) as u64;
+        s.memory_bytes += store.memory_bytes(&t) as u64;
+        if let Some((_, max)) = store.time_bounds(&t) {
+            s.max_timestamp_ms = s.max_timestamp_ms.max(max);
+        }
+    }
+    s
 }
 
 /// The `Ingester` gRPC service.
@@ -202,11 +268,11 @@ impl Ingester for IngesterService {
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let head = Arc::clone(&self.head);
         let timeseries = tokio::task::spawn_blocking(move || {
-            head.store()
-                .query(&tenant, &matchers, q.start_timestamp_ms, q.end_timestamp_ms)
+            head.query(&tenant, &matchers, q.start_timestamp_ms, q.end_timestamp_ms)
         })
         .await
-        .map_err(|e| Status::internal(format!("query task failed: {e}")))?;
+        .map_err(|e| Status::internal(format!("query task failed: {e}")))?
+        .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(QueryResponse { timeseries }))
     }
 }

@@ -5,7 +5,8 @@
 //!   `proto/ingester.proto`; its messages are [`ringkit_ingest::prompb`]'s.
 //! - [`tenant`]: the tenant id (`X-Scope-OrgID` / gRPC `x-scope-orgid`) and its rules.
 //! - [`ingester`]: [`ingester::IngesterService`], the gRPC server over a
-//!   [`ringkit_ingest::head::Head`] (store + WAL), and the load step that replays the WAL.
+//!   [`ringkit_ingest::head::Head`] (per-tenant heads, WALs and blocks), the load step that
+//!   replays them, and the head compaction loop that keeps them bounded.
 //! - [`client`]: [`client::IngesterPool`], one lazily connected tonic channel per address.
 //! - [`encoded`]: a `WriteRequest` of pre-encoded series, shared by a push's replicas.
 //! - [`distributor`]: [`distributor::Distributor`]: validate, shard, DoBatch with quorum

@@ -69,6 +69,46 @@ pub struct IngesterMetrics {
     ingested: Counter,
     ingested_failures: Counter,
     replayed: Gauge,
+    memory_series: Gauge,
+    head_memory_bytes: Gauge,
+    head_max_timestamp_seconds: Gauge,
+    wal_bytes: Gauge,
+    compactions: Counter,
+    compactions_failed: Counter,
+    checkpoints: Counter,
+    checkpoints_failed: Counter,
+    wal_writes_failed: Counter,
+    blocks_deleted: Counter,
+    /// Counter values already added, so absolute totals from the head become increments.
+    seen: std::sync::Arc<std::sync::Mutex<TsdbCounters>>,
+}
+
+/// What the head holds, for the gauges.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HeadState {
+    /// Series in memory, all tenants.
+    pub series: u64,
+    /// Approximate head memory, bytes.
+    pub memory_bytes: u64,
+    /// Newest sample, ms.
+    pub max_timestamp_ms: i64,
+}
+
+/// Totals of the head's TSDB work since start.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TsdbCounters {
+    /// Blocks cut.
+    pub compactions: u64,
+    /// Block cuts that failed.
+    pub compactions_failed: u64,
+    /// Checkpoints written.
+    pub checkpoints: u64,
+    /// Checkpoints that failed.
+    pub checkpoints_failed: u64,
+    /// WAL writes that failed.
+    pub wal_writes_failed: u64,
+    /// Blocks deleted by retention.
+    pub blocks_deleted: u64,
 }
 
 impl IngesterMetrics {
@@ -90,7 +130,107 @@ impl IngesterMetrics {
             "Samples read back from the WAL at start-up",
             m.replayed.clone(),
         );
+        registry.register(
+            "cortex_ingester_memory_series",
+            "Series in the ingester's heads",
+            m.memory_series.clone(),
+        );
+        registry.register(
+            "ringkit_ingester_head_memory_bytes",
+            "Approximate bytes of the heads' series, labels and chunks",
+            m.head_memory_bytes.clone(),
+        );
+        registry.register(
+            "cortex_ingester_tsdb_head_max_timestamp_seconds",
+            "Newest sample timestamp in any head (whole seconds)",
+            m.head_max_timestamp_seconds.clone(),
+        );
+        registry.register(
+            "ringkit_ingester_tsdb_wal_bytes",
+            "Bytes of every tenant's WAL segments and checkpoint on disk",
+            m.wal_bytes.clone(),
+        );
+        registry.register(
+            "cortex_ingester_tsdb_compactions",
+            "Blocks cut from the heads",
+            m.compactions.clone(),
+        );
+        registry.register(
+            "cortex_ingester_tsdb_compactions_failed",
+            "Block cuts that failed (retried at the next compaction)",
+            m.compactions_failed.clone(),
+        );
+        registry.register(
+            "cortex_ingester_tsdb_checkpoint_creations",
+            "WAL checkpoints written",
+            m.checkpoints.clone(),
+        );
+        registry.register(
+            "cortex_ingester_tsdb_checkpoint_creations_failed",
+            "WAL checkpoints that failed (retried at the next compaction)",
+            m.checkpoints_failed.clone(),
+        );
+        registry.register(
+            "cortex_ingester_tsdb_wal_writes_failed",
+            "WAL writes that failed (the push was answered with an error)",
+            m.wal_writes_failed.clone(),
+        );
+        registry.register(
+            "ringkit_ingester_tsdb_blocks_deleted",
+            "Local blocks deleted by the retention period",
+            m.blocks_deleted.clone(),
+        );
         m
+    }
+
+    /// Sets the head gauges.
+    pub fn head_state(&self, s: &HeadState, wal_bytes: u64) {
+        self.memory_series.set(s.series as i64);
+        self.head_memory_bytes.set(s.memory_bytes as i64);
+        self.head_max_timestamp_seconds
+            .set(if s.max_timestamp_ms == i64::MIN {
+                0
+            } else {
+                s.max_timestamp_ms / 1000
+            });
+        self.wal_bytes.set(wal_bytes as i64);
+    }
+
+    /// Brings the TSDB counters up to the head's totals.
+    pub fn tsdb_counters(&self, now: &TsdbCounters) {
+        let mut guard = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let seen = &mut *guard;
+        let pairs = [
+            (&self.compactions, now.compactions, &mut seen.compactions),
+            (
+                &self.compactions_failed,
+                now.compactions_failed,
+                &mut seen.compactions_failed,
+            ),
+            (&self.checkpoints, now.checkpoints, &mut seen.checkpoints),
+            (
+                &self.checkpoints_failed,
+                now.checkpoints_failed,
+                &mut seen.checkpoints_failed,
+            ),
+            (
+                &self.wal_writes_failed,
+                now.wal_writes_failed,
+                &mut seen.wal_writes_failed,
+            ),
+            (
+                &self.blocks_deleted,
+                now.blocks_deleted,
+                &mut seen.blocks_deleted,
+            ),
+        ];
+        for (counter, total, last) in pairs {
+            counter.inc_by(total.saturating_sub(*last));
+            *last = (*last).max(total);
+        }
     }
 
     pub(crate) fn ingested(&self, appended: usize, refused: usize) {

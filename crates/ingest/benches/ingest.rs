@@ -1,8 +1,9 @@
 //! The data path on the captured Prometheus body (500 series, one sample each):
 //! - `decode_validate_hash`: what a distributor does per push before any network I/O.
 //! - `head_push_memory`: store appends of a whole push (timestamps advance each iteration).
-//! - `wal_append/{fsync,no_fsync}`: one WAL append of a whole push (500 records), with and
-//!   without `fdatasync`; throughput is reported in samples.
+//! - `wal_append/{fsync,no_fsync}`: one WAL write of a whole push (one samples record of 500
+//!   samples by series reference), with and without `fdatasync`; throughput is reported in
+//!   samples.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -12,9 +13,10 @@ use ringkit_ingest::decode::{DecodeLimits, decode_write_request};
 use ringkit_ingest::hash::series_key;
 use ringkit_ingest::head::Head;
 use ringkit_ingest::prompb::WriteRequest;
+use ringkit_ingest::record::RefSample;
 use ringkit_ingest::store::StoreConfig;
 use ringkit_ingest::validate::{Limits, validate_request};
-use ringkit_ingest::wal::{Wal, WalConfig, WalEntry};
+use ringkit_ingest::wal::{Wal, WalConfig};
 
 const BODY: &[u8] =
     include_bytes!("../testdata/rw-prometheus242-samples-500series.snappy-proto.bin");
@@ -68,13 +70,15 @@ fn bench_store(c: &mut Criterion) {
 
 fn bench_wal(c: &mut Criterion) {
     let req = decoded();
-    let entries: Vec<WalEntry<'_>> = req
+    // Series references 1..=500, timestamps moving on 15 s per push as a scrape would.
+    let mut samples: Vec<RefSample> = req
         .timeseries
         .iter()
-        .map(|ts| WalEntry {
-            tenant: "tenant-1",
-            labels: &ts.labels,
-            samples: &ts.samples,
+        .enumerate()
+        .map(|(i, ts)| RefSample {
+            series_ref: i as u64 + 1,
+            t: ts.samples[0].timestamp,
+            v: ts.samples[0].value,
         })
         .collect();
     let mut group = c.benchmark_group("wal_append");
@@ -92,7 +96,12 @@ fn bench_wal(c: &mut Criterion) {
         )
         .unwrap();
         group.bench_function(name, |b| {
-            b.iter(|| wal.append(black_box(&entries)).unwrap())
+            b.iter(|| {
+                for s in &mut samples {
+                    s.t += 15_000;
+                }
+                wal.log(&[], black_box(&samples)).unwrap()
+            })
         });
     }
     group.finish();

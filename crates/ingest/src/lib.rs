@@ -5,23 +5,34 @@
 //! - [`decode`]: HTTP body (snappy block + protobuf) to [`prompb::WriteRequest`], with size limits.
 //! - [`validate`]: Mimir-like series validation and normalisation (sorted labels, no empty values).
 //! - [`hash`]: the shard key of a series (FNV-1 32 over tenant and labels, from `ringkit-ring`).
-//! - [`store`]: the in-memory per-tenant series store with Prometheus' append answers.
+//! - [`labels`]: label sets packed into one allocation (the head's and the WAL's form).
+//! - [`store`]: the in-memory per-tenant heads: series references, XOR chunks, Prometheus'
+//!   append answers, block ranges, truncation.
+//! - [`record`]: WAL record payloads (series once, samples by reference, checkpoint chunks).
 //! - [`wal`]: the checksummed, append-only write-ahead log and its replay.
-//! - [`head`]: store + WAL in the order that makes an acknowledged sample durable.
+//! - [`checkpoint`]: what a head still needs, replacing older WAL segments.
+//! - [`block`]: where cut ranges go ([`block::BlockStore`]; Prometheus blocks by default).
+//! - [`head`]: an ingester's TSDB: per-tenant store + WAL in the order that makes an
+//!   acknowledged sample durable, block cuts, checkpoints, retention, replay.
 //!
 //! # Call contract
 //! A distributor calls [`decode::decode_write_request`], then [`validate::validate_request`],
 //! then [`hash::series_key`] per series. An ingester hands the validated series to
 //! [`head::Head::push`], which appends them to its [`store::Store`] and logs what the store
-//! accepted with [`wal::Wal::append`] before returning; [`head::Head::open`] replays the WAL
-//! first. Everything here is synchronous and never panics on input; every bad-input error reports
+//! accepted with [`wal::Wal::log`] before returning; [`head::Head::open_with`] replays the
+//! checkpoints and WALs first, and [`head::Head::compact`], run periodically, keeps the heads
+//! bounded. Everything here is synchronous and never panics on input; every bad-input error reports
 //! a 4xx status through an `http_status` method, and only WAL I/O errors mean a 5xx.
 #![deny(missing_docs)]
 
+pub mod block;
+pub mod checkpoint;
 pub mod decode;
 pub mod hash;
 pub mod head;
+pub mod labels;
 pub mod prompb;
+pub mod record;
 pub mod store;
 pub mod validate;
 pub mod wal;

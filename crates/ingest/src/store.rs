@@ -1,4 +1,12 @@
-//! The in-memory, per-tenant series store of an ingester.
+//! The in-memory, per-tenant series head of an ingester, in the Prometheus TSDB model.
+//!
+//! # Series and chunks
+//! A series gets a reference (`u64`, unique within its tenant) when it is created; the WAL
+//! names it by that reference after logging its labels once. Its labels are packed into one
+//! allocation ([`PackedLabels`]) and its samples live in Prometheus' XOR chunks
+//! (`ringkit-tsdb`): closed chunks as boxed bytes, plus one open head chunk. A chunk is cut, as
+//! Prometheus cuts them, when it holds [`CHUNK_SAMPLES`] samples or when a sample reaches the
+//! end of the block range the chunk started in, so a chunk never straddles two blocks.
 //!
 //! # Append answers
 //! A sample appended to a series gets the answer Prometheus 2.42's TSDB head gives for a
@@ -6,7 +14,7 @@
 //!
 //! | case | answer |
 //! |---|---|
-//! | `ts < max ts of the tenant's head − 1 h` | [`AppendError::OutOfBounds`], "out of bounds" |
+//! | `ts < max ts of the tenant's head − 1 h`, or below the last block cut | [`AppendError::OutOfBounds`], "out of bounds" |
 //! | `ts > last ts of the series` | accepted |
 //! | `ts == last ts`, same value bits (NaN patterns included) | accepted silently, not stored twice |
 //! | `ts == last ts`, other value | [`AppendError::DuplicateTimestamp`], "duplicate sample for timestamp" |
@@ -21,25 +29,32 @@
 //!
 //! # Concurrency
 //! A std `RwLock` over the tenant map (read-locked except to add a tenant) and, per tenant, a fixed
-//! number of shards, each a `RwLock` over its part of the series map, chosen by the series hash.
-//! Appends to different shards run in parallel; queries read-lock one shard at a time. All code
-//! is synchronous, so no lock is ever held across an `.await`; std locks are the right tool.
-//! A poisoned lock (a panic elsewhere while holding it) is entered anyway: the maps are never
-//! left half-updated by the code below.
+//! number of shards, each a `RwLock` over its part of the series map, chosen by a hash of the
+//! labels. Appends to different shards run in parallel; queries read-lock one shard at a time.
+//! All code is synchronous, so no lock is ever held across an `.await`; std locks are the right
+//! tool. A poisoned lock (a panic elsewhere while holding it) is entered anyway: the maps are
+//! never left half-updated by the code below.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use regex::Regex;
+use ringkit_tsdb::XorChunk;
 
+use crate::labels::{PackedLabels, cmp_label_sets, pack_into};
 use crate::prompb::{Label, LabelMatcher, MatcherType, Sample, TimeSeries};
+
+/// Samples per chunk before a new one is cut (Prometheus' target).
+pub const CHUNK_SAMPLES: u16 = 120;
 
 /// Store settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StoreConfig {
-    /// Width of a TSDB block in ms (Prometheus/Mimir default 2 h). Samples older than the
-    /// tenant's newest sample minus half of this are "out of bounds".
+    /// Width of a TSDB block in ms (`-blocks-storage.tsdb.block-ranges-period`, default 2 h).
+    /// Samples older than the tenant's newest sample minus half of this are "out of bounds";
+    /// chunks are cut at multiples of it.
     pub block_range_ms: i64,
     /// Series-map shards per tenant (lock striping). 16 keeps contention low on small machines;
     /// more helps only with many cores pushing the same tenant.
@@ -104,6 +119,11 @@ pub struct AppendOutcome {
     /// hole: a retry after a failed WAL write finds its samples already in memory, and must still
     /// make them durable before it is acknowledged.
     pub to_log: Vec<Sample>,
+    /// The series' reference (0 when no series exists: every sample was refused).
+    pub series_ref: u64,
+    /// The series' labels when its series record is not in the WAL yet: log it before the
+    /// samples (the store counts it as logged from now on; see [`Store::mark_unlogged`]).
+    pub new_series: Option<PackedLabels>,
     /// Newly stored samples.
     pub appended: usize,
     /// Exact duplicates, accepted without storing them again.
@@ -114,18 +134,169 @@ pub struct AppendOutcome {
     pub first_error: Option<AppendError>,
 }
 
-#[derive(Default)]
-struct Series {
-    /// Sorted by timestamp, unique timestamps.
-    samples: Vec<(i64, f64)>,
+/// A full chunk: its bytes (Prometheus' XOR encoding) and time range.
+#[derive(Clone, Debug)]
+pub struct ClosedChunk {
+    /// First sample's timestamp.
+    pub min_t: i64,
+    /// Last sample's timestamp.
+    pub max_t: i64,
+    /// The encoded chunk.
+    pub bytes: Box<[u8]>,
 }
 
-type Shard = RwLock<HashMap<Box<[Label]>, Series>>;
+impl ClosedChunk {
+    fn from_xor(c: &XorChunk) -> Option<ClosedChunk> {
+        Some(ClosedChunk {
+            min_t: c.min_time()?,
+            max_t: c.max_time()?,
+            bytes: c.bytes().into(),
+        })
+    }
+}
+
+struct MemSeries {
+    series_ref: u64,
+    closed: Vec<ClosedChunk>,
+    head: Option<XorChunk>,
+    /// End (exclusive) of the block range the head chunk started in.
+    head_end: i64,
+    /// Newest timestamp, `i64::MIN` while empty.
+    last_t: i64,
+    /// Bits of the newest value.
+    last_v: u64,
+    /// Whether the series record is (being) written to the WAL.
+    logged: bool,
+}
+
+impl MemSeries {
+    fn new(series_ref: u64) -> Self {
+        MemSeries {
+            series_ref,
+            closed: Vec::new(),
+            head: None,
+            head_end: i64::MIN,
+            last_t: i64::MIN,
+            last_v: 0,
+            logged: false,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.closed.is_empty() && self.head.as_ref().is_none_or(|h| h.num_samples() == 0)
+    }
+
+    /// Appends a sample newer than `last_t`, cutting a chunk first when due.
+    fn push(&mut self, t: i64, v: f64, range: i64) {
+        let cut = match &self.head {
+            None => true,
+            Some(h) => h.num_samples() >= CHUNK_SAMPLES || t >= self.head_end,
+        };
+        if cut {
+            if let Some(closed) = self.head.take().as_ref().and_then(ClosedChunk::from_xor) {
+                self.closed.push(closed);
+            }
+            self.head = Some(XorChunk::new());
+            self.head_end = t
+                .div_euclid(range)
+                .checked_add(1)
+                .and_then(|k| k.checked_mul(range))
+                .unwrap_or(i64::MAX);
+        }
+        if let Some(h) = &mut self.head {
+            h.append(t, v);
+        }
+        self.last_t = t;
+        self.last_v = v.to_bits();
+    }
+
+    /// Takes over a chunk read back from a checkpoint (all of it newer than `last_t`).
+    fn adopt(&mut self, chunk: XorChunk, range: i64) {
+        let (Some(min_t), Some(max_t)) = (chunk.min_time(), chunk.max_time()) else {
+            return;
+        };
+        if let Some(closed) = self.head.take().as_ref().and_then(ClosedChunk::from_xor) {
+            self.closed.push(closed);
+        }
+        self.last_v = chunk.iter().last().map_or(0, |(_, v)| v.to_bits());
+        self.head_end = min_t
+            .div_euclid(range)
+            .checked_add(1)
+            .and_then(|k| k.checked_mul(range))
+            .unwrap_or(i64::MAX);
+        self.head = Some(chunk);
+        self.last_t = max_t;
+    }
+
+    /// Every chunk, closed ones first, as `(min_t, max_t, bytes)`.
+    fn chunks(&self) -> impl Iterator<Item = (i64, i64, &[u8])> {
+        self.closed
+            .iter()
+            .map(|c| (c.min_t, c.max_t, &c.bytes[..]))
+            .chain(
+                self.head
+                    .iter()
+                    .filter_map(|h| Some((h.min_time()?, h.max_time()?, h.bytes()))),
+            )
+    }
+
+    fn samples_in(&self, start: i64, end: i64, out: &mut Vec<Sample>) {
+        for (min_t, max_t, bytes) in self.chunks() {
+            if max_t < start || min_t > end {
+                continue;
+            }
+            if let Ok(it) = ringkit_tsdb::decode_xor(bytes) {
+                out.extend(
+                    it.filter(|&(t, _)| t >= start && t <= end)
+                        .map(|(timestamp, value)| Sample { value, timestamp }),
+                );
+            }
+        }
+    }
+
+    fn min_t(&self) -> Option<i64> {
+        self.chunks().next().map(|(min_t, _, _)| min_t)
+    }
+
+    /// Heap and inline bytes this series takes (chunk data at capacity, labels excluded).
+    fn mem_size(&self) -> usize {
+        std::mem::size_of::<MemSeries>()
+            + self.closed.capacity() * std::mem::size_of::<ClosedChunk>()
+            + self.closed.iter().map(|c| c.bytes.len()).sum::<usize>()
+            + self.head.as_ref().map_or(0, |h| h.bytes().len())
+    }
+}
+
+type SeriesMap = HashMap<PackedLabels, MemSeries, foldhash::fast::RandomState>;
+type Shard = RwLock<SeriesMap>;
 
 struct Tenant {
     /// Newest timestamp stored for the tenant, `i64::MIN` while empty.
     max_t: AtomicI64,
+    /// Samples below this are out of bounds whatever the window says: the end of the newest
+    /// block cut from this head (exclusive), `i64::MIN` before the first cut.
+    min_valid: AtomicI64,
+    /// The next series reference to hand out.
+    next_ref: AtomicU64,
     shards: Box<[Shard]>,
+}
+
+/// One series' chunks in a time range, ready for a block (see [`Store::block_series`]).
+#[derive(Clone, Debug)]
+pub struct BlockSeries {
+    /// The series' labels.
+    pub labels: PackedLabels,
+    /// Its chunks, oldest first, none straddling the range.
+    pub chunks: Vec<ClosedChunk>,
+}
+
+/// What [`Store::truncate`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Truncated {
+    /// Chunks dropped.
+    pub chunks: usize,
+    /// Series dropped (no sample left).
+    pub series: usize,
 }
 
 /// The per-tenant series store. Cheap to share behind an `Arc`; all methods take `&self`.
@@ -142,14 +313,29 @@ fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Borrows `labels` sorted by (name, value), copying only when they are not sorted already.
-fn sorted(labels: &[Label]) -> std::borrow::Cow<'_, [Label]> {
-    if labels.is_sorted() {
-        std::borrow::Cow::Borrowed(labels)
-    } else {
-        let mut v = labels.to_vec();
-        v.sort();
-        std::borrow::Cow::Owned(v)
+thread_local! {
+    /// Reused buffer for packing the labels of an incoming series.
+    static PACK_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on `labels` packed (sorted first when they are not).
+fn with_packed<R>(labels: &[Label], f: impl FnOnce(&[u8]) -> R) -> R {
+    PACK_BUF.with(|b| {
+        let mut buf = b.borrow_mut();
+        if labels.is_sorted() {
+            pack_into(labels, &mut buf);
+        } else {
+            let mut v = labels.to_vec();
+            v.sort();
+            pack_into(&v, &mut buf);
+        }
+        f(&buf)
+    })
+}
+
+impl std::borrow::Borrow<[u8]> for PackedLabels {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
     }
 }
 
@@ -165,10 +351,15 @@ impl Store {
         Store {
             config: StoreConfig {
                 shards: config.shards.max(1),
-                ..config
+                block_range_ms: config.block_range_ms.max(1),
             },
             tenants: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> StoreConfig {
+        self.config
     }
 
     fn tenant(&self, tenant: &str) -> Arc<Tenant> {
@@ -179,13 +370,21 @@ impl Store {
         Arc::clone(map.entry(tenant.to_owned()).or_insert_with(|| {
             Arc::new(Tenant {
                 max_t: AtomicI64::new(i64::MIN),
-                shards: (0..self.config.shards).map(|_| Shard::default()).collect(),
+                min_valid: AtomicI64::new(i64::MIN),
+                next_ref: AtomicU64::new(1),
+                shards: (0..self.config.shards)
+                    .map(|_| Shard::new(SeriesMap::default()))
+                    .collect(),
             })
         }))
     }
 
-    fn shard_of<'t>(&self, t: &'t Tenant, labels: &[Label]) -> &'t Shard {
-        let h = crate::hash::series_key("", labels) as usize;
+    fn existing(&self, tenant: &str) -> Option<Arc<Tenant>> {
+        read(&self.tenants).get(tenant).cloned()
+    }
+
+    fn shard_of<'t>(t: &'t Tenant, packed: &[u8]) -> &'t Shard {
+        let h = foldhash::fast::FixedState::default().hash_one(packed) as usize;
         &t.shards[h % t.shards.len()]
     }
 
@@ -193,100 +392,160 @@ impl Store {
     /// module doc). `labels` should be validated (sorted by name); they are sorted here if not,
     /// so one label set is always one series. Samples are handled in the order given.
     pub fn append(&self, tenant: &str, labels: &[Label], samples: &[Sample]) -> AppendOutcome {
-        let labels = sorted(labels);
         let t = self.tenant(tenant);
-        let mut out = AppendOutcome::default();
-        let mut shard = write(self.shard_of(&t, &labels));
-        let series = match shard.get_mut(labels.as_ref()) {
-            Some(s) => s,
-            None => shard.entry(labels.clone().into_owned().into()).or_default(),
-        };
-        let half_block = self.config.block_range_ms / 2;
-        for s in samples {
-            let head_max = t.max_t.load(Ordering::Acquire);
-            let min_valid = if head_max == i64::MIN {
-                i64::MIN
-            } else {
-                head_max.saturating_sub(half_block)
+        let range = self.config.block_range_ms;
+        let half_block = range / 2;
+        with_packed(labels, |packed| {
+            let mut out = AppendOutcome::default();
+            let mut shard = write(Self::shard_of(&t, packed));
+            let created = !shard.contains_key(packed);
+            if created {
+                let r = t.next_ref.fetch_add(1, Ordering::Relaxed);
+                let key =
+                    PackedLabels::from_bytes(packed).unwrap_or_else(|| PackedLabels::new(labels));
+                shard.insert(key, MemSeries::new(r));
+            }
+            let Some(series) = shard.get_mut(packed) else {
+                return out;
             };
-            let verdict = if s.timestamp < min_valid {
-                Err(AppendError::OutOfBounds {
-                    timestamp: s.timestamp,
-                    min_valid,
-                })
-            } else {
-                match series.samples.last() {
-                    None => Ok(true),
-                    Some(&(last, _)) if s.timestamp > last => Ok(true),
-                    Some(&(last, v)) if s.timestamp == last => {
-                        if v.to_bits() == s.value.to_bits() {
-                            Ok(false)
-                        } else {
-                            Err(AppendError::DuplicateTimestamp {
-                                timestamp: s.timestamp,
-                            })
-                        }
-                    }
-                    Some(&(last, _)) => Err(AppendError::OutOfOrder {
+            for s in samples {
+                let head_max = t.max_t.load(Ordering::Acquire);
+                let window = if head_max == i64::MIN {
+                    i64::MIN
+                } else {
+                    head_max.saturating_sub(half_block)
+                };
+                let min_valid = window.max(t.min_valid.load(Ordering::Acquire));
+                let verdict = if s.timestamp < min_valid {
+                    Err(AppendError::OutOfBounds {
                         timestamp: s.timestamp,
-                        last,
-                    }),
-                }
-            };
-            match verdict {
-                Ok(true) => {
-                    series.samples.push((s.timestamp, s.value));
-                    t.max_t.fetch_max(s.timestamp, Ordering::AcqRel);
-                    out.appended += 1;
-                    out.to_log.push(*s);
-                }
-                Ok(false) => {
-                    out.duplicates += 1;
-                    out.to_log.push(*s);
-                }
-                Err(e) => {
-                    out.rejected += 1;
-                    out.first_error.get_or_insert(e);
+                        min_valid,
+                    })
+                } else if series.last_t == i64::MIN || s.timestamp > series.last_t {
+                    Ok(true)
+                } else if s.timestamp == series.last_t {
+                    if series.last_v == s.value.to_bits() {
+                        Ok(false)
+                    } else {
+                        Err(AppendError::DuplicateTimestamp {
+                            timestamp: s.timestamp,
+                        })
+                    }
+                } else {
+                    Err(AppendError::OutOfOrder {
+                        timestamp: s.timestamp,
+                        last: series.last_t,
+                    })
+                };
+                match verdict {
+                    Ok(true) => {
+                        series.push(s.timestamp, s.value, range);
+                        t.max_t.fetch_max(s.timestamp, Ordering::AcqRel);
+                        out.appended += 1;
+                        out.to_log.push(*s);
+                    }
+                    Ok(false) => {
+                        out.duplicates += 1;
+                        out.to_log.push(*s);
+                    }
+                    Err(e) => {
+                        out.rejected += 1;
+                        out.first_error.get_or_insert(e);
+                    }
                 }
             }
-        }
-        // A series created for samples that were all refused is not kept.
-        if series.samples.is_empty() {
-            shard.remove(labels.as_ref());
-        }
-        out
+            // A series created for samples that were all refused is not kept.
+            if created && series.is_empty() {
+                shard.remove(packed);
+                return out;
+            }
+            out.series_ref = series.series_ref;
+            if !out.to_log.is_empty() && !series.logged {
+                series.logged = true;
+                out.new_series = shard.get_key_value(packed).map(|(k, _)| k.clone());
+            }
+            out
+        })
     }
 
-    /// Puts back samples read from the WAL. Every logged sample was accepted once, so the head's
-    /// ordering rules are not applied again: concurrent pushes can reach the log in another
-    /// order than they reached the store, and replaying them through [`Store::append`] could
-    /// refuse an acknowledged sample as "out of order". Samples are inserted at their place;
-    /// a timestamp already present keeps its first value. Returns how many were new.
-    pub fn append_replayed(&self, tenant: &str, labels: &[Label], samples: &[Sample]) -> usize {
-        if samples.is_empty() {
-            return 0;
+    /// The WAL write that carried this series' record failed: log it again with the next
+    /// sample.
+    pub fn mark_unlogged(&self, tenant: &str, labels: &PackedLabels) {
+        if let Some(t) = self.existing(tenant)
+            && let Some(s) = write(Self::shard_of(&t, labels.as_bytes())).get_mut(labels.as_bytes())
+        {
+            s.logged = false;
         }
-        let labels = sorted(labels);
+    }
+
+    /// Replay: creates (or finds) the series `labels` of `tenant` as logged under `series_ref`;
+    /// returns the reference the head uses for it (another one when the labels already exist).
+    pub fn replay_series(&self, tenant: &str, series_ref: u64, labels: &PackedLabels) -> u64 {
         let t = self.tenant(tenant);
-        let mut shard = write(self.shard_of(&t, &labels));
-        let series = match shard.get_mut(labels.as_ref()) {
-            Some(s) => s,
-            None => shard.entry(labels.clone().into_owned().into()).or_default(),
+        t.next_ref
+            .fetch_max(series_ref.saturating_add(1), Ordering::Relaxed);
+        let mut shard = write(Self::shard_of(&t, labels.as_bytes()));
+        let s = shard
+            .entry(labels.clone())
+            .or_insert_with(|| MemSeries::new(series_ref));
+        s.logged = true;
+        s.series_ref
+    }
+
+    /// Replay: appends logged samples of the series `labels`. Samples at or before the
+    /// series' newest one, or below the last block cut, are skipped (duplicates of a retry,
+    /// or already in a block); returns how many were added.
+    pub fn replay_samples(
+        &self,
+        tenant: &str,
+        labels: &PackedLabels,
+        samples: &[(i64, f64)],
+    ) -> usize {
+        let t = self.tenant(tenant);
+        let min_valid = t.min_valid.load(Ordering::Acquire);
+        let range = self.config.block_range_ms;
+        let mut shard = write(Self::shard_of(&t, labels.as_bytes()));
+        let Some(series) = shard.get_mut(labels.as_bytes()) else {
+            return 0;
         };
         let mut added = 0;
-        for s in samples {
-            let v = &mut series.samples;
-            if v.last().is_none_or(|&(last, _)| s.timestamp > last) {
-                v.push((s.timestamp, s.value));
-            } else if let Err(at) = v.binary_search_by_key(&s.timestamp, |&(ts, _)| ts) {
-                v.insert(at, (s.timestamp, s.value));
-            } else {
+        for &(ts, v) in samples {
+            if ts < min_valid || (series.last_t != i64::MIN && ts <= series.last_t) {
                 continue;
             }
+            series.push(ts, v, range);
+            t.max_t.fetch_max(ts, Ordering::AcqRel);
             added += 1;
-            t.max_t.fetch_max(s.timestamp, Ordering::AcqRel);
         }
         added
+    }
+
+    /// Replay: takes over a chunk of the series `labels` read from a checkpoint; returns the
+    /// samples added. A chunk that does not decode is skipped (0); one that overlaps what the
+    /// series holds already, or the last block, is appended sample by sample.
+    pub fn replay_chunk(&self, tenant: &str, labels: &PackedLabels, bytes: &[u8]) -> usize {
+        let Ok(chunk) = XorChunk::from_bytes(bytes) else {
+            return 0;
+        };
+        let (Some(min_t), Some(max_t)) = (chunk.min_time(), chunk.max_time()) else {
+            return 0;
+        };
+        let t = self.tenant(tenant);
+        let min_valid = t.min_valid.load(Ordering::Acquire);
+        {
+            let mut shard = write(Self::shard_of(&t, labels.as_bytes()));
+            let Some(series) = shard.get_mut(labels.as_bytes()) else {
+                return 0;
+            };
+            if min_t >= min_valid && (series.last_t == i64::MIN || min_t > series.last_t) {
+                let n = usize::from(chunk.num_samples());
+                series.adopt(chunk, self.config.block_range_ms);
+                t.max_t.fetch_max(max_t, Ordering::AcqRel);
+                return n;
+            }
+        }
+        let samples: Vec<(i64, f64)> = chunk.iter().collect();
+        self.replay_samples(tenant, labels, &samples)
     }
 
     /// Series of `tenant` matching every matcher, with their samples in `[start_ms, end_ms]`
@@ -299,27 +558,24 @@ impl Store {
         start_ms: i64,
         end_ms: i64,
     ) -> Vec<TimeSeries> {
-        let Some(t) = read(&self.tenants).get(tenant).cloned() else {
+        let Some(t) = self.existing(tenant) else {
             return Vec::new();
         };
         let mut out = Vec::new();
         for shard in t.shards.iter() {
             let shard = read(shard);
             for (labels, series) in shard.iter() {
-                if !matchers.iter().all(|m| m.matches_labels(labels)) {
+                if !matchers.iter().all(|m| m.matches_packed(labels)) {
                     continue;
                 }
-                let lo = series.samples.partition_point(|&(ts, _)| ts < start_ms);
-                let hi = series.samples.partition_point(|&(ts, _)| ts <= end_ms);
-                if lo >= hi {
+                let mut samples = Vec::new();
+                series.samples_in(start_ms, end_ms, &mut samples);
+                if samples.is_empty() {
                     continue;
                 }
                 out.push(TimeSeries {
-                    labels: labels.to_vec(),
-                    samples: series.samples[lo..hi]
-                        .iter()
-                        .map(|&(timestamp, value)| Sample { value, timestamp })
-                        .collect(),
+                    labels: labels.to_labels(),
+                    samples,
                     ..Default::default()
                 });
             }
@@ -330,26 +586,177 @@ impl Store {
 
     /// Number of series of `tenant`.
     pub fn series_count(&self, tenant: &str) -> usize {
-        read(&self.tenants)
-            .get(tenant)
+        self.existing(tenant)
             .map_or(0, |t| t.shards.iter().map(|s| read(s).len()).sum())
     }
 
     /// Number of samples of `tenant`.
     pub fn sample_count(&self, tenant: &str) -> usize {
-        read(&self.tenants).get(tenant).map_or(0, |t| {
+        self.existing(tenant).map_or(0, |t| {
             t.shards
                 .iter()
-                .map(|s| read(s).values().map(|x| x.samples.len()).sum::<usize>())
+                .map(|s| {
+                    read(s)
+                        .values()
+                        .flat_map(|x| {
+                            x.closed
+                                .iter()
+                                .map(|c| {
+                                    ringkit_tsdb::decode_xor(&c.bytes)
+                                        .map_or(0, |i| usize::from(i.num_samples()))
+                                })
+                                .chain(x.head.iter().map(|h| usize::from(h.num_samples())))
+                        })
+                        .sum::<usize>()
+                })
                 .sum()
         })
     }
 
-    /// Names of the tenants with data, sorted.
+    /// Names of the tenants with a head, sorted.
     pub fn tenants(&self) -> Vec<String> {
         let mut v: Vec<String> = read(&self.tenants).keys().cloned().collect();
         v.sort();
         v
+    }
+
+    /// Oldest and newest sample timestamps of `tenant`'s head, `None` when it holds none.
+    pub fn time_bounds(&self, tenant: &str) -> Option<(i64, i64)> {
+        let t = self.existing(tenant)?;
+        let min = t
+            .shards
+            .iter()
+            .filter_map(|s| read(s).values().filter_map(MemSeries::min_t).min())
+            .min()?;
+        Some((min, t.max_t.load(Ordering::Acquire)))
+    }
+
+    /// Refuses (out of bounds) every later sample of `tenant` older than `t_ms`, and drops such
+    /// samples at replay: they belong to a block already cut.
+    pub fn set_min_valid(&self, tenant: &str, t_ms: i64) {
+        self.tenant(tenant)
+            .min_valid
+            .fetch_max(t_ms, Ordering::AcqRel);
+    }
+
+    /// The end of the newest block cut from `tenant`'s head (`i64::MIN` before any).
+    pub fn min_valid(&self, tenant: &str) -> i64 {
+        self.existing(tenant)
+            .map_or(i64::MIN, |t| t.min_valid.load(Ordering::Acquire))
+    }
+
+    /// The chunks of `tenant`'s series with samples in `[min_t, max_t)`, sorted by labels, for a
+    /// block. Chunks that reach outside the range are re-encoded with their samples inside it.
+    pub fn block_series(&self, tenant: &str, min_t: i64, max_t: i64) -> Vec<BlockSeries> {
+        let Some(t) = self.existing(tenant) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for shard in t.shards.iter() {
+            let shard = read(shard);
+            for (labels, series) in shard.iter() {
+                let mut chunks = Vec::new();
+                for (lo, hi, bytes) in series.chunks() {
+                    if hi < min_t || lo >= max_t {
+                        continue;
+                    }
+                    if lo >= min_t && hi < max_t {
+                        chunks.push(ClosedChunk {
+                            min_t: lo,
+                            max_t: hi,
+                            bytes: bytes.into(),
+                        });
+                        continue;
+                    }
+                    let Ok(it) = ringkit_tsdb::decode_xor(bytes) else {
+                        continue;
+                    };
+                    let mut c = XorChunk::new();
+                    for (ts, v) in it.filter(|&(ts, _)| ts >= min_t && ts < max_t) {
+                        c.append(ts, v);
+                    }
+                    chunks.extend(ClosedChunk::from_xor(&c));
+                }
+                if !chunks.is_empty() {
+                    out.push(BlockSeries {
+                        labels: labels.clone(),
+                        chunks,
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| cmp_label_sets(&a.labels, &b.labels));
+        out
+    }
+
+    /// Drops `tenant`'s chunks that end before `before_ms`, and the series left with none
+    /// (Prometheus' head truncation after a block cut). Returns what went.
+    pub fn truncate(&self, tenant: &str, before_ms: i64) -> Truncated {
+        let mut gone = Truncated::default();
+        let Some(t) = self.existing(tenant) else {
+            return gone;
+        };
+        for shard in t.shards.iter() {
+            let mut shard = write(shard);
+            shard.retain(|_, s| {
+                let n = s.closed.len();
+                s.closed.retain(|c| c.max_t >= before_ms);
+                gone.chunks += n - s.closed.len();
+                if s.head
+                    .as_ref()
+                    .and_then(XorChunk::max_time)
+                    .is_some_and(|m| m < before_ms)
+                {
+                    s.head = None;
+                    gone.chunks += 1;
+                }
+                if s.closed.is_empty() && s.head.is_none() {
+                    gone.series += 1;
+                    false
+                } else {
+                    s.closed.shrink_to_fit();
+                    true
+                }
+            });
+        }
+        gone
+    }
+
+    /// Visits every series of `tenant` with its reference and chunks, one shard at a time
+    /// (read-locked while visited), for a checkpoint.
+    pub fn for_each_series(
+        &self,
+        tenant: &str,
+        mut f: impl FnMut(u64, &PackedLabels, &mut dyn Iterator<Item = &[u8]>),
+    ) {
+        let Some(t) = self.existing(tenant) else {
+            return;
+        };
+        for shard in t.shards.iter() {
+            let shard = read(shard);
+            for (labels, s) in shard.iter() {
+                f(s.series_ref, labels, &mut s.chunks().map(|(_, _, b)| b));
+            }
+        }
+    }
+
+    /// Approximate bytes `tenant`'s head holds: series structs, packed labels, chunk data and
+    /// the series maps (for the memory metric; allocator overhead not included).
+    pub fn memory_bytes(&self, tenant: &str) -> usize {
+        self.existing(tenant).map_or(0, |t| {
+            t.shards
+                .iter()
+                .map(|s| {
+                    let s = read(s);
+                    s.capacity() * (std::mem::size_of::<(PackedLabels, MemSeries)>() + 1)
+                        + s.iter()
+                            .map(|(l, x)| {
+                                l.heap_size() + x.mem_size() - std::mem::size_of::<MemSeries>()
+                            })
+                            .sum::<usize>()
+                })
+                .sum()
+        })
     }
 }
 
@@ -438,6 +845,26 @@ impl Matcher {
             // Regex kinds always carry a compiled regex (see `new`).
             (MatcherType::Re | MatcherType::Nre, None) => false,
         }
+    }
+
+    /// The comparison.
+    pub fn kind(&self) -> MatcherType {
+        self.kind
+    }
+
+    /// The label name looked at.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The value or pattern as given.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// Whether a packed label set matches.
+    pub fn matches_packed(&self, labels: &PackedLabels) -> bool {
+        self.matches(labels.get(&self.name).unwrap_or(""))
     }
 
     /// Whether a sorted label set matches.
@@ -620,15 +1047,137 @@ mod tests {
     }
 
     #[test]
-    fn replayed_samples_are_inserted_in_place_and_duplicates_ignored() {
+    fn replayed_samples_skip_what_the_series_holds_and_what_a_block_holds() {
         let store = Store::default();
-        store.append_replayed("t", &up(), &[s(T0 + 2, 2.0), s(T0, 0.0)]);
-        let added = store.append_replayed("t", &up(), &[s(T0 + 1, 1.0), s(T0, 9.0)]);
-        assert_eq!(added, 1);
+        let l = PackedLabels::new(&up());
+        assert_eq!(store.replay_series("t", 7, &l), 7);
+        assert_eq!(
+            store.replay_samples("t", &l, &[(T0, 0.0), (T0 + 2, 2.0)]),
+            2
+        );
+        // A retried duplicate and an older sample (logged out of order) add nothing.
+        assert_eq!(
+            store.replay_samples("t", &l, &[(T0 + 2, 2.0), (T0 + 1, 1.0)]),
+            0
+        );
+        store.set_min_valid("t", T0 + 10);
+        assert_eq!(
+            store.replay_samples("t", &l, &[(T0 + 5, 5.0), (T0 + 10, 10.0)]),
+            1
+        );
         let got = store.query("t", &[], i64::MIN, i64::MAX);
         assert_eq!(
             got[0].samples,
-            vec![s(T0, 0.0), s(T0 + 1, 1.0), s(T0 + 2, 2.0)]
+            vec![s(T0, 0.0), s(T0 + 2, 2.0), s(T0 + 10, 10.0)]
+        );
+        // The next new series gets a reference past every replayed one.
+        let out = store.append("t", &labels(&[("__name__", "new")]), &[s(T0 + 11, 1.0)]);
+        assert_eq!(out.series_ref, 8);
+    }
+
+    #[test]
+    fn chunks_are_cut_every_120_samples_and_at_block_range_boundaries() {
+        let store = Store::new(StoreConfig {
+            block_range_ms: 1000 * 15_000,
+            shards: 1,
+        });
+        // 15 s apart, starting at 0: a range boundary every 1000 samples.
+        let samples: Vec<Sample> = (0..1100).map(|k| s(k * 15_000, k as f64)).collect();
+        store.append("t", &up(), &samples);
+        let mut lens = Vec::new();
+        store.for_each_series("t", |_, _, chunks| {
+            lens = chunks
+                .map(|b| ringkit_tsdb::decode_xor(b).unwrap().num_samples())
+                .collect();
+        });
+        // 8 full chunks, then 40 up to the boundary at sample 1000, then 100 after it.
+        assert_eq!(lens, [120, 120, 120, 120, 120, 120, 120, 120, 40, 100]);
+        assert_eq!(store.sample_count("t"), 1100);
+        let got = store.query("t", &[], 0, i64::MAX);
+        assert_eq!(got[0].samples, samples);
+    }
+
+    #[test]
+    fn a_block_takes_the_chunks_of_its_range_and_truncation_drops_them() {
+        let range = 100_000;
+        let store = Store::new(StoreConfig {
+            block_range_ms: range,
+            shards: 4,
+        });
+        // An old series with nothing after the first range.
+        store.append("t", &labels(&[("__name__", "old")]), &[s(50_000, 1.0)]);
+        for i in 0..10 {
+            let l = labels(&[("__name__", "m"), ("i", &i.to_string())]);
+            let samples: Vec<Sample> = (0..30).map(|k| s(k * 5_000, (i * k) as f64)).collect();
+            store.append("t", &l, &samples);
+        }
+        assert_eq!(store.time_bounds("t"), Some((0, 145_000)));
+        let block = store.block_series("t", 0, range);
+        assert_eq!(block.len(), 11);
+        assert!(
+            block
+                .windows(2)
+                .all(|w| cmp_label_sets(&w[0].labels, &w[1].labels).is_lt())
+        );
+        let m = &block[0];
+        assert_eq!(m.labels.get("i"), Some("0"));
+        let stamps: Vec<i64> = m
+            .chunks
+            .iter()
+            .flat_map(|c| ringkit_tsdb::decode_xor(&c.bytes).unwrap().map(|(t, _)| t))
+            .collect();
+        assert_eq!(stamps, (0..20).map(|k| k * 5_000).collect::<Vec<_>>());
+        let gone = store.truncate("t", range);
+        assert_eq!(
+            gone,
+            Truncated {
+                chunks: 11,
+                series: 1
+            }
+        );
+        assert_eq!(store.series_count("t"), 10);
+        assert_eq!(store.sample_count("t"), 100);
+        assert_eq!(store.time_bounds("t"), Some((range, 145_000)));
+        // Cut blocks are out of bounds for later appends.
+        store.set_min_valid("t", range);
+        let out = store.append("t", &labels(&[("__name__", "late")]), &[s(range - 1, 1.0)]);
+        assert!(matches!(
+            out.first_error,
+            Some(AppendError::OutOfBounds { .. })
+        ));
+    }
+
+    #[test]
+    fn a_checkpointed_chunk_is_taken_over_and_appended_to() {
+        let a = Store::default();
+        let samples: Vec<Sample> = (0..50).map(|k| s(T0 + k * 15_000, k as f64)).collect();
+        a.append("t", &up(), &samples);
+        let mut chunks = Vec::new();
+        a.for_each_series("t", |_, _, c| chunks = c.map(<[u8]>::to_vec).collect());
+        let b = Store::default();
+        let l = PackedLabels::new(&up());
+        b.replay_series("t", 1, &l);
+        assert_eq!(b.replay_chunk("t", &l, &chunks[0]), 50);
+        assert_eq!(b.replay_chunk("t", &l, &chunks[0]), 0, "already there");
+        let next = s(T0 + 50 * 15_000, 50.0);
+        assert_eq!(b.append("t", &up(), &[next]).appended, 1);
+        let mut want = samples.clone();
+        want.push(next);
+        assert_eq!(b.query("t", &[], i64::MIN, i64::MAX)[0].samples, want);
+    }
+
+    #[test]
+    fn a_new_series_is_reported_for_logging_once() {
+        let store = Store::default();
+        let first = store.append("t", &up(), &[s(T0, 1.0)]);
+        assert_eq!(first.new_series, Some(PackedLabels::new(&up())));
+        assert_eq!(store.append("t", &up(), &[s(T0 + 1, 1.0)]).new_series, None);
+        store.mark_unlogged("t", &PackedLabels::new(&up()));
+        assert!(
+            store
+                .append("t", &up(), &[s(T0 + 2, 1.0)])
+                .new_series
+                .is_some()
         );
     }
 

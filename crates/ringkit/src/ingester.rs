@@ -1,14 +1,17 @@
 //! The ingester part of `ringkit node`: its flags, the gRPC listener (bound before the
-//! instance registers, so the ring entry carries the address distributors dial) and the
-//! load step (WAL replay) that runs between registering and claiming tokens.
+//! instance registers, so the ring entry carries the address distributors dial), the
+//! load step (WAL replay) that runs between registering and claiming tokens, and the head
+//! compaction loop (blocks, checkpoints, retention).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use prometheus_client::registry::Registry;
-use ringkit_dataplane::ingester::{IngesterConfig, IngesterService, load};
+use ringkit_dataplane::ingester::{IngesterConfig, IngesterService, load, run_compaction};
 use ringkit_dataplane::metrics::IngesterMetrics;
+use ringkit_ingest::head::HeadOptions;
 use ringkit_ingest::store::StoreConfig;
 use ringkit_ingest::validate::Limits;
 use ringkit_ingest::wal::WalConfig;
@@ -25,9 +28,28 @@ pub(crate) struct IngesterArgs {
     /// gRPC listen port (0: any free port; the ring entry gets the bound one).
     #[arg(long = "server.grpc-listen-port", default_value_t = 9095)]
     pub(crate) grpc_port: u16,
-    /// Directory of the ingester's write-ahead log (replayed at start-up).
-    #[arg(long = "ingester.wal-dir", default_value = "./wal")]
-    pub(crate) wal_dir: PathBuf,
+    /// The ingester's TSDB directory: per tenant `<dir>/<tenant>/wal/` (replayed at start-up)
+    /// and the blocks cut from the head, `<dir>/<tenant>/<ULID>/` (Mimir's layout).
+    /// `--ingester.wal-dir` is an older name for it.
+    #[arg(
+        long = "blocks-storage.tsdb.dir",
+        alias = "ingester.wal-dir",
+        default_value = "./tsdb/"
+    )]
+    pub(crate) tsdb_dir: PathBuf,
+    /// Width of the blocks cut from the head (Mimir takes a list; the first range is the one
+    /// the head uses, so one value is taken here). The head keeps up to 1.5 ranges.
+    #[arg(long = "blocks-storage.tsdb.block-ranges-period", default_value = "2h", value_parser = crate::duration::parse_duration)]
+    pub(crate) block_range: Duration,
+    /// Local blocks whose end is older than this are deleted (0: keep them).
+    #[arg(long = "blocks-storage.tsdb.retention-period", default_value = "13h", value_parser = crate::duration::parse_duration)]
+    pub(crate) retention: Duration,
+    /// How often the head is checked for a block to cut (then truncated and checkpointed).
+    #[arg(long = "blocks-storage.tsdb.head-compaction-interval", default_value = "1m", value_parser = crate::duration::parse_duration)]
+    pub(crate) head_compaction_interval: Duration,
+    /// WAL segment size; a checkpoint deletes whole segments.
+    #[arg(long = "blocks-storage.tsdb.wal-segment-size-bytes", default_value_t = 128 << 20)]
+    pub(crate) wal_segment_size: u64,
     /// fdatasync the WAL before acknowledging each push (off: a crash of the machine, not
     /// of the process, may lose acknowledged samples).
     #[arg(long = "ingester.wal-sync-every-write", default_value_t = true, action = clap::ArgAction::Set)]
@@ -38,6 +60,7 @@ pub(crate) struct IngesterArgs {
 pub(crate) struct Ingester {
     listener: TcpListener,
     cfg: IngesterConfig,
+    compaction_interval: Duration,
     metrics: IngesterMetrics,
 }
 
@@ -50,12 +73,23 @@ impl Ingester {
         let listener = TcpListener::bind((args.grpc_address.as_str(), args.grpc_port))
             .await
             .with_context(|| format!("binding gRPC {}:{}", args.grpc_address, args.grpc_port))?;
+        let block_range_ms = i64::try_from(args.block_range.as_millis())
+            .ok()
+            .filter(|&ms| ms > 0)
+            .context("--blocks-storage.tsdb.block-ranges-period must be positive")?;
         let cfg = IngesterConfig {
-            wal_dir: args.wal_dir.clone(),
-            store: StoreConfig::default(),
-            wal: WalConfig {
-                sync_every_write: args.wal_sync,
-                ..WalConfig::default()
+            tsdb_dir: args.tsdb_dir.clone(),
+            head: HeadOptions {
+                store: StoreConfig {
+                    block_range_ms,
+                    ..StoreConfig::default()
+                },
+                wal: WalConfig {
+                    sync_every_write: args.wal_sync,
+                    segment_size: args.wal_segment_size.max(1 << 10),
+                },
+                retention_ms: i64::try_from(args.retention.as_millis()).unwrap_or(i64::MAX),
+                ..HeadOptions::default()
             },
             limits: Limits::default(),
         };
@@ -63,6 +97,7 @@ impl Ingester {
         Ok(Ingester {
             listener,
             cfg,
+            compaction_interval: args.head_compaction_interval,
             metrics,
         })
     }
@@ -72,8 +107,8 @@ impl Ingester {
         Ok(self.listener.local_addr()?)
     }
 
-    /// The load step: replays the WAL, then serves the gRPC service until `cancel` fires
-    /// (in-flight calls finish). Returns the server task.
+    /// The load step: replays the WAL, then serves the gRPC service and runs head compaction
+    /// until `cancel` fires (in-flight calls finish). Returns the server task.
     pub(crate) async fn load_and_serve(
         self,
         cancel: CancellationToken,
@@ -81,9 +116,9 @@ impl Ingester {
         let started = std::time::Instant::now();
         let (head, stats) = load(&self.cfg)
             .await
-            .with_context(|| format!("replaying the WAL in {}", self.cfg.wal_dir.display()))?;
+            .with_context(|| format!("replaying the TSDB in {}", self.cfg.tsdb_dir.display()))?;
         tracing::info!(
-            dir = %self.cfg.wal_dir.display(),
+            dir = %self.cfg.tsdb_dir.display(),
             segments = stats.segments,
             records = stats.records,
             samples = stats.samples,
@@ -93,6 +128,12 @@ impl Ingester {
         );
         self.metrics.replayed(stats.samples);
         let addr = self.listener.local_addr()?;
+        tokio::spawn(run_compaction(
+            std::sync::Arc::clone(&head),
+            self.compaction_interval,
+            self.metrics.clone(),
+            cancel.clone().cancelled_owned(),
+        ));
         let service =
             IngesterService::new(head, self.cfg.limits.clone()).with_metrics(self.metrics);
         let task = tokio::spawn(async move {

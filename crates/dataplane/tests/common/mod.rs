@@ -8,11 +8,9 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ringkit_dataplane::ingester::{IngesterConfig, IngesterService, load};
-use ringkit_ingest::head::Head;
+use ringkit_ingest::head::{Head, HeadOptions};
 use ringkit_ingest::prompb::{Label, Sample, TimeSeries};
-use ringkit_ingest::store::StoreConfig;
 use ringkit_ingest::validate::Limits;
-use ringkit_ingest::wal::WalConfig;
 use ringkit_lifecycle::RingWatcher;
 use ringkit_ring::{Desc, InstanceState, RingConfig};
 use tokio::sync::oneshot;
@@ -48,9 +46,8 @@ impl Drop for Running {
 
 pub(crate) fn config(dir: &Path) -> IngesterConfig {
     IngesterConfig {
-        wal_dir: dir.to_owned(),
-        store: StoreConfig::default(),
-        wal: WalConfig::default(),
+        tsdb_dir: dir.to_owned(),
+        head: HeadOptions::default(),
         limits: Limits::default(),
     }
 }
