@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use ringkit_kv::{BoxError, CancellationToken, CasDecision, Client};
-use ringkit_ring::model::{Desc, InstanceState};
+use ringkit_ring::model::{Desc, InstanceDesc, InstanceState};
 use ringkit_ring::tokens::{self, TokenGenerator, TokensFileError};
 
 use crate::config::LifecyclerConfig;
@@ -98,15 +98,29 @@ type StepDone<T> = (Instance, T, Option<i64>);
 /// `Lifecycler::leave`): a few writes within one second move it at most that far ahead.
 const MAX_LEAVE_CLOCK_WAIT: Duration = Duration::from_secs(3);
 
-/// Moves the timestamp of instance `id` past `stored` (what the store held for it before
-/// this write) when the write did not already do so; see [`Lifecycler::cas_step`].
-/// Other instances' entries are left alone.
-fn newer_than_stored(desc: &mut Desc, id: &str, stored: Option<i64>) {
-    if let (Some(stored), Some(d)) = (stored, desc.ingesters.get_mut(id))
-        && d.timestamp <= stored
-    {
-        d.timestamp = stored.saturating_add(1);
+/// Keeps the timestamp of instance `id` from going backwards, and moves it past the
+/// stored one when the entry changed: `stored` is what the store held for it before this
+/// write. A write that changes nothing but the timestamp (a heartbeat within the second
+/// of the previous write) keeps the stored timestamp, so heartbeats faster than one per
+/// second never run the timestamp ahead of the clock. Other instances' entries are left
+/// alone. See [`Lifecycler::cas_step`].
+fn newer_than_stored(desc: &mut Desc, id: &str, stored: Option<&InstanceDesc>) {
+    let (Some(stored), Some(d)) = (stored, desc.ingesters.get_mut(id)) else {
+        return;
+    };
+    if d.timestamp > stored.timestamp {
+        return;
     }
+    let same = {
+        let mut mine = d.clone();
+        mine.timestamp = stored.timestamp;
+        mine == *stored
+    };
+    d.timestamp = if same {
+        stored.timestamp
+    } else {
+        stored.timestamp.saturating_add(1)
+    };
 }
 
 impl Lifecycler {
@@ -173,13 +187,14 @@ impl Lifecycler {
     /// Runs `step` on a copy of the instance inside one CAS; the copy replaces the
     /// in-memory view only if the store accepted the write.
     ///
-    /// Our own entry is written with a timestamp strictly newer than the one the store
-    /// holds for it: `max(now, stored + 1)`. The ring merge (dskit's rule) keeps an
-    /// entry only when its timestamp is strictly newer, and timestamps have one-second
-    /// resolution, so two writes within one second (PENDING, then ACTIVE right after
-    /// the load step) would otherwise lose the second one, in our own store and on
-    /// every peer, until the next heartbeat. dskit peers accept the result as any
-    /// newer heartbeat (a timestamp up to a second ahead is healthy for them).
+    /// When our own entry changes, it is written with a timestamp strictly newer than
+    /// the one the store holds for it: `max(now, stored + 1)`. The ring merge (dskit's
+    /// rule) keeps an entry only when its timestamp is strictly newer, and timestamps
+    /// have one-second resolution, so two changes within one second (PENDING, then
+    /// ACTIVE right after the load step) would otherwise lose the second one, in our own
+    /// store and on every peer, until the next heartbeat. dskit peers accept the result
+    /// as any newer heartbeat (a timestamp a second ahead is healthy for them). A write
+    /// that changes only the timestamp never moves it ahead of the clock.
     async fn cas_step<T: Send + 'static>(
         &self,
         step: impl Fn(&mut Desc, &mut Instance, &mut StdRng, i64) -> Result<(bool, T), LifecycleError>
@@ -193,12 +208,12 @@ impl Lifecycler {
                 let mut desc = current.map(|v| v.0).unwrap_or_default();
                 let mut me = lock(&self.me).clone();
                 let mut rng = lock(&self.rng);
-                let stored = desc.ingesters.get(&me.id).map(|d| d.timestamp);
+                let stored = desc.ingesters.get(&me.id).cloned();
                 match step(&mut desc, &mut me, &mut rng, now) {
                     Ok((changed, value)) => {
                         let mut written = None;
                         if changed {
-                            newer_than_stored(&mut desc, &me.id, stored);
+                            newer_than_stored(&mut desc, &me.id, stored.as_ref());
                             written = desc.ingesters.get(&me.id).map(|d| d.timestamp);
                         }
                         outcome = Some(Ok((me, value, written)));
