@@ -230,3 +230,46 @@ async fn a_new_ingester_is_active_on_its_peers_long_before_its_first_heartbeat()
         .unwrap_or_else(|| panic!("no registration line:\n{log}"));
     assert!(fast_join < registered, "{log}");
 }
+
+#[test]
+fn a_node_that_cannot_join_stops_when_told_to_abort() {
+    // Nothing listens at the seed: a port bound and released.
+    let dead = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let base = |extra: &[&str]| {
+        let mut a: Vec<String> = vec!["node".to_owned()];
+        a.extend(ingester(0, dir.path(), "1s"));
+        a.extend(gossip(0, &[dead], extra));
+        a.extend([
+            "--server.http-listen-port=0".to_owned(),
+            "--memberlist.min-join-backoff=100ms".to_owned(),
+            "--memberlist.max-join-retries=2".to_owned(),
+        ]);
+        a
+    };
+    // The fast join at start-up reaches nobody: with the abort flag the node does not
+    // start at all.
+    let out = common::ringkit(
+        &base(&["--memberlist.abort-if-fast-join-fails"]),
+        Duration::from_secs(30),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("failed to fast-join"), "{err}");
+    // Without it the node starts; the background join then fails its two attempts and,
+    // with --memberlist.abort-if-join-fails, the node stops with an error.
+    let out = common::ringkit(
+        &base(&["--memberlist.abort-if-join-fails=true"]),
+        Duration::from_secs(30),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("listening on"),
+        "it had started"
+    );
+    assert!(
+        err.contains("joining the memberlist cluster failed"),
+        "{err}"
+    );
+}
