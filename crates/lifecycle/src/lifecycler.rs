@@ -12,14 +12,14 @@
 //! Every write is one CAS on the whole descriptor. The instance's own view is kept in
 //! memory so it can re-insert itself if the store is wiped or an operator forgets it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use ringkit_kv::{BoxError, CancellationToken, CasDecision, Client};
-use ringkit_ring::model::{Desc, InstanceState};
+use ringkit_ring::model::{Desc, InstanceDesc, InstanceState};
 use ringkit_ring::tokens::{self, TokenGenerator, TokensFileError};
 
 use crate::config::LifecyclerConfig;
@@ -66,6 +66,8 @@ pub struct Lifecycler {
     /// When the readiness checks first passed in a row (None: not passing).
     ready_since: Mutex<Option<Instant>>,
     heartbeats: AtomicU64,
+    /// Timestamp of our entry as last written (Unix seconds; 0 before the first write).
+    last_written: AtomicI64,
 }
 
 impl std::fmt::Debug for Lifecycler {
@@ -86,6 +88,39 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 fn unix(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// What a successful CAS step leaves: the instance as written, the step's value, and
+/// our entry's timestamp when the step wrote it.
+type StepDone<T> = (Instance, T, Option<i64>);
+
+/// Longest wait before unregistering for the clock to reach our entry's timestamp (see
+/// `Lifecycler::leave`): a few writes within one second move it at most that far ahead.
+const MAX_LEAVE_CLOCK_WAIT: Duration = Duration::from_secs(3);
+
+/// Keeps the timestamp of instance `id` from going backwards, and moves it past the
+/// stored one when the entry changed: `stored` is what the store held for it before this
+/// write. A write that changes nothing but the timestamp (a heartbeat within the second
+/// of the previous write) keeps the stored timestamp, so heartbeats faster than one per
+/// second never run the timestamp ahead of the clock. Other instances' entries are left
+/// alone. See [`Lifecycler::cas_step`].
+fn newer_than_stored(desc: &mut Desc, id: &str, stored: Option<&InstanceDesc>) {
+    let (Some(stored), Some(d)) = (stored, desc.ingesters.get_mut(id)) else {
+        return;
+    };
+    if d.timestamp > stored.timestamp {
+        return;
+    }
+    let same = {
+        let mut mine = d.clone();
+        mine.timestamp = stored.timestamp;
+        mine == *stored
+    };
+    d.timestamp = if same {
+        stored.timestamp
+    } else {
+        stored.timestamp.saturating_add(1)
+    };
 }
 
 impl Lifecycler {
@@ -109,6 +144,7 @@ impl Lifecycler {
             clock: Arc::new(SystemTime::now),
             ready_since: Mutex::new(None),
             heartbeats: AtomicU64::new(0),
+            last_written: AtomicI64::new(0),
         })
     }
 
@@ -150,22 +186,37 @@ impl Lifecycler {
 
     /// Runs `step` on a copy of the instance inside one CAS; the copy replaces the
     /// in-memory view only if the store accepted the write.
+    ///
+    /// When our own entry changes, it is written with a timestamp strictly newer than
+    /// the one the store holds for it: `max(now, stored + 1)`. The ring merge (dskit's
+    /// rule) keeps an entry only when its timestamp is strictly newer, and timestamps
+    /// have one-second resolution, so two changes within one second (PENDING, then
+    /// ACTIVE right after the load step) would otherwise lose the second one, in our own
+    /// store and on every peer, until the next heartbeat. dskit peers accept the result
+    /// as any newer heartbeat (a timestamp a second ahead is healthy for them). A write
+    /// that changes only the timestamp never moves it ahead of the clock.
     async fn cas_step<T: Send + 'static>(
         &self,
         step: impl Fn(&mut Desc, &mut Instance, &mut StdRng, i64) -> Result<(bool, T), LifecycleError>
         + Send
         + Sync,
     ) -> Result<T, LifecyclerError> {
-        let mut outcome: Option<Result<(Instance, T), LifecycleError>> = None;
+        let mut outcome: Option<Result<StepDone<T>, LifecycleError>> = None;
         let now = self.now();
         self.kv
             .cas(&self.key, &mut |current: Option<RingDesc>| {
                 let mut desc = current.map(|v| v.0).unwrap_or_default();
                 let mut me = lock(&self.me).clone();
                 let mut rng = lock(&self.rng);
+                let stored = desc.ingesters.get(&me.id).cloned();
                 match step(&mut desc, &mut me, &mut rng, now) {
                     Ok((changed, value)) => {
-                        outcome = Some(Ok((me, value)));
+                        let mut written = None;
+                        if changed {
+                            newer_than_stored(&mut desc, &me.id, stored.as_ref());
+                            written = desc.ingesters.get(&me.id).map(|d| d.timestamp);
+                        }
+                        outcome = Some(Ok((me, value, written)));
                         if changed {
                             CasDecision::Write(RingDesc(desc))
                         } else {
@@ -185,8 +236,11 @@ impl Lifecycler {
                 _ => LifecyclerError::Kv(e),
             })?;
         match outcome {
-            Some(Ok((me, value))) => {
+            Some(Ok((me, value, written))) => {
                 *lock(&self.me) = me;
+                if let Some(ts) = written {
+                    self.last_written.store(ts, Ordering::Relaxed);
+                }
                 Ok(value)
             }
             Some(Err(e)) => Err(e.into()),
@@ -324,11 +378,37 @@ impl Lifecycler {
             tokio::time::sleep(self.cfg.final_sleep).await;
         }
         if self.cfg.unregister_on_shutdown {
+            self.wait_for_clock_to_reach_last_write().await;
             let id = self.cfg.id.clone();
             self.cas_step(move |desc, _, _, _| Ok((decide::unregister(desc, &id), ())))
                 .await?;
         }
         Ok(())
+    }
+
+    /// The store turns our removal into a LEFT tombstone stamped with the current second
+    /// (dskit's rule), and peers take a tombstone only if it is at least as new as the
+    /// entry they hold. Right after a write that [`Lifecycler::cas_step`] moved ahead of
+    /// the clock (two writes within one second), wait until the clock reaches it, so the
+    /// tombstone wins everywhere. Bounded: never more than [`MAX_LEAVE_CLOCK_WAIT`].
+    async fn wait_for_clock_to_reach_last_write(&self) {
+        let last = self.last_written.load(Ordering::Relaxed);
+        let Ok(last) = u64::try_from(last) else {
+            return;
+        };
+        let target = UNIX_EPOCH + Duration::from_secs(last);
+        if let Ok(ahead) = target.duration_since((self.clock)())
+            && !ahead.is_zero()
+        {
+            if ahead > MAX_LEAVE_CLOCK_WAIT {
+                tracing::warn!(
+                    timestamp = last,
+                    "our ring entry is stamped far ahead of the clock; unregistering anyway"
+                );
+                return;
+            }
+            tokio::time::sleep(ahead).await;
+        }
     }
 
     /// Readiness (dskit's `CheckReady`): the checks of [`decide::check_ready`] must pass,

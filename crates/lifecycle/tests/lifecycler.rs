@@ -86,6 +86,58 @@ async fn instances_register_without_tokens_then_claim_disjoint_tokens() {
 }
 
 #[tokio::test]
+async fn changes_within_one_second_carry_strictly_newer_timestamps() {
+    // Register, claim and a state change in the same second: each change of our entry
+    // must be newer than the last, or a merging store (gossip) keeps the older one.
+    let store = MemoryStore::new();
+    let (clock, now) = clock(1_800_000_000);
+    let a = lifecycler(&store, cfg("ing-a", ""), &clock, 1);
+    a.register().await.unwrap();
+    let registered = ring(&store).await.ingesters["ing-a"].clone();
+    assert_eq!(registered.timestamp, 1_800_000_000);
+    a.claim_tokens().await.unwrap();
+    let active = ring(&store).await.ingesters["ing-a"].clone();
+    assert_eq!(active.state(), InstanceState::Active);
+    assert_eq!(
+        active.timestamp, 1_800_000_001,
+        "one past the PENDING write"
+    );
+    assert_eq!(active.registered_timestamp, 1_800_000_000);
+    // Heartbeats that change nothing else never run ahead of the clock, however
+    // often they come, and never go back either.
+    for _ in 0..5 {
+        a.heartbeat().await.unwrap();
+    }
+    assert_eq!(
+        ring(&store).await.ingesters["ing-a"].timestamp,
+        1_800_000_001
+    );
+    a.change_state(InstanceState::Leaving).await.unwrap();
+    let leaving = ring(&store).await.ingesters["ing-a"].clone();
+    assert_eq!(leaving.state(), InstanceState::Leaving);
+    assert_eq!(
+        leaving.timestamp, 1_800_000_002,
+        "a change in that second again"
+    );
+    // Once the clock is ahead again, writes carry the clock's time.
+    now.store(1_800_000_010, Ordering::SeqCst);
+    a.heartbeat().await.unwrap();
+    assert_eq!(
+        ring(&store).await.ingesters["ing-a"].timestamp,
+        1_800_000_010
+    );
+    // Other instances' entries keep the timestamps their owners wrote.
+    now.store(1_800_000_011, Ordering::SeqCst);
+    let b = lifecycler(&store, cfg("ing-b", ""), &clock, 2);
+    b.register().await.unwrap();
+    now.store(1_800_000_012, Ordering::SeqCst);
+    a.heartbeat().await.unwrap();
+    let desc = ring(&store).await;
+    assert_eq!(desc.ingesters["ing-a"].timestamp, 1_800_000_012);
+    assert_eq!(desc.ingesters["ing-b"].timestamp, 1_800_000_011);
+}
+
+#[tokio::test]
 async fn heartbeat_moves_the_timestamp_and_leave_unregisters() {
     let store = MemoryStore::new();
     let (clock, now) = clock(1_800_000_000);

@@ -143,6 +143,7 @@ async fn start_memberlist(
     let kv = GossipKv::new(KvConfig {
         left_ingesters_timeout: args.left_ingesters_timeout,
         obsolete_entries_timeout: args.obsolete_entries_timeout,
+        notify_interval: args.notify_interval,
     });
     let node = Memberlist::start(args.to_config()?, kv.clone())
         .await
@@ -310,6 +311,39 @@ pub(crate) struct MemberlistArgs {
     /// A packet waiting longer than this for a writer is dropped.
     #[arg(long = "memberlist.acquire-writer-timeout", default_value = "250ms", value_parser = parse_duration)]
     pub(crate) acquire_writer_timeout: Duration,
+    /// Min backoff between attempts to join the cluster.
+    #[arg(long = "memberlist.min-join-backoff", default_value = "1s", value_parser = parse_duration)]
+    pub(crate) min_join_backoff: Duration,
+    /// Max backoff between attempts to join the cluster.
+    #[arg(long = "memberlist.max-join-backoff", default_value = "1m", value_parser = parse_duration)]
+    pub(crate) max_join_backoff: Duration,
+    /// Attempts to join the cluster at startup before giving up.
+    #[arg(long = "memberlist.max-join-retries", default_value_t = 10)]
+    pub(crate) max_join_retries: u32,
+    /// Exit if the fast join at startup (done before the ring is used) reaches fewer
+    /// than --memberlist.abort-if-fast-join-fails-min-nodes members.
+    #[arg(long = "memberlist.abort-if-fast-join-fails", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) abort_if_fast_join_fails: bool,
+    /// Members the fast join must reach (with --memberlist.abort-if-fast-join-fails).
+    #[arg(
+        long = "memberlist.abort-if-fast-join-fails-min-nodes",
+        default_value_t = 1
+    )]
+    pub(crate) abort_if_fast_join_fails_min_nodes: usize,
+    /// Exit if joining the cluster at startup failed every retry.
+    #[arg(long = "memberlist.abort-if-join-fails", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) abort_if_join_fails: bool,
+    /// How often to join the seeds again (0 = never); mends a split cluster, e.g.
+    /// when --memberlist.join names a few seeds and one of them restarted.
+    #[arg(long = "memberlist.rejoin-interval", default_value = "0s", value_parser = parse_duration)]
+    pub(crate) rejoin_interval: Duration,
+    /// Seeds for the periodic rejoin (default: --memberlist.join).
+    #[arg(long = "memberlist.rejoin-seed-nodes", value_delimiter = ',')]
+    pub(crate) rejoin_seed_nodes: Vec<String>,
+    /// Tell ring watchers about KV changes at most this often (0 = at once); fewer
+    /// ring rebuilds in large clusters.
+    #[arg(long = "memberlist.notify-interval", default_value = "0s", value_parser = parse_duration)]
+    pub(crate) notify_interval: Duration,
 }
 
 impl MemberlistArgs {
@@ -346,6 +380,14 @@ impl MemberlistArgs {
         c.packet_write_timeout = self.packet_write_timeout;
         c.max_concurrent_writes = self.max_concurrent_writes;
         c.acquire_writer_timeout = self.acquire_writer_timeout;
+        c.min_join_backoff = self.min_join_backoff;
+        c.max_join_backoff = self.max_join_backoff;
+        c.max_join_retries = self.max_join_retries;
+        c.abort_if_fast_join_fails = self.abort_if_fast_join_fails;
+        c.abort_if_fast_join_fails_min_nodes = self.abort_if_fast_join_fails_min_nodes;
+        c.abort_if_join_fails = self.abort_if_join_fails;
+        c.rejoin_interval = self.rejoin_interval;
+        c.rejoin_seed_nodes = self.rejoin_seed_nodes.clone();
         debug_assert!(matches!(
             c.transport,
             TransportKind::DskitTcp | TransportKind::Udp

@@ -15,6 +15,7 @@ use anyhow::Context as _;
 use prometheus_client::registry::Registry;
 use ringkit_kv::{CancellationToken, MemoryStore};
 use ringkit_lifecycle::{Lifecycler, LifecyclerConfig, RingWatcher};
+use ringkit_memberlist::runtime::JoinStatus;
 use ringkit_ring::RingConfig;
 use ringkit_ring::snapshot::ReplicationStrategy;
 use ringkit_ring::tokens::RandomTokenGenerator;
@@ -279,7 +280,26 @@ pub(crate) async fn run_until(
         heartbeat_task = Some(tokio::spawn(async move { hb.run(hb_cancel).await }));
     }
 
-    cancel.cancelled().await;
+    // dskit's -memberlist.abort-if-join-fails: the process stops when the startup join
+    // failed every retry.
+    let join_failed = async {
+        match &memberlist {
+            Some(m) if m.config().abort_if_join_fails => match m.startup_join().await {
+                JoinStatus::Failed(e) => e,
+                _ => std::future::pending().await,
+            },
+            _ => std::future::pending().await,
+        }
+    };
+    let mut failure = None;
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        e = join_failed => {
+            tracing::error!(error = %e, "joining the memberlist cluster failed; stopping (--memberlist.abort-if-join-fails)");
+            failure = Some(e);
+            cancel.cancel();
+        }
+    }
     tracing::info!("shutting down");
     if let Some(task) = heartbeat_task {
         let _ = task.await;
@@ -297,5 +317,8 @@ pub(crate) async fn run_until(
         task.await??;
     }
     server.await??;
+    if let Some(e) = failure {
+        anyhow::bail!("joining the memberlist cluster failed: {e}");
+    }
     Ok(())
 }

@@ -456,6 +456,29 @@ impl GossipKv {
             _ = cancel.cancelled() => false,
         }
     }
+
+    /// dskit's `-memberlist.notify-interval`: with an interval set, a watcher reads
+    /// (and is told about) changes at most once per interval, so a burst of changes
+    /// costs it one notification. The first change is told at once (dskit's ticker
+    /// may hold it up to one interval). False once `cancel` fires.
+    async fn pace(
+        &self,
+        last: &mut Option<tokio::time::Instant>,
+        cancel: &CancellationToken,
+    ) -> bool {
+        let every = self.lock().config().notify_interval;
+        if every.is_zero() {
+            return true;
+        }
+        if let Some(t) = *last {
+            tokio::select! {
+                _ = tokio::time::sleep_until(t + every) => {}
+                _ = cancel.cancelled() => return false,
+            }
+        }
+        *last = Some(tokio::time::Instant::now());
+        true
+    }
 }
 
 /// A typed client of a [`GossipKv`].
@@ -655,6 +678,7 @@ impl<V: Value> Client<V> for GossipClient<V> {
 
     async fn watch_key(&self, key: &str, cancel: &CancellationToken, f: &mut WatchKeyFn<'_, V>) {
         let mut rx = self.kv.shared.revision_tx.subscribe();
+        let mut paced = None;
         let mut delivered = 0u64;
         let mut seen = 0u64;
         loop {
@@ -681,7 +705,9 @@ impl<V: Value> Client<V> for GossipClient<V> {
                     return;
                 }
             }
-            if !GossipKv::wait_newer(&mut rx, seen, cancel).await {
+            if !GossipKv::wait_newer(&mut rx, seen, cancel).await
+                || !self.kv.pace(&mut paced, cancel).await
+            {
                 return;
             }
         }
@@ -694,6 +720,7 @@ impl<V: Value> Client<V> for GossipClient<V> {
         f: &mut WatchPrefixFn<'_, V>,
     ) {
         let mut rx = self.kv.shared.revision_tx.subscribe();
+        let mut paced = None;
         let mut seen = 0;
         loop {
             let (revision, mut changes) = {
@@ -714,7 +741,9 @@ impl<V: Value> Client<V> for GossipClient<V> {
                     return;
                 }
             }
-            if !GossipKv::wait_newer(&mut rx, seen, cancel).await {
+            if !GossipKv::wait_newer(&mut rx, seen, cancel).await
+                || !self.kv.pace(&mut paced, cancel).await
+            {
                 return;
             }
         }

@@ -22,6 +22,9 @@ pub struct KvConfig {
     /// dskit `-memberlist.obsolete-entries-timeout` (30 s): deleted keys are dropped
     /// once their deletion is this old.
     pub obsolete_entries_timeout: Duration,
+    /// dskit `-memberlist.notify-interval` (0 = at once): a watcher is told about
+    /// changes at most once per interval; changes in between are read together.
+    pub notify_interval: Duration,
 }
 
 impl Default for KvConfig {
@@ -29,6 +32,7 @@ impl Default for KvConfig {
         KvConfig {
             left_ingesters_timeout: Duration::from_secs(300),
             obsolete_entries_timeout: Duration::from_secs(30),
+            notify_interval: Duration::ZERO,
         }
     }
 }

@@ -71,6 +71,23 @@ pub struct MemberlistConfig {
     pub max_join_backoff: Duration,
     /// See `min_join_backoff`.
     pub max_join_retries: u32,
+    /// `-memberlist.abort-if-fast-join-fails` (false): fail the start when the fast
+    /// join reached fewer than `abort_if_fast_join_fails_min_nodes` seeds.
+    pub abort_if_fast_join_fails: bool,
+    /// `-memberlist.abort-if-fast-join-fails-min-nodes` (1).
+    pub abort_if_fast_join_fails_min_nodes: usize,
+    /// `-memberlist.abort-if-join-fails` (false): the owner stops when the background
+    /// full join failed every retry (see [`super::Memberlist::startup_join`]).
+    pub abort_if_join_fails: bool,
+    /// `-memberlist.rejoin-interval` (0 = never): how often to join the seeds again,
+    /// which mends a split cluster (e.g. after the only seed restarted).
+    pub rejoin_interval: Duration,
+    /// `-memberlist.rejoin-seed-nodes`: seeds for the periodic rejoin; empty = the
+    /// join seeds.
+    pub rejoin_seed_nodes: Vec<String>,
+    /// Bound on the fast join at start-up (ringkit's; dskit's is only per seed, the
+    /// stream timeout). A fast join that takes longer counts as failed.
+    pub fast_join_timeout: Duration,
     /// msgpack generation of our stream messages (both are accepted by every peer).
     pub dialect: Dialect,
     /// SWIM timers; [`swim::Config::dskit`] or [`swim::Config::default_lan`].
@@ -102,6 +119,12 @@ impl MemberlistConfig {
             min_join_backoff: Duration::from_secs(1),
             max_join_backoff: Duration::from_secs(60),
             max_join_retries: 10,
+            abort_if_fast_join_fails: false,
+            abort_if_fast_join_fails_min_nodes: 1,
+            abort_if_join_fails: false,
+            rejoin_interval: Duration::ZERO,
+            rejoin_seed_nodes: Vec::new(),
+            fast_join_timeout: Duration::from_secs(30),
             dialect: Dialect::V2,
             swim: swim::Config::dskit(),
         }

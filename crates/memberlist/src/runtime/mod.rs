@@ -6,8 +6,10 @@
 //! - [`resolve`]: join addresses.
 //! - [`node`]: [`Memberlist`], a running node.
 //! - `metrics`: the node's `memberlist_client_*` gauges ([`Memberlist::register_metrics`]).
+//! - [`join`]: fast join, full join with retries, periodic rejoin (dskit's).
 
 pub mod config;
+pub mod join;
 mod log_limit;
 mod metrics;
 pub mod node;
@@ -15,5 +17,6 @@ pub mod resolve;
 pub mod transport;
 
 pub use config::{MemberlistConfig, TransportKind};
+pub use join::JoinStatus;
 pub use node::{JoinError, Memberlist, StartError};
 pub use transport::{StreamError, TransportMetrics};

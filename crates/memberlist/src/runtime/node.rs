@@ -11,15 +11,15 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::net::TcpStream;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::config::{MemberlistConfig, TransportKind};
+use super::join::JoinStatus;
 use super::log_limit::{PeerLogLimiter, PeerWarning, peer_warn};
 use super::metrics::QueueStats;
-use super::resolve::resolve_members;
 use super::transport::{self, Inbound, StreamError, Transport, TransportMetrics};
 use crate::kv::{GossipKv, Rejected};
 use crate::swim::{self, Core, Event, LocalNode, Member, Transmit};
@@ -41,6 +41,9 @@ pub enum StartError {
     /// The SWIM settings are invalid.
     #[error(transparent)]
     Config(#[from] swim::Error),
+    /// The fast join failed and `abort_if_fast_join_fails` is set.
+    #[error("failed to fast-join the memberlist cluster at startup: {0}")]
+    FastJoin(String),
 }
 
 /// Why a join found nobody.
@@ -93,6 +96,8 @@ struct Inner {
     transport: Arc<Transport>,
     kv: GossipKv,
     tasks: TaskTracker,
+    /// The background startup join's outcome (see [`super::join`]).
+    startup_join: watch::Receiver<JoinStatus>,
 }
 
 /// A memberlist node running on tokio, carrying a [`GossipKv`]. Clones share the node.
@@ -194,6 +199,7 @@ impl Memberlist {
             metrics,
         ));
         let (cmd_tx, cmd_rx) = mpsc::channel(1024);
+        let (join_tx, join_rx) = watch::channel(JoinStatus::Pending);
         let (in_tx, in_rx) = mpsc::channel(1024);
         let cancel = CancellationToken::new();
         let inner = Arc::new(Inner {
@@ -209,6 +215,7 @@ impl Memberlist {
             transport: transport.clone(),
             kv: kv.clone(),
             tasks: TaskTracker::new(),
+            startup_join: join_rx,
         });
         transport::spawn_listeners(transport, bound, in_tx, cancel.clone());
         let node = Memberlist { inner };
@@ -221,11 +228,24 @@ impl Memberlist {
         };
         tokio::spawn(actor.run(in_rx, cmd_rx, bcast_rx));
         node.spawn_expiry();
-        if !node.inner.config.join_members.is_empty() {
-            let n = node.clone();
-            tokio::spawn(async move { n.join_with_retries().await });
-        }
         tracing::info!(name = %node.inner.name, addr = %advertise, "memberlist node started");
+        if !node.inner.config.join_members.is_empty() {
+            // dskit joins a few members before the store is in use, so a node never
+            // starts (registers, claims tokens) on an empty ring.
+            let limit = node.inner.config.fast_join_timeout;
+            let outcome = match tokio::time::timeout(limit, node.fast_join()).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer within {limit:?}")),
+            };
+            if let Err(e) = outcome {
+                tracing::error!(error = %e, "failed to fast-join the memberlist cluster at startup");
+                if node.inner.config.abort_if_fast_join_fails {
+                    node.shutdown().await;
+                    return Err(StartError::FastJoin(e));
+                }
+            }
+        }
+        tokio::spawn(node.clone().join_in_background(join_tx));
         Ok(node)
     }
 
@@ -242,6 +262,27 @@ impl Memberlist {
     /// The gossip store this node carries.
     pub fn kv(&self) -> &GossipKv {
         &self.inner.kv
+    }
+
+    /// The settings the node runs with.
+    pub fn config(&self) -> &MemberlistConfig {
+        &self.inner.config
+    }
+
+    /// Resolves once the node is stopped.
+    pub(super) async fn cancelled(&self) {
+        self.inner.cancel.cancelled().await;
+    }
+
+    /// The outcome of the background startup join (the full join after the fast
+    /// one): waits while it is still [`JoinStatus::Pending`] (retries included).
+    /// [`JoinStatus::Joined`]`(0)` when no seed is configured.
+    pub async fn startup_join(&self) -> JoinStatus {
+        let mut rx = self.inner.startup_join.clone();
+        match rx.wait_for(|s| *s != JoinStatus::Pending).await {
+            Ok(s) => s.clone(),
+            Err(_) => JoinStatus::Failed("node stopped".to_owned()),
+        }
     }
 
     /// Transport counters.
@@ -298,69 +339,12 @@ impl Memberlist {
         self.inner.events.subscribe()
     }
 
-    /// Joins the cluster through `seeds` (`host:port`, `dns+host:port`,
-    /// `dnssrv+name`): one full push/pull with each resolved address. Returns how many
-    /// answered.
-    pub async fn join(&self, seeds: &[String]) -> Result<usize, JoinError> {
-        let addrs = resolve_members(seeds).await;
-        let addrs: Vec<SocketAddr> = addrs
-            .into_iter()
-            .filter(|a| *a != self.inner.advertise)
-            .collect();
-        if addrs.is_empty() {
-            return Err(JoinError::NoAddress(seeds.join(", ")));
-        }
-        let mut ok = 0;
-        let mut last = String::new();
-        for a in &addrs {
-            match self.push_pull(*a, true).await {
-                Ok(()) => ok += 1,
-                Err(e) => {
-                    peer_warn!(
-                        self.inner.transport.warnings,
-                        *a,
-                        PeerWarning::JoinFailed,
-                        error = %e,
-                        "joining memberlist cluster through this member failed"
-                    );
-                    last = format!("{a}: {e}");
-                }
-            }
-        }
-        if ok == 0 {
-            return Err(JoinError::Failed {
-                tried: addrs.len(),
-                last,
-            });
-        }
-        Ok(ok)
-    }
-
-    async fn join_with_retries(&self) {
-        let seeds = self.inner.config.join_members.clone();
-        let mut backoff = self.inner.config.min_join_backoff;
-        for attempt in 1..=self.inner.config.max_join_retries.max(1) {
-            match self.join(&seeds).await {
-                Ok(n) => {
-                    tracing::info!(joined = n, "joined memberlist cluster");
-                    return;
-                }
-                Err(e) => tracing::warn!(attempt, error = %e, "joining memberlist cluster failed"),
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = self.inner.cancel.cancelled() => return,
-            }
-            backoff = (backoff * 2).min(self.inner.config.max_join_backoff);
-        }
-    }
-
     async fn cmd(&self, c: Cmd) -> bool {
         self.inner.cmd_tx.send(c).await.is_ok()
     }
 
     /// One push/pull exchange with `to` (join or anti-entropy), merged when done.
-    async fn push_pull(&self, to: SocketAddr, join: bool) -> Result<(), StreamError> {
+    pub(super) async fn push_pull(&self, to: SocketAddr, join: bool) -> Result<(), StreamError> {
         let (tx, rx) = oneshot::channel();
         if !self.cmd(Cmd::PushPullState { join, reply: tx }).await {
             return Err(StreamError::Closed(0));
