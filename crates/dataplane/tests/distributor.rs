@@ -115,7 +115,15 @@ async fn every_series_reaches_its_three_replicas_and_reads_back_once() {
     let s = setup(DistributorConfig::default()).await;
     let t = now_ms();
     assert_eq!(s.push(many("m", 50, t), None).await, (200, String::new()));
+    // The answer comes once a quorum (2 of 3) took each series; the third replica's call may
+    // still be running (a first push to a tenant also creates its WAL), so wait for it, bounded.
     for ing in &s.ingesters {
+        for _ in 0..250 {
+            if ing.head.store().series_count("anonymous") == 50 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         assert_eq!(ing.head.store().series_count("anonymous"), 50, "RF 3 of 3");
     }
     let got = s.read_all("m").await.unwrap();
@@ -167,6 +175,13 @@ async fn tenants_come_from_the_header_or_the_default() {
     assert_eq!(status, 401, "{text}");
     assert!(text.contains("X-Scope-OrgID"), "{text}");
     assert_eq!(s.push(many("m", 1, t), Some("team-a")).await.0, 200);
+    // Ingester 0 may be the replica still taking the write after the quorum answer.
+    for _ in 0..250 {
+        if !s.ingesters[0].head.store().tenants().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_eq!(s.ingesters[0].head.store().tenants(), ["team-a"]);
 }
 
