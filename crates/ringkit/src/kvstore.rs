@@ -287,6 +287,14 @@ pub(crate) struct MemberlistArgs {
     /// A packet waiting longer than this for a writer is dropped.
     #[arg(long = "memberlist.acquire-writer-timeout", default_value = "250ms", value_parser = parse_duration)]
     pub(crate) acquire_writer_timeout: Duration,
+    /// Inbound gossip connections served at once; more are closed at once and counted
+    /// (ringkit's own bound; dskit has none).
+    #[arg(long = "memberlist.max-incoming-connections", default_value_t = 256)]
+    pub(crate) max_incoming_connections: usize,
+    /// Bytes all gossip connections may hold in read buffers at once; a connection that
+    /// would pass it is closed and counted (ringkit's own bound).
+    #[arg(long = "memberlist.max-read-buffer-bytes", default_value_t = 256 << 20)]
+    pub(crate) max_read_buffer_bytes: usize,
 }
 
 impl MemberlistArgs {
@@ -323,6 +331,8 @@ impl MemberlistArgs {
         c.packet_write_timeout = self.packet_write_timeout;
         c.max_concurrent_writes = self.max_concurrent_writes;
         c.acquire_writer_timeout = self.acquire_writer_timeout;
+        c.max_incoming_connections = self.max_incoming_connections;
+        c.max_read_buffer_bytes = self.max_read_buffer_bytes;
         debug_assert!(matches!(
             c.transport,
             TransportKind::DskitTcp | TransportKind::Udp

@@ -71,6 +71,15 @@ pub struct MemberlistConfig {
     pub max_join_backoff: Duration,
     /// See `min_join_backoff`.
     pub max_join_retries: u32,
+    /// Inbound TCP connections (packets and streams) handled at once; one more is closed
+    /// as soon as it is accepted and counted (`..._incoming_connections_refused_total`).
+    /// ringkit's own bound (dskit has none): 256, twice memberlist's 128 concurrent
+    /// push/pulls, while a connection lives at most a few seconds (the timeouts above).
+    pub max_incoming_connections: usize,
+    /// Bytes all connections of this node may hold in read buffers at once (packets being
+    /// read, stream messages being assembled). A connection that would pass it is closed
+    /// and counted. 256 MiB: several full 5,000-instance rings at once.
+    pub max_read_buffer_bytes: usize,
     /// msgpack generation of our stream messages (both are accepted by every peer).
     pub dialect: Dialect,
     /// SWIM timers; [`swim::Config::dskit`] or [`swim::Config::default_lan`].
@@ -102,6 +111,8 @@ impl MemberlistConfig {
             min_join_backoff: Duration::from_secs(1),
             max_join_backoff: Duration::from_secs(60),
             max_join_retries: 10,
+            max_incoming_connections: 256,
+            max_read_buffer_bytes: 256 << 20,
             dialect: Dialect::V2,
             swim: swim::Config::dskit(),
         }
