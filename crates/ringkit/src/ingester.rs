@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use prometheus_client::registry::Registry;
 use ringkit_dataplane::ingester::{IngesterConfig, IngesterService, load};
 use ringkit_dataplane::metrics::IngesterMetrics;
+use ringkit_dataplane::server::{LimitedListener, ServerConfig, ServerMetrics};
 use ringkit_ingest::store::StoreConfig;
 use ringkit_ingest::validate::Limits;
 use ringkit_ingest::wal::WalConfig;
@@ -39,6 +40,8 @@ pub(crate) struct Ingester {
     listener: TcpListener,
     cfg: IngesterConfig,
     metrics: IngesterMetrics,
+    /// `-server.grpc*` limits, keepalive and their metrics.
+    server: Option<(ServerConfig, ServerMetrics)>,
 }
 
 impl Ingester {
@@ -64,7 +67,15 @@ impl Ingester {
             listener,
             cfg,
             metrics,
+            server: None,
         })
+    }
+
+    /// Serves gRPC with the `-server.grpc*` settings (connection limit, keepalive,
+    /// message sizes) instead of tonic's defaults.
+    pub(crate) fn with_server(mut self, cfg: ServerConfig, metrics: ServerMetrics) -> Self {
+        self.server = Some((cfg, metrics));
+        self
     }
 
     /// The address the listener is bound to.
@@ -96,10 +107,17 @@ impl Ingester {
         let service =
             IngesterService::new(head, self.cfg.limits.clone()).with_metrics(self.metrics);
         let task = tokio::spawn(async move {
-            service
-                .serve(self.listener, cancel.cancelled_owned())
-                .await
-                .context("ingester gRPC server")
+            match self.server {
+                Some((cfg, metrics)) => {
+                    let limit = cfg.grpc_conn_limit;
+                    let listener = LimitedListener::new(self.listener, limit, "grpc", &metrics);
+                    service
+                        .serve_limited(listener, &cfg, cancel.cancelled_owned())
+                        .await
+                }
+                None => service.serve(self.listener, cancel.cancelled_owned()).await,
+            }
+            .context("ingester gRPC server")
         });
         tracing::info!(%addr, "ingester gRPC service listening");
         Ok(task)
