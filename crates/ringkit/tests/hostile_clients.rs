@@ -27,7 +27,7 @@ fn body(i: usize) -> Vec<u8> {
         timeseries: vec![TimeSeries {
             labels: vec![
                 Label::new("__name__", "hostile_test"),
-                Label::new("i", &i.to_string()),
+                Label::new("i", i.to_string()),
             ],
             samples: vec![Sample {
                 value: i as f64,
