@@ -98,7 +98,7 @@ fn purge_if_due(
     now: SystemTime,
 ) -> u64 {
     let now_ms = unix_millis(now);
-    if now_ms - *last_purge_ms < PURGE_EVERY_MS {
+    if now_ms.saturating_sub(*last_purge_ms) < PURGE_EVERY_MS {
         return 0;
     }
     *last_purge_ms = now_ms;
@@ -712,7 +712,8 @@ impl KvState {
             return Applied::Unchanged;
         }
         e.deleted = true;
-        e.update_time_ms = unix_millis(now).max(e.update_time_ms + 1);
+        // The peer-chosen time may be i64::MAX: the tombstone's time saturates there.
+        e.update_time_ms = unix_millis(now).max(e.update_time_ms.saturating_add(1));
         e.version += 1;
         e.revision = revision;
         self.revision = revision;
