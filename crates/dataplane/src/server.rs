@@ -565,6 +565,27 @@ mod tests {
         assert_eq!(resolve_conn_limit(300, Some(20_000)), Some(300));
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_read_or_write_fails_after_its_timeout_and_progress_resets_it() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (a, mut b) = tokio::io::duplex(8);
+        let mut io = DeadlineIo::new(a, Duration::from_secs(30), Duration::from_secs(5));
+        let activity = io.activity();
+        // Bytes arrive: the read succeeds and counts as activity.
+        b.write_all(b"hi").await.unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(io.read(&mut buf).await.unwrap(), 2);
+        let idle_at = activity.idle_deadline(Duration::from_secs(120));
+        // Nothing more arrives: the read stalls and fails after 30 s (paused clock).
+        let err = io.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        // The peer stops reading: the 8-byte pipe fills and the write fails after 5 s.
+        let err = io.write_all(&[0u8; 64]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        // Progress moved the idle deadline forward only while bytes moved.
+        assert!(activity.idle_deadline(Duration::from_secs(120)) >= idle_at);
+    }
+
     #[test]
     fn the_open_file_limit_is_read_on_linux() {
         if cfg!(target_os = "linux") {
