@@ -55,4 +55,9 @@ log "cargo test"
 cargo test --workspace --all-targets
 cargo test --workspace --doc
 
+# The libFuzzer targets (fuzz/, its own workspace) must keep compiling; their bodies ran
+# above on stable Rust (crates/fuzz-bodies: seeds plus mutations of every target).
+log "fuzz targets compile"
+(cd fuzz && cargo check --bins --locked)
+
 log "all tests passed"

@@ -40,6 +40,7 @@ use tonic::{Code, Status};
 
 use crate::client::{IngesterPool, PoolConfig, push_encoded, with_tenant};
 use crate::encoded::{EncodedWriteRequest, encode_series};
+use crate::limits::{InstanceLimiter, LimitError};
 use crate::metrics::DistributorMetrics;
 use crate::proto::QueryRequest;
 use crate::tenant::TenantError;
@@ -96,6 +97,9 @@ pub enum DistributorError {
     /// A quorum of ingesters could not be reached or failed: the server's fault, retry.
     #[error("{0}")]
     Unavailable(String),
+    /// An instance limit (503) or a read limit (400) refused the request.
+    #[error(transparent)]
+    Limit(#[from] LimitError),
 }
 
 impl DistributorError {
@@ -104,6 +108,7 @@ impl DistributorError {
         match self {
             DistributorError::Tenant(TenantError::Missing) => 401,
             DistributorError::Unavailable(_) => 503,
+            DistributorError::Limit(e) => e.http_status(),
             _ => 400,
         }
     }
@@ -129,6 +134,7 @@ pub struct Distributor {
     watcher: Arc<RingWatcher>,
     pool: IngesterPool,
     metrics: DistributorMetrics,
+    limiter: InstanceLimiter,
 }
 
 impl Distributor {
@@ -140,7 +146,21 @@ impl Distributor {
             watcher,
             pool,
             metrics: DistributorMetrics::default(),
+            limiter: InstanceLimiter::default(),
         }
+    }
+
+    /// Applies instance and read limits (default: Mimir's defaults for instance limits,
+    /// [`crate::limits::ReadLimits::default`] for reads).
+    pub fn with_limiter(mut self, limiter: InstanceLimiter) -> Distributor {
+        self.limiter = limiter;
+        self
+    }
+
+    /// The instance and read limits; the HTTP push handler admits each push with
+    /// [`InstanceLimiter::start_push`] before decoding its body.
+    pub fn limiter(&self) -> &InstanceLimiter {
+        &self.limiter
     }
 
     /// Counts into registered metrics.
@@ -163,6 +183,7 @@ impl Distributor {
     ) -> Result<PushStats, DistributorError> {
         let incoming: usize = req.timeseries.iter().map(|s| s.samples.len()).sum();
         self.metrics.samples_in(tenant, incoming);
+        self.limiter.record_samples(incoming);
         let report = validate_request(&self.cfg.limits, now_ms(), &mut req);
         let series = req.timeseries;
         let stats = PushStats {
@@ -310,7 +331,13 @@ impl Distributor {
         let mut last_error = None;
         for answer in answers {
             match answer {
-                Ok(series) => replies.push(series),
+                Ok(series) => {
+                    // One replica's answer over the limit means the merged one is too:
+                    // refuse before holding more of them.
+                    let samples = series.iter().map(|s| s.samples.len()).sum();
+                    self.limiter.check_read(series.len(), samples)?;
+                    replies.push(series);
+                }
                 Err(status) if is_client_error(&status) => {
                     return Err(DistributorError::Rejected(status.message().to_owned()));
                 }
@@ -329,7 +356,10 @@ impl Distributor {
                 "{failures} of {owners} ingesters could not answer (at most {tolerated} may): {why}"
             )));
         }
-        Ok(merge_replicas(replies))
+        let merged = merge_replicas(replies);
+        let samples = merged.iter().map(|s| s.samples.len()).sum();
+        self.limiter.check_read(merged.len(), samples)?;
+        Ok(merged)
     }
 }
 

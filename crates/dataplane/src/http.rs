@@ -78,6 +78,11 @@ async fn push(State(d): State<Arc<Distributor>>, headers: HeaderMap, body: Bytes
         Ok(t) => t,
         Err(f) => return f.into_response(),
     };
+    // Instance limits before any decoding work (Mimir: 503, retry later).
+    let _inflight = match d.limiter().start_push(body.len()) {
+        Ok(g) => g,
+        Err(e) => return failure(&e.into()).into_response(),
+    };
     let req = match decode_write_request(&body, &d.config().decode_limits) {
         Ok(r) => r,
         Err(e) => return failure(&e.into()).into_response(),

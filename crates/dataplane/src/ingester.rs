@@ -224,6 +224,25 @@ impl IngesterService {
     }
 }
 
+impl IngesterService {
+    /// [`IngesterService::serve`] under the connection limit, keepalive and message-size
+    /// settings of `cfg` (Mimir's `-server.grpc*` flags).
+    pub async fn serve_limited(
+        self,
+        listener: crate::server::LimitedListener,
+        cfg: &crate::server::ServerConfig,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), tonic::transport::Error> {
+        let service = IngesterServer::new(self)
+            .max_decoding_message_size(cfg.grpc_max_recv_msg_size)
+            .max_encoding_message_size(cfg.grpc_max_send_msg_size);
+        crate::server::grpc_builder(cfg)
+            .add_service(service)
+            .serve_with_incoming_shutdown(crate::server::grpc_incoming(listener), shutdown)
+            .await
+    }
+}
+
 #[tonic::async_trait]
 impl Ingester for IngesterService {
     async fn push(

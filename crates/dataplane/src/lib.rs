@@ -12,6 +12,9 @@
 //! - [`distributor`]: [`distributor::Distributor`]: validate, shard, DoBatch with quorum
 //!   over the current ring snapshot; remote-read fan-out and merge.
 //! - [`metrics`]: Cortex/Mimir-named counters of both.
+//! - [`limits`]: the distributor's in-flight push, ingestion-rate and read-size limits.
+//! - [`server`]: HTTP and gRPC serving with Mimir's `-server.*` connection limits,
+//!   timeouts and keepalive.
 //! - [`http`]: the distributor's Prometheus endpoints, `POST /api/v1/push` and
 //!   `POST /api/v1/read`, as an axum router.
 //!
@@ -28,7 +31,9 @@ pub mod distributor;
 pub mod encoded;
 pub mod http;
 pub mod ingester;
+pub mod limits;
 pub mod metrics;
+pub mod server;
 pub mod tenant;
 
 /// The generated gRPC code of `proto/ingester.proto`.

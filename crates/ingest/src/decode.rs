@@ -80,20 +80,18 @@ impl DecodeError {
     }
 }
 
-/// Upper bound of snappy's output/input ratio, rounded up.
-const MAX_EXPANSION: usize = 24;
-
-fn snappy_error(e: snap::Error) -> DecodeError {
+fn snappy_error(text: &str) -> DecodeError {
     // snap's own text already starts with "snappy: corrupt input (...)"; keep only the detail.
-    let text = e.to_string();
     let detail = text
         .strip_prefix("snappy: corrupt input (")
         .and_then(|rest| rest.strip_suffix(')'))
-        .map_or_else(|| text.clone(), str::to_owned);
+        .map_or_else(|| text.to_owned(), str::to_owned);
     DecodeError::Snappy { detail }
 }
 
-/// Decompresses a snappy block within `limits`.
+/// Decompresses a snappy block within `limits`: the body size first, then the header's
+/// declared size against `max_decompressed_size` and against what a block of this size can
+/// hold (ringkit-decompress's shared policy), all before the output buffer is allocated.
 pub fn decompress(body: &[u8], limits: &DecodeLimits) -> Result<Vec<u8>, DecodeError> {
     if body.len() > limits.max_compressed_size {
         return Err(DecodeError::BodyTooLarge {
@@ -101,29 +99,21 @@ pub fn decompress(body: &[u8], limits: &DecodeLimits) -> Result<Vec<u8>, DecodeE
             limit: limits.max_compressed_size,
         });
     }
-    let size = snap::raw::decompress_len(body).map_err(snappy_error)?;
-    // A snappy element of n bytes expands to at most ~22n (a 3-byte copy yields 64 bytes), so a
-    // header announcing more than that is corrupt, whatever the limit: answer like Go's decoder.
-    if size > body.len().saturating_mul(MAX_EXPANSION).saturating_add(64) {
-        return Err(DecodeError::Snappy {
-            detail: format!(
-                "header announces {size} bytes, impossible for a {} byte block",
-                body.len()
-            ),
-        });
-    }
-    if size > limits.max_decompressed_size {
-        return Err(DecodeError::DecompressedTooLarge {
-            size,
-            limit: limits.max_decompressed_size,
-        });
-    }
-    let mut out = vec![0u8; size];
-    let n = snap::raw::Decoder::new()
-        .decompress(body, &mut out)
-        .map_err(snappy_error)?;
-    out.truncate(n);
-    Ok(out)
+    let policy = ringkit_decompress::Limits::snappy(limits.max_decompressed_size);
+    ringkit_decompress::snappy(body, &policy).map_err(|e| match e {
+        ringkit_decompress::Error::TooLarge { size, limit } => {
+            DecodeError::DecompressedTooLarge { size, limit }
+        }
+        // A header announcing more than any block of this size can hold is corrupt,
+        // whatever the limit: answer like Go's decoder.
+        ringkit_decompress::Error::Implausible { size, input } => DecodeError::Snappy {
+            detail: format!("header announces {size} bytes, impossible for a {input} byte block"),
+        },
+        ringkit_decompress::Error::Snappy(text) => snappy_error(&text),
+        other => DecodeError::Snappy {
+            detail: other.to_string(),
+        },
+    })
 }
 
 /// Decodes a remote-write body (snappy block + protobuf `WriteRequest`).

@@ -25,8 +25,15 @@ fn compression_bomb_stops_at_the_limit() {
     }));
     let bytes = encode_packet(&p).unwrap();
     assert!(bytes.len() < 50_000);
+    // 2 MB of zeros from a few KB: beyond the LZW ratio, refused by default.
+    assert!(matches!(
+        decode_packet(&bytes),
+        Err(DecodeError::Compress(CompressError::Implausible { .. }))
+    ));
+    // With the ratio lifted, the absolute limit still holds, and a large enough one passes.
     let limits = Limits {
         max_decompressed: 500_000,
+        max_lzw_ratio: 1_000_000,
         ..Limits::default()
     };
     assert_eq!(
@@ -35,7 +42,11 @@ fn compression_bomb_stops_at_the_limit() {
             limit: 500_000
         }))
     );
-    assert_eq!(decode_packet(&bytes).unwrap(), p);
+    let roomy = Limits {
+        max_lzw_ratio: 1_000_000,
+        ..Limits::default()
+    };
+    assert_eq!(decode_packet_with(&bytes, &roomy).unwrap(), p);
 }
 
 #[test]
@@ -86,7 +97,7 @@ fn snappy_header_claiming_gigabytes_does_not_allocate() {
     let bomb = [0xff, 0xff, 0xff, 0xff, 0x0f];
     assert!(matches!(
         compress::decompress(CompressionAlgo::Snappy, &bomb, 1 << 20),
-        Err(CompressError::TooLarge { .. })
+        Err(CompressError::Implausible { input: 5, .. })
     ));
 }
 

@@ -188,3 +188,44 @@ fn ops_refuse_a_second_type_under_one_codec_id() {
     assert!(s.register(ops), "same type again is fine");
     assert_eq!(s.ops("ringDesc").unwrap().id(), "ringDesc");
 }
+
+/// Wire times are whatever a peer sends: receiving, deleting, re-receiving and expiring
+/// with extreme `UpdateTimeMillis` and instance timestamps never panics (issue 14).
+mod extreme_times {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn extreme_i64() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            Just(i64::MIN),
+            Just(i64::MIN + 1),
+            Just(-1),
+            Just(0),
+            Just(1),
+            Just(i64::MAX - 1),
+            Just(i64::MAX),
+            any::<i64>(),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn extreme_wire_times_never_panic(
+            times in proptest::collection::vec((extreme_i64(), extreme_i64(), any::<bool>()), 1..6),
+            now in 0u64..u64::from(u32::MAX),
+        ) {
+            let mut s = state();
+            let now = at(now);
+            for (update_time, ts, deleted) in times {
+                let mut pair = ring_pair(&[("a", ts, InstanceState::Active, vec![1, 2])]);
+                pair.update_time_millis = update_time;
+                pair.deleted = deleted;
+                let _ = s.receive(pair, now);
+                let _ = s.delete("collectors/ring", now);
+                let _ = s.expire(now);
+            }
+            // Whatever it holds still encodes and decodes.
+            let _ = decode_user_state(&s.local_state());
+        }
+    }
+}

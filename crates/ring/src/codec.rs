@@ -20,17 +20,10 @@ pub const DEFAULT_MAX_DECODED_SIZE: usize = 64 << 20;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CodecError {
-    /// The bytes are not valid snappy block data.
-    #[error("ringDesc: invalid snappy block data: {0}")]
-    Snappy(#[from] snap::Error),
-    /// The snappy header announces more bytes than the limit allows.
-    #[error("ringDesc: decompressed size {size} exceeds the limit of {limit} bytes")]
-    TooLarge {
-        /// Size announced by the snappy header.
-        size: usize,
-        /// Configured limit.
-        limit: usize,
-    },
+    /// The bytes are not valid snappy block data, or declare more than the limits allow
+    /// (absolute, or relative to the value's size: see `ringkit_decompress`).
+    #[error("ringDesc: {0}")]
+    Decompress(#[from] ringkit_decompress::Error),
     /// The decompressed bytes are not a `ring.Desc` protobuf.
     #[error("ringDesc: invalid protobuf: {0}")]
     Protobuf(#[from] prost::DecodeError),
@@ -52,13 +45,11 @@ pub fn decode(bytes: &[u8]) -> Result<Desc, CodecError> {
     decode_with_limit(bytes, DEFAULT_MAX_DECODED_SIZE)
 }
 
-/// Decodes a `ringDesc` value, refusing values that decompress to more than `limit` bytes.
+/// Decodes a `ringDesc` value, refusing values that decompress to more than `limit` bytes
+/// or more than their size makes plausible (checked from the snappy header, before any
+/// buffer is allocated).
 pub fn decode_with_limit(bytes: &[u8], limit: usize) -> Result<Desc, CodecError> {
-    let size = snap::raw::decompress_len(bytes)?;
-    if size > limit {
-        return Err(CodecError::TooLarge { size, limit });
-    }
-    let proto = snap::raw::Decoder::new().decompress_vec(bytes)?;
+    let proto = ringkit_decompress::snappy(bytes, &ringkit_decompress::Limits::snappy(limit))?;
     decode_protobuf(&proto)
 }
 
@@ -222,7 +213,29 @@ mod tests {
             assert!(decode(bad).is_err());
         }
         let err = decode(b"\x80\x80\x80\x80\x04rest").unwrap_err();
-        assert!(matches!(err, CodecError::TooLarge { .. }), "{err}");
+        assert!(
+            matches!(&err, CodecError::Decompress(e) if e.is_size()),
+            "{err}"
+        );
+        // Declares 60 MiB in 100 bytes: refused before allocating, as implausible.
+        let mut lying = vec![0x80, 0x80, 0x80, 0x1e];
+        lying.resize(100, 0);
+        let err = decode(&lying).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CodecError::Decompress(ringkit_decompress::Error::Implausible { size, input: 100 })
+                    if size == 60 << 20
+            ),
+            "{err}"
+        );
+        // Within the ratio but above an explicit absolute limit.
+        assert!(matches!(
+            decode_with_limit(FIXTURE_BIN, 100),
+            Err(CodecError::Decompress(
+                ringkit_decompress::Error::TooLarge { .. }
+            ))
+        ));
         // Valid snappy of invalid protobuf.
         let junk = snap::raw::Encoder::new().compress_vec(b"\x0a\xff").unwrap();
         assert!(matches!(decode(&junk), Err(CodecError::Protobuf(_))));

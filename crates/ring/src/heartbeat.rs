@@ -175,6 +175,11 @@ pub enum HeartbeatMerge {
     AppliedVerbatim,
 }
 
+/// Largest decompressed value the heartbeat shortcut looks at.
+const HEARTBEAT_MAX_LEN: usize = 64 * 1024;
+const HEARTBEAT_LIMITS: ringkit_decompress::Limits =
+    ringkit_decompress::Limits::snappy(HEARTBEAT_MAX_LEN);
+
 /// Merges a snappy-compressed `ringDesc` value into `local` if it is a one-instance
 /// heartbeat the fast path handles; `None` (and `local` untouched) otherwise.
 ///
@@ -190,17 +195,14 @@ pub fn merge_heartbeat_cached(
     snappy: &[u8],
     cache: &mut HeartbeatCache,
 ) -> Option<HeartbeatMerge> {
+    // A heartbeat of a few hundred tokens is a few KiB; larger values are full states
+    // (the slow path decodes those, under the codec's own limits).
     let len = snap::raw::decompress_len(snappy).ok()?;
-    // A heartbeat of a few hundred tokens is a few KiB; larger values are full states.
-    if len > 64 * 1024 {
+    if len > HEARTBEAT_MAX_LEN {
         return None;
     }
     let mut buf = std::mem::take(&mut cache.buf);
-    if buf.len() < len {
-        buf.resize(len, 0);
-    }
-    let merged = snap::raw::Decoder::new()
-        .decompress(snappy, &mut buf[..len])
+    let merged = ringkit_decompress::snappy_into(snappy, &HEARTBEAT_LIMITS, &mut buf)
         .ok()
         .and_then(|n| merge_proto(local, &buf[..n], cache));
     cache.buf = buf;

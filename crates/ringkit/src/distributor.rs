@@ -7,6 +7,7 @@ use std::time::Duration;
 use prometheus_client::registry::Registry;
 use ringkit_dataplane::client::PoolConfig;
 use ringkit_dataplane::distributor::{Distributor, DistributorConfig};
+use ringkit_dataplane::limits::{InstanceLimiter, InstanceLimits, LimitMetrics, ReadLimits};
 use ringkit_dataplane::metrics::DistributorMetrics;
 use ringkit_ingest::decode::DecodeLimits;
 use ringkit_lifecycle::RingWatcher;
@@ -26,6 +27,36 @@ pub(crate) struct DistributorArgs {
     /// Largest accepted request body, compressed and decompressed (bytes).
     #[arg(long = "distributor.max-recv-msg-size", default_value_t = 100 << 20)]
     pub(crate) max_recv_msg_size: usize,
+    /// Pushes handled at once; more are answered 503 (0: no limit).
+    #[arg(
+        long = "distributor.instance-limits.max-inflight-push-requests",
+        default_value_t = 2000
+    )]
+    pub(crate) max_inflight_push_requests: usize,
+    /// Bytes (as received) of pushes handled at once; more are answered 503 (0: no limit).
+    #[arg(
+        long = "distributor.instance-limits.max-inflight-push-requests-bytes",
+        default_value_t = 0
+    )]
+    pub(crate) max_inflight_push_requests_bytes: usize,
+    /// Samples per second this distributor accepts (EWMA); above it pushes get 503 (0: no limit).
+    #[arg(
+        long = "distributor.instance-limits.max-ingestion-rate",
+        default_value_t = 0.0
+    )]
+    pub(crate) max_ingestion_rate: f64,
+    /// Series in one remote-read query's answer; more is a 400 (0: no limit).
+    #[arg(
+        long = "querier.max-fetched-series-per-query",
+        default_value_t = 100_000
+    )]
+    pub(crate) max_fetched_series_per_query: usize,
+    /// Samples in one remote-read query's answer; more is a 400 (0: no limit).
+    #[arg(
+        long = "querier.max-fetched-samples-per-query",
+        default_value_t = 50_000_000
+    )]
+    pub(crate) max_fetched_samples_per_query: usize,
 }
 
 /// The routes of a distributor writing to and reading from the ring `watcher` follows.
@@ -47,7 +78,20 @@ pub(crate) fn router(
         },
         ..DistributorConfig::default()
     };
-    let distributor =
-        Distributor::new(cfg, watcher).with_metrics(DistributorMetrics::register(registry));
+    let limiter = InstanceLimiter::new(
+        InstanceLimits {
+            max_inflight_push_requests: args.max_inflight_push_requests,
+            max_inflight_push_requests_bytes: args.max_inflight_push_requests_bytes,
+            max_ingestion_rate: args.max_ingestion_rate,
+        },
+        ReadLimits {
+            max_fetched_series_per_query: args.max_fetched_series_per_query,
+            max_fetched_samples_per_query: args.max_fetched_samples_per_query,
+        },
+    )
+    .with_metrics(LimitMetrics::register(registry));
+    let distributor = Distributor::new(cfg, watcher)
+        .with_metrics(DistributorMetrics::register(registry))
+        .with_limiter(limiter);
     ringkit_dataplane::http::router(Arc::new(distributor))
 }

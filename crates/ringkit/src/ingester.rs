@@ -12,6 +12,7 @@ use prometheus_client::registry::Registry;
 use ringkit_dataplane::ingester::{IngesterConfig, IngesterService, load, run_compaction};
 use ringkit_dataplane::metrics::IngesterMetrics;
 use ringkit_ingest::head::HeadOptions;
+use ringkit_dataplane::server::{LimitedListener, ServerConfig, ServerMetrics};
 use ringkit_ingest::store::StoreConfig;
 use ringkit_ingest::validate::Limits;
 use ringkit_ingest::wal::WalConfig;
@@ -62,6 +63,8 @@ pub(crate) struct Ingester {
     cfg: IngesterConfig,
     compaction_interval: Duration,
     metrics: IngesterMetrics,
+    /// `-server.grpc*` limits, keepalive and their metrics.
+    server: Option<(ServerConfig, ServerMetrics)>,
 }
 
 impl Ingester {
@@ -99,7 +102,15 @@ impl Ingester {
             cfg,
             compaction_interval: args.head_compaction_interval,
             metrics,
+            server: None,
         })
+    }
+
+    /// Serves gRPC with the `-server.grpc*` settings (connection limit, keepalive,
+    /// message sizes) instead of tonic's defaults.
+    pub(crate) fn with_server(mut self, cfg: ServerConfig, metrics: ServerMetrics) -> Self {
+        self.server = Some((cfg, metrics));
+        self
     }
 
     /// The address the listener is bound to.
@@ -137,10 +148,17 @@ impl Ingester {
         let service =
             IngesterService::new(head, self.cfg.limits.clone()).with_metrics(self.metrics);
         let task = tokio::spawn(async move {
-            service
-                .serve(self.listener, cancel.cancelled_owned())
-                .await
-                .context("ingester gRPC server")
+            match self.server {
+                Some((cfg, metrics)) => {
+                    let limit = cfg.grpc_conn_limit;
+                    let listener = LimitedListener::new(self.listener, limit, "grpc", &metrics);
+                    service
+                        .serve_limited(listener, &cfg, cancel.cancelled_owned())
+                        .await
+                }
+                None => service.serve(self.listener, cancel.cancelled_owned()).await,
+            }
+            .context("ingester gRPC server")
         });
         tracing::info!(%addr, "ingester gRPC service listening");
         Ok(task)

@@ -344,6 +344,14 @@ pub(crate) struct MemberlistArgs {
     /// ring rebuilds in large clusters.
     #[arg(long = "memberlist.notify-interval", default_value = "0s", value_parser = parse_duration)]
     pub(crate) notify_interval: Duration,
+    /// Inbound gossip connections served at once; more are closed at once and counted
+    /// (ringkit's own bound; dskit has none).
+    #[arg(long = "memberlist.max-incoming-connections", default_value_t = 256)]
+    pub(crate) max_incoming_connections: usize,
+    /// Bytes all gossip connections may hold in read buffers at once; a connection that
+    /// would pass it is closed and counted (ringkit's own bound).
+    #[arg(long = "memberlist.max-read-buffer-bytes", default_value_t = 256 << 20)]
+    pub(crate) max_read_buffer_bytes: usize,
 }
 
 impl MemberlistArgs {
@@ -388,6 +396,8 @@ impl MemberlistArgs {
         c.abort_if_join_fails = self.abort_if_join_fails;
         c.rejoin_interval = self.rejoin_interval;
         c.rejoin_seed_nodes = self.rejoin_seed_nodes.clone();
+        c.max_incoming_connections = self.max_incoming_connections;
+        c.max_read_buffer_bytes = self.max_read_buffer_bytes;
         debug_assert!(matches!(
             c.transport,
             TransportKind::DskitTcp | TransportKind::Udp

@@ -28,6 +28,7 @@ mod node;
 mod ring_cli;
 mod ring_metrics;
 mod ring_page;
+mod server_args;
 mod table;
 
 /// ringkit: a Rust implementation of the Cortex/Mimir/Loki hash ring.

@@ -78,7 +78,7 @@ fn age(now_ms: i64, ms: i64) -> String {
     if ms <= 0 {
         return "unknown".into();
     }
-    let s = (now_ms - ms).max(0) / 1000;
+    let s = now_ms.saturating_sub(ms).max(0) / 1000;
     format!("{s}s ago")
 }
 

@@ -25,6 +25,11 @@ use crate::http::{self, AppState};
 use crate::kvstore::{KvArgs, build_ring_store};
 
 use crate::ring_metrics::RingMetrics;
+use ringkit_dataplane::server::{LimitedListener, ServerMetrics, serve_http};
+
+/// How long open HTTP connections get to finish after shutdown starts (dskit's
+/// `-server.graceful-shutdown-timeout` default).
+const HTTP_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Flags of `ringkit node`, named like dskit's.
 #[derive(clap::Args, Debug, Clone)]
@@ -38,6 +43,8 @@ pub(crate) struct NodeArgs {
     pub(crate) ingester: crate::ingester::IngesterArgs,
     #[command(flatten)]
     pub(crate) distributor: crate::distributor::DistributorArgs,
+    #[command(flatten)]
+    pub(crate) server: crate::server_args::ServerArgs,
     /// Key of the ring in the KV store (after the prefix).
     #[arg(long = "ring.key", default_value = "ring")]
     pub(crate) ring_key: String,
@@ -161,6 +168,9 @@ pub(crate) async fn run_until(
     on_listen: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
     let mut registry = Registry::default();
+    let server_cfg = args.server.to_config();
+    let server_metrics = ServerMetrics::register(&mut registry);
+    registry.register_collector(Box::new(crate::server_args::DecompressionMetrics));
     let memory = MemoryStore::new();
     let store = build_ring_store(&args.kv, &memory, &mut registry).await?;
     if !args.metrics_ring_prefix.is_empty() {
@@ -197,7 +207,9 @@ pub(crate) async fn run_until(
     let lifecycler = if args.target == "distributor" {
         None
     } else {
-        let ing = crate::ingester::Ingester::bind(&args.ingester, &mut registry).await?;
+        let ing = crate::ingester::Ingester::bind(&args.ingester, &mut registry)
+            .await?
+            .with_server(server_cfg.clone(), server_metrics.clone());
         let grpc_addr = ing.local_addr()?;
         ingester = Some(ing);
         let cfg = LifecyclerConfig {
@@ -248,14 +260,24 @@ pub(crate) async fn run_until(
         app = app.merge(routes);
     }
     let server_cancel = cancel.clone();
+    // Connection limit and timeouts (-server.http-*); TCP_NODELAY is set on accept.
+    let listener = LimitedListener::new(
+        listener,
+        server_cfg.http_conn_limit,
+        "http",
+        &server_metrics,
+    );
+    let http_cfg = server_cfg.clone();
     let server = tokio::spawn(async move {
-        use axum::serve::ListenerExt as _;
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true); // no Nagle delay on small answers
-        });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(server_cancel.cancelled_owned())
-            .await
+        serve_http(
+            listener,
+            app,
+            &http_cfg,
+            server_cancel.cancelled_owned(),
+            HTTP_SHUTDOWN_GRACE,
+        )
+        .await;
+        Ok::<_, std::io::Error>(())
     });
     on_listen(local);
 

@@ -399,9 +399,9 @@ fn heartbeat_age(now: i64, ts: i64) -> String {
     if ts <= 0 {
         return "never".to_owned();
     }
-    let secs = now - ts;
+    let secs = now.saturating_sub(ts);
     if secs < 0 {
-        format!("in {}s", -secs)
+        format!("in {}s", secs.saturating_neg())
     } else {
         format!("{secs}s ago")
     }
@@ -442,7 +442,7 @@ async fn forget(args: &ForgetArgs, session: &Session) -> anyhow::Result<String> 
         Some(Err(ts)) => bail!(
             "refusing to forget {id:?}: it is healthy (last heartbeat {}s ago, timeout {:?}); \
              a live instance re-registers on its next heartbeat. Stop it first, or pass --force",
-            now - ts,
+            now.saturating_sub(ts),
             args.store.heartbeat_timeout
         ),
         Some(Ok(ts)) => Ok(format!(

@@ -176,9 +176,10 @@ fn balance(ring: &RingSnapshot) -> Option<String> {
 }
 
 fn age(now: i64, ts: i64) -> String {
-    let secs = now - ts;
+    // `ts` comes from a peer: any i64.
+    let secs = now.saturating_sub(ts);
     if secs < 0 {
-        return format!("in {}s (clock skew)", -secs);
+        return format!("in {}s (clock skew)", secs.saturating_neg());
     }
     match secs {
         0..=119 => format!("{secs}s ago"),
@@ -503,6 +504,17 @@ pub(crate) fn confirm_forget(id: &str) -> String {
 mod tests {
     use super::*;
     use ringkit_ring::snapshot::unix_seconds;
+
+    #[test]
+    fn heartbeat_ages_of_extreme_wire_timestamps_do_not_overflow() {
+        for ts in [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX] {
+            for now in [0, 1_800_000_000, i64::MAX] {
+                assert!(!age(now, ts).is_empty());
+            }
+        }
+        assert_eq!(age(10, 10), "0s ago");
+        assert!(age(0, i64::MAX).starts_with("in 9223372036854775807s"));
+    }
     use ringkit_ring::{Desc, InstanceState, RingConfig};
 
     fn ring() -> RingSnapshot {

@@ -754,7 +754,8 @@ impl KvState {
             return Applied::Unchanged;
         }
         e.deleted = true;
-        e.update_time_ms = unix_millis(now).max(e.update_time_ms + 1);
+        // The peer-chosen time may be i64::MAX: the tombstone's time saturates there.
+        e.update_time_ms = unix_millis(now).max(e.update_time_ms.saturating_add(1));
         e.version += 1;
         e.revision = revision;
         self.revision = revision;

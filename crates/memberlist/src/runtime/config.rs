@@ -88,6 +88,15 @@ pub struct MemberlistConfig {
     /// Bound on the fast join at start-up (ringkit's; dskit's is only per seed, the
     /// stream timeout). A fast join that takes longer counts as failed.
     pub fast_join_timeout: Duration,
+    /// Inbound TCP connections (packets and streams) handled at once; one more is closed
+    /// as soon as it is accepted and counted (`..._incoming_connections_refused_total`).
+    /// ringkit's own bound (dskit has none): 256, twice memberlist's 128 concurrent
+    /// push/pulls, while a connection lives at most a few seconds (the timeouts above).
+    pub max_incoming_connections: usize,
+    /// Bytes all connections of this node may hold in read buffers at once (packets being
+    /// read, stream messages being assembled). A connection that would pass it is closed
+    /// and counted. 256 MiB: several full 5,000-instance rings at once.
+    pub max_read_buffer_bytes: usize,
     /// msgpack generation of our stream messages (both are accepted by every peer).
     pub dialect: Dialect,
     /// SWIM timers; [`swim::Config::dskit`] or [`swim::Config::default_lan`].
@@ -125,6 +134,8 @@ impl MemberlistConfig {
             rejoin_interval: Duration::ZERO,
             rejoin_seed_nodes: Vec::new(),
             fast_join_timeout: Duration::from_secs(30),
+            max_incoming_connections: 256,
+            max_read_buffer_bytes: 256 << 20,
             dialect: Dialect::V2,
             swim: swim::Config::dskit(),
         }

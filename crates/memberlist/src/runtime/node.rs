@@ -585,9 +585,12 @@ impl Actor {
                     Inbound::Packet { from, message } => {
                         self.core.handle_packet(Instant::now().into_std(), from, message)
                     }
-                    Inbound::Stream { from, stream } => {
+                    Inbound::Stream { from, stream, slot } => {
                         let n = self.node.clone();
-                        tokio::spawn(async move { n.serve_stream(from, stream).await });
+                        tokio::spawn(async move {
+                            n.serve_stream(from, stream).await;
+                            drop(slot);
+                        });
                     }
                 },
                 Some(c) = cmds.recv() => self.command(c),

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::config::{MemberlistConfig, TransportKind};
@@ -57,6 +58,15 @@ pub struct TransportMetrics {
     pub sent_bytes: Counter,
     /// Every byte read from peers: packets, streams (push/pull), markers.
     pub received_bytes: Counter,
+    /// Inbound connections open now (packets being read, streams being served).
+    pub incoming_connections: Gauge,
+    /// Inbound connections closed at once because `max_incoming_connections` were open.
+    pub incoming_connections_refused: Counter,
+    /// Connections closed because the node's read buffers were full
+    /// (`max_read_buffer_bytes`).
+    pub read_buffer_exhausted: Counter,
+    /// Bytes held in read buffers now.
+    pub read_buffer_bytes: Gauge,
 }
 
 impl TransportMetrics {
@@ -146,6 +156,28 @@ impl TransportMetrics {
             "Total bytes received by the transport: packets, full state syncs and pings",
             &self.received_bytes,
         );
+        c(
+            r,
+            "incoming_connections_refused",
+            "Inbound connections closed at once because the connection limit was reached",
+            &self.incoming_connections_refused,
+        );
+        c(
+            r,
+            "read_buffer_exhausted",
+            "Connections closed because the node's read buffer budget was used up",
+            &self.read_buffer_exhausted,
+        );
+        r.register(
+            "incoming_connections",
+            "Inbound connections open now",
+            self.incoming_connections.clone(),
+        );
+        r.register(
+            "read_buffer_bytes",
+            "Bytes held in connection read buffers now",
+            self.read_buffer_bytes.clone(),
+        );
     }
 }
 
@@ -154,8 +186,80 @@ impl TransportMetrics {
 pub(crate) enum Inbound {
     /// A decoded packet.
     Packet { from: SocketAddr, message: Message },
-    /// An accepted stream connection (marker already consumed for dskit).
-    Stream { from: SocketAddr, stream: TcpStream },
+    /// An accepted stream connection (marker already consumed for dskit), with its
+    /// slot of the connection limit: hold it until the stream is done.
+    Stream {
+        from: SocketAddr,
+        stream: TcpStream,
+        slot: ConnSlot,
+    },
+}
+
+/// One inbound connection's place under `max_incoming_connections`; dropping it frees the
+/// place and updates the gauge.
+#[derive(Debug)]
+pub(crate) struct ConnSlot {
+    _permit: OwnedSemaphorePermit,
+    metrics: Arc<TransportMetrics>,
+}
+
+impl ConnSlot {
+    fn new(permit: OwnedSemaphorePermit, metrics: Arc<TransportMetrics>) -> Self {
+        metrics.incoming_connections.inc();
+        ConnSlot {
+            _permit: permit,
+            metrics,
+        }
+    }
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        self.metrics.incoming_connections.dec();
+    }
+}
+
+/// Bytes one connection holds of the node's read-buffer budget; returned on drop.
+struct BufferCharge<'a> {
+    budget: &'a Semaphore,
+    held: u32,
+    metrics: &'a TransportMetrics,
+}
+
+impl<'a> BufferCharge<'a> {
+    fn new(t: &'a Transport) -> Self {
+        BufferCharge {
+            budget: &t.read_budget,
+            held: 0,
+            metrics: &t.metrics,
+        }
+    }
+
+    /// Takes `n` more bytes of the budget; false (counted) when the budget is used up.
+    fn grow(&mut self, n: usize) -> bool {
+        let Ok(n) = u32::try_from(n) else {
+            return false;
+        };
+        match self.budget.try_acquire_many(n) {
+            Ok(p) => {
+                p.forget();
+                self.held = self.held.saturating_add(n);
+                self.metrics.read_buffer_bytes.inc_by(i64::from(n));
+                true
+            }
+            Err(_) => {
+                self.metrics.read_buffer_exhausted.inc();
+                false
+            }
+        }
+    }
+}
+
+impl Drop for BufferCharge<'_> {
+    fn drop(&mut self) {
+        self.budget.add_permits(self.held as usize);
+        self.metrics.read_buffer_bytes.dec_by(i64::from(self.held));
+    }
 }
 
 /// Errors of stream I/O.
@@ -173,6 +277,9 @@ pub enum StreamError {
     /// The message grew past the stream limit without completing.
     #[error("stream message larger than {0} bytes")]
     TooLarge(usize),
+    /// The node's read buffers are full (`max_read_buffer_bytes`).
+    #[error("read buffers of this node are full")]
+    BufferBudget,
     /// The peer closed before a whole message arrived.
     #[error("connection closed after {0} bytes, before a whole message")]
     Closed(usize),
@@ -207,6 +314,10 @@ pub(crate) struct Transport {
     write_timeout: Duration,
     acquire_timeout: Duration,
     writers: Semaphore,
+    /// Inbound connections (`max_incoming_connections`).
+    conns: Arc<Semaphore>,
+    /// Bytes of read buffers (`max_read_buffer_bytes`, in bytes, at most u32::MAX).
+    read_budget: Semaphore,
     udp: Option<Arc<UdpSocket>>,
     pub(crate) metrics: Arc<TransportMetrics>,
     /// Rate limit of warnings about what peers send.
@@ -251,6 +362,8 @@ impl Transport {
             write_timeout: cfg.packet_write_timeout,
             acquire_timeout: cfg.acquire_writer_timeout,
             writers: Semaphore::new(cfg.max_concurrent_writes.max(1)),
+            conns: Arc::new(Semaphore::new(cfg.max_incoming_connections.max(1))),
+            read_budget: Semaphore::new(cfg.max_read_buffer_bytes.min(u32::MAX as usize)),
             udp,
             metrics,
             warnings: PeerLogLimiter::default(),
@@ -378,7 +491,8 @@ impl Transport {
         first: bool,
     ) -> Result<Message, StreamError> {
         let t = self.stream_timeout;
-        let mut buf = Vec::with_capacity(4096);
+        let mut buf = Vec::new();
+        let mut charge = BufferCharge::new(self);
         let limit = self.limits.max_stream_payload + 64 * 1024;
         let m = tokio::time::timeout(t, async {
             loop {
@@ -394,6 +508,9 @@ impl Transport {
                     return Err(StreamError::Closed(buf.len()));
                 }
                 self.metrics.received_bytes.inc_by(n as u64);
+                if !charge.grow(n) {
+                    return Err(StreamError::BufferBudget);
+                }
                 buf.extend_from_slice(&chunk[..n]);
             }
         })
@@ -490,8 +607,16 @@ pub(crate) fn spawn_listeners(
                 },
                 _ = cancel.cancelled() => return,
             };
+            // At the limit the connection is closed at once (no task, no buffer): peers
+            // retry packets and streams, and a flood cannot exhaust file descriptors.
+            let Ok(permit) = transport.conns.clone().try_acquire_owned() else {
+                transport.metrics.incoming_connections_refused.inc();
+                drop(conn);
+                continue;
+            };
+            let slot = ConnSlot::new(permit, transport.metrics.clone());
             let (t, tx) = (transport.clone(), tx.clone());
-            tokio::spawn(async move { handle_conn(t, conn, from, tx).await });
+            tokio::spawn(async move { handle_conn(t, conn, from, tx, slot).await });
         }
     });
 }
@@ -501,10 +626,17 @@ async fn handle_conn(
     mut conn: TcpStream,
     from: SocketAddr,
     tx: mpsc::Sender<Inbound>,
+    slot: ConnSlot,
 ) {
     if t.kind == TransportKind::Udp {
         t.metrics.incoming_streams.inc();
-        let _ = tx.send(Inbound::Stream { from, stream: conn }).await;
+        let _ = tx
+            .send(Inbound::Stream {
+                from,
+                stream: conn,
+                slot,
+            })
+            .await;
         return;
     }
     let mut marker = [0u8; 1];
@@ -516,10 +648,18 @@ async fn handle_conn(
     match marker[0] {
         STREAM_MARKER => {
             t.metrics.incoming_streams.inc();
-            let _ = tx.send(Inbound::Stream { from, stream: conn }).await;
+            let _ = tx
+                .send(Inbound::Stream {
+                    from,
+                    stream: conn,
+                    slot,
+                })
+                .await;
         }
         PACKET_MARKER => {
+            let _slot = slot;
             let mut buf = vec![PACKET_MARKER];
+            let mut charge = BufferCharge::new(&t);
             let r = tokio::time::timeout(t.write_timeout, async {
                 let mut chunk = [0u8; 16 * 1024];
                 loop {
@@ -528,7 +668,7 @@ async fn handle_conn(
                         return Ok::<_, std::io::Error>(true);
                     }
                     t.metrics.received_bytes.inc_by(n as u64);
-                    if buf.len() + n > MAX_PACKET_CONN {
+                    if buf.len() + n > MAX_PACKET_CONN || !charge.grow(n) {
                         return Ok(false);
                     }
                     buf.extend_from_slice(&chunk[..n]);

@@ -11,11 +11,12 @@
 //! format, known only to the 2026 grafana fork: we decode it, and encode it only when
 //! asked, because older Go nodes drop such packets.
 //!
-//! Decompression is always bounded by a caller-supplied limit, because a few bytes of
-//! LZW or snappy can expand into megabytes.
+//! Decompression goes through `ringkit-decompress`, the one bounded decoder every ringkit
+//! path uses: a caller-supplied absolute limit plus a limit relative to the payload size,
+//! because a few bytes of LZW or snappy can expand into megabytes.
 
+use ringkit_decompress as bounded;
 use thiserror::Error;
-use weezl::{BitOrder, LzwStatus};
 
 /// The decompressed-size limit memberlist applies (40 MiB, `spec/memberlist.md` §1.12).
 pub const MAX_DECOMPRESSED: usize = 40 * 1024 * 1024;
@@ -61,6 +62,15 @@ pub enum CompressError {
         /// The limit that was exceeded.
         limit: usize,
     },
+    /// The payload would expand more than its size allows (a lying snappy header or an
+    /// LZW bomb), see `ringkit_decompress::Limits`.
+    #[error("{size} decompressed bytes from a {input} byte payload exceeds the allowed ratio")]
+    Implausible {
+        /// Bytes declared or produced when decoding stopped.
+        size: usize,
+        /// Compressed payload size.
+        input: usize,
+    },
     /// The LZW stream is invalid (bad code) per Go's decoder rules.
     #[error("invalid LZW data: {0}")]
     Lzw(String),
@@ -83,23 +93,45 @@ pub fn compress(algo: CompressionAlgo, data: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Decompresses a compress `Buf`, refusing to produce more than `limit` bytes.
+/// Decompresses a compress `Buf`, refusing to produce more than `limit` bytes or more
+/// than the input may plausibly expand to (ringkit-decompress's shared policy, with
+/// its default ratios).
 pub fn decompress(
     algo: CompressionAlgo,
     data: &[u8],
     limit: usize,
 ) -> Result<Vec<u8>, CompressError> {
-    match algo {
-        CompressionAlgo::Lzw => lzw_decompress(data, limit),
-        CompressionAlgo::Snappy => {
-            let len = snap::raw::decompress_len(data)
-                .map_err(|e| CompressError::Snappy(e.to_string()))?;
-            if len > limit {
-                return Err(CompressError::TooLarge { limit });
+    let limits = match algo {
+        CompressionAlgo::Lzw => bounded::Limits::lzw(limit),
+        CompressionAlgo::Snappy => bounded::Limits::snappy(limit),
+    };
+    decompress_within(algo, data, &limits)
+}
+
+/// [`decompress`] with explicit limits (absolute and relative to the input).
+pub fn decompress_within(
+    algo: CompressionAlgo,
+    data: &[u8],
+    limits: &bounded::Limits,
+) -> Result<Vec<u8>, CompressError> {
+    let out = match algo {
+        CompressionAlgo::Lzw => bounded::lzw(data, limits),
+        CompressionAlgo::Snappy => bounded::snappy(data, limits),
+    };
+    out.map_err(CompressError::from)
+}
+
+impl From<bounded::Error> for CompressError {
+    fn from(e: bounded::Error) -> Self {
+        match e {
+            bounded::Error::TooLarge { limit, .. } => CompressError::TooLarge { limit },
+            bounded::Error::Implausible { size, input } => {
+                CompressError::Implausible { size, input }
             }
-            snap::raw::Decoder::new()
-                .decompress_vec(data)
-                .map_err(|e| CompressError::Snappy(e.to_string()))
+            bounded::Error::Snappy(s) => CompressError::Snappy(s),
+            bounded::Error::LzwTruncated => CompressError::LzwTruncated,
+            // Lzw and any variant added later.
+            other => CompressError::Lzw(other.to_string()),
         }
     }
 }
@@ -196,38 +228,6 @@ pub fn lzw_compress(data: &[u8]) -> Vec<u8> {
     w.finish()
 }
 
-fn lzw_decompress(data: &[u8], limit: usize) -> Result<Vec<u8>, CompressError> {
-    let mut dec = weezl::decode::Decoder::new(BitOrder::Lsb, 8);
-    let mut out = Vec::new();
-    let mut chunk = vec![0u8; 16 * 1024];
-    let mut input = data;
-    loop {
-        let res = dec.decode_bytes(input, &mut chunk);
-        input = &input[res.consumed_in..];
-        if out.len() + res.consumed_out > limit {
-            return Err(CompressError::TooLarge { limit });
-        }
-        out.extend_from_slice(&chunk[..res.consumed_out]);
-        match res.status {
-            Ok(LzwStatus::Done) => return Ok(out),
-            Ok(LzwStatus::Ok) => {}
-            Ok(LzwStatus::NoProgress) => {
-                if input.is_empty() {
-                    return Err(CompressError::LzwTruncated);
-                }
-                // Output space was exhausted with input left: loop again.
-                if res.consumed_out == 0 && res.consumed_in == 0 {
-                    return Err(CompressError::Lzw("decoder made no progress".into()));
-                }
-            }
-            Err(e) => return Err(CompressError::Lzw(e.to_string())),
-        }
-        if input.is_empty() && res.consumed_out == 0 && res.consumed_in == 0 {
-            return Err(CompressError::LzwTruncated);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,7 +302,19 @@ mod tests {
                 decompress(algo, &c, 1000).unwrap_err(),
                 CompressError::TooLarge { limit: 1000 }
             );
-            assert_eq!(decompress(algo, &c, zeros.len()).unwrap(), zeros);
+            // Zeros expand far beyond the default LZW ratio: refused as a bomb unless
+            // the caller allows that ratio.
+            let generous = ringkit_decompress::Limits {
+                max_len: zeros.len(),
+                max_ratio: 100_000,
+            };
+            assert_eq!(decompress_within(algo, &c, &generous).unwrap(), zeros);
+            if algo == CompressionAlgo::Lzw {
+                assert!(matches!(
+                    decompress(algo, &c, zeros.len()).unwrap_err(),
+                    CompressError::Implausible { .. }
+                ));
+            }
         }
     }
 

@@ -33,6 +33,9 @@ pub struct Limits {
     /// Upstream memberlist allows 20 MiB; the 2026 grafana fork allows more, so the
     /// default is the 40 MiB decompression limit.
     pub max_stream_payload: usize,
+    /// Largest LZW output per compressed byte (`ringkit_decompress::LZW_MAX_RATIO`, 128):
+    /// real gossip compresses a few times, a bomb a thousandfold.
+    pub max_lzw_ratio: usize,
 }
 
 impl Default for Limits {
@@ -41,6 +44,7 @@ impl Default for Limits {
             max_decompressed: MAX_DECOMPRESSED,
             max_depth: 8,
             max_stream_payload: MAX_DECOMPRESSED,
+            max_lzw_ratio: ringkit_decompress::LZW_MAX_RATIO,
         }
     }
 }
@@ -83,6 +87,7 @@ impl Packet {
 pub(crate) struct Budget {
     pub(crate) decompressed_left: usize,
     pub(crate) depth_left: usize,
+    pub(crate) lzw_ratio: usize,
 }
 
 impl Budget {
@@ -90,6 +95,7 @@ impl Budget {
         Budget {
             decompressed_left: l.max_decompressed,
             depth_left: l.max_depth,
+            lzw_ratio: l.max_lzw_ratio,
         }
     }
 
@@ -112,7 +118,14 @@ impl Budget {
         buf: &[u8],
     ) -> Result<(CompressionAlgo, Vec<u8>), DecodeError> {
         let algo = CompressionAlgo::from_wire(algo)?;
-        let out = compress::decompress(algo, buf, self.decompressed_left)?;
+        let limits = match algo {
+            CompressionAlgo::Lzw => ringkit_decompress::Limits {
+                max_len: self.decompressed_left,
+                max_ratio: self.lzw_ratio,
+            },
+            CompressionAlgo::Snappy => ringkit_decompress::Limits::snappy(self.decompressed_left),
+        };
+        let out = compress::decompress_within(algo, buf, &limits)?;
         self.decompressed_left -= out.len();
         Ok((algo, out))
     }

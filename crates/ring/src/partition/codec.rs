@@ -105,13 +105,10 @@ pub fn decode(bytes: &[u8]) -> Result<PartitionRingDesc, CodecError> {
 }
 
 /// Decodes a `partitionRingDesc` value, refusing values that decompress to more than
-/// `limit` bytes.
+/// `limit` bytes (or far more than their own size: the shared bounded decoder of
+/// `ringkit_decompress`, as for `ringDesc`).
 pub fn decode_with_limit(bytes: &[u8], limit: usize) -> Result<PartitionRingDesc, CodecError> {
-    let size = snap::raw::decompress_len(bytes)?;
-    if size > limit {
-        return Err(CodecError::TooLarge { size, limit });
-    }
-    let proto = snap::raw::Decoder::new().decompress_vec(bytes)?;
+    let proto = ringkit_decompress::snappy(bytes, &ringkit_decompress::Limits::snappy(limit))?;
     decode_protobuf(&proto)
 }
 
