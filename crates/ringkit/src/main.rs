@@ -20,6 +20,7 @@ mod http;
 mod ingester;
 mod kvstore;
 mod memberlist_page;
+mod mimir_flags;
 mod node;
 mod ring_cli;
 mod ring_metrics;
@@ -44,10 +45,11 @@ enum Command {
     Ring(Box<ring_cli::RingArgs>),
 }
 
-/// Parses the command line, with `--config.file` expanded; a flag given twice (file, then
-/// command line) takes the last value.
+/// Parses the command line, with `--config.file` expanded and Mimir's spellings rewritten
+/// (see [`mimir_flags`]); a flag given twice (file, then command line) takes the last value.
 fn parse_cli() -> anyhow::Result<Cli> {
     let args = config_file::expand(std::env::args_os().collect())?;
+    let args = mimir_flags::rewrite(&Cli::command(), args)?;
     let command = Cli::command()
         .args_override_self(true)
         .mut_subcommands(|c| {
