@@ -48,7 +48,7 @@ enum Command {
 /// Parses the command line, with `--config.file` expanded and Mimir's spellings rewritten
 /// (see [`mimir_flags`]); a flag given twice (file, then command line) takes the last value.
 fn parse_cli() -> anyhow::Result<Cli> {
-    let args = config_file::expand(std::env::args_os().collect())?;
+    let args = config_file::expand(&Cli::command(), std::env::args_os().collect())?;
     let args = mimir_flags::rewrite(&Cli::command(), args)?;
     let command = Cli::command()
         .args_override_self(true)

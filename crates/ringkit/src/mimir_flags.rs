@@ -107,8 +107,16 @@ pub(crate) fn rewrite(cmd: &Command, args: Vec<OsString>) -> anyhow::Result<Vec<
     Ok(out)
 }
 
+/// The (sub)command `words` name under `cmd` (`["node"]`, `["ring", "show"]`); words that
+/// are not subcommands are skipped.
+pub(crate) fn subcommand<'a>(cmd: &'a Command, words: &[String]) -> &'a Command {
+    words
+        .iter()
+        .fold(cmd, |c, w| c.find_subcommand(w).unwrap_or(c))
+}
+
 /// The argument of `cmd` whose long name or alias is `name`.
-fn find_long<'a>(cmd: &'a Command, name: &str) -> Option<&'a clap::Arg> {
+pub(crate) fn find_long<'a>(cmd: &'a Command, name: &str) -> Option<&'a clap::Arg> {
     if name.is_empty() {
         return None;
     }
