@@ -226,7 +226,8 @@ pub(crate) struct MemberlistArgs {
     /// Port other members reach this node at (default: the bound port).
     #[arg(long = "memberlist.advertise-port")]
     pub(crate) advertise_port: Option<u16>,
-    /// Members to join: `host:port`, `dns+host:port` (repeat or comma-separate).
+    /// Members to join: `host:port`, `dns+host:port`, `dnssrv+_svc._proto.name`,
+    /// `dnssrvnoa+_svc._proto.name` (repeat or comma-separate).
     #[arg(long = "memberlist.join", value_delimiter = ',')]
     pub(crate) join: Vec<String>,
     /// Cluster label written on every message; messages with another label are dropped

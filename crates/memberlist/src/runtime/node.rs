@@ -276,7 +276,7 @@ impl Memberlist {
     /// `dnssrv+name`): one full push/pull with each resolved address. Returns how many
     /// answered.
     pub async fn join(&self, seeds: &[String]) -> Result<usize, JoinError> {
-        let addrs = resolve_members(seeds).await;
+        let addrs = resolve_members(seeds, &self.inner.config.dns_servers).await;
         let addrs: Vec<SocketAddr> = addrs
             .into_iter()
             .filter(|a| *a != self.inner.advertise)
