@@ -338,4 +338,59 @@ mod tests {
         );
         assert_eq!(node.kv.memberlist.cluster_label, "mimir");
     }
+
+    /// Every container in deploy/kubernetes runs a command line this parser accepts, with
+    /// the zone its labels name.
+    #[test]
+    fn the_kubernetes_manifests_args_parse() {
+        use clap::FromArgMatches as _;
+        use yaml_rust2::YamlLoader;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/kubernetes");
+        let mut containers = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            for doc in YamlLoader::load_from_str(&text).unwrap() {
+                let pod = &doc["spec"]["template"];
+                let zone = pod["metadata"]["labels"]["zone"].as_str().unwrap_or("");
+                for c in pod["spec"]["containers"].as_vec().into_iter().flatten() {
+                    containers += 1;
+                    let mut argv: Vec<OsString> = std::iter::once("ringkit".into())
+                        .chain(
+                            c["command"]
+                                .as_vec()
+                                .unwrap()
+                                .iter()
+                                .skip(1)
+                                .map(|a| a.as_str().unwrap().into()),
+                        )
+                        .collect();
+                    argv.extend(c["args"].as_vec().unwrap().iter().map(|a| {
+                        a.as_str()
+                            .unwrap()
+                            .replace("$(POD_IP)", "10.1.2.3")
+                            .replace("$(POD_NAME)", "ingester-zone-a-0")
+                            .into()
+                    }));
+                    let args = rewrite(&crate::Cli::command(), argv).unwrap();
+                    let matches = crate::Cli::command()
+                        .try_get_matches_from(args)
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                    let crate::Command::Node(n) =
+                        crate::Cli::from_arg_matches(&matches).unwrap().command
+                    else {
+                        panic!("not a node command")
+                    };
+                    assert_eq!(n.zone, zone, "{}", path.display());
+                    assert_eq!(n.kv.store, "memberlist");
+                    assert!(n.zone_awareness_enabled);
+                    assert_eq!(
+                        n.kv.memberlist.join,
+                        ["dns+gossip-ring.ringkit.svc.cluster.local:7946"]
+                    );
+                }
+            }
+        }
+        assert_eq!(containers, 4, "3 ingester zones and the distributor");
+    }
 }

@@ -82,6 +82,16 @@ struct ShowArgs {
     /// `table` for people, `json` for scripts (the `/ring` page's JSON plus `zones`).
     #[arg(long, value_enum, default_value = "table")]
     output: Output,
+    /// Keep reading the ring and print it again whenever an instance's state, health,
+    /// address, zone or token count changes, until Ctrl-C.
+    #[arg(long)]
+    watch: bool,
+    /// --watch: how often the store is read.
+    #[arg(long = "watch-interval", default_value = "2s", value_parser = parse_duration)]
+    watch_interval: Duration,
+    /// --watch: stop after this many prints (0: only Ctrl-C stops).
+    #[arg(long = "watch-max-prints", default_value_t = 0)]
+    watch_max_prints: u64,
 }
 
 #[derive(Args, Debug)]
@@ -165,6 +175,11 @@ pub(crate) fn main(args: RingArgs) -> i32 {
 pub(crate) async fn run(args: RingArgs, out: &mut impl std::io::Write) -> anyhow::Result<()> {
     let session = Session::default();
     let text = match args.command {
+        RingCommand::Show(a) if a.watch => {
+            let r = watch(&a, &session, out).await;
+            session.close().await;
+            return r;
+        }
         RingCommand::Show(a) => show(&a, &session).await,
         RingCommand::Forget(a) => forget(&a, &session).await,
         RingCommand::Lookup(a) => lookup(&a, &session).await,
@@ -336,6 +351,59 @@ async fn show(args: &ShowArgs, session: &Session) -> anyhow::Result<String> {
         &store.describe,
         args.output,
     ))
+}
+
+/// What `--watch` compares between reads: id, state, address, zone, token count.
+type ShapeRow = (String, String, String, String, usize);
+
+/// `ring show --watch`: one store connection, a read every `--watch-interval`, a print
+/// when the ring's shape (not just its heartbeat times) changed; stops on Ctrl-C or after
+/// `--watch-max-prints` prints.
+async fn watch(
+    args: &ShowArgs,
+    session: &Session,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<()> {
+    let store = Store::open(&args.store, session).await?;
+    let mut last: Option<Vec<ShapeRow>> = None;
+    let mut prints = 0u64;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        let desc = store.desc().await?;
+        let now_time = SystemTime::now();
+        let ring = RingSnapshot::new(desc, ring_config(&args.store));
+        let rows = ring_page::rows(&ring, now_time);
+        let shape: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.id.clone(),
+                    r.state.clone(),
+                    r.address.clone(),
+                    r.zone.clone(),
+                    r.tokens,
+                )
+            })
+            .collect();
+        if last.as_ref() != Some(&shape) {
+            let text = render_show(&ring, &rows, unix(now_time), &store.describe, args.output);
+            if args.output == Output::Table {
+                writeln!(out, "--- {} (unix time)", unix(now_time))?;
+            }
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+            last = Some(shape);
+            prints += 1;
+            if args.watch_max_prints != 0 && prints >= args.watch_max_prints {
+                return Ok(());
+            }
+        }
+        tokio::select! {
+            _ = &mut ctrl_c => return Ok(()),
+            _ = tokio::time::sleep(args.watch_interval) => {}
+        }
+    }
 }
 
 fn render_show(

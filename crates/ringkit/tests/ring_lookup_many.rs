@@ -1,11 +1,11 @@
 //! `ringkit ring lookup` with many keys joins the gossip cluster once and answers every key
-//! as the one-key lookup does.
+//! as the one-key lookup does; `ring show --watch` prints the ring again when it changes.
 
 mod common;
 
-use std::io::Write as _;
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::{Node, NodeOpts, all_active, free_port, ring_cli_via_gossip, wait_for};
 
@@ -112,4 +112,72 @@ async fn ten_thousand_keys_in_one_call_match_single_lookups() {
     assert!(two.contains("KEY") && two.contains("2147483648"), "{two}");
     // Header, rule, two rows.
     assert_eq!(two.lines().count(), 4, "{two}");
+
+    // --- ring show --watch: printed once, then again when a fourth ingester joins.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringkit"))
+        .args([
+            "ring",
+            "show",
+            "--watch",
+            "--watch-interval=200ms",
+            "--watch-max-prints=2",
+            "--kv.store=memberlist",
+            "--memberlist.bind-addr=127.0.0.1",
+            &format!("--memberlist.cluster-label={LABEL}"),
+            &format!("--memberlist.join=127.0.0.1:{}", ports[0]),
+            "--ring.heartbeat-timeout=2s",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !lines.iter().any(|l: &String| l.starts_with("---")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => lines.push(l),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no first print from ring show --watch: {lines:?}");
+            }
+        }
+    }
+    let fourth = Node::start_with(
+        "ing-3",
+        &common::gossip_flags(free_port(), Some(ports[0]), LABEL),
+        &opts,
+    );
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ring show --watch did not print the change in time");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    reader.join().unwrap();
+    lines.extend(rx.try_iter());
+    let blocks: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].starts_with("---"))
+        .collect();
+    assert_eq!(blocks.len(), 2, "{lines:#?}");
+    let first = lines[blocks[0]..blocks[1]].join("\n");
+    let second = lines[blocks[1]..].join("\n");
+    assert!(!first.contains("ing-3"), "{first}");
+    assert!(second.contains("ing-3"), "{second}");
+    drop(fourth);
 }
