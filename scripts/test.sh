@@ -7,7 +7,8 @@
 # Env:   RINGKIT_SKIP_INSTALL=1      skip apt-get (packages already present)
 #        RINGKIT_REQUIRE_BROWSER=0   let the /ring browser test skip when chromium is
 #                                    missing (default here: 1, a missing browser fails)
-# Needs: etcd-server and prometheus (Debian packages; installed here when missing)
+# Needs: etcd-server and prometheus (Debian packages; installed here when missing),
+#        python3 + pip (kubernetes-validate, for scripts/validate-manifests.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +45,10 @@ export RINGKIT_REQUIRE_ALERTMANAGER=1
 
 # The Prometheus test must fail, not skip, when the binary is missing.
 export RINGKIT_REQUIRE_PROMETHEUS=1
+
+# Kubernetes manifests against the API schemas (installs kubernetes-validate from PyPI).
+log "deploy/kubernetes manifests"
+bash scripts/validate-manifests.sh
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

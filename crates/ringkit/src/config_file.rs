@@ -22,17 +22,26 @@
 //! flag parser like unknown flags, naming the key. A single-value flag given on the command
 //! line overrides the file; list flags (`memberlist.join`, `etcd.endpoints`) given in both
 //! places are combined.
+//!
+//! Mimir's own YAML layout is read too, so an existing Mimir config works for the parts
+//! ringkit runs: `target`, `ingester.ring` (with its `kvstore`), `memberlist`
+//! (`join_members`, ...), `server` and `distributor`. snake_case keys become the dashed flag
+//! names and Mimir's non-mechanical paths are mapped ([`mimir_flag_name`]). Sections
+//! ringkit has no flag under (`blocks_storage`, `limits`, ...) and snake_case keys ringkit
+//! does not implement are skipped with a warning on stderr instead of refused.
 
 use std::ffi::OsString;
 
 use anyhow::{Context as _, bail};
+use clap::Command;
 use yaml_rust2::{Yaml, YamlLoader};
 
 const FLAG: &str = "config.file";
 
 /// Replaces `--config.file PATH` / `--config.file=PATH` in `args` with the flags the file
-/// holds, placed right after the subcommand words so later command-line flags win.
-pub(crate) fn expand(args: Vec<OsString>) -> anyhow::Result<Vec<OsString>> {
+/// holds, placed right after the subcommand words so later command-line flags win; keys
+/// are checked against the flags of `cmd`'s subcommand that `args` names.
+pub(crate) fn expand(cmd: &Command, args: Vec<OsString>) -> anyhow::Result<Vec<OsString>> {
     let mut path = None;
     let mut rest = Vec::with_capacity(args.len());
     let mut it = args.into_iter();
@@ -60,6 +69,18 @@ pub(crate) fn expand(args: Vec<OsString>) -> anyhow::Result<Vec<OsString>> {
         .skip(1)
         .position(|a| a.to_string_lossy().starts_with('-'))
         .map_or(rest.len(), |i| i + 1);
+    let words: Vec<String> = rest[1..at]
+        .iter()
+        .map(|w| w.to_string_lossy().into_owned())
+        .collect();
+    let sub = crate::mimir_flags::subcommand(cmd, &words);
+    let (flags, skipped) = mimir_layout(sub, flags);
+    for warning in skipped {
+        eprintln!(
+            "ringkit: warning: --config.file {}: {warning}",
+            path.to_string_lossy()
+        );
+    }
     rest.splice(at..at, flags.into_iter().map(OsString::from));
     Ok(rest)
 }
@@ -74,6 +95,84 @@ pub(crate) fn flags_from_yaml(text: &str) -> anyhow::Result<Vec<String>> {
         Some(_) => bail!("the file must be a mapping of flag names to values"),
     }
     Ok(out)
+}
+
+/// Mimir YAML paths whose flag name is not the mechanical snake_case → dashes one.
+const MIMIR_RENAMES: &[(&str, &str)] = &[
+    ("memberlist.join_members", "memberlist.join"),
+    ("memberlist.node_name", "memberlist.nodename"),
+    (
+        "memberlist.pull_push_interval",
+        "memberlist.pullpush-interval",
+    ),
+    (
+        "memberlist.abort_if_cluster_join_fails",
+        "memberlist.abort-if-join-fails",
+    ),
+    ("server.log_level", "log.level"),
+    ("server.log_format", "log.format"),
+    ("server.http_path_prefix", "server.path-prefix"),
+];
+
+/// Mimir YAML path prefixes and the flag prefix they stand for (first match wins).
+const MIMIR_PREFIXES: &[(&str, &str)] = &[
+    ("ingester.ring.kvstore.etcd.", "etcd."),
+    ("ingester.ring.kvstore.multi.", "multi."),
+    ("ingester.ring.kvstore.", "ingester.ring."),
+    ("distributor.ring.kvstore.", "distributor.ring."),
+];
+
+/// Mimir sections whose keys ringkit does not implement are skipped, not refused.
+const MIMIR_ONLY: &[&str] = &["ingester.ring.", "distributor.ring."];
+
+/// The flag name for a dotted YAML path: Mimir's renames, then snake_case to dashes
+/// (ringkit's own dashed names pass through unchanged).
+pub(crate) fn mimir_flag_name(path: &str) -> String {
+    if let Some((_, flag)) = MIMIR_RENAMES.iter().find(|(p, _)| *p == path) {
+        return (*flag).to_owned();
+    }
+    let path = MIMIR_PREFIXES
+        .iter()
+        .find_map(|(from, to)| path.strip_prefix(from).map(|rest| format!("{to}{rest}")))
+        .unwrap_or_else(|| path.to_owned());
+    path.replace('_', "-")
+}
+
+/// Maps the file's `--path=value` flags to `cmd`'s flag names; drops (returning a warning
+/// for each) top-level sections with no flag of `cmd` under them and snake_case keys `cmd`
+/// does not know. Other unknown keys stay, for clap to refuse.
+fn mimir_layout(cmd: &Command, flags: Vec<String>) -> (Vec<String>, Vec<String>) {
+    let mut kept = Vec::with_capacity(flags.len());
+    let mut warnings: Vec<String> = Vec::new();
+    for flag in flags {
+        let body = flag.trim_start_matches('-');
+        let (path, value) = body.split_once('=').unwrap_or((body, ""));
+        let name = mimir_flag_name(path);
+        if crate::mimir_flags::find_long(cmd, &name).is_some() {
+            kept.push(format!("--{name}={value}"));
+            continue;
+        }
+        let section = path.split('.').next().unwrap_or(path);
+        let section_known = cmd.get_arguments().any(|a| {
+            a.get_long().is_some_and(|l| {
+                l == section || l.starts_with(&format!("{}.", section.replace('_', "-")))
+            }) || a.get_all_aliases().is_some_and(|al| {
+                al.iter()
+                    .any(|l| l.starts_with(&format!("{}.", section.replace('_', "-"))))
+            })
+        });
+        if !section_known {
+            let w = format!("ignoring section {section:?} (ringkit has no settings there)");
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
+        } else if path.contains('_') || MIMIR_ONLY.iter().any(|p| path.starts_with(p)) {
+            warnings.push(format!("ignoring {path:?} (not a ringkit setting)"));
+        } else {
+            kept.push(flag);
+        }
+    }
+    (kept, warnings)
 }
 
 fn walk(node: &Yaml, prefix: &str, out: &mut Vec<String>) -> anyhow::Result<()> {
@@ -120,6 +219,7 @@ fn scalar(y: &Yaml) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory as _;
 
     #[test]
     fn nested_and_flat_keys_give_the_same_flags() {
@@ -154,7 +254,7 @@ mod tests {
         .into_iter()
         .map(OsString::from)
         .collect();
-        let got: Vec<String> = expand(args)
+        let got: Vec<String> = expand(&crate::Cli::command(), args)
             .unwrap()
             .into_iter()
             .map(|a| a.into_string().unwrap())
@@ -181,15 +281,166 @@ mod tests {
         );
         assert!(flags_from_yaml("a: [b: c]\n").is_err());
         assert!(flags_from_yaml("a: {").is_err());
-        let err = expand(vec![
-            "ringkit".into(),
-            "node".into(),
-            "--config.file=/nonexistent/x.yaml".into(),
-        ])
+        let err = expand(
+            &crate::Cli::command(),
+            vec![
+                "ringkit".into(),
+                "node".into(),
+                "--config.file=/nonexistent/x.yaml".into(),
+            ],
+        )
         .unwrap_err();
         assert!(
             format!("{err:#}").contains("/nonexistent/x.yaml"),
             "{err:#}"
         );
+    }
+
+    /// A Mimir ingester's config (layout of Mimir's reference config and jsonnet).
+    const MIMIR_YAML: &str = r#"
+target: ingester
+multitenancy_enabled: false
+server:
+  http_listen_port: 8080
+  grpc_listen_port: 9095
+  log_level: info
+  grpc_server_max_concurrent_streams: 500
+distributor:
+  ring:
+    kvstore:
+      store: memberlist
+  pool:
+    health_check_ingesters: true
+ingester:
+  ring:
+    kvstore:
+      store: memberlist
+      prefix: ""
+    replication_factor: 3
+    zone_awareness_enabled: true
+    instance_availability_zone: zone-a
+    num_tokens: 512
+    tokens_file_path: /data/tokens
+    heartbeat_period: 2m
+    heartbeat_timeout: 10m
+    unregister_on_shutdown: false
+    final_sleep: 0s
+    excluded_zones: ""
+  instance_limits:
+    max_series: 1500000
+memberlist:
+  join_members:
+    - dns+gossip-ring.mimir.svc.cluster.local:7946
+  cluster_label: mimir
+  abort_if_cluster_join_fails: false
+  bind_port: 7946
+blocks_storage:
+  backend: filesystem
+  tsdb:
+    dir: /data/tsdb
+limits:
+  ingestion_rate: 100000
+"#;
+
+    #[test]
+    fn mimir_paths_map_to_flag_names() {
+        assert_eq!(
+            mimir_flag_name("memberlist.join_members"),
+            "memberlist.join"
+        );
+        assert_eq!(
+            mimir_flag_name("ingester.ring.kvstore.store"),
+            "ingester.ring.store"
+        );
+        assert_eq!(
+            mimir_flag_name("ingester.ring.kvstore.etcd.endpoints"),
+            "etcd.endpoints"
+        );
+        assert_eq!(
+            mimir_flag_name("ingester.ring.instance_availability_zone"),
+            "ingester.ring.instance-availability-zone"
+        );
+        assert_eq!(mimir_flag_name("kv.max-value-size"), "kv.max-value-size");
+    }
+
+    #[test]
+    fn a_mimir_config_file_configures_a_node_and_unknown_parts_are_skipped() {
+        use clap::FromArgMatches as _;
+        let cmd = crate::Cli::command();
+        let node = crate::mimir_flags::subcommand(&cmd, &["node".to_owned()]);
+        let (_, warnings) = mimir_layout(node, flags_from_yaml(MIMIR_YAML).unwrap());
+        for skipped in [
+            "\"multitenancy_enabled\"",
+            "\"blocks_storage\"",
+            "\"limits\"",
+            "\"server.log_level\"",
+            "\"ingester.instance_limits.max_series\"",
+            "\"distributor.ring.kvstore.store\"",
+            "\"memberlist.abort_if_cluster_join_fails\"",
+        ] {
+            assert!(
+                warnings.iter().any(|w| w.contains(skipped)),
+                "{skipped} not in {warnings:?}"
+            );
+        }
+        // Each skipped section is reported once.
+        assert_eq!(
+            warnings
+                .iter()
+                .filter(|w| w.contains("blocks_storage"))
+                .count(),
+            1
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mimir.yaml");
+        std::fs::write(&path, MIMIR_YAML).unwrap();
+        let args: Vec<OsString> = [
+            "ringkit",
+            "node",
+            "-config.file",
+            path.to_str().unwrap(),
+            "-ingester.ring.instance-availability-zone=zone-b",
+        ]
+        .into_iter()
+        .map(OsString::from)
+        .collect();
+        let args = expand(&cmd, args).unwrap();
+        let args = crate::mimir_flags::rewrite(&cmd, args).unwrap();
+        let matches = crate::Cli::command()
+            .args_override_self(true)
+            .mut_subcommands(|c| c.args_override_self(true))
+            .try_get_matches_from(args)
+            .unwrap();
+        let crate::Command::Node(n) = crate::Cli::from_arg_matches(&matches).unwrap().command
+        else {
+            panic!("not a node command")
+        };
+        assert_eq!(n.target, "ingester");
+        assert_eq!(n.http_port, 8080);
+        assert_eq!(n.kv.store, "memberlist");
+        assert_eq!(n.kv.prefix, "");
+        assert_eq!(n.replication_factor, 3);
+        assert!(n.zone_awareness_enabled);
+        // The command line wins over the file.
+        assert_eq!(n.zone, "zone-b");
+        assert_eq!(n.num_tokens, 512);
+        assert_eq!(
+            n.tokens_file_path.as_deref(),
+            Some(std::path::Path::new("/data/tokens"))
+        );
+        assert_eq!(n.heartbeat_period, std::time::Duration::from_secs(120));
+        assert_eq!(
+            n.ring_heartbeat_timeout,
+            std::time::Duration::from_secs(600)
+        );
+        assert!(!n.unregister_on_shutdown);
+        assert_eq!(
+            n.kv.memberlist.join,
+            ["dns+gossip-ring.mimir.svc.cluster.local:7946"]
+        );
+        assert_eq!(n.kv.memberlist.cluster_label, "mimir");
+        assert_eq!(n.kv.memberlist.bind_port, 7946);
+        assert_eq!(n.ingester.grpc_port, 9095);
     }
 }

@@ -22,10 +22,14 @@ pub(crate) struct KvArgs {
     /// Backend holding the ring: inmemory (this process only), etcd, memberlist (gossip,
     /// compatible with Mimir/Loki/Cortex clusters), or multi (two stores with mirroring,
     /// for migrations).
-    #[arg(long = "kv.store", default_value = "inmemory", value_parser = ["inmemory", "etcd", "multi", "memberlist"])]
+    #[arg(long = "kv.store", visible_alias = "ingester.ring.store", default_value = "inmemory", value_parser = ["inmemory", "etcd", "multi", "memberlist"])]
     pub(crate) store: String,
     /// Prefix of every key (the ring key `ring` is stored as `collectors/ring`).
-    #[arg(long = "kv.prefix", default_value = "collectors/")]
+    #[arg(
+        long = "kv.prefix",
+        visible_alias = "ingester.ring.prefix",
+        default_value = "collectors/"
+    )]
     pub(crate) prefix: String,
     /// Largest encoded value accepted (bytes).
     #[arg(long = "kv.max-value-size", default_value_t = 1536 * 1024)]
@@ -246,7 +250,8 @@ pub(crate) struct MemberlistArgs {
     /// Port other members reach this node at (default: the bound port).
     #[arg(long = "memberlist.advertise-port")]
     pub(crate) advertise_port: Option<u16>,
-    /// Members to join: `host:port`, `dns+host:port` (repeat or comma-separate).
+    /// Members to join: `host:port`, `dns+host:port`, `dnssrv+_svc._proto.name`,
+    /// `dnssrvnoa+_svc._proto.name` (repeat or comma-separate).
     #[arg(long = "memberlist.join", value_delimiter = ',')]
     pub(crate) join: Vec<String>,
     /// Cluster label written on every message; messages with another label are dropped

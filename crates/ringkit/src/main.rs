@@ -24,6 +24,7 @@ mod ingester;
 mod kvstore;
 mod loadgen;
 mod memberlist_page;
+mod mimir_flags;
 mod node;
 mod ring_cli;
 mod ring_metrics;
@@ -53,10 +54,11 @@ enum Command {
     Loadgen(Box<loadgen::LoadgenArgs>),
 }
 
-/// Parses the command line, with `--config.file` expanded; a flag given twice (file, then
-/// command line) takes the last value.
+/// Parses the command line, with `--config.file` expanded and Mimir's spellings rewritten
+/// (see [`mimir_flags`]); a flag given twice (file, then command line) takes the last value.
 fn parse_cli() -> anyhow::Result<Cli> {
-    let args = config_file::expand(std::env::args_os().collect())?;
+    let args = config_file::expand(&Cli::command(), std::env::args_os().collect())?;
+    let args = mimir_flags::rewrite(&Cli::command(), args)?;
     let command = Cli::command()
         .args_override_self(true)
         .mut_subcommands(|c| {

@@ -18,7 +18,7 @@ use ringkit_lifecycle::{Lifecycler, LifecyclerConfig, RingWatcher};
 use ringkit_memberlist::runtime::JoinStatus;
 use ringkit_ring::RingConfig;
 use ringkit_ring::snapshot::ReplicationStrategy;
-use ringkit_ring::tokens::RandomTokenGenerator;
+use ringkit_ring::tokens::{RandomTokenGenerator, SpreadMinimizingTokenGenerator, TokenGenerator};
 
 use crate::duration::parse_duration;
 use crate::http::{self, AppState};
@@ -59,40 +59,69 @@ pub(crate) struct NodeArgs {
     #[arg(long = "metrics.ring-prefix", default_value = "cortex_")]
     pub(crate) metrics_ring_prefix: String,
     /// Instance id (ring map key). Default: the host name.
-    #[arg(long = "ingester.lifecycler.ID")]
+    #[arg(
+        long = "ingester.lifecycler.ID",
+        visible_alias = "ingester.ring.instance-id"
+    )]
     pub(crate) id: Option<String>,
     /// Address other components dial (`host:port`). Default: the gRPC listen address.
-    #[arg(long = "ingester.lifecycler.addr")]
+    #[arg(
+        long = "ingester.lifecycler.addr",
+        visible_alias = "ingester.ring.instance-addr"
+    )]
     pub(crate) addr: Option<String>,
     /// Availability zone of this instance.
-    #[arg(long = "ingester.availability-zone", default_value = "")]
+    #[arg(
+        long = "ingester.availability-zone",
+        visible_alias = "ingester.ring.instance-availability-zone",
+        default_value = ""
+    )]
     pub(crate) zone: String,
     /// Tokens per instance.
-    #[arg(long = "ingester.num-tokens", default_value_t = 128)]
+    #[arg(
+        long = "ingester.num-tokens",
+        visible_alias = "ingester.ring.num-tokens",
+        default_value_t = 128
+    )]
     pub(crate) num_tokens: usize,
     /// Heartbeat period.
-    #[arg(long = "ingester.heartbeat-period", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long = "ingester.heartbeat-period", visible_alias = "ingester.ring.heartbeat-period", default_value = "5s", value_parser = parse_duration)]
     pub(crate) heartbeat_period: Duration,
     /// Heartbeat timeout used by readiness and auto-forget.
-    #[arg(long = "ingester.heartbeat-timeout", default_value = "1m", value_parser = parse_duration)]
+    #[arg(long = "ingester.heartbeat-timeout", visible_alias = "ingester.ring.heartbeat-timeout", default_value = "1m", value_parser = parse_duration)]
     pub(crate) lifecycler_heartbeat_timeout: Duration,
     /// Observe period for token conflicts (0: go ACTIVE at once).
-    #[arg(long = "ingester.observe-period", default_value = "0s", value_parser = parse_duration)]
+    #[arg(long = "ingester.observe-period", visible_alias = "ingester.ring.observe-period", default_value = "0s", value_parser = parse_duration)]
     pub(crate) observe_period: Duration,
     /// Delay before claiming tokens.
     #[arg(long = "ingester.join-after", default_value = "0s", value_parser = parse_duration)]
     pub(crate) join_after: Duration,
     /// Readiness needs the checks to pass this long.
-    #[arg(long = "ingester.min-ready-duration", default_value = "15s", value_parser = parse_duration)]
+    #[arg(long = "ingester.min-ready-duration", visible_alias = "ingester.ring.min-ready-duration", default_value = "15s", value_parser = parse_duration)]
     pub(crate) min_ready_duration: Duration,
     /// Sleep at the end of shutdown.
-    #[arg(long = "ingester.final-sleep", default_value = "0s", value_parser = parse_duration)]
+    #[arg(long = "ingester.final-sleep", visible_alias = "ingester.ring.final-sleep", default_value = "0s", value_parser = parse_duration)]
     pub(crate) final_sleep: Duration,
     /// File that keeps the tokens across restarts.
-    #[arg(long = "ingester.tokens-file-path")]
+    #[arg(
+        long = "ingester.tokens-file-path",
+        visible_alias = "ingester.ring.tokens-file-path"
+    )]
     pub(crate) tokens_file_path: Option<std::path::PathBuf>,
+    /// How tokens are chosen: `random`, or `spread-minimizing` (dskit's deterministic
+    /// tokens from the instance ID's ordinal and the zone, for even ownership; needs an ID
+    /// ending in `-<number>` and no tokens file).
+    #[arg(long = "ingester.ring.token-generation-strategy", default_value = "random", value_parser = ["random", "spread-minimizing"])]
+    pub(crate) token_generation_strategy: String,
+    /// spread-minimizing: every zone ingesters run in (comma-separated, fixed over time).
+    #[arg(long = "ingester.ring.spread-minimizing-zones", value_delimiter = ',')]
+    pub(crate) spread_minimizing_zones: Vec<String>,
+    /// spread-minimizing: claim tokens only once the instance with the previous ordinal
+    /// is in the ring.
+    #[arg(long = "ingester.ring.spread-minimizing-join-ring-in-order", default_value_t = false, action = clap::ArgAction::Set)]
+    pub(crate) spread_minimizing_join_ring_in_order: bool,
     /// Remove the ring entry on a clean shutdown.
-    #[arg(long = "ingester.unregister-on-shutdown", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long = "ingester.unregister-on-shutdown", visible_alias = "ingester.ring.unregister-on-shutdown", default_value_t = true, action = clap::ArgAction::Set)]
     pub(crate) unregister_on_shutdown: bool,
     /// Readiness requires every ring member ACTIVE and healthy.
     #[arg(long = "ingester.readiness-check-ring-health", default_value_t = true, action = clap::ArgAction::Set)]
@@ -104,10 +133,14 @@ pub(crate) struct NodeArgs {
     #[arg(long = "ring.heartbeat-timeout", default_value = "1m", value_parser = parse_duration)]
     pub(crate) ring_heartbeat_timeout: Duration,
     /// Replication factor.
-    #[arg(long = "distributor.replication-factor", default_value_t = 3)]
+    #[arg(
+        long = "distributor.replication-factor",
+        visible_alias = "ingester.ring.replication-factor",
+        default_value_t = 3
+    )]
     pub(crate) replication_factor: usize,
     /// Place replicas in distinct zones.
-    #[arg(long = "distributor.zone-awareness-enabled", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long = "distributor.zone-awareness-enabled", visible_alias = "ingester.ring.zone-awareness-enabled", default_value_t = false, action = clap::ArgAction::Set)]
     pub(crate) zone_awareness_enabled: bool,
     /// HTTP listen address.
     #[arg(long = "server.http-listen-address", default_value = "127.0.0.1")]
@@ -123,6 +156,50 @@ fn hostname() -> String {
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "ringkit".to_owned())
+}
+
+/// The token generator `--ingester.ring.token-generation-strategy` names, checked as
+/// Mimir checks it (spread-minimizing: no tokens file, an ID ending in `-<n>`, the zone
+/// listed in `--ingester.ring.spread-minimizing-zones`).
+fn token_generator(
+    args: &NodeArgs,
+    id: &str,
+) -> anyhow::Result<Arc<dyn TokenGenerator + Send + Sync>> {
+    if args.token_generation_strategy != "spread-minimizing" {
+        anyhow::ensure!(
+            !args.spread_minimizing_join_ring_in_order,
+            "--ingester.ring.spread-minimizing-join-ring-in-order needs \
+             --ingester.ring.token-generation-strategy=spread-minimizing"
+        );
+        return Ok(Arc::new(RandomTokenGenerator::new()));
+    }
+    anyhow::ensure!(
+        args.tokens_file_path.is_none(),
+        "the spread-minimizing token generation strategy needs an empty \
+         --ingester.ring.tokens-file-path"
+    );
+    let generator = SpreadMinimizingTokenGenerator::new(
+        id,
+        &args.zone,
+        &args.spread_minimizing_zones,
+        args.spread_minimizing_join_ring_in_order,
+    )
+    .context("the spread-minimizing token generation strategy is misconfigured")?;
+    Ok(Arc::new(generator))
+}
+
+/// The address written in the ring: `--ingester.lifecycler.addr` as given when it has a
+/// port, with the gRPC port added when it is a bare IP or host (Mimir's
+/// `-ingester.ring.instance-addr` is an IP only), else the gRPC listen address.
+fn advertised_addr(addr: Option<&str>, grpc: SocketAddr) -> String {
+    match addr {
+        None | Some("") => grpc.to_string(),
+        Some(a) => match a.parse::<std::net::IpAddr>() {
+            Ok(ip) => SocketAddr::new(ip, grpc.port()).to_string(),
+            Err(_) if a.starts_with('[') || a.contains(':') => a.to_owned(),
+            Err(_) => format!("{a}:{}", grpc.port()),
+        },
+    }
 }
 
 /// Runs a node until SIGINT or SIGTERM.
@@ -212,9 +289,11 @@ pub(crate) async fn run_until(
             .with_server(server_cfg.clone(), server_metrics.clone());
         let grpc_addr = ing.local_addr()?;
         ingester = Some(ing);
+        let id = args.id.clone().unwrap_or_else(hostname);
+        let generator = token_generator(&args, &id)?;
         let cfg = LifecyclerConfig {
-            id: args.id.clone().unwrap_or_else(hostname),
-            addr: args.addr.clone().unwrap_or_else(|| grpc_addr.to_string()),
+            id,
+            addr: advertised_addr(args.addr.as_deref(), grpc_addr),
             zone: args.zone.clone(),
             num_tokens: args.num_tokens,
             heartbeat_period: args.heartbeat_period,
@@ -232,7 +311,7 @@ pub(crate) async fn run_until(
             cfg,
             lifecycler_kv,
             args.ring_key.clone(),
-            Arc::new(RandomTokenGenerator::new()),
+            generator,
         )?))
     };
 
@@ -343,4 +422,58 @@ pub(crate) async fn run_until(
         anyhow::bail!("joining the memberlist cluster failed: {e}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_instance_addr_gets_the_grpc_port() {
+        let grpc: SocketAddr = "0.0.0.0:9095".parse().unwrap();
+        assert_eq!(advertised_addr(None, grpc), "0.0.0.0:9095");
+        assert_eq!(advertised_addr(Some("10.1.2.3"), grpc), "10.1.2.3:9095");
+        assert_eq!(advertised_addr(Some("fd00::1"), grpc), "[fd00::1]:9095");
+        assert_eq!(
+            advertised_addr(Some("10.1.2.3:7000"), grpc),
+            "10.1.2.3:7000"
+        );
+        assert_eq!(advertised_addr(Some("ing-1.svc"), grpc), "ing-1.svc:9095");
+        assert_eq!(
+            advertised_addr(Some("ing-1.svc:7000"), grpc),
+            "ing-1.svc:7000"
+        );
+    }
+
+    fn node_args(extra: &[&str]) -> NodeArgs {
+        use clap::Parser as _;
+        let cli = crate::Cli::try_parse_from(["ringkit", "node"].iter().chain(extra)).unwrap();
+        match cli.command {
+            crate::Command::Node(a) => *a,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn spread_minimizing_strategy_is_checked_like_mimir() {
+        let ok = node_args(&[
+            "--ingester.ring.token-generation-strategy=spread-minimizing",
+            "--ingester.ring.instance-availability-zone=zone-b",
+            "--ingester.ring.spread-minimizing-zones=zone-a,zone-b,zone-c",
+        ]);
+        assert!(token_generator(&ok, "ingester-zone-b-7").is_ok());
+        let err =
+            |args: &NodeArgs, id: &str| format!("{:#}", token_generator(args, id).err().unwrap());
+        assert!(err(&ok, "ingester-zone-b").contains("misconfigured"));
+        let mut with_file = ok.clone();
+        with_file.tokens_file_path = Some("/data/tokens".into());
+        assert!(err(&with_file, "ingester-zone-b-7").contains("tokens-file-path"));
+        let mut other_zone = ok.clone();
+        other_zone.zone = "zone-d".into();
+        assert!(err(&other_zone, "ingester-zone-d-7").contains("misconfigured"));
+        let in_order_random =
+            node_args(&["--ingester.ring.spread-minimizing-join-ring-in-order=true"]);
+        assert!(err(&in_order_random, "x-1").contains("spread-minimizing"));
+        assert!(token_generator(&node_args(&[]), "host").is_ok());
+    }
 }

@@ -4,7 +4,9 @@
 //!   each zone, as text or JSON (the JSON has the `/ring` page's shape).
 //! - `forget ID`: removes an instance with a CAS; refuses a healthy one unless `--force`
 //!   (a live instance re-registers on its next heartbeat anyway).
-//! - `lookup KEY`: the replica set of a token, or of a series given by tenant and labels.
+//! - `lookup KEY...`: the replica set of a token, or of a series given by tenant and labels;
+//!   many tokens (arguments, or `-` for one per line on stdin) share one store connection
+//!   (one gossip join), so 10,000 lookups cost about as much as one.
 //!
 //! The store flags are the ones `ringkit node` takes (`kvstore.rs`), so every backend a node
 //! can use is one these commands can read. Every store call is bounded by `--timeout`: an
@@ -80,6 +82,16 @@ struct ShowArgs {
     /// `table` for people, `json` for scripts (the `/ring` page's JSON plus `zones`).
     #[arg(long, value_enum, default_value = "table")]
     output: Output,
+    /// Keep reading the ring and print it again whenever an instance's state, health,
+    /// address, zone or token count changes, until Ctrl-C.
+    #[arg(long)]
+    watch: bool,
+    /// --watch: how often the store is read.
+    #[arg(long = "watch-interval", default_value = "2s", value_parser = parse_duration)]
+    watch_interval: Duration,
+    /// --watch: stop after this many prints (0: only Ctrl-C stops).
+    #[arg(long = "watch-max-prints", default_value_t = 0)]
+    watch_max_prints: u64,
 }
 
 #[derive(Args, Debug)]
@@ -117,9 +129,13 @@ impl LookupOp {
 struct LookupArgs {
     #[command(flatten)]
     store: StoreArgs,
-    /// The key: a token (u32). Leave out and give --tenant and --labels to hash a series.
+    /// The keys: tokens (u32), any number; `-` reads one per line from stdin (blank lines
+    /// skipped). Leave out and give --tenant and --labels to hash a series.
     #[arg(value_name = "KEY")]
-    token: Option<String>,
+    token: Vec<String>,
+    /// Most keys one call accepts (bounds memory when keys come from stdin).
+    #[arg(long = "max-keys", default_value_t = 1_000_000)]
+    max_keys: usize,
     /// Tenant of the series to hash.
     #[arg(long, requires = "labels", conflicts_with = "token")]
     tenant: Option<String>,
@@ -159,6 +175,11 @@ pub(crate) fn main(args: RingArgs) -> i32 {
 pub(crate) async fn run(args: RingArgs, out: &mut impl std::io::Write) -> anyhow::Result<()> {
     let session = Session::default();
     let text = match args.command {
+        RingCommand::Show(a) if a.watch => {
+            let r = watch(&a, &session, out).await;
+            session.close().await;
+            return r;
+        }
         RingCommand::Show(a) => show(&a, &session).await,
         RingCommand::Forget(a) => forget(&a, &session).await,
         RingCommand::Lookup(a) => lookup(&a, &session).await,
@@ -330,6 +351,59 @@ async fn show(args: &ShowArgs, session: &Session) -> anyhow::Result<String> {
         &store.describe,
         args.output,
     ))
+}
+
+/// What `--watch` compares between reads: id, state, address, zone, token count.
+type ShapeRow = (String, String, String, String, usize);
+
+/// `ring show --watch`: one store connection, a read every `--watch-interval`, a print
+/// when the ring's shape (not just its heartbeat times) changed; stops on Ctrl-C or after
+/// `--watch-max-prints` prints.
+async fn watch(
+    args: &ShowArgs,
+    session: &Session,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<()> {
+    let store = Store::open(&args.store, session).await?;
+    let mut last: Option<Vec<ShapeRow>> = None;
+    let mut prints = 0u64;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        let desc = store.desc().await?;
+        let now_time = SystemTime::now();
+        let ring = RingSnapshot::new(desc, ring_config(&args.store));
+        let rows = ring_page::rows(&ring, now_time);
+        let shape: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.id.clone(),
+                    r.state.clone(),
+                    r.address.clone(),
+                    r.zone.clone(),
+                    r.tokens,
+                )
+            })
+            .collect();
+        if last.as_ref() != Some(&shape) {
+            let text = render_show(&ring, &rows, unix(now_time), &store.describe, args.output);
+            if args.output == Output::Table {
+                writeln!(out, "--- {} (unix time)", unix(now_time))?;
+            }
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+            last = Some(shape);
+            prints += 1;
+            if args.watch_max_prints != 0 && prints >= args.watch_max_prints {
+                return Ok(());
+            }
+        }
+        tokio::select! {
+            _ = &mut ctrl_c => return Ok(()),
+            _ = tokio::time::sleep(args.watch_interval) => {}
+        }
+    }
 }
 
 fn render_show(
@@ -536,16 +610,55 @@ fn is_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
+/// The tokens of a many-key lookup: the arguments, with `-` replaced by `stdin`'s lines.
+fn lookup_tokens(
+    args: &[String],
+    stdin: impl std::io::BufRead,
+    max_keys: usize,
+) -> anyhow::Result<Vec<u32>> {
+    fn parse(k: &str, origin: &dyn Fn() -> String) -> anyhow::Result<u32> {
+        k.trim().parse().with_context(|| {
+            format!(
+                "{}: KEY must be a token between 0 and {} (got {k:?})",
+                origin(),
+                u32::MAX
+            )
+        })
+    }
+    let mut keys = Vec::new();
+    let mut stdin = Some(stdin);
+    for (i, a) in args.iter().enumerate() {
+        if a != "-" {
+            keys.push(parse(a, &|| format!("argument {}", i + 1))?);
+        } else if let Some(input) = stdin.take() {
+            for (n, line) in input.lines().enumerate() {
+                let line = line.context("reading keys from stdin")?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                keys.push(parse(&line, &|| format!("stdin line {}", n + 1))?);
+                if keys.len() > max_keys {
+                    bail!("more than --max-keys={max_keys} keys");
+                }
+            }
+        }
+        if keys.len() > max_keys {
+            bail!("more than --max-keys={max_keys} keys");
+        }
+    }
+    Ok(keys)
+}
+
 /// The key a lookup asks for, and how it was obtained (for the report).
 fn lookup_key(args: &LookupArgs) -> anyhow::Result<(u32, String)> {
-    match (&args.token, &args.tenant, &args.labels) {
-        (Some(k), None, None) => {
+    match (args.token.as_slice(), &args.tenant, &args.labels) {
+        ([k], None, None) => {
             let key: u32 = k.trim().parse().with_context(|| {
                 format!("KEY must be a token between 0 and {} (got {k:?})", u32::MAX)
             })?;
             Ok((key, format!("token {key}")))
         }
-        (None, Some(tenant), Some(labels)) => {
+        ([], Some(tenant), Some(labels)) => {
             let labels = parse_labels(labels).map_err(|e| anyhow::anyhow!("--labels: {e}"))?;
             let key = ringkit_ring::hash::shard_by_all_labels(
                 tenant,
@@ -565,7 +678,17 @@ fn lookup_key(args: &LookupArgs) -> anyhow::Result<(u32, String)> {
 }
 
 async fn lookup(args: &LookupArgs, session: &Session) -> anyhow::Result<String> {
-    let (key, what) = lookup_key(args)?;
+    let many = args.token.len() > 1 || args.token.first().is_some_and(|k| k == "-");
+    let keys = if many {
+        lookup_tokens(&args.token, std::io::stdin().lock(), args.max_keys)?
+    } else {
+        Vec::new()
+    };
+    let (key, what) = if many {
+        (0, String::new())
+    } else {
+        lookup_key(args)?
+    };
     let cfg = RingConfig {
         replication_factor: args.replication_factor,
         zone_awareness_enabled: args.zone_awareness_enabled,
@@ -579,6 +702,9 @@ async fn lookup(args: &LookupArgs, session: &Session) -> anyhow::Result<String> 
     let ring = RingSnapshot::new(desc, cfg);
     let now = SystemTime::now();
     let mut buf = GetBuffer::new();
+    if many {
+        return Ok(lookup_many(args, &ring, &keys, now, &mut buf));
+    }
     let set = ring
         .get(key, args.op.operation(), now, &mut buf)
         .map_err(|e| anyhow::anyhow!("no replica set for {what} in {}: {e}", store.describe))?;
@@ -647,6 +773,78 @@ async fn lookup(args: &LookupArgs, session: &Session) -> anyhow::Result<String> 
         );
     }
     Ok(out)
+}
+
+/// The report of a many-key lookup: one row (or JSON object) per key, in input order,
+/// replicas by id; a key with no replica set gets its error instead.
+fn lookup_many(
+    args: &LookupArgs,
+    ring: &RingSnapshot,
+    keys: &[u32],
+    now: SystemTime,
+    buf: &mut GetBuffer,
+) -> String {
+    let op = args.op.operation();
+    let mut failed = 0usize;
+    let mut out = String::with_capacity(keys.len() * 64);
+    let mut t = Table::new(&[
+        ("KEY", Align::Right),
+        ("QUORUM", Align::Right),
+        ("REPLICAS", Align::Left),
+    ]);
+    let mut json = Vec::with_capacity(if args.output == Output::Json {
+        keys.len()
+    } else {
+        0
+    });
+    for &key in keys {
+        match ring.get(key, op, now, buf) {
+            Ok(set) => {
+                let ids: Vec<&str> = set
+                    .indices()
+                    .iter()
+                    .map(|&i| ring.instance_at(i).id.as_str())
+                    .collect();
+                if args.output == Output::Json {
+                    json.push(serde_json::json!({
+                        "key": key, "min_success": set.min_success(), "replicas": ids,
+                    }));
+                } else {
+                    t.row(vec![
+                        key.to_string(),
+                        set.min_success().to_string(),
+                        ids.join(","),
+                    ]);
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                if args.output == Output::Json {
+                    json.push(serde_json::json!({"key": key, "error": e.to_string()}));
+                } else {
+                    t.row(vec![key.to_string(), "-".to_owned(), format!("error: {e}")]);
+                }
+            }
+        }
+    }
+    if args.output == Output::Json {
+        let v = serde_json::json!({
+            "replication_factor": args.replication_factor,
+            "zone_awareness_enabled": args.zone_awareness_enabled,
+            "failed": failed,
+            "lookups": json,
+        });
+        return format!("{v}\n");
+    }
+    out.push_str(&t.render());
+    if failed > 0 {
+        let _ = writeln!(
+            out,
+            "\n  {failed} of {} keys have no replica set.",
+            keys.len()
+        );
+    }
+    out
 }
 
 #[cfg(test)]
@@ -729,5 +927,19 @@ mod tests {
         .unwrap();
         assert_eq!(json["shards"].as_array().unwrap().len(), 2);
         assert_eq!(json["zones"][0]["zone"], "a");
+    }
+
+    #[test]
+    fn many_keys_come_from_arguments_and_stdin_within_the_bound() {
+        let args: Vec<String> = ["7", "-", "9"].iter().map(|s| s.to_string()).collect();
+        let stdin = std::io::Cursor::new("1\n\n 2 \n4294967295\n");
+        assert_eq!(
+            lookup_tokens(&args, stdin, 10).unwrap(),
+            [7, 1, 2, 4294967295, 9]
+        );
+        let err = lookup_tokens(&args, std::io::Cursor::new("1\nx\n"), 10).unwrap_err();
+        assert!(format!("{err:#}").contains("stdin line 2"), "{err:#}");
+        let err = lookup_tokens(&args, std::io::Cursor::new("1\n2\n3\n"), 3).unwrap_err();
+        assert!(format!("{err:#}").contains("--max-keys=3"), "{err:#}");
     }
 }

@@ -101,6 +101,9 @@ pub struct MemberlistConfig {
     pub dialect: Dialect,
     /// SWIM timers; [`swim::Config::dskit`] or [`swim::Config::default_lan`].
     pub swim: swim::Config,
+    /// DNS servers asked for `dnssrv+` / `dnssrvnoa+` join addresses; empty means the
+    /// system's (`/etc/resolv.conf`).
+    pub dns_servers: Vec<std::net::SocketAddr>,
 }
 
 impl MemberlistConfig {
@@ -138,6 +141,7 @@ impl MemberlistConfig {
             max_read_buffer_bytes: 256 << 20,
             dialect: Dialect::V2,
             swim: swim::Config::dskit(),
+            dns_servers: Vec::new(),
         }
     }
 

@@ -84,11 +84,12 @@ impl Memberlist {
         (ok, last)
     }
 
-    /// Joins the cluster through `seeds` (`host:port`, `dns+host:port`): one full
+    /// Joins the cluster through `seeds` (`host:port`, `dns+host:port`, `dnssrv+name`,
+    /// `dnssrvnoa+name`): one full
     /// push/pull with each resolved address. Returns how many answered (our own
     /// address, when listed, counts without an exchange).
     pub async fn join(&self, seeds: &[String]) -> Result<usize, JoinError> {
-        let addrs = resolve_members(seeds).await;
+        let addrs = resolve_members(seeds, &self.config().dns_servers).await;
         if addrs.is_empty() {
             return Err(JoinError::NoAddress(seeds.join(", ")));
         }
@@ -104,7 +105,7 @@ impl Memberlist {
     /// Step 1 (see the module docs). Returns how many seeds answered.
     pub(super) async fn fast_join(&self) -> Result<usize, JoinError> {
         let cfg = self.config();
-        let mut addrs = resolve_members(&cfg.join_members).await;
+        let mut addrs = resolve_members(&cfg.join_members, &cfg.dns_servers).await;
         if addrs.is_empty() {
             return Err(JoinError::NoAddress(cfg.join_members.join(", ")));
         }

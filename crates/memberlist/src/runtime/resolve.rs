@@ -1,13 +1,25 @@
 //! Join addresses as dskit takes them (`spec/memberlist.md` §2.11): `host:port`,
-//! `host` (port 7946), `[name/]host:port`, `dns+host:port` (every A/AAAA record).
+//! `host` (port 7946), `[name/]host:port`, `dns+host:port` (every A/AAAA record),
+//! `dnssrv+_service._proto.name` (the SRV records, then each target's A/AAAA records, at
+//! the SRV port) and `dnssrvnoa+_service._proto.name` (the SRV targets taken as host
+//! names, resolved by the system resolver as a plain `host:port` would be). Names are
+//! resolved again on every join, so a changed DNS answer is seen by the next (re)join.
 
 use std::net::SocketAddr;
+
+use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::name_server::TokioConnectionProvider;
+use hickory_resolver::proto::xfer::Protocol;
+use hickory_resolver::{Resolver, TokioResolver};
 
 /// memberlist's default port.
 pub const DEFAULT_PORT: u16 = 7946;
 
+/// Most addresses one SRV entry may contribute (the rest is dropped with a warning).
+pub const MAX_SRV_ADDRESSES: usize = 1024;
+
 /// Splits one join entry into `host:port` text for the system resolver, or an error
-/// text for forms we do not resolve.
+/// text for forms it does not resolve (`dnssrv+`, `dnssrvnoa+`: see [`resolve_members`]).
 pub fn normalize_member(entry: &str) -> Result<String, String> {
     let entry = entry.trim();
     if let Some(rest) = entry.strip_prefix("dns+") {
@@ -16,9 +28,9 @@ pub fn normalize_member(entry: &str) -> Result<String, String> {
         }
         return Ok(rest.to_owned());
     }
-    if entry.starts_with("dnssrv+") || entry.starts_with("dnssrvnoa+") {
+    if srv_name(entry).is_some() {
         return Err(format!(
-            "{entry:?}: DNS SRV discovery is not supported; list host:port addresses or use dns+host:port"
+            "{entry:?}: an SRV name is resolved over DNS, not as host:port"
         ));
     }
     // memberlist accepts an optional `name/` prefix before the address.
@@ -35,6 +47,16 @@ pub fn normalize_member(entry: &str) -> Result<String, String> {
     })
 }
 
+/// For `dnssrv+NAME` / `dnssrvnoa+NAME`: the SRV name and whether the targets' A/AAAA
+/// records are looked up over DNS (`dnssrv+`) or left to the system resolver.
+fn srv_name(entry: &str) -> Option<(&str, bool)> {
+    if let Some(name) = entry.strip_prefix("dnssrv+") {
+        Some((name, true))
+    } else {
+        entry.strip_prefix("dnssrvnoa+").map(|name| (name, false))
+    }
+}
+
 fn has_port(s: &str) -> bool {
     if let Some(rest) = s.strip_prefix('[') {
         return rest.split_once("]:").is_some();
@@ -42,10 +64,88 @@ fn has_port(s: &str) -> bool {
     s.matches(':').count() == 1
 }
 
+/// A resolver asking `servers` (UDP, TCP for truncated answers), or the system's
+/// configured servers when empty; no cache, so every join asks again.
+fn dns_resolver(servers: &[SocketAddr]) -> Result<TokioResolver, String> {
+    let mut builder = if servers.is_empty() {
+        TokioResolver::builder_tokio().map_err(|e| format!("reading the system DNS config: {e}"))?
+    } else {
+        let mut cfg = ResolverConfig::new();
+        for s in servers {
+            cfg.add_name_server(NameServerConfig::new(*s, Protocol::Udp));
+            cfg.add_name_server(NameServerConfig::new(*s, Protocol::Tcp));
+        }
+        Resolver::builder_with_config(cfg, TokioConnectionProvider::default())
+    };
+    let opts: &mut ResolverOpts = builder.options_mut();
+    opts.cache_size = 0;
+    Ok(builder.build())
+}
+
+/// The addresses behind one SRV entry.
+async fn resolve_srv(
+    entry: &str,
+    name: &str,
+    a_lookup: bool,
+    servers: &[SocketAddr],
+    out: &mut Vec<SocketAddr>,
+) -> Result<(), String> {
+    let resolver = dns_resolver(servers)?;
+    let srv = resolver
+        .srv_lookup(name)
+        .await
+        .map_err(|e| format!("SRV lookup of {name:?}: {e}"))?;
+    let mut added = 0usize;
+    for rec in srv.iter() {
+        let port = rec.port();
+        let target = rec.target().to_utf8();
+        let addrs: Vec<SocketAddr> = if a_lookup {
+            match resolver.lookup_ip(rec.target().clone()).await {
+                Ok(ips) => ips.iter().map(|ip| SocketAddr::new(ip, port)).collect(),
+                Err(e) => {
+                    tracing::warn!(entry, target, error = %e, "cannot resolve SRV target");
+                    continue;
+                }
+            }
+        } else {
+            let host = target.trim_end_matches('.');
+            match tokio::net::lookup_host((host, port)).await {
+                Ok(a) => a.collect(),
+                Err(e) => {
+                    tracing::warn!(entry, target, error = %e, "cannot resolve SRV target");
+                    continue;
+                }
+            }
+        };
+        for a in addrs {
+            if added == MAX_SRV_ADDRESSES {
+                tracing::warn!(
+                    entry,
+                    limit = MAX_SRV_ADDRESSES,
+                    "SRV answer has more addresses than the limit; the rest are dropped"
+                );
+                return Ok(());
+            }
+            if !out.contains(&a) {
+                out.push(a);
+                added += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Resolves every entry; entries that fail are logged and skipped. Duplicates removed.
-pub async fn resolve_members(entries: &[String]) -> Vec<SocketAddr> {
+/// `dns_servers` answer SRV entries (empty: the system's DNS servers).
+pub async fn resolve_members(entries: &[String], dns_servers: &[SocketAddr]) -> Vec<SocketAddr> {
     let mut out: Vec<SocketAddr> = Vec::new();
     for e in entries {
+        if let Some((name, a_lookup)) = srv_name(e.trim()) {
+            if let Err(msg) = resolve_srv(e, name, a_lookup, dns_servers, &mut out).await {
+                tracing::warn!(entry = %e, "cannot resolve join address: {msg}");
+            }
+            continue;
+        }
         let host = match normalize_member(e) {
             Ok(h) => h,
             Err(msg) => {
@@ -90,15 +190,21 @@ mod tests {
                 .unwrap_err()
                 .contains("SRV")
         );
+        assert_eq!(srv_name("dnssrv+_g._tcp.x"), Some(("_g._tcp.x", true)));
+        assert_eq!(srv_name("dnssrvnoa+_g._tcp.x"), Some(("_g._tcp.x", false)));
+        assert_eq!(srv_name("dns+x:1"), None);
     }
 
     #[tokio::test]
     async fn resolves_names_and_skips_bad_entries() {
-        let got = resolve_members(&[
-            "localhost:7001".to_owned(),
-            "dns+127.0.0.1:7002".to_owned(),
-            "dnssrv+x".to_owned(),
-        ])
+        let got = resolve_members(
+            &[
+                "localhost:7001".to_owned(),
+                "dns+127.0.0.1:7002".to_owned(),
+                "dns+no-port".to_owned(),
+            ],
+            &[],
+        )
         .await;
         assert!(got.contains(&"127.0.0.1:7002".parse().unwrap()), "{got:?}");
         assert!(got.iter().any(|a| a.port() == 7001), "{got:?}");
