@@ -21,6 +21,7 @@ mod ingester;
 mod kvstore;
 mod memberlist_page;
 mod node;
+mod prepare;
 mod ring_cli;
 mod ring_metrics;
 mod ring_page;

@@ -217,6 +217,9 @@ pub(crate) async fn run_until(
     let distributor_routes = (args.target != "ingester").then(|| {
         crate::distributor::router(&args.distributor, Arc::clone(&watcher), &mut registry)
     });
+    let prepare = lifecycler.as_ref().map(|l| {
+        crate::prepare::Prepare::new(Arc::clone(l), &args.ingester.wal_dir, &mut registry)
+    });
     let state = Arc::new(AppState {
         watcher: Arc::clone(&watcher),
         lifecycler: lifecycler.clone(),
@@ -226,6 +229,9 @@ pub(crate) async fn run_until(
         memberlist: memberlist.clone(),
     });
     let mut app = http::router(state);
+    if let Some(p) = &prepare {
+        app = app.merge(p.router());
+    }
     if let Some(routes) = distributor_routes {
         app = app.merge(routes);
     }
@@ -257,6 +263,9 @@ pub(crate) async fn run_until(
         };
         grpc_task = Some(l.join(load).await.context("joining the ring")?);
         tracing::info!(tokens = l.tokens().len(), state = %l.state(), "joined the ring");
+        if let Some(p) = &prepare {
+            p.set_running(true);
+        }
         let hb = Arc::clone(l);
         let hb_cancel = cancel.clone();
         heartbeat_task = Some(tokio::spawn(async move { hb.run(hb_cancel).await }));
@@ -264,6 +273,9 @@ pub(crate) async fn run_until(
 
     cancel.cancelled().await;
     tracing::info!("shutting down");
+    if let Some(p) = &prepare {
+        p.set_running(false);
+    }
     if let Some(task) = heartbeat_task {
         let _ = task.await;
     }
@@ -271,6 +283,8 @@ pub(crate) async fn run_until(
         && let Err(e) = l.leave().await
     {
         tracing::warn!(error = %e, "leaving the ring failed");
+    } else if let Some(p) = &prepare {
+        p.remove_marker();
     }
     if let Some(m) = &memberlist {
         m.leave().await;

@@ -5,6 +5,8 @@
 //! - `forget ID`: removes an instance with a CAS; refuses a healthy one unless `--force`
 //!   (a live instance re-registers on its next heartbeat anyway).
 //! - `lookup KEY`: the replica set of a token, or of a series given by tenant and labels.
+//! - `read-only ID --set|--clear`: marks an instance read-only (no new series, out of new
+//!   shuffle shards) or clears it, stamping the change time as dskit does.
 //!
 //! The store flags are the ones `ringkit node` takes (`kvstore.rs`), so every backend a node
 //! can use is one these commands can read. Every store call is bounded by `--timeout`: an
@@ -44,6 +46,23 @@ enum RingCommand {
     Forget(ForgetArgs),
     /// Print the replica set of a key: a raw token, or a series (--tenant and --labels).
     Lookup(LookupArgs),
+    /// Set (--set) or clear (--clear) an instance's read-only flag in the ring.
+    ReadOnly(ReadOnlyArgs),
+}
+
+#[derive(Args, Debug)]
+#[group(id = "mode", required = true, multiple = false, args = ["set", "clear"])]
+struct ReadOnlyArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Instance id.
+    id: String,
+    /// Make the instance read-only.
+    #[arg(long)]
+    set: bool,
+    /// Make the instance writable again.
+    #[arg(long)]
+    clear: bool,
 }
 
 /// Where the ring is and how to judge health: shared by every `ring` subcommand.
@@ -162,6 +181,7 @@ pub(crate) async fn run(args: RingArgs, out: &mut impl std::io::Write) -> anyhow
         RingCommand::Show(a) => show(&a, &session).await,
         RingCommand::Forget(a) => forget(&a, &session).await,
         RingCommand::Lookup(a) => lookup(&a, &session).await,
+        RingCommand::ReadOnly(a) => read_only(&a, &session).await,
     };
     // Leave the gossip cluster (after our changes went out) whatever the outcome.
     session.close().await;
@@ -450,6 +470,46 @@ async fn forget(args: &ForgetArgs, session: &Session) -> anyhow::Result<String> 
             heartbeat_age(now, ts),
             store.describe
         )),
+    }
+}
+
+/// Sets or clears an instance's read-only flag with one CAS. The entry's heartbeat moves
+/// one second forward so the change wins the gossip merge (which keeps the newer
+/// heartbeat) without making a dead instance look alive; the instance's lifecycler adopts
+/// a read-only change newer than its own on its next heartbeat.
+async fn read_only(args: &ReadOnlyArgs, session: &Session) -> anyhow::Result<String> {
+    let store = Store::open(&args.store, session).await?;
+    let now = unix(SystemTime::now());
+    let want = args.set;
+    let id = args.id.as_str();
+    // None: no such instance; Some(changed).
+    let mut found: Option<bool> = None;
+    store
+        .call(
+            "changing read-only in",
+            store.kv.cas(&store.key, &mut |current: Option<RingDesc>| {
+                let mut desc = current.map(|v| v.0).unwrap_or_default();
+                let Some(inst) = desc.ingesters.get_mut(id) else {
+                    found = None;
+                    return CasDecision::Unchanged;
+                };
+                if inst.read_only == want {
+                    found = Some(false);
+                    return CasDecision::Unchanged;
+                }
+                found = Some(true);
+                inst.read_only = want;
+                inst.read_only_updated_timestamp = now.max(inst.read_only_updated_timestamp + 1);
+                inst.timestamp += 1;
+                CasDecision::Write(RingDesc(desc))
+            }),
+        )
+        .await?;
+    let what = if want { "read-only" } else { "writable" };
+    match found {
+        None => bail!("instance {id:?} is not in the ring {}", store.describe),
+        Some(false) => Ok(format!("{id} is already {what} in {}\n", store.describe)),
+        Some(true) => Ok(format!("{id} is now {what} in {}\n", store.describe)),
     }
 }
 
