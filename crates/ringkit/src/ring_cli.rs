@@ -1,7 +1,8 @@
 //! `ringkit ring`: operator commands on a ring kept in a shared KV store.
 //!
 //! - `show`: the ring table (state, heartbeat age, tokens, ownership) and the share of
-//!   each zone, as text or JSON (the JSON has the `/ring` page's shape).
+//!   each zone, as text or JSON (the JSON has the `/ring` page's shape); or a partition
+//!   ring (told from the stored codec or bytes, or `--ring.kind partition`).
 //! - `forget ID`: removes an instance with a CAS; refuses a healthy one unless `--force`
 //!   (a live instance re-registers on its next heartbeat anyway).
 //! - `lookup KEY`: the replica set of a token, or of a series given by tenant and labels.
@@ -22,6 +23,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use prometheus_client::registry::Registry;
 use ringkit_kv::{CasDecision, Client, MemoryStore};
 use ringkit_lifecycle::RingDesc;
+use ringkit_ring::partition::codec::{self as partition_codec, PARTITION_RING_DESC_CODEC_ID};
+use ringkit_ring::partition::{OwnerState, PartitionRingDesc};
 use ringkit_ring::snapshot::{ReplicationStrategy, min_healthy_timestamp};
 use ringkit_ring::{Desc, GetBuffer, Operation, RingConfig, RingSnapshot};
 
@@ -96,9 +99,22 @@ enum Output {
 struct ShowArgs {
     #[command(flatten)]
     store: StoreArgs,
-    /// `table` for people, `json` for scripts (the `/ring` page's JSON plus `zones`).
+    /// `table` for people, `json` for scripts (the `/ring` page's JSON plus `zones`; for a
+    /// partition ring, dskit's JSON of the descriptor).
     #[arg(long, value_enum, default_value = "table")]
     output: Output,
+    /// Which ring the key holds: `auto` tells from the stored codec (memberlist) or the
+    /// bytes (etcd); `instance` (`ringDesc`) or `partition` (`partitionRingDesc`).
+    #[arg(long = "ring.kind", value_enum, default_value = "auto")]
+    kind: RingKind,
+}
+
+/// The kinds of ring `ring show` can print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum RingKind {
+    Auto,
+    Instance,
+    Partition,
 }
 
 #[derive(Args, Debug)]
@@ -214,6 +230,10 @@ struct Store {
     key: String,
     describe: String,
     timeout: Duration,
+    /// The store flags as opened and the key with its prefix: for reading raw values.
+    args: KvArgs,
+    full_key: String,
+    memberlist: Option<Memberlist>,
 }
 
 impl Store {
@@ -245,6 +265,7 @@ impl Store {
             kv.memberlist.bind_port = 0;
         }
         let opened = build_ring_store(&kv, &MemoryStore::new(), &mut registry).await?;
+        let memberlist = opened.memberlist.clone();
         if let Some(m) = opened.memberlist {
             *session.memberlist.lock().unwrap_or_else(|p| p.into_inner()) = Some(m.clone());
             anyhow::ensure!(
@@ -264,9 +285,12 @@ impl Store {
         let kv_client = opened.client;
         Ok(Store {
             kv: kv_client,
+            full_key: format!("{}{key}", kv.prefix),
             key,
             describe,
             timeout: args.timeout,
+            args: kv,
+            memberlist,
         })
     }
 
@@ -285,6 +309,23 @@ impl Store {
                 self.timeout
             ),
         }
+    }
+
+    /// The stored bytes of the key and, where the store keeps it (memberlist), their
+    /// codec id. Only memberlist and etcd can say; other stores answer `None`.
+    async fn raw(&self) -> anyhow::Result<Option<(Option<String>, Vec<u8>)>> {
+        if let Some(m) = &self.memberlist {
+            return Ok(m
+                .kv()
+                .encoded(&self.full_key)
+                .map(|(codec, bytes)| (Some(codec), bytes)));
+        }
+        if self.args.store == "etcd" {
+            let client = crate::kvstore::etcd_bytes_client(&self.args)?;
+            let bytes = self.call("reading", client.get(&self.full_key)).await?;
+            return Ok(bytes.map(|b| (None, b)));
+        }
+        Ok(None)
     }
 
     async fn desc(&self) -> anyhow::Result<Desc> {
@@ -339,6 +380,11 @@ fn zone_shares(ring: &RingSnapshot) -> Vec<ZoneShare> {
 
 async fn show(args: &ShowArgs, session: &Session) -> anyhow::Result<String> {
     let store = Store::open(&args.store, session).await?;
+    if args.kind != RingKind::Instance
+        && let Some(p) = partition_ring(&store, args.kind).await?
+    {
+        return Ok(render_partitions(&p, &store.describe, args.output));
+    }
     let desc = store.desc().await?;
     let now_time = SystemTime::now();
     let ring = RingSnapshot::new(desc, ring_config(&args.store));
@@ -413,6 +459,96 @@ fn render_show(
     }
     out.push_str(&z.render());
     out
+}
+
+/// The partition ring stored under the key, if it holds one (`kind` auto: told from the
+/// codec id memberlist keeps, or, in etcd, from which codec decodes the bytes: an instance
+/// ring's map key is a string where a partition ring's is an integer, so a non-empty value
+/// decodes as one of them only).
+async fn partition_ring(
+    store: &Store,
+    kind: RingKind,
+) -> anyhow::Result<Option<PartitionRingDesc>> {
+    let raw = store.raw().await?;
+    let decoded = |bytes: &[u8]| {
+        partition_codec::decode(bytes)
+            .with_context(|| format!("decoding the partition ring in {}", store.describe))
+    };
+    match (kind, raw) {
+        (RingKind::Partition, Some((_, bytes))) => decoded(&bytes).map(Some),
+        (RingKind::Partition, None) => {
+            anyhow::ensure!(
+                matches!(store.args.store.as_str(), "memberlist" | "etcd"),
+                "a partition ring is read from --kv.store=memberlist or etcd"
+            );
+            Ok(Some(PartitionRingDesc::new()))
+        }
+        (_, Some((Some(codec), bytes))) if codec == PARTITION_RING_DESC_CODEC_ID => {
+            decoded(&bytes).map(Some)
+        }
+        (_, Some((None, bytes))) if ringkit_ring::codec::decode(&bytes).is_err() => {
+            Ok(partition_codec::decode(&bytes).ok())
+        }
+        _ => Ok(None),
+    }
+}
+
+fn render_partitions(desc: &PartitionRingDesc, describe: &str, output: Output) -> String {
+    if output == Output::Json {
+        return format!("{}\n", partition_codec::json::encode(desc));
+    }
+    let owners = desc.owners_by_partition();
+    let mut out = format!(
+        "Partition ring {describe}: {} partitions, {} owners\n\n",
+        desc.partitions.len(),
+        desc.owners.len()
+    );
+    if desc.partitions.is_empty() && desc.owners.is_empty() {
+        out.push_str("  (the partition ring is empty)\n");
+        return out;
+    }
+    let mut t = Table::new(&[
+        ("PARTITION", Align::Right),
+        ("STATE", Align::Left),
+        ("STATE SINCE", Align::Right),
+        ("TOKENS", Align::Right),
+        ("OWNERS", Align::Left),
+    ]);
+    for (id, p) in &desc.partitions {
+        t.row(vec![
+            id.to_string(),
+            p.state_or_unknown().clean_name().to_owned(),
+            p.state_timestamp.to_string(),
+            p.tokens.len().to_string(),
+            owners.get(id).map(|o| o.join(",")).unwrap_or_default(),
+        ]);
+    }
+    out.push_str(&t.render());
+    let mut o = Table::new(&[
+        ("OWNER", Align::Left),
+        ("PARTITION", Align::Right),
+        ("STATE", Align::Left),
+        ("UPDATED", Align::Right),
+    ]);
+    for (id, owner) in &desc.owners {
+        o.row(vec![
+            id.clone(),
+            owner.owned_partition.to_string(),
+            owner_state(owner.state),
+            owner.updated_timestamp.to_string(),
+        ]);
+    }
+    out.push('\n');
+    out.push_str(&o.render());
+    out
+}
+
+fn owner_state(state: i32) -> String {
+    match OwnerState::try_from(state) {
+        Ok(OwnerState::OwnerActive) => "ACTIVE".to_owned(),
+        Ok(OwnerState::OwnerDeleted) => "DELETED".to_owned(),
+        _ => format!("UNKNOWN({state})"),
+    }
 }
 
 fn heartbeat_age(now: i64, ts: i64) -> String {
