@@ -217,7 +217,9 @@ impl Distributor {
             .map(|ts| series_key(tenant, &ts.labels))
             .collect();
         let encoded: Vec<_> = series.iter().map(encode_series).collect();
-        let ring = self.watcher.snapshot();
+        // Mimir writes through the shard of size 0: the ring without its read-only
+        // instances. The result is the same for every tenant, so one cache entry ("").
+        let ring = self.watcher.snapshot().shuffle_shard("", 0);
         let mut bufs = BatchBuffers::new();
         let outcome = do_batch(
             &ring,

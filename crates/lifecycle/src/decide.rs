@@ -237,6 +237,33 @@ pub fn heartbeat(desc: &mut Desc, me: &mut Instance, now: i64) -> bool {
             }
         }
     }
+    adopt_read_only(desc, me);
+    me.write(desc, now);
+    true
+}
+
+/// Takes the ring's read-only flag when it changed later than ours did, so a change an
+/// operator made in the store (`ringkit ring read-only`) survives our next write.
+fn adopt_read_only(desc: &Desc, me: &mut Instance) {
+    if let Some(d) = desc.ingesters.get(&me.id)
+        && d.read_only_updated_timestamp > me.read_only_updated_at
+    {
+        me.read_only = d.read_only;
+        me.read_only_updated_at = d.read_only_updated_timestamp;
+    }
+}
+
+/// Sets or clears read-only (dskit's `ChangeReadOnlyState`): a change stamps
+/// `read_only_updated_at = now` and writes the entry; asking for the current value changes
+/// nothing, so the timestamp keeps saying when the instance became read-only. Returns
+/// whether it wrote.
+pub fn set_read_only(desc: &mut Desc, me: &mut Instance, read_only: bool, now: i64) -> bool {
+    adopt_read_only(desc, me);
+    if me.read_only == read_only {
+        return false;
+    }
+    me.read_only = read_only;
+    me.read_only_updated_at = now;
     me.write(desc, now);
     true
 }
@@ -585,6 +612,51 @@ mod tests {
             check_ready(&desc, "me", 60, false, NOW),
             Ok(()),
             "only self checked"
+        );
+    }
+
+    #[test]
+    fn read_only_set_stamps_once_and_clear_stamps_again() {
+        let mut desc = Desc::new();
+        let mut me = Instance::new("ing-1", "a:1", "z");
+        register(&mut desc, &mut me, NOW);
+        assert!(set_read_only(&mut desc, &mut me, true, NOW + 5));
+        let e = &desc.ingesters["ing-1"];
+        assert!(e.read_only);
+        assert_eq!(e.read_only_updated_timestamp, NOW + 5);
+        assert!(
+            !set_read_only(&mut desc, &mut me, true, NOW + 9),
+            "setting it again writes nothing and keeps the first timestamp"
+        );
+        assert_eq!(desc.ingesters["ing-1"].read_only_updated_timestamp, NOW + 5);
+        assert!(set_read_only(&mut desc, &mut me, false, NOW + 20));
+        let e = &desc.ingesters["ing-1"];
+        assert!(!e.read_only);
+        assert_eq!(e.read_only_updated_timestamp, NOW + 20);
+    }
+
+    #[test]
+    fn heartbeat_adopts_a_newer_read_only_change_from_the_store_and_ignores_an_older_one() {
+        let mut desc = Desc::new();
+        let mut me = Instance::new("ing-1", "a:1", "z");
+        register(&mut desc, &mut me, NOW);
+        // An operator set read-only in the store after our last change.
+        let e = desc.ingesters.get_mut("ing-1").unwrap();
+        e.read_only = true;
+        e.read_only_updated_timestamp = NOW + 3;
+        heartbeat(&mut desc, &mut me, NOW + 10);
+        assert!(me.read_only && desc.ingesters["ing-1"].read_only);
+        assert_eq!(me.read_only_updated_at, NOW + 3);
+        // A stale flag (older than our own change) is overwritten by ours.
+        assert!(set_read_only(&mut desc, &mut me, false, NOW + 20));
+        let e = desc.ingesters.get_mut("ing-1").unwrap();
+        e.read_only = true;
+        e.read_only_updated_timestamp = NOW + 15;
+        heartbeat(&mut desc, &mut me, NOW + 30);
+        assert!(!desc.ingesters["ing-1"].read_only);
+        assert_eq!(
+            desc.ingesters["ing-1"].read_only_updated_timestamp,
+            NOW + 20
         );
     }
 }

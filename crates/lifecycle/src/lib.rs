@@ -25,11 +25,13 @@
 pub mod config;
 pub mod decide;
 pub mod lifecycler;
+pub mod partition_store;
 pub mod store;
 pub mod watcher;
 
 pub use config::LifecyclerConfig;
 pub use decide::{Instance, LifecycleError};
 pub use lifecycler::{Lifecycler, LifecyclerError};
+pub use partition_store::{PartitionRingCodec, PartitionRingValue};
 pub use store::{RingDesc, RingDescCodec};
 pub use watcher::RingWatcher;

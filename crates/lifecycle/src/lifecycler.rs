@@ -12,7 +12,7 @@
 //! Every write is one CAS on the whole descriptor. The instance's own view is kept in
 //! memory so it can re-insert itself if the store is wiped or an operator forgets it.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -68,6 +68,8 @@ pub struct Lifecycler {
     heartbeats: AtomicU64,
     /// Timestamp of our entry as last written (Unix seconds; 0 before the first write).
     last_written: AtomicI64,
+    /// Starts as `cfg.unregister_on_shutdown`; Mimir's prepare-shutdown changes it at run time.
+    unregister_on_shutdown: AtomicBool,
 }
 
 impl std::fmt::Debug for Lifecycler {
@@ -136,7 +138,6 @@ impl Lifecycler {
         let me = Instance::new(&cfg.id, &cfg.addr, &cfg.zone);
         Ok(Lifecycler {
             me: Mutex::new(me),
-            cfg,
             kv,
             key: key.into(),
             generator,
@@ -145,6 +146,8 @@ impl Lifecycler {
             ready_since: Mutex::new(None),
             heartbeats: AtomicU64::new(0),
             last_written: AtomicI64::new(0),
+            unregister_on_shutdown: AtomicBool::new(cfg.unregister_on_shutdown),
+            cfg,
         })
     }
 
@@ -173,6 +176,35 @@ impl Lifecycler {
     /// The instance's tokens, as last written.
     pub fn tokens(&self) -> Vec<u32> {
         lock(&self.me).tokens.clone()
+    }
+
+    /// Whether the entry is read-only and when that last changed (Unix seconds, 0 = never),
+    /// as last written (dskit's `GetReadOnlyState`).
+    pub fn read_only(&self) -> (bool, i64) {
+        let me = lock(&self.me);
+        (me.read_only, me.read_only_updated_at)
+    }
+
+    /// Sets or clears read-only in the ring (dskit's `ChangeReadOnlyState`; Mimir's
+    /// prepare-instance-ring-downscale): a read-only instance gets no new series and leaves
+    /// new shuffle shards, so it can be scaled down once its data ages out. Asking for the
+    /// current value writes nothing and keeps the timestamp.
+    pub async fn set_read_only(&self, read_only: bool) -> Result<(), LifecyclerError> {
+        self.cas_step(move |desc, me, _, now| {
+            Ok((decide::set_read_only(desc, me, read_only, now), ()))
+        })
+        .await
+    }
+
+    /// Whether [`Lifecycler::leave`] will remove the entry from the ring.
+    pub fn unregister_on_shutdown(&self) -> bool {
+        self.unregister_on_shutdown.load(Ordering::Relaxed)
+    }
+
+    /// Changes whether [`Lifecycler::leave`] removes the entry (dskit's
+    /// `SetUnregisterOnShutdown`; Mimir's prepare-shutdown turns it on).
+    pub fn set_unregister_on_shutdown(&self, on: bool) {
+        self.unregister_on_shutdown.store(on, Ordering::Relaxed);
     }
 
     /// Number of heartbeats written so far.
@@ -377,7 +409,7 @@ impl Lifecycler {
         if !self.cfg.final_sleep.is_zero() {
             tokio::time::sleep(self.cfg.final_sleep).await;
         }
-        if self.cfg.unregister_on_shutdown {
+        if self.unregister_on_shutdown() {
             self.wait_for_clock_to_reach_last_write().await;
             let id = self.cfg.id.clone();
             self.cas_step(move |desc, _, _, _| Ok((decide::unregister(desc, &id), ())))

@@ -311,3 +311,56 @@ async fn a_failed_load_step_claims_no_tokens() {
     assert_eq!(desc.ingesters["ing-a"].state(), InstanceState::Pending);
     assert!(desc.ingesters["ing-a"].tokens.is_empty());
 }
+
+#[tokio::test]
+async fn read_only_is_set_and_cleared_in_the_store_with_its_timestamp() {
+    let store = MemoryStore::new();
+    let (clock, now) = clock(1_800_000_000);
+    let a = lifecycler(&store, cfg("ing-a", "a"), &clock, 1);
+    a.register().await.unwrap();
+    a.claim_tokens().await.unwrap();
+    assert_eq!(a.read_only(), (false, 0));
+
+    now.store(1_800_000_010, Ordering::SeqCst);
+    a.set_read_only(true).await.unwrap();
+    let e = ring(&store).await.ingesters["ing-a"].clone();
+    assert!(e.read_only);
+    assert_eq!(e.read_only_updated_timestamp, 1_800_000_010);
+    assert_eq!(a.read_only(), (true, 1_800_000_010));
+
+    // Heartbeats keep it; setting it again keeps the first timestamp.
+    now.store(1_800_000_020, Ordering::SeqCst);
+    a.heartbeat().await.unwrap();
+    a.set_read_only(true).await.unwrap();
+    let e = ring(&store).await.ingesters["ing-a"].clone();
+    assert!(e.read_only);
+    assert_eq!(e.read_only_updated_timestamp, 1_800_000_010);
+
+    // A restart adopts it from the ring.
+    let again = lifecycler(&store, cfg("ing-a", "a"), &clock, 1);
+    again.register().await.unwrap();
+    assert_eq!(again.read_only(), (true, 1_800_000_010));
+
+    now.store(1_800_000_030, Ordering::SeqCst);
+    again.set_read_only(false).await.unwrap();
+    let e = ring(&store).await.ingesters["ing-a"].clone();
+    assert!(!e.read_only);
+    assert_eq!(e.read_only_updated_timestamp, 1_800_000_030);
+}
+
+#[tokio::test]
+async fn unregister_on_shutdown_can_be_turned_on_at_run_time() {
+    let store = MemoryStore::new();
+    let (clock, _) = clock(1_800_000_000);
+    let c = LifecyclerConfig {
+        unregister_on_shutdown: false,
+        ..cfg("ing-a", "a")
+    };
+    let a = lifecycler(&store, c, &clock, 1);
+    a.register().await.unwrap();
+    a.claim_tokens().await.unwrap();
+    assert!(!a.unregister_on_shutdown());
+    a.set_unregister_on_shutdown(true);
+    a.leave().await.unwrap();
+    assert!(!ring(&store).await.ingesters.contains_key("ing-a"));
+}

@@ -149,6 +149,11 @@ async fn start_memberlist(
         obsolete_entries_timeout: args.obsolete_entries_timeout,
         notify_interval: args.notify_interval,
     });
+    // Partition rings (Mimir's ingest storage) are merged and relayed like the ring.
+    kv.client(
+        ringkit_lifecycle::PartitionRingCodec::shared(),
+        ClientOptions::default(),
+    )?;
     let node = Memberlist::start(args.to_config()?, kv.clone())
         .await
         .context("starting memberlist")?;
@@ -223,6 +228,31 @@ fn backend(
         }
         other => anyhow::bail!("unknown KV store {other:?} (inmemory, etcd or memberlist)"),
     }
+}
+
+/// A client of the stored bytes in the etcd `args` names, whatever their codec (for
+/// tools that must look at a value before knowing its type).
+pub(crate) fn etcd_bytes_client(args: &KvArgs) -> anyhow::Result<Arc<dyn Client<Vec<u8>>>> {
+    anyhow::ensure!(
+        !args.etcd_endpoints.is_empty(),
+        "--etcd.endpoints is required with the etcd store"
+    );
+    let cfg = EtcdConfig {
+        endpoints: args.etcd_endpoints.clone(),
+        dial_timeout: args.etcd_dial_timeout,
+        username: args.etcd_username.clone(),
+        password: args.etcd_password.clone(),
+        ..EtcdConfig::default()
+    };
+    let store = EtcdStore::new(&cfg).context("etcd store")?;
+    let options = ClientOptions {
+        max_value_size: args.max_value_size,
+        max_cas_attempts: args.max_retries,
+    };
+    Ok(Arc::new(store.client(
+        Arc::new(ringkit_kv::BytesCodec::default()),
+        options,
+    )))
 }
 
 /// memberlist's default port.

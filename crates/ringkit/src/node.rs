@@ -326,6 +326,9 @@ pub(crate) async fn run_until(
     let distributor_routes = (args.target != "ingester").then(|| {
         crate::distributor::router(&args.distributor, Arc::clone(&watcher), &mut registry)
     });
+    let prepare = lifecycler.as_ref().map(|l| {
+        crate::prepare::Prepare::new(Arc::clone(l), &args.ingester.tsdb_dir, &mut registry)
+    });
     let state = Arc::new(AppState {
         watcher: Arc::clone(&watcher),
         lifecycler: lifecycler.clone(),
@@ -335,6 +338,9 @@ pub(crate) async fn run_until(
         memberlist: memberlist.clone(),
     });
     let mut app = http::router(state);
+    if let Some(p) = &prepare {
+        app = app.merge(p.router());
+    }
     if let Some(routes) = distributor_routes {
         app = app.merge(routes);
     }
@@ -376,6 +382,9 @@ pub(crate) async fn run_until(
         };
         grpc_task = Some(l.join(load).await.context("joining the ring")?);
         tracing::info!(tokens = l.tokens().len(), state = %l.state(), "joined the ring");
+        if let Some(p) = &prepare {
+            p.set_running(true);
+        }
         let hb = Arc::clone(l);
         let hb_cancel = cancel.clone();
         heartbeat_task = Some(tokio::spawn(async move { hb.run(hb_cancel).await }));
@@ -402,6 +411,9 @@ pub(crate) async fn run_until(
         }
     }
     tracing::info!("shutting down");
+    if let Some(p) = &prepare {
+        p.set_running(false);
+    }
     if let Some(task) = heartbeat_task {
         let _ = task.await;
     }
@@ -409,6 +421,8 @@ pub(crate) async fn run_until(
         && let Err(e) = l.leave().await
     {
         tracing::warn!(error = %e, "leaving the ring failed");
+    } else if let Some(p) = &prepare {
+        p.remove_marker();
     }
     if let Some(m) = &memberlist {
         m.leave().await;

@@ -1,12 +1,15 @@
 //! `ringkit ring`: operator commands on a ring kept in a shared KV store.
 //!
 //! - `show`: the ring table (state, heartbeat age, tokens, ownership) and the share of
-//!   each zone, as text or JSON (the JSON has the `/ring` page's shape).
+//!   each zone, as text or JSON (the JSON has the `/ring` page's shape); or a partition
+//!   ring (told from the stored codec or bytes, or `--ring.kind partition`).
 //! - `forget ID`: removes an instance with a CAS; refuses a healthy one unless `--force`
 //!   (a live instance re-registers on its next heartbeat anyway).
 //! - `lookup KEY...`: the replica set of a token, or of a series given by tenant and labels;
 //!   many tokens (arguments, or `-` for one per line on stdin) share one store connection
 //!   (one gossip join), so 10,000 lookups cost about as much as one.
+//! - `read-only ID --set|--clear`: marks an instance read-only (no new series, out of new
+//!   shuffle shards) or clears it, stamping the change time as dskit does.
 //!
 //! The store flags are the ones `ringkit node` takes (`kvstore.rs`), so every backend a node
 //! can use is one these commands can read. Every store call is bounded by `--timeout`: an
@@ -22,6 +25,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use prometheus_client::registry::Registry;
 use ringkit_kv::{CasDecision, Client, MemoryStore};
 use ringkit_lifecycle::RingDesc;
+use ringkit_ring::partition::codec::{self as partition_codec, PARTITION_RING_DESC_CODEC_ID};
+use ringkit_ring::partition::{OwnerState, PartitionRingDesc};
 use ringkit_ring::snapshot::{ReplicationStrategy, min_healthy_timestamp};
 use ringkit_ring::{Desc, GetBuffer, Operation, RingConfig, RingSnapshot};
 
@@ -46,6 +51,23 @@ enum RingCommand {
     Forget(ForgetArgs),
     /// Print the replica set of a key: a raw token, or a series (--tenant and --labels).
     Lookup(LookupArgs),
+    /// Set (--set) or clear (--clear) an instance's read-only flag in the ring.
+    ReadOnly(ReadOnlyArgs),
+}
+
+#[derive(Args, Debug)]
+#[group(id = "mode", required = true, multiple = false, args = ["set", "clear"])]
+struct ReadOnlyArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Instance id.
+    id: String,
+    /// Make the instance read-only.
+    #[arg(long)]
+    set: bool,
+    /// Make the instance writable again.
+    #[arg(long)]
+    clear: bool,
 }
 
 /// Where the ring is and how to judge health: shared by every `ring` subcommand.
@@ -79,7 +101,8 @@ enum Output {
 struct ShowArgs {
     #[command(flatten)]
     store: StoreArgs,
-    /// `table` for people, `json` for scripts (the `/ring` page's JSON plus `zones`).
+    /// `table` for people, `json` for scripts (the `/ring` page's JSON plus `zones`; for a
+    /// partition ring, dskit's JSON of the descriptor).
     #[arg(long, value_enum, default_value = "table")]
     output: Output,
     /// Keep reading the ring and print it again whenever an instance's state, health,
@@ -92,6 +115,18 @@ struct ShowArgs {
     /// --watch: stop after this many prints (0: only Ctrl-C stops).
     #[arg(long = "watch-max-prints", default_value_t = 0)]
     watch_max_prints: u64,
+    /// Which ring the key holds: `auto` tells from the stored codec (memberlist) or the
+    /// bytes (etcd); `instance` (`ringDesc`) or `partition` (`partitionRingDesc`).
+    #[arg(long = "ring.kind", value_enum, default_value = "auto")]
+    kind: RingKind,
+}
+
+/// The kinds of ring `ring show` can print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum RingKind {
+    Auto,
+    Instance,
+    Partition,
 }
 
 #[derive(Args, Debug)]
@@ -183,6 +218,7 @@ pub(crate) async fn run(args: RingArgs, out: &mut impl std::io::Write) -> anyhow
         RingCommand::Show(a) => show(&a, &session).await,
         RingCommand::Forget(a) => forget(&a, &session).await,
         RingCommand::Lookup(a) => lookup(&a, &session).await,
+        RingCommand::ReadOnly(a) => read_only(&a, &session).await,
     };
     // Leave the gossip cluster (after our changes went out) whatever the outcome.
     session.close().await;
@@ -215,6 +251,10 @@ struct Store {
     key: String,
     describe: String,
     timeout: Duration,
+    /// The store flags as opened and the key with its prefix: for reading raw values.
+    args: KvArgs,
+    full_key: String,
+    memberlist: Option<Memberlist>,
 }
 
 impl Store {
@@ -247,6 +287,7 @@ impl Store {
         }
         let opened = build_ring_store(&kv, &MemoryStore::new(), &mut registry).await?;
         let kv_client = opened.client_for("ring");
+        let memberlist = opened.memberlist.clone();
         if let Some(m) = opened.memberlist {
             *session.memberlist.lock().unwrap_or_else(|p| p.into_inner()) = Some(m.clone());
             anyhow::ensure!(
@@ -265,9 +306,12 @@ impl Store {
         }
         Ok(Store {
             kv: kv_client,
+            full_key: format!("{}{key}", kv.prefix),
             key,
             describe,
             timeout: args.timeout,
+            args: kv,
+            memberlist,
         })
     }
 
@@ -286,6 +330,23 @@ impl Store {
                 self.timeout
             ),
         }
+    }
+
+    /// The stored bytes of the key and, where the store keeps it (memberlist), their
+    /// codec id. Only memberlist and etcd can say; other stores answer `None`.
+    async fn raw(&self) -> anyhow::Result<Option<(Option<String>, Vec<u8>)>> {
+        if let Some(m) = &self.memberlist {
+            return Ok(m
+                .kv()
+                .encoded(&self.full_key)
+                .map(|(codec, bytes)| (Some(codec), bytes)));
+        }
+        if self.args.store == "etcd" {
+            let client = crate::kvstore::etcd_bytes_client(&self.args)?;
+            let bytes = self.call("reading", client.get(&self.full_key)).await?;
+            return Ok(bytes.map(|b| (None, b)));
+        }
+        Ok(None)
     }
 
     async fn desc(&self) -> anyhow::Result<Desc> {
@@ -340,6 +401,11 @@ fn zone_shares(ring: &RingSnapshot) -> Vec<ZoneShare> {
 
 async fn show(args: &ShowArgs, session: &Session) -> anyhow::Result<String> {
     let store = Store::open(&args.store, session).await?;
+    if args.kind != RingKind::Instance
+        && let Some(p) = partition_ring(&store, args.kind).await?
+    {
+        return Ok(render_partitions(&p, &store.describe, args.output));
+    }
     let desc = store.desc().await?;
     let now_time = SystemTime::now();
     let ring = RingSnapshot::new(desc, ring_config(&args.store));
@@ -469,6 +535,96 @@ fn render_show(
     out
 }
 
+/// The partition ring stored under the key, if it holds one (`kind` auto: told from the
+/// codec id memberlist keeps, or, in etcd, from which codec decodes the bytes: an instance
+/// ring's map key is a string where a partition ring's is an integer, so a non-empty value
+/// decodes as one of them only).
+async fn partition_ring(
+    store: &Store,
+    kind: RingKind,
+) -> anyhow::Result<Option<PartitionRingDesc>> {
+    let raw = store.raw().await?;
+    let decoded = |bytes: &[u8]| {
+        partition_codec::decode(bytes)
+            .with_context(|| format!("decoding the partition ring in {}", store.describe))
+    };
+    match (kind, raw) {
+        (RingKind::Partition, Some((_, bytes))) => decoded(&bytes).map(Some),
+        (RingKind::Partition, None) => {
+            anyhow::ensure!(
+                matches!(store.args.store.as_str(), "memberlist" | "etcd"),
+                "a partition ring is read from --kv.store=memberlist or etcd"
+            );
+            Ok(Some(PartitionRingDesc::new()))
+        }
+        (_, Some((Some(codec), bytes))) if codec == PARTITION_RING_DESC_CODEC_ID => {
+            decoded(&bytes).map(Some)
+        }
+        (_, Some((None, bytes))) if ringkit_ring::codec::decode(&bytes).is_err() => {
+            Ok(partition_codec::decode(&bytes).ok())
+        }
+        _ => Ok(None),
+    }
+}
+
+fn render_partitions(desc: &PartitionRingDesc, describe: &str, output: Output) -> String {
+    if output == Output::Json {
+        return format!("{}\n", partition_codec::json::encode(desc));
+    }
+    let owners = desc.owners_by_partition();
+    let mut out = format!(
+        "Partition ring {describe}: {} partitions, {} owners\n\n",
+        desc.partitions.len(),
+        desc.owners.len()
+    );
+    if desc.partitions.is_empty() && desc.owners.is_empty() {
+        out.push_str("  (the partition ring is empty)\n");
+        return out;
+    }
+    let mut t = Table::new(&[
+        ("PARTITION", Align::Right),
+        ("STATE", Align::Left),
+        ("STATE SINCE", Align::Right),
+        ("TOKENS", Align::Right),
+        ("OWNERS", Align::Left),
+    ]);
+    for (id, p) in &desc.partitions {
+        t.row(vec![
+            id.to_string(),
+            p.state_or_unknown().clean_name().to_owned(),
+            p.state_timestamp.to_string(),
+            p.tokens.len().to_string(),
+            owners.get(id).map(|o| o.join(",")).unwrap_or_default(),
+        ]);
+    }
+    out.push_str(&t.render());
+    let mut o = Table::new(&[
+        ("OWNER", Align::Left),
+        ("PARTITION", Align::Right),
+        ("STATE", Align::Left),
+        ("UPDATED", Align::Right),
+    ]);
+    for (id, owner) in &desc.owners {
+        o.row(vec![
+            id.clone(),
+            owner.owned_partition.to_string(),
+            owner_state(owner.state),
+            owner.updated_timestamp.to_string(),
+        ]);
+    }
+    out.push('\n');
+    out.push_str(&o.render());
+    out
+}
+
+fn owner_state(state: i32) -> String {
+    match OwnerState::try_from(state) {
+        Ok(OwnerState::OwnerActive) => "ACTIVE".to_owned(),
+        Ok(OwnerState::OwnerDeleted) => "DELETED".to_owned(),
+        _ => format!("UNKNOWN({state})"),
+    }
+}
+
 fn heartbeat_age(now: i64, ts: i64) -> String {
     if ts <= 0 {
         return "never".to_owned();
@@ -524,6 +680,46 @@ async fn forget(args: &ForgetArgs, session: &Session) -> anyhow::Result<String> 
             heartbeat_age(now, ts),
             store.describe
         )),
+    }
+}
+
+/// Sets or clears an instance's read-only flag with one CAS. The entry's heartbeat moves
+/// one second forward so the change wins the gossip merge (which keeps the newer
+/// heartbeat) without making a dead instance look alive; the instance's lifecycler adopts
+/// a read-only change newer than its own on its next heartbeat.
+async fn read_only(args: &ReadOnlyArgs, session: &Session) -> anyhow::Result<String> {
+    let store = Store::open(&args.store, session).await?;
+    let now = unix(SystemTime::now());
+    let want = args.set;
+    let id = args.id.as_str();
+    // None: no such instance; Some(changed).
+    let mut found: Option<bool> = None;
+    store
+        .call(
+            "changing read-only in",
+            store.kv.cas(&store.key, &mut |current: Option<RingDesc>| {
+                let mut desc = current.map(|v| v.0).unwrap_or_default();
+                let Some(inst) = desc.ingesters.get_mut(id) else {
+                    found = None;
+                    return CasDecision::Unchanged;
+                };
+                if inst.read_only == want {
+                    found = Some(false);
+                    return CasDecision::Unchanged;
+                }
+                found = Some(true);
+                inst.read_only = want;
+                inst.read_only_updated_timestamp = now.max(inst.read_only_updated_timestamp + 1);
+                inst.timestamp += 1;
+                CasDecision::Write(RingDesc(desc))
+            }),
+        )
+        .await?;
+    let what = if want { "read-only" } else { "writable" };
+    match found {
+        None => bail!("instance {id:?} is not in the ring {}", store.describe),
+        Some(false) => Ok(format!("{id} is already {what} in {}\n", store.describe)),
+        Some(true) => Ok(format!("{id} is now {what} in {}\n", store.describe)),
     }
 }
 
