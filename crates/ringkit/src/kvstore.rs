@@ -110,6 +110,7 @@ async fn start_memberlist(
         .context("starting memberlist")?;
     kv.metrics().register(registry);
     node.transport_metrics().register(registry);
+    ringkit_memberlist::runtime::register_broadcast_queue_metrics(registry, &node);
     Ok(node)
 }
 
@@ -287,6 +288,28 @@ pub(crate) struct MemberlistArgs {
     /// A packet waiting longer than this for a writer is dropped.
     #[arg(long = "memberlist.acquire-writer-timeout", default_value = "250ms", value_parser = parse_duration)]
     pub(crate) acquire_writer_timeout: Duration,
+    /// Received gossip messages waiting to be merged; more are dropped and counted.
+    #[arg(
+        long = "memberlist.received-messages-queue-size",
+        default_value_t = 1024
+    )]
+    pub(crate) received_messages_queue_size: usize,
+    /// Changes waiting to enter the broadcast queues; more are dropped and counted.
+    #[arg(
+        long = "memberlist.processed-messages-queue-size",
+        default_value_t = 1024
+    )]
+    pub(crate) processed_messages_queue_size: usize,
+    /// Most messages in each broadcast queue (own changes, relayed changes); past it
+    /// the most-sent ones are dropped and counted (ringkit only; dskit has no bound).
+    #[arg(
+        long = "memberlist.broadcast-queue-max-messages",
+        default_value_t = 8192
+    )]
+    pub(crate) broadcast_queue_max_messages: usize,
+    /// Most bytes in each broadcast queue (ringkit only).
+    #[arg(long = "memberlist.broadcast-queue-max-bytes", default_value_t = 32 << 20)]
+    pub(crate) broadcast_queue_max_bytes: usize,
 }
 
 impl MemberlistArgs {
@@ -323,6 +346,19 @@ impl MemberlistArgs {
         c.packet_write_timeout = self.packet_write_timeout;
         c.max_concurrent_writes = self.max_concurrent_writes;
         c.acquire_writer_timeout = self.acquire_writer_timeout;
+        anyhow::ensure!(
+            self.received_messages_queue_size > 0
+                && self.processed_messages_queue_size > 0
+                && self.broadcast_queue_max_messages > 0
+                && self.broadcast_queue_max_bytes > 0,
+            "memberlist queue sizes must be greater than 0"
+        );
+        c.swim.handoff_queue_depth = self.received_messages_queue_size;
+        c.broadcast_channel_capacity = self.processed_messages_queue_size;
+        c.swim.broadcast_queue_limits = ringkit_memberlist::swim::QueueLimits {
+            max_messages: self.broadcast_queue_max_messages,
+            max_bytes: self.broadcast_queue_max_bytes,
+        };
         debug_assert!(matches!(
             c.transport,
             TransportKind::DskitTcp | TransportKind::Udp

@@ -71,6 +71,10 @@ pub struct MemberlistConfig {
     pub max_join_backoff: Duration,
     /// See `min_join_backoff`.
     pub max_join_retries: u32,
+    /// dskit `-memberlist.processed-messages-queue-size` (1024): changes the KV store
+    /// hands to the node for gossip wait in a channel this long; past it they are
+    /// dropped and counted (peers still get them through push/pull).
+    pub broadcast_channel_capacity: usize,
     /// msgpack generation of our stream messages (both are accepted by every peer).
     pub dialect: Dialect,
     /// SWIM timers; [`swim::Config::dskit`] or [`swim::Config::default_lan`].
@@ -102,6 +106,7 @@ impl MemberlistConfig {
             min_join_backoff: Duration::from_secs(1),
             max_join_backoff: Duration::from_secs(60),
             max_join_retries: 10,
+            broadcast_channel_capacity: 1024,
             dialect: Dialect::V2,
             swim: swim::Config::dskit(),
         }

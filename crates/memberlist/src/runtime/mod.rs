@@ -5,12 +5,15 @@
 //! - [`transport`]: dskit's TCP transport and the plain UDP+TCP one.
 //! - [`resolve`]: join addresses.
 //! - [`node`]: [`Memberlist`], a running node.
+//! - [`queue_metrics`]: dskit's broadcast queue metrics of a node.
 
 pub mod config;
 pub mod node;
+pub mod queue_metrics;
 pub mod resolve;
 pub mod transport;
 
 pub use config::{MemberlistConfig, TransportKind};
 pub use node::{JoinError, Memberlist, StartError};
+pub use queue_metrics::register_broadcast_queue_metrics;
 pub use transport::{StreamError, TransportMetrics};

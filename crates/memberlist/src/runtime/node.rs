@@ -20,7 +20,9 @@ use super::config::{MemberlistConfig, TransportKind};
 use super::resolve::resolve_members;
 use super::transport::{self, Inbound, StreamError, Transport, TransportMetrics};
 use crate::kv::GossipKv;
-use crate::swim::{self, Core, Event, LocalNode, Member, Transmit};
+use crate::swim::{
+    self, BroadcastQueueStats, Core, Event, LocalNode, Member, Transmit, UserBroadcast,
+};
 use crate::wire::compress::CompressionAlgo;
 use crate::wire::message::{Ack, Compressed, ErrResp, IpForm, PushPull};
 use crate::wire::{Message, Packet, encode_packet};
@@ -74,8 +76,8 @@ enum Cmd {
     },
     /// Graceful leave.
     Leave { done: oneshot::Sender<()> },
-    /// User broadcasts still queued.
-    QueuedUser { reply: oneshot::Sender<usize> },
+    /// Our own user broadcasts still queued.
+    QueuedLocal { reply: oneshot::Sender<usize> },
 }
 
 struct Inner {
@@ -85,6 +87,8 @@ struct Inner {
     cmd_tx: mpsc::Sender<Cmd>,
     members: Mutex<Vec<Member>>,
     health: AtomicU32,
+    /// The core's broadcast queue numbers after its last step.
+    queue_stats: Mutex<BroadcastQueueStats>,
     events: broadcast::Sender<Event>,
     cancel: CancellationToken,
     transport: Arc<Transport>,
@@ -200,6 +204,7 @@ impl Memberlist {
             cmd_tx,
             members: Mutex::new(core.members().cloned().collect()),
             health: AtomicU32::new(0),
+            queue_stats: Mutex::new(BroadcastQueueStats::default()),
             events: broadcast::channel(1024).0,
             cancel: cancel.clone(),
             transport: transport.clone(),
@@ -208,7 +213,7 @@ impl Memberlist {
         });
         transport::spawn_listeners(transport, bound, in_tx, cancel.clone());
         let node = Memberlist { inner };
-        let bcast_rx = kv.subscribe_broadcasts();
+        let bcast_rx = kv.subscribe_broadcasts(node.inner.config.broadcast_channel_capacity);
         let actor = Actor {
             node: node.clone(),
             core,
@@ -265,6 +270,21 @@ impl Memberlist {
     /// Lifeguard health score (0 is healthy).
     pub fn health_score(&self) -> u32 {
         self.inner.health.load(Ordering::Relaxed)
+    }
+
+    /// The broadcast queues' sizes and drops (for dskit's
+    /// `memberlist_client_messages_in_broadcast_queue{,_bytes}`,
+    /// `..._messages_to_broadcast_dropped_total` and
+    /// `..._received_broadcasts_dropped_total`), as of the node's last step; includes
+    /// changes dropped on the way from the KV store.
+    pub fn broadcast_queue_stats(&self) -> BroadcastQueueStats {
+        let mut s = *self
+            .inner
+            .queue_stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        s.channel_dropped = self.inner.kv.broadcasts_dropped();
+        s
     }
 
     /// Membership events from now on (joined, updated, suspect, dead, left).
@@ -467,7 +487,7 @@ impl Memberlist {
         let deadline = Instant::now() + cfg.broadcast_timeout_on_shutdown;
         while Instant::now() < deadline && self.alive_members() > 1 {
             let (tx, rx) = oneshot::channel();
-            if !self.cmd(Cmd::QueuedUser { reply: tx }).await {
+            if !self.cmd(Cmd::QueuedLocal { reply: tx }).await {
                 break;
             }
             match rx.await {
@@ -510,7 +530,7 @@ impl Actor {
         mut self,
         mut inbound: mpsc::Receiver<Inbound>,
         mut cmds: mpsc::Receiver<Cmd>,
-        mut bcasts: mpsc::UnboundedReceiver<Vec<u8>>,
+        mut bcasts: mpsc::Receiver<UserBroadcast>,
     ) {
         let cancel = self.node.inner.cancel.clone();
         loop {
@@ -531,7 +551,13 @@ impl Actor {
                     }
                 },
                 Some(c) = cmds.recv() => self.command(c),
-                Some(b) = bcasts.recv() => self.core.queue_broadcast(b),
+                Some(b) = bcasts.recv() => {
+                    self.core.queue_user_broadcast(b);
+                    // Take what else is waiting, so a burst costs one step.
+                    while let Ok(b) = bcasts.try_recv() {
+                        self.core.queue_user_broadcast(b);
+                    }
+                }
                 _ = tokio::time::sleep_until(deadline) => {
                     self.core.handle_timeout(Instant::now().into_std())
                 }
@@ -567,8 +593,8 @@ impl Actor {
                 self.leave_done = Some(done);
                 self.core.leave(now);
             }
-            Cmd::QueuedUser { reply } => {
-                let _ = reply.send(self.core.queued_broadcasts().1);
+            Cmd::QueuedLocal { reply } => {
+                let _ = reply.send(self.core.queued_local_broadcasts());
             }
         }
     }
@@ -624,6 +650,7 @@ impl Actor {
         inner
             .health
             .store(self.core.health_score(), Ordering::Relaxed);
+        *inner.queue_stats.lock().unwrap_or_else(|p| p.into_inner()) = self.core.broadcast_stats();
     }
 
     /// Label, CRC and (when smaller) LZW compression, as memberlist sends packets.
