@@ -67,12 +67,17 @@ impl std::fmt::Debug for MergeScratch {
 }
 
 /// What [`Codec::merge_encoded`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EncodedMerge {
     /// Old news: nothing changed.
     Unchanged,
     /// Merged; the change is exactly the encoded value, which may be forwarded as is.
-    AppliedVerbatim,
+    AppliedVerbatim {
+        /// [`crate::Mergeable::merge_content`] of the change (for a ring heartbeat: the
+        /// one instance id), so the gossip store can let it replace older queued news
+        /// without decoding it.
+        content: Vec<String>,
+    },
 }
 
 /// dskit's `string` codec: raw UTF-8, no compression.

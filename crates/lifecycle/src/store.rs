@@ -52,13 +52,13 @@ impl Codec<RingDesc> for RingDescCodec {
         bytes: &[u8],
         scratch: &mut MergeScratch,
     ) -> Option<EncodedMerge> {
-        let merged = match scratch.get_or_default::<HeartbeatCache>() {
-            Some(cache) => heartbeat::merge_heartbeat_cached(&mut current.0, bytes, cache),
-            None => heartbeat::merge_heartbeat(&mut current.0, bytes),
-        };
-        merged.map(|m| match m {
+        let cache = scratch.get_or_default::<HeartbeatCache>()?;
+        let merged = heartbeat::merge_heartbeat_cached(&mut current.0, bytes, cache)?;
+        Some(match merged {
             HeartbeatMerge::Unchanged => EncodedMerge::Unchanged,
-            HeartbeatMerge::AppliedVerbatim => EncodedMerge::AppliedVerbatim,
+            HeartbeatMerge::AppliedVerbatim => EncodedMerge::AppliedVerbatim {
+                content: vec![cache.last_applied_id().to_owned()],
+            },
         })
     }
 }

@@ -25,7 +25,7 @@ fn bench_receive(c: &mut Criterion) {
     let kv: GossipKv = workload::store(&ring);
     // Drained by nobody, as in dskit's benchmark (no memberlist peers): keep the
     // receiver alive so sends succeed, and empty it outside the timed part.
-    let mut broadcasts = kv.subscribe_broadcasts();
+    let mut broadcasts = kv.subscribe_broadcasts(CHUNK as usize);
     let mut ts = now;
     let mut group = c.benchmark_group("gossip_kv");
     group.bench_function("receive_heartbeat_600x128", |b| {

@@ -18,7 +18,7 @@ fn main() {
         .as_secs() as i64;
     let ring = workload::ring(now);
     let kv = workload::store(&ring);
-    let mut rx = kv.subscribe_broadcasts();
+    let mut rx = kv.subscribe_broadcasts(usize::MAX >> 4);
     let n: usize = std::env::var("N")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -43,7 +43,7 @@ fn main() {
     println!("notify_msg: {:?}/msg", t.elapsed() / n as u32);
     let (mut bytes, mut count) = (0, 0);
     while let Ok(b) = rx.try_recv() {
-        bytes += b.len();
+        bytes += b.bytes.len();
         count += 1;
     }
     println!(

@@ -4,6 +4,12 @@
 //! `cargo run --release -p ringkit-memberlist --example sim_scale -- [N ...]`
 //! (default: 100 1000). Optional env: `SIM_SEED`, `SIM_LOSS` (default 0.05).
 //!
+//! With `SIM_HEARTBEATS=<seconds>` the run after convergence is instead the ring
+//! load: every node heartbeats its ring entry every 5 s (`SIM_ENTRY_BYTES` per
+//! entry, default 700) for that many virtual seconds, and the example reports the
+//! largest broadcast queue of any node (messages and bytes), what was dropped, the
+//! oldest heartbeat any node held of any instance, and the traffic.
+//!
 //! Cost grows faster than N²: every node gossips news of every join
 //! `retransmit_limit` times (16 at 5000 nodes) and each of those messages is
 //! encoded, decoded and merged. 1000 nodes take about half a minute on one core,
@@ -13,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use ringkit_memberlist::sim::{LinkConfig, Sim, seed_from_env};
+use ringkit_memberlist::sim::{LinkConfig, RingLoad, Sim, seed_from_env};
 use ringkit_memberlist::swim::{Config, Event, State};
 
 /// Every running node sees every running node alive. The O(1) per-node count
@@ -56,6 +62,71 @@ fn queued_per_node(sim: &Sim) -> f64 {
     total as f64 / sim.len().max(1) as f64
 }
 
+/// Largest per-node queue (messages, bytes) now, and the drops summed over nodes
+/// (at the queues' bounds, received beyond the handoff depth).
+fn queue_numbers(sim: &Sim) -> (usize, usize, u64, u64) {
+    let mut out = (0, 0, 0, 0);
+    for c in (0..sim.len()).filter_map(|i| sim.core(i)) {
+        let s = c.broadcast_stats();
+        out.0 = out.0.max(s.messages());
+        out.1 = out.1.max(s.bytes());
+        out.2 += s.dropped();
+        out.3 += s.received_dropped;
+    }
+    out
+}
+
+/// The ring load after convergence: queue sizes and heartbeat freshness, sampled
+/// every virtual second.
+fn run_heartbeats(sim: &mut Sim, n: usize, secs: u64, entry_len: usize, wall: Instant) {
+    let period = Duration::from_secs(5);
+    sim.start_ring_load(RingLoad { period, entry_len });
+    let (p0, s0) = total_bytes(sim);
+    let t0 = sim.elapsed();
+    let (mut max_msgs, mut max_bytes) = (0usize, 0usize);
+    let mut stale = Duration::ZERO;
+    let mut stale_after_warmup = Duration::ZERO;
+    let mut last = (0usize, 0usize);
+    for step in 1..=secs {
+        sim.run_for(Duration::from_secs(1));
+        let (m, b, _, _) = queue_numbers(sim);
+        max_msgs = max_msgs.max(m);
+        max_bytes = max_bytes.max(b);
+        last = (m, b);
+        if let Some((age, ..)) = sim.ring_staleness() {
+            stale = stale.max(age);
+            // After two periods every instance has beaten at least once everywhere.
+            if Duration::from_secs(step) > 2 * period {
+                stale_after_warmup = stale_after_warmup.max(age);
+            }
+        }
+        if step % 10 == 0 {
+            eprintln!(
+                "N={n}: ring load {step}/{secs} s virtual, wall {:.1?}, largest queue {m} msgs / {b} B, oldest heartbeat {:?}",
+                wall.elapsed(),
+                sim.ring_staleness().map(|s| s.0).unwrap_or_default()
+            );
+        }
+    }
+    let (p1, s1) = total_bytes(sim);
+    let secs_f = (sim.elapsed() - t0).as_secs_f64();
+    let per_node = |b: u64| b as f64 / n as f64 / secs_f;
+    let (_, _, dropped, received_dropped) = queue_numbers(sim);
+    let decode_errors: u64 = (0..n).map(|i| sim.stats(i).decode_errors).sum();
+    println!(
+        "N={n:5} ring load ({secs} s, heartbeat every {period:?}, {entry_len} B per entry): \
+         largest broadcast queue of any node {max_msgs} msgs / {max_bytes} B (at the end {} / {} B); \
+         dropped at queue bounds {dropped}, received dropped {received_dropped}; \
+         oldest heartbeat held {stale_after_warmup:?} after the first 10 s ({stale:?} including them); \
+         {:.0} B/s per node in packets + {:.0} B/s in push/pull; decode errors {decode_errors}; wall {:.1?}",
+        last.0,
+        last.1,
+        per_node(p1 - p0),
+        per_node(s1 - s0),
+        wall.elapsed(),
+    );
+}
+
 fn run(n: usize, seed: u64, loss: f64) {
     let wall = Instant::now();
     let link = LinkConfig {
@@ -95,6 +166,15 @@ fn run(n: usize, seed: u64, loss: f64) {
         sim.elapsed(),
         wall.elapsed()
     );
+    if let Some(secs) = env_num::<u64>("SIM_HEARTBEATS") {
+        let entry_len = env_num("SIM_ENTRY_BYTES").unwrap_or(700);
+        println!(
+            "N={n:5} loss={loss:.2}: join converged {} after the last join ({joined_at:?} virtual)",
+            join_took.map_or("NOT".to_string(), |d| format!("{d:?}")),
+        );
+        run_heartbeats(&mut sim, n, secs, entry_len, wall);
+        return;
+    }
     let (p0, s0) = total_bytes(&sim);
     let q0 = queued_per_node(&sim);
     let t0 = sim.elapsed();
@@ -147,6 +227,10 @@ fn run(n: usize, seed: u64, loss: f64) {
         times.last().copied().unwrap_or_default(),
         wall.elapsed(),
     );
+}
+
+fn env_num<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok().and_then(|s| s.parse().ok())
 }
 
 fn main() {

@@ -342,3 +342,83 @@ fn swim_state_is_reexported_for_callers() {
     // The page and CLI print member states; keep the names stable.
     assert_eq!(format!("{:?}", swim::State::Suspect), "Suspect");
 }
+
+#[tokio::test]
+async fn own_writes_and_relayed_changes_reach_the_node_tagged_and_a_full_channel_drops_and_counts()
+{
+    let kv = GossipKv::new(KvConfig::default());
+    let client = kv
+        .client(RingDescCodec::shared(), ClientOptions::default())
+        .unwrap();
+    let mut rx = kv.subscribe_broadcasts(2);
+    register(&client, "ing-1", vec![1, 2]).await;
+    let own = rx.try_recv().expect("our write is queued for gossip");
+    assert_eq!(own.origin, swim::Origin::Local);
+    let c = own.cover.expect("a covered change");
+    assert_eq!(
+        (c.key.as_str(), c.content.as_slice()),
+        ("collectors/ring", &["ing-1".to_string()][..])
+    );
+    // A peer's change is relayed: same bytes path, other queue.
+    let mut d = ringkit_ring::model::Desc::new();
+    let now = unix_secs_now();
+    d.add_instance("ing-2", "b:1", "", vec![7], InstanceState::Active, now, now);
+    let pair = ringkit_memberlist::wire::kv::KeyValuePair {
+        key: "collectors/ring".into(),
+        value: RingDescCodec.encode(&RingDesc(d)),
+        codec: "ringDesc".into(),
+        deleted: false,
+        update_time_millis: 0,
+    };
+    kv.notify_msg(&pair.encode_bytes());
+    let relayed = rx.try_recv().expect("the change is relayed");
+    assert_eq!(relayed.origin, swim::Origin::Relayed);
+    assert_eq!(relayed.cover.unwrap().content, vec!["ing-2".to_string()]);
+    // Nobody drains: two fit, the next ones are dropped and counted.
+    assert_eq!(kv.broadcasts_dropped(), 0);
+    for i in 3..7 {
+        register(&client, &format!("ing-{i}"), vec![i * 10]).await;
+    }
+    assert_eq!(kv.broadcasts_dropped(), 2);
+    assert_eq!(
+        client
+            .get("collectors/ring")
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .ingesters
+            .len(),
+        6
+    );
+}
+
+#[tokio::test]
+async fn a_node_reports_its_broadcast_queues_with_dskits_metric_names() {
+    let c = cluster(2, TransportKind::DskitTcp, "").await;
+    register(c.clients[0].as_ref(), "ing-1", vec![1, 2, 3]).await;
+    let mut registry = prometheus_client::registry::Registry::default();
+    ringkit_memberlist::runtime::register_broadcast_queue_metrics(&mut registry, &c.nodes[0]);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    for name in [
+        "memberlist_client_messages_in_broadcast_queue{queue=\"local\"}",
+        "memberlist_client_messages_in_broadcast_queue{queue=\"gossip\"}",
+        "memberlist_client_messages_in_broadcast_queue_bytes ",
+        "memberlist_client_messages_to_broadcast_dropped_total 0",
+        "memberlist_client_received_broadcasts_dropped_total 0",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+    // The change reaches the other node, and the queues drain.
+    ring_converges(&c, &["ing-1"], Duration::from_secs(10)).await;
+    wait_until("the queues drained", Duration::from_secs(10), || {
+        c.nodes
+            .iter()
+            .all(|n| n.broadcast_queue_stats().messages() == 0)
+    })
+    .await;
+    for n in &c.nodes {
+        n.shutdown().await;
+    }
+}

@@ -36,7 +36,7 @@ async fn a_claim_in_the_second_of_the_registration_reaches_the_store_and_its_pee
     // PENDING everywhere until the next heartbeat.
     const T: u64 = 1_800_000_000;
     let kv = GossipKv::with_clock(KvConfig::default(), fixed_clock(T));
-    let mut gossip = kv.subscribe_broadcasts();
+    let mut gossip = kv.subscribe_broadcasts(1024);
     let peer = GossipKv::with_clock(KvConfig::default(), fixed_clock(T));
     let peer_client = ring_client(&peer);
     let cfg = LifecyclerConfig {
@@ -67,7 +67,7 @@ async fn a_claim_in_the_second_of_the_registration_reaches_the_store_and_its_pee
     // A peer that merges what the node gossiped (both changes, in order) sees ACTIVE.
     let mut sent = 0;
     while let Ok(msg) = gossip.try_recv() {
-        peer.notify_msg(&msg);
+        peer.notify_msg(&msg.bytes);
         sent += 1;
     }
     assert_eq!(sent, 2, "registration and claim are both gossiped");
@@ -84,7 +84,7 @@ async fn joining_and_leaving_at_once_leaves_no_trace_on_a_peer() {
     // ours is newer than the last (so may be a second ahead of the clock), and the
     // removal waits for the clock to catch up, so its tombstone wins on the peer.
     let kv = GossipKv::new(KvConfig::default());
-    let mut gossip = kv.subscribe_broadcasts();
+    let mut gossip = kv.subscribe_broadcasts(1024);
     let peer = GossipKv::new(KvConfig::default());
     let peer_client = ring_client(&peer);
     let cfg = LifecyclerConfig {
@@ -106,7 +106,7 @@ async fn joining_and_leaving_at_once_leaves_no_trace_on_a_peer() {
     l.heartbeat().await.unwrap();
     let mut forward = |peer: &GossipKv| {
         while let Ok(msg) = gossip.try_recv() {
-            peer.notify_msg(&msg);
+            peer.notify_msg(&msg.bytes);
         }
     };
     forward(&peer);
@@ -199,7 +199,7 @@ async fn keys_of_codecs_we_do_not_know_are_dropped_as_dskit_drops_them() {
     };
     let kv = GossipKv::new(KvConfig::default());
     let client = ring_client(&kv);
-    let mut gossip = kv.subscribe_broadcasts();
+    let mut gossip = kv.subscribe_broadcasts(1024);
     kv.notify_msg(&tracker.encode_bytes());
     assert_eq!(kv.metrics().received_broadcasts_invalid.get(), 1);
     assert!(gossip.try_recv().is_err(), "not gossiped on");

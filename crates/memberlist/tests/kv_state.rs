@@ -229,3 +229,53 @@ mod extreme_times {
         }
     }
 }
+
+fn cover(a: &Applied) -> ringkit_memberlist::swim::Cover {
+    match a {
+        Applied::Changed { cover: Some(c), .. } => c.clone(),
+        other => panic!("expected a covered change, got {other:?}"),
+    }
+}
+
+#[test]
+fn every_change_says_which_instances_it_carries_and_the_version_it_made() {
+    let mut s = state();
+    let now = at(T0);
+    let first = s
+        .receive(
+            ring_pair(&[
+                ("a", 10, InstanceState::Active, vec![1]),
+                ("b", 10, InstanceState::Active, vec![2]),
+            ]),
+            now,
+        )
+        .unwrap();
+    let c = cover(&first);
+    assert_eq!(
+        (c.key.as_str(), c.content.clone(), c.version),
+        ("collectors/ring", vec!["a".to_string(), "b".to_string()], 1)
+    );
+    // A heartbeat (the codec's shortcut, merged from the bytes): its one instance.
+    let hb = ring_pair(&[("b", 11, InstanceState::Active, vec![2])]);
+    let raw = hb.encode_bytes();
+    let c = cover(&s.receive_message(raw.clone(), now).unwrap());
+    assert_eq!((c.content, c.version), (vec!["b".to_string()], 2));
+    // The general path: only what changed (a is stale, c is new).
+    let mixed = ring_pair(&[
+        ("a", 5, InstanceState::Active, vec![1]),
+        ("c", 10, InstanceState::Active, vec![3]),
+    ]);
+    let c = cover(&s.receive(mixed, now).unwrap());
+    assert_eq!((c.content, c.version), (vec!["c".to_string()], 3));
+    // A newer change of a and b covers the earlier {a, b} broadcast.
+    let both = ring_pair(&[
+        ("a", 12, InstanceState::Active, vec![1]),
+        ("b", 12, InstanceState::Active, vec![2]),
+    ]);
+    let c = cover(&s.receive(both, now).unwrap());
+    assert!(c.covers(&cover(&first)));
+    // A deletion carries the whole value.
+    let c = cover(&s.delete("collectors/ring", at(T0 + 1)));
+    assert_eq!(c.content, vec!["a", "b", "c"]);
+    assert_eq!(c.version, 5);
+}

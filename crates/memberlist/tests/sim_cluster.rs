@@ -271,3 +271,61 @@ fn a_crashed_node_is_declared_dead_by_all_within_the_swim_bound_and_no_live_node
         }
     }
 }
+
+#[test]
+fn under_ring_heartbeats_every_view_stays_fresh_and_every_queue_small() {
+    use ringkit_memberlist::sim::RingLoad;
+    // Smaller than the other tests: every node gossips every heartbeat on, which is
+    // the expensive part (examples/sim_scale.rs runs it at 1000 and 2000 nodes).
+    const M: usize = 30;
+    let seed = seed_from_env(14);
+    let mut sim = Sim::new(M, seed, Config::dskit(), lossy());
+    for i in 1..M {
+        sim.join(i, &[0]);
+        sim.run_for(Duration::from_millis(10));
+    }
+    for _ in 0..60 {
+        if converged(&sim) {
+            break;
+        }
+        sim.run_for(Duration::from_secs(1));
+        for i in 0..M {
+            if sim.core(i).is_some_and(|c| c.num_alive() < 2) {
+                sim.join(i, &[0]);
+            }
+        }
+    }
+    assert!(converged(&sim), "the cluster did not converge");
+    sim.start_ring_load(RingLoad {
+        period: Duration::from_secs(5),
+        entry_len: 700,
+    });
+    let mut worst_queue = 0;
+    let mut worst_age = Duration::ZERO;
+    for step in 1..=30u64 {
+        sim.run_for(Duration::from_secs(1));
+        for i in sim.running() {
+            worst_queue = worst_queue.max(sim.core(i).unwrap().broadcast_stats().messages());
+        }
+        if step > 10 {
+            worst_age = worst_age.max(sim.ring_staleness().unwrap().0);
+        }
+    }
+    // Every node has every instance's heartbeat from within about one period plus
+    // the spread (well inside dskit's 1 min heartbeat timeout).
+    assert!(
+        worst_age < Duration::from_secs(10),
+        "oldest heartbeat {worst_age:?}"
+    );
+    // M heartbeats per 5 s, each queued for about a second: far below the bound.
+    assert!(worst_queue < M, "largest queue {worst_queue}");
+    let mut dropped = 0;
+    for i in sim.running() {
+        let s = sim.core(i).unwrap().broadcast_stats();
+        dropped += s.dropped() + s.received_dropped;
+    }
+    assert_eq!(dropped, 0, "nothing dropped at this load");
+    let decode_errors: u64 = (0..M).map(|i| sim.stats(i).decode_errors).sum();
+    assert_eq!(decode_errors, 0);
+    println!("oldest heartbeat {worst_age:?}, largest queue {worst_queue}");
+}

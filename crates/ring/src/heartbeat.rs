@@ -34,6 +34,23 @@ pub struct HeartbeatCache {
     // Keyed by the id's bytes as they arrive, so a known id needs no UTF-8 check.
     // Instance ids come from peers: a seeded hash, but a fast one.
     known: HashMap<Box<[u8]>, KnownTokens, foldhash::fast::RandomState>,
+    /// The id of the instance the last applied heartbeat was about (reused buffer).
+    applied: String,
+}
+
+impl HeartbeatCache {
+    /// The instance id of the heartbeat the last [`merge_heartbeat_cached`] applied
+    /// (empty before any): the change's only item, which a gossip store needs to let
+    /// it replace older queued news about the same instance.
+    pub fn last_applied_id(&self) -> &str {
+        &self.applied
+    }
+}
+
+/// Records `id` as the last applied heartbeat's instance.
+fn note_applied(applied: &mut String, id: &str) {
+    applied.clear();
+    applied.push_str(id);
 }
 
 #[derive(Debug, Clone)]
@@ -261,6 +278,7 @@ fn merge_proto(
         }
         if ts > ours.timestamp && k.still_applied(ours) {
             ours.timestamp = ts;
+            note_applied(&mut cache.applied, &k.id);
             return Some(HeartbeatMerge::AppliedVerbatim);
         }
     }
@@ -276,6 +294,7 @@ fn merge_proto(
             let texts = fields.texts(&k.id, ours)?;
             fields.apply(texts, ours);
             k.record(value, ours);
+            note_applied(&mut cache.applied, &k.id);
             return Some(HeartbeatMerge::AppliedVerbatim);
         }
     }
@@ -292,6 +311,7 @@ fn merge_proto(
     cache
         .remember(id, fields.tokens, &ours.tokens, instances)
         .record(value, ours);
+    note_applied(&mut cache.applied, id);
     Some(HeartbeatMerge::AppliedVerbatim)
 }
 
@@ -533,6 +553,44 @@ mod tests {
             Some(HeartbeatMerge::Unchanged)
         );
         assert_eq!(local, expected);
+    }
+
+    #[test]
+    fn the_cache_names_the_instance_of_the_last_applied_heartbeat() {
+        let mut local = ring(4);
+        let mut cache = HeartbeatCache::default();
+        assert_eq!(cache.last_applied_id(), "");
+        fn apply(
+            local: &mut Desc,
+            cache: &mut HeartbeatCache,
+            (id, ts, addr): (&str, i64, &str),
+        ) -> Option<HeartbeatMerge> {
+            let hb = one(local, id, |i| {
+                i.timestamp = ts;
+                i.addr = addr.into();
+            });
+            merge_heartbeat_cached(local, &codec::encode(&hb), cache)
+        }
+        // First sight of ing-1 (tokens compared), then a repeat (cached tokens, other
+        // address), then the same message but the timestamp (the shortest path).
+        for (id, ts, addr) in [
+            ("ing-1", 2000, "a:1"),
+            ("ing-1", 2001, "b:1"),
+            ("ing-1", 2002, "b:1"),
+            ("ing-3", 2000, "a:1"),
+        ] {
+            assert_eq!(
+                apply(&mut local, &mut cache, (id, ts, addr)),
+                Some(HeartbeatMerge::AppliedVerbatim)
+            );
+            assert_eq!(cache.last_applied_id(), id);
+        }
+        // Old news leaves the name of the last applied one.
+        assert_eq!(
+            apply(&mut local, &mut cache, ("ing-1", 1000, "b:1")),
+            Some(HeartbeatMerge::Unchanged)
+        );
+        assert_eq!(cache.last_applied_id(), "ing-3");
     }
 
     #[test]

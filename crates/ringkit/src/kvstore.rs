@@ -387,6 +387,28 @@ pub(crate) struct MemberlistArgs {
     /// would pass it is closed and counted (ringkit's own bound).
     #[arg(long = "memberlist.max-read-buffer-bytes", default_value_t = 256 << 20)]
     pub(crate) max_read_buffer_bytes: usize,
+    /// Received gossip messages waiting to be merged; more are dropped and counted.
+    #[arg(
+        long = "memberlist.received-messages-queue-size",
+        default_value_t = 1024
+    )]
+    pub(crate) received_messages_queue_size: usize,
+    /// Changes waiting to enter the broadcast queues; more are dropped and counted.
+    #[arg(
+        long = "memberlist.processed-messages-queue-size",
+        default_value_t = 1024
+    )]
+    pub(crate) processed_messages_queue_size: usize,
+    /// Most messages in each broadcast queue (own changes, relayed changes); past it
+    /// the most-sent ones are dropped and counted (ringkit only; dskit has no bound).
+    #[arg(
+        long = "memberlist.broadcast-queue-max-messages",
+        default_value_t = 8192
+    )]
+    pub(crate) broadcast_queue_max_messages: usize,
+    /// Most bytes in each broadcast queue (ringkit only).
+    #[arg(long = "memberlist.broadcast-queue-max-bytes", default_value_t = 32 << 20)]
+    pub(crate) broadcast_queue_max_bytes: usize,
 }
 
 impl MemberlistArgs {
@@ -433,6 +455,19 @@ impl MemberlistArgs {
         c.rejoin_seed_nodes = self.rejoin_seed_nodes.clone();
         c.max_incoming_connections = self.max_incoming_connections;
         c.max_read_buffer_bytes = self.max_read_buffer_bytes;
+        anyhow::ensure!(
+            self.received_messages_queue_size > 0
+                && self.processed_messages_queue_size > 0
+                && self.broadcast_queue_max_messages > 0
+                && self.broadcast_queue_max_bytes > 0,
+            "memberlist queue sizes must be greater than 0"
+        );
+        c.swim.handoff_queue_depth = self.received_messages_queue_size;
+        c.broadcast_channel_capacity = self.processed_messages_queue_size;
+        c.swim.broadcast_queue_limits = ringkit_memberlist::swim::QueueLimits {
+            max_messages: self.broadcast_queue_max_messages,
+            max_bytes: self.broadcast_queue_max_bytes,
+        };
         debug_assert!(matches!(
             c.transport,
             TransportKind::DskitTcp | TransportKind::Udp

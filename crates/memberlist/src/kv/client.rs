@@ -7,6 +7,7 @@
 //! `KeyValuePair`s to broadcast, drained by the memberlist node
 //! ([`crate::runtime::Memberlist`]). Without a node the store works as a local store.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -26,6 +27,12 @@ use tokio::sync::{mpsc, watch};
 
 use super::ops::{MergeOps, ValueOps};
 use super::state::{Applied, KeyInfo, KvConfig, KvState, ReadValue, Rejected};
+use crate::swim::{Origin, UserBroadcast};
+
+/// Default capacity of the channel from the store to the memberlist node (dskit's
+/// `-memberlist.processed-messages-queue-size` default): changes that find it full
+/// are dropped and counted ([`GossipKv::broadcasts_dropped`]).
+pub const DEFAULT_BROADCAST_CHANNEL_CAPACITY: usize = 1024;
 
 /// dskit's `memberlist_client_*` metrics of the store (`spec/memberlist.md` §2.16).
 ///
@@ -41,8 +48,6 @@ pub struct KvStoreMetrics {
     pub received_broadcasts_bytes: Counter,
     /// Received broadcasts that were invalid (empty key, unknown codec, bad value).
     pub received_broadcasts_invalid: Counter,
-    /// Received broadcasts dropped before they were applied (a full receive queue).
-    pub received_broadcasts_dropped: Counter,
     /// Our full state sent to a peer (dskit counts this in `LocalState`).
     pub state_pulls: Counter,
     /// Bytes of our full state sent.
@@ -51,8 +56,6 @@ pub struct KvStoreMetrics {
     pub state_pushes: Counter,
     /// Bytes of peers' full states received.
     pub state_pushes_bytes: Counter,
-    /// Changes that were to be gossiped but were dropped (a full broadcast queue).
-    pub messages_to_broadcast_dropped: Counter,
     /// CAS attempts.
     pub cas_attempt: Counter,
     /// CAS successes.
@@ -68,7 +71,7 @@ impl KvStoreMetrics {
     /// tombstone metrics need the store: [`GossipKv::register_metrics`] registers both.
     pub fn register(self: &Arc<Self>, registry: &mut Registry) {
         let r = registry.sub_registry_with_prefix("memberlist_client");
-        let counters: [(&str, &str, &Counter); 12] = [
+        let counters: [(&str, &str, &Counter); 10] = [
             (
                 "received_broadcasts",
                 "Number of received broadcast user messages",
@@ -83,11 +86,6 @@ impl KvStoreMetrics {
                 "received_broadcasts_invalid",
                 "Number of received broadcast user messages that were invalid",
                 &self.received_broadcasts_invalid,
-            ),
-            (
-                "received_broadcasts_dropped",
-                "Number of received broadcast user messages dropped before they were applied",
-                &self.received_broadcasts_dropped,
             ),
             (
                 "state_pulls",
@@ -108,11 +106,6 @@ impl KvStoreMetrics {
                 "state_pushes_bytes",
                 "Total size of full states received from peers",
                 &self.state_pushes_bytes,
-            ),
-            (
-                "messages_to_broadcast_dropped",
-                "Number of changes that were to be gossiped but were dropped",
-                &self.messages_to_broadcast_dropped,
             ),
             ("cas_attempt", "Attempted CAS operations", &self.cas_attempt),
             (
@@ -179,7 +172,7 @@ pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 /// is applied and queued for gossip in one critical section (and in revision order).
 struct Locked {
     kv: KvState,
-    broadcasts: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    broadcasts: Option<mpsc::Sender<UserBroadcast>>,
 }
 
 impl std::ops::Deref for Locked {
@@ -200,6 +193,8 @@ struct Shared {
     revision_tx: watch::Sender<u64>,
     clock: Clock,
     metrics: Arc<KvStoreMetrics>,
+    /// Changes dropped because the broadcast channel was full.
+    broadcasts_dropped: AtomicU64,
 }
 
 /// A process's gossip key-value store. Clones share it.
@@ -235,6 +230,7 @@ impl GossipKv {
                 revision_tx: watch::Sender::new(0),
                 clock,
                 metrics: Arc::new(KvStoreMetrics::default()),
+                broadcasts_dropped: AtomicU64::new(0),
             }),
         }
     }
@@ -270,12 +266,21 @@ impl GossipKv {
         (self.shared.clock)()
     }
 
-    /// Starts a new broadcast channel: every change made or learnt from now on is sent
-    /// there as an encoded `KeyValuePair` (the memberlist node drains it).
-    pub fn subscribe_broadcasts(&self) -> mpsc::UnboundedReceiver<Vec<u8>> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    /// Starts a new broadcast channel holding at most `capacity` changes: every change
+    /// made or learnt from now on is sent there as an encoded `KeyValuePair` with what
+    /// it covers (the memberlist node drains it into its queues). A change that finds
+    /// the channel full is dropped and counted in [`GossipKv::broadcasts_dropped`]
+    /// (dskit's `messages_to_broadcast_dropped_total`); peers still get it through
+    /// push/pull.
+    pub fn subscribe_broadcasts(&self, capacity: usize) -> mpsc::Receiver<UserBroadcast> {
+        let (tx, rx) = mpsc::channel(capacity.clamp(1, usize::MAX >> 4));
         self.lock().broadcasts = Some(tx);
         rx
+    }
+
+    /// Changes dropped because the broadcast channel was full.
+    pub fn broadcasts_dropped(&self) -> u64 {
+        self.shared.broadcasts_dropped.load(Ordering::Relaxed)
     }
 
     /// A typed client for mergeable values of `codec` (registers the codec's merge).
@@ -361,7 +366,7 @@ impl GossipKv {
         let mut st = self.lock();
         match st.receive_message_clocked(bytes, &|| self.now()) {
             Ok(a) => {
-                self.publish_locked(st, std::iter::once(a));
+                self.publish_locked(st, Origin::Relayed, std::iter::once(a));
                 Ok(())
             }
             Err(reason) => {
@@ -383,14 +388,7 @@ impl GossipKv {
         if rejected > 0 {
             tracing::debug!(rejected, "push/pull state had pairs we could not merge");
         }
-        self.publish(
-            changes
-                .into_iter()
-                .map(|(revision, broadcast)| Applied::Changed {
-                    revision,
-                    broadcast,
-                }),
-        );
+        self.publish(Origin::Relayed, changes);
     }
 
     /// Drops deleted keys past the obsolete-entries timeout (call periodically).
@@ -402,9 +400,10 @@ impl GossipKv {
         n
     }
 
-    /// Sends broadcasts and wakes watchers for applied changes.
-    fn publish(&self, applied: impl IntoIterator<Item = Applied>) {
-        self.publish_locked(self.lock(), applied);
+    /// Sends broadcasts (ours or relayed, by `origin`) and wakes watchers for applied
+    /// changes.
+    fn publish(&self, origin: Origin, applied: impl IntoIterator<Item = Applied>) {
+        self.publish_locked(self.lock(), origin, applied);
     }
 
     /// [`GossipKv::publish`] for a caller that holds the state lock: changes are queued
@@ -413,6 +412,7 @@ impl GossipKv {
     fn publish_locked(
         &self,
         mut st: MutexGuard<'_, Locked>,
+        origin: Origin,
         applied: impl IntoIterator<Item = Applied>,
     ) {
         let m = &self.shared.metrics;
@@ -421,14 +421,27 @@ impl GossipKv {
             if let Applied::Changed {
                 revision,
                 broadcast,
+                cover,
             } = a
             {
                 latest = Some(revision);
-                if let (Some(tx), Some(b)) = (st.broadcasts.as_ref(), broadcast)
-                    && tx.send(b.into_bytes()).is_err()
-                {
+                let (Some(tx), Some(b)) = (st.broadcasts.as_ref(), broadcast) else {
+                    continue;
+                };
+                let b = UserBroadcast {
+                    bytes: b.into_bytes(),
+                    origin,
+                    cover,
+                };
+                match tx.try_send(b) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        self.shared
+                            .broadcasts_dropped
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
                     // The node stopped draining: stop queueing.
-                    st.broadcasts = None;
+                    Err(mpsc::error::TrySendError::Closed(_)) => st.broadcasts = None,
                 }
             }
         }
@@ -589,7 +602,7 @@ impl<V: Value> GossipClient<V> {
         match applied {
             None => Ok(false),
             Some(a) => {
-                self.kv.publish(std::iter::once(a));
+                self.kv.publish(Origin::Local, std::iter::once(a));
                 Ok(true)
             }
         }
@@ -616,7 +629,7 @@ impl<V: Value> Client<V> for GossipClient<V> {
     async fn delete(&self, key: &str) -> Result<(), Error> {
         let now = self.kv.now();
         let applied = self.kv.lock().delete(key, now);
-        self.kv.publish(std::iter::once(applied));
+        self.kv.publish(Origin::Local, std::iter::once(applied));
         Ok(())
     }
 

@@ -10,7 +10,9 @@ pub mod client;
 pub mod ops;
 pub mod state;
 
-pub use client::{Clock, GossipClient, GossipKv, KvStoreMetrics};
+pub use client::{
+    Clock, DEFAULT_BROADCAST_CHANNEL_CAPACITY, GossipClient, GossipKv, KvStoreMetrics,
+};
 pub use ops::{AnyValue, MergeOps, ValueOps};
 pub use state::{Applied, Broadcast, KeyInfo, KvConfig, KvState, Rejected, TombstoneStats};
 

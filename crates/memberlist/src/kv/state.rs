@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ringkit_kv::{EncodedMerge, MergeScratch};
 
 use super::ops::{AnyValue, ValueOps};
+use crate::swim::Cover;
 use crate::wire::kv::{KeyValuePair, KeyValuePairRef, decode_user_state};
 
 /// Store settings with dskit's defaults (§2.14).
@@ -183,6 +184,9 @@ pub enum Applied {
         revision: u64,
         /// The change to gossip on.
         broadcast: Option<Broadcast>,
+        /// What the change covers in the broadcast queue: its key, the items it
+        /// carries (the codec's `merge_content`) and the key's version after it.
+        cover: Option<Cover>,
     },
 }
 
@@ -191,6 +195,7 @@ pub enum Applied {
 struct Forward<'a> {
     revision: u64,
     pair: KeyValuePairRef<'a>,
+    cover: Cover,
 }
 
 /// A change to gossip on, as a pair or already encoded.
@@ -328,6 +333,17 @@ impl KvState {
         Some((e.codec_id.clone(), self.encode_entry(e)))
     }
 
+    /// The items of a stored value (none for raw bytes).
+    fn entry_content(&self, e: &Entry) -> Vec<String> {
+        match &e.value {
+            Stored::Raw(_) => Vec::new(),
+            Stored::Decoded(v) => self
+                .ops(&e.codec_id)
+                .map(|o| o.merge_content(v))
+                .unwrap_or_default(),
+        }
+    }
+
     pub(crate) fn encode_entry(&self, e: &Entry) -> Vec<u8> {
         match &e.value {
             Stored::Raw(b) => b.to_vec(),
@@ -359,6 +375,7 @@ impl KvState {
             Some(Some(forward)) => Ok(Applied::Changed {
                 revision: forward.revision,
                 broadcast: Some(Broadcast::Encoded(forward.pair.encode())),
+                cover: Some(forward.cover),
             }),
         }
     }
@@ -392,18 +409,18 @@ impl KvState {
             Some(None) => return Ok(Applied::Unchanged),
             Some(Some(forward)) => forward,
         };
-        let revision = forward.revision;
+        let Forward {
+            revision,
+            pair: fwd,
+            cover,
+        } = forward;
         // Key, value and codec are the message's own; only the metadata can differ.
-        let same = forward.pair.deleted == pair.deleted
-            && forward.pair.update_time_millis == pair.update_time_millis;
-        let bytes = if same && canonical {
-            raw
-        } else {
-            forward.pair.encode()
-        };
+        let same = fwd.deleted == pair.deleted && fwd.update_time_millis == pair.update_time_millis;
+        let bytes = if same && canonical { raw } else { fwd.encode() };
         Ok(Applied::Changed {
             revision,
             broadcast: Some(Broadcast::Encoded(bytes)),
+            cover: Some(cover),
         })
     }
 
@@ -457,7 +474,7 @@ impl KvState {
         };
         match ops.merge_encoded(cur, pair.value, &mut entry.scratch)? {
             EncodedMerge::Unchanged => Some(None),
-            EncodedMerge::AppliedVerbatim => {
+            EncodedMerge::AppliedVerbatim { content } => {
                 if entry.purge_countdown == 0 {
                     entry.purge_countdown = PURGE_CHECK_EVERY;
                     let now = clock();
@@ -480,7 +497,10 @@ impl KvState {
                 entry.version += 1;
                 self.revision += 1;
                 entry.revision = self.revision;
+                // The key is the message's own, so valid UTF-8 once it matched.
+                let key = String::from_utf8_lossy(pair.key).into_owned();
                 Some(Some(Forward {
+                    cover: Cover::new(key, content, entry.version),
                     revision: self.revision,
                     pair: KeyValuePairRef {
                         deleted: entry.deleted,
@@ -499,20 +519,13 @@ impl KvState {
 
     /// Applies a whole push/pull user state; returns the broadcasts to gossip on and the
     /// number of pairs rejected.
-    pub fn receive_state(
-        &mut self,
-        state: &[u8],
-        now: SystemTime,
-    ) -> (Vec<(u64, Option<Broadcast>)>, usize) {
+    pub fn receive_state(&mut self, state: &[u8], now: SystemTime) -> (Vec<Applied>, usize) {
         let mut changes = Vec::new();
         let mut rejected = 0;
         for pair in decode_user_state(state) {
             match pair.map_err(|_| Rejected::Undecodable) {
                 Ok(p) => match self.receive(p, now) {
-                    Ok(Applied::Changed {
-                        revision,
-                        broadcast,
-                    }) => changes.push((revision, broadcast)),
+                    Ok(a @ Applied::Changed { .. }) => changes.push(a),
                     Ok(Applied::Unchanged) => {}
                     Err(_) => rejected += 1,
                 },
@@ -542,6 +555,7 @@ impl KvState {
             update_time_ms,
         } = inc;
         let left_limit = self.left_limit(now);
+        let mut content = None;
         let (mut change, mut verbatim, deleted_changed) = match self.entries.get_mut(&key) {
             None => {
                 if deleted {
@@ -608,8 +622,11 @@ impl KvState {
             }
             if let Some(c) = &mut change {
                 verbatim &= ops.remove_tombstones(c, Some(limit)).removed == 0;
-                if ops.merge_content(c).is_empty() {
+                let items = ops.merge_content(c);
+                if items.is_empty() {
                     change = None;
+                } else {
+                    content = Some(items);
                 }
             }
             if change.is_none() && !deleted_changed {
@@ -627,6 +644,13 @@ impl KvState {
         self.entries.get_mut(&key).expect("present").revision = revision;
         // A change of the deleted flag alone travels with the full value, so receivers
         // always get something their codec decodes.
+        let version = self.entries[&key].version;
+        // The change's items; a deletion mark alone carries the whole value.
+        let content = match (content, &change) {
+            (Some(c), _) => c,
+            (None, Some(c)) => ops.merge_content(c),
+            (None, None) => self.entry_content(&self.entries[&key]),
+        };
         let value = match (&change, incoming_bytes) {
             // The change is what we received: forward its bytes, no re-encoding.
             (Some(_), Some(bytes)) if verbatim => bytes,
@@ -635,6 +659,7 @@ impl KvState {
         };
         Applied::Changed {
             revision,
+            cover: Some(Cover::new(key.clone(), content, version)),
             broadcast: Some(Broadcast::Pair(KeyValuePair {
                 key,
                 value,
@@ -733,6 +758,8 @@ impl KvState {
         );
         Some(Applied::Changed {
             revision,
+            // Whole raw values: a newer one replaces this one, and nothing else.
+            cover: Some(Cover::new(key, Vec::new(), version)),
             broadcast: Some(Broadcast::Pair(KeyValuePair {
                 key: key.to_owned(),
                 value: bytes.to_vec(),
@@ -769,6 +796,7 @@ impl KvState {
         };
         Applied::Changed {
             revision,
+            cover: Some(Cover::new(key, self.entry_content(e), e.version)),
             broadcast: Some(Broadcast::Pair(pair)),
         }
     }

@@ -97,6 +97,10 @@ pub struct MemberlistConfig {
     /// read, stream messages being assembled). A connection that would pass it is closed
     /// and counted. 256 MiB: several full 5,000-instance rings at once.
     pub max_read_buffer_bytes: usize,
+    /// dskit `-memberlist.processed-messages-queue-size` (1024): changes the KV store
+    /// hands to the node for gossip wait in a channel this long; past it they are
+    /// dropped and counted (peers still get them through push/pull).
+    pub broadcast_channel_capacity: usize,
     /// msgpack generation of our stream messages (both are accepted by every peer).
     pub dialect: Dialect,
     /// SWIM timers; [`swim::Config::dskit`] or [`swim::Config::default_lan`].
@@ -139,6 +143,7 @@ impl MemberlistConfig {
             fast_join_timeout: Duration::from_secs(30),
             max_incoming_connections: 256,
             max_read_buffer_bytes: 256 << 20,
+            broadcast_channel_capacity: 1024,
             dialect: Dialect::V2,
             swim: swim::Config::dskit(),
             dns_servers: Vec::new(),

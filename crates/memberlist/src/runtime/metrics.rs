@@ -1,14 +1,7 @@
 //! Node-level `memberlist_client_*` gauges that dskit exports from its memberlist
-//! instance (members, health score, broadcast queue), read at scrape time so they are
-//! never stale and cost nothing between scrapes.
-//!
-//! The broadcast queue feeds its gauges in exactly one place, [`QueueStats::record`]:
-//! when the queue changes shape (separate local and gossip queues, byte accounting,
-//! bounded with drops), reconnect the new figures there. The two drop counters live in
-//! [`crate::kv::KvStoreMetrics`] (`messages_to_broadcast_dropped`,
-//! `received_broadcasts_dropped`), next to the other store counters, as in dskit.
-
-use std::sync::atomic::{AtomicU64, Ordering};
+//! instance (members, health score), read at scrape time so they are never stale and
+//! cost nothing between scrapes. The broadcast queue's gauges and drop counters are
+//! registered with them, from `queue_metrics`.
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -16,33 +9,8 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
-use rand::Rng;
 
 use super::node::Memberlist;
-use crate::swim::Core;
-
-/// The broadcast queue's figures as of the node task's last loop.
-#[derive(Debug, Default)]
-pub(crate) struct QueueStats {
-    /// User broadcasts relayed for peers (dskit's `queue="gossip"`).
-    gossip: AtomicU64,
-    /// Our own changes waiting to go out (dskit's `queue="local"`).
-    local: AtomicU64,
-    /// Bytes of every queued user broadcast.
-    bytes: AtomicU64,
-}
-
-impl QueueStats {
-    /// Reads the queue after each loop of the node task. Today's core keeps one user
-    /// queue for local and relayed changes and does not add up its bytes, so all of it
-    /// is reported as `gossip` and the bytes as 0 until the queue tells them apart.
-    pub(crate) fn record<R: Rng>(&self, core: &Core<R>) {
-        let (_, user) = core.queued_broadcasts();
-        self.gossip.store(user as u64, Ordering::Relaxed);
-        self.local.store(0, Ordering::Relaxed);
-        self.bytes.store(0, Ordering::Relaxed);
-    }
-}
 
 /// Scrape-time collector of a node's `memberlist_client_*` gauges.
 #[derive(Debug)]
@@ -72,24 +40,6 @@ impl Collector for NodeCollector {
             MetricType::Gauge,
         )?;
         gauge(u64::from(n.health_score())).encode(m)?;
-
-        let q = n.queue_stats();
-        let mut m = encoder.encode_descriptor(
-            "memberlist_client_messages_in_broadcast_queue",
-            "Number of user messages in the broadcast queue",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (queue, v) in [("gossip", &q.gossip), ("local", &q.local)] {
-            gauge(v.load(Ordering::Relaxed)).encode(m.encode_family(&[("queue", queue)])?)?;
-        }
-        let m = encoder.encode_descriptor(
-            "memberlist_client_messages_in_broadcast_queue_bytes",
-            "Total size of messages waiting in the broadcast queue",
-            None,
-            MetricType::Gauge,
-        )?;
-        gauge(q.bytes.load(Ordering::Relaxed)).encode(m)?;
 
         // dskit counts zone-aware routing skipped for lack of a zone or a bridge.
         // ringkit has no zone-aware routing, so it never skips it: the series is 0, and
@@ -125,5 +75,6 @@ impl Memberlist {
             self.peer_warnings().suppressed.clone(),
         );
         registry.register_collector(Box::new(NodeCollector { node: self.clone() }));
+        super::queue_metrics::register_broadcast_queue_metrics(registry, self);
     }
 }

@@ -7,16 +7,19 @@
 //! - [`node`]: [`Memberlist`], a running node.
 //! - `metrics`: the node's `memberlist_client_*` gauges ([`Memberlist::register_metrics`]).
 //! - [`join`]: fast join, full join with retries, periodic rejoin (dskit's).
+//! - [`queue_metrics`]: dskit's broadcast queue metrics of a node.
 
 pub mod config;
 pub mod join;
 mod log_limit;
 mod metrics;
 pub mod node;
+pub mod queue_metrics;
 pub mod resolve;
 pub mod transport;
 
 pub use config::{MemberlistConfig, TransportKind};
 pub use join::JoinStatus;
 pub use node::{JoinError, Memberlist, StartError};
+pub use queue_metrics::register_broadcast_queue_metrics;
 pub use transport::{StreamError, TransportMetrics};

@@ -19,10 +19,11 @@ use tokio_util::task::TaskTracker;
 use super::config::{MemberlistConfig, TransportKind};
 use super::join::JoinStatus;
 use super::log_limit::{PeerLogLimiter, PeerWarning, peer_warn};
-use super::metrics::QueueStats;
 use super::transport::{self, Inbound, StreamError, Transport, TransportMetrics};
 use crate::kv::{GossipKv, Rejected};
-use crate::swim::{self, Core, Event, LocalNode, Member, Transmit};
+use crate::swim::{
+    self, BroadcastQueueStats, Core, Event, LocalNode, Member, Transmit, UserBroadcast,
+};
 use crate::wire::compress::CompressionAlgo;
 use crate::wire::message::{Ack, Compressed, ErrResp, IpForm, PushPull};
 use crate::wire::{Message, Packet, encode_packet};
@@ -79,8 +80,8 @@ enum Cmd {
     },
     /// Graceful leave.
     Leave { done: oneshot::Sender<()> },
-    /// User broadcasts still queued.
-    QueuedUser { reply: oneshot::Sender<usize> },
+    /// Our own user broadcasts still queued.
+    QueuedLocal { reply: oneshot::Sender<usize> },
 }
 
 struct Inner {
@@ -90,7 +91,8 @@ struct Inner {
     cmd_tx: mpsc::Sender<Cmd>,
     members: Mutex<Vec<Member>>,
     health: AtomicU32,
-    queue: QueueStats,
+    /// The core's broadcast queue numbers after its last step.
+    queue_stats: Mutex<BroadcastQueueStats>,
     events: broadcast::Sender<Event>,
     cancel: CancellationToken,
     transport: Arc<Transport>,
@@ -209,7 +211,7 @@ impl Memberlist {
             cmd_tx,
             members: Mutex::new(core.members().cloned().collect()),
             health: AtomicU32::new(0),
-            queue: QueueStats::default(),
+            queue_stats: Mutex::new(BroadcastQueueStats::default()),
             events: broadcast::channel(1024).0,
             cancel: cancel.clone(),
             transport: transport.clone(),
@@ -219,7 +221,7 @@ impl Memberlist {
         });
         transport::spawn_listeners(transport, bound, in_tx, cancel.clone());
         let node = Memberlist { inner };
-        let bcast_rx = kv.subscribe_broadcasts();
+        let bcast_rx = kv.subscribe_broadcasts(node.inner.config.broadcast_channel_capacity);
         let actor = Actor {
             node: node.clone(),
             core,
@@ -324,14 +326,24 @@ impl Memberlist {
             .count()
     }
 
-    /// The broadcast queue's figures as of the node task's last loop.
-    pub(crate) fn queue_stats(&self) -> &QueueStats {
-        &self.inner.queue
-    }
-
     /// The rate limit of warnings about peers.
     pub(crate) fn peer_warnings(&self) -> &PeerLogLimiter {
         &self.inner.transport.warnings
+    }
+
+    /// The broadcast queues' sizes and drops (for dskit's
+    /// `memberlist_client_messages_in_broadcast_queue{,_bytes}`,
+    /// `..._messages_to_broadcast_dropped_total` and
+    /// `..._received_broadcasts_dropped_total`), as of the node's last step; includes
+    /// changes dropped on the way from the KV store.
+    pub fn broadcast_queue_stats(&self) -> BroadcastQueueStats {
+        let mut s = *self
+            .inner
+            .queue_stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        s.channel_dropped = self.inner.kv.broadcasts_dropped();
+        s
     }
 
     /// Membership events from now on (joined, updated, suspect, dead, left).
@@ -527,7 +539,7 @@ impl Memberlist {
         let deadline = Instant::now() + cfg.broadcast_timeout_on_shutdown;
         while Instant::now() < deadline && self.alive_members() > 1 {
             let (tx, rx) = oneshot::channel();
-            if !self.cmd(Cmd::QueuedUser { reply: tx }).await {
+            if !self.cmd(Cmd::QueuedLocal { reply: tx }).await {
                 break;
             }
             match rx.await {
@@ -570,7 +582,7 @@ impl Actor {
         mut self,
         mut inbound: mpsc::Receiver<Inbound>,
         mut cmds: mpsc::Receiver<Cmd>,
-        mut bcasts: mpsc::UnboundedReceiver<Vec<u8>>,
+        mut bcasts: mpsc::Receiver<UserBroadcast>,
     ) {
         let cancel = self.node.inner.cancel.clone();
         loop {
@@ -594,7 +606,13 @@ impl Actor {
                     }
                 },
                 Some(c) = cmds.recv() => self.command(c),
-                Some(b) = bcasts.recv() => self.core.queue_broadcast(b),
+                Some(b) = bcasts.recv() => {
+                    self.core.queue_user_broadcast(b);
+                    // Take what else is waiting, so a burst costs one step.
+                    while let Ok(b) = bcasts.try_recv() {
+                        self.core.queue_user_broadcast(b);
+                    }
+                }
                 _ = tokio::time::sleep_until(deadline) => {
                     self.core.handle_timeout(Instant::now().into_std())
                 }
@@ -636,8 +654,8 @@ impl Actor {
                 self.leave_done = Some(done);
                 self.core.leave(now);
             }
-            Cmd::QueuedUser { reply } => {
-                let _ = reply.send(self.core.queued_broadcasts().1);
+            Cmd::QueuedLocal { reply } => {
+                let _ = reply.send(self.core.queued_local_broadcasts());
             }
         }
     }
@@ -693,7 +711,7 @@ impl Actor {
         inner
             .health
             .store(self.core.health_score(), Ordering::Relaxed);
-        inner.queue.record(&self.core);
+        *inner.queue_stats.lock().unwrap_or_else(|p| p.into_inner()) = self.core.broadcast_stats();
     }
 
     /// Label, CRC and (when smaller) LZW compression, as memberlist sends packets.

@@ -16,7 +16,9 @@
 //! Streams are reliable (TCP) but fail as a whole with
 //! [`LinkConfig::stream_failure`] and across partitions. Not modelled: bandwidth,
 //! compression, labels, the dskit TCP frame, and the KV delegate (push/pull user
-//! state is a fixed per-node byte string, see [`Sim::set_user_state`]).
+//! state is a fixed per-node byte string, see [`Sim::set_user_state`]), except for
+//! [`Sim::start_ring_load`]: every node heartbeats its own entry of a stand-in ring,
+//! merged newer-timestamp-wins and gossiped on like dskit's KV does.
 
 pub mod network;
 
@@ -30,7 +32,7 @@ use rand::{RngCore, SeedableRng};
 
 pub use network::{Delivery, LinkConfig, Network, Payload};
 
-use crate::swim::{Config, Core, Event, LocalNode, Transmit};
+use crate::swim::{Config, Core, Cover, Event, LocalNode, Origin, Transmit, UserBroadcast};
 use crate::wire::message::IpForm;
 use crate::wire::packet::{Packet, decode_packet, encode_packet};
 use crate::wire::stream::{StreamMessage, decode_stream, encode_stream};
@@ -81,6 +83,91 @@ struct SimNode {
     stats: NodeStats,
     /// User messages already seen (for [`Sim::rebroadcast_user_messages`]).
     seen: BTreeSet<Vec<u8>>,
+    /// With a ring load: this node's view of every instance's last heartbeat.
+    ring: Option<RingView>,
+}
+
+/// The ring load of [`Sim::start_ring_load`]: what each instance announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingLoad {
+    /// Heartbeat period of every instance (dskit's ring default: 5 s).
+    pub period: Duration,
+    /// Encoded bytes of one instance's entry in a message (a `ringDesc` instance with
+    /// 128 random tokens and its addresses is about 700 bytes).
+    pub entry_len: usize,
+}
+
+/// The store key of the stand-in ring.
+const RING_KEY: &str = "ring";
+/// First byte of a stand-in ring message.
+const RING_MAGIC: u8 = b'R';
+/// Bytes of one entry's id and timestamp.
+const ENTRY_HEAD: usize = 12;
+
+/// One node's copy of the stand-in ring: heartbeat timestamps (virtual ms + 1, 0 =
+/// never heard) by instance index, and the key's local version.
+#[derive(Debug, Clone)]
+struct RingView {
+    ts: Vec<u64>,
+    version: u64,
+}
+
+impl RingView {
+    /// Newer-timestamp-wins merge; returns the entries that changed.
+    fn merge(&mut self, entries: &[(u32, u64)]) -> Vec<(u32, u64)> {
+        let mut changed = Vec::new();
+        for &(i, t) in entries {
+            if let Some(slot) = self.ts.get_mut(i as usize)
+                && t > *slot
+            {
+                *slot = t;
+                changed.push((i, t));
+            }
+        }
+        changed
+    }
+}
+
+/// A stand-in ring message (a change or a full state): magic, count, then per entry
+/// its instance index and timestamp, then `entry_len - 12` padding bytes per entry so
+/// the sizes are those of real ring changes.
+fn encode_ring(entries: &[(u32, u64)], entry_len: usize) -> Vec<u8> {
+    let pad = entry_len.saturating_sub(ENTRY_HEAD);
+    let mut b = Vec::with_capacity(5 + entries.len() * (ENTRY_HEAD + pad));
+    b.push(RING_MAGIC);
+    b.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+    for &(i, t) in entries {
+        b.extend_from_slice(&i.to_be_bytes());
+        b.extend_from_slice(&t.to_be_bytes());
+    }
+    b.resize(b.len() + entries.len() * pad, 0);
+    b
+}
+
+fn decode_ring(b: &[u8]) -> Option<Vec<(u32, u64)>> {
+    let (&magic, rest) = b.split_first()?;
+    if magic != RING_MAGIC || rest.len() < 4 {
+        return None;
+    }
+    let n = u32::from_be_bytes(rest[..4].try_into().ok()?) as usize;
+    let body = rest.get(4..4 + n.checked_mul(ENTRY_HEAD)?)?;
+    Some(
+        body.chunks_exact(ENTRY_HEAD)
+            .map(|c| {
+                let i = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
+                let t = u64::from_be_bytes([c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11]]);
+                (i, t)
+            })
+            .collect(),
+    )
+}
+
+fn ring_cover(entries: &[(u32, u64)], version: u64) -> Cover {
+    Cover::new(
+        RING_KEY,
+        entries.iter().map(|(i, _)| i.to_string()).collect(),
+        version,
+    )
 }
 
 /// N nodes, a network and a virtual clock.
@@ -103,6 +190,11 @@ pub struct Sim {
     /// merged (`spec/memberlist.md` §2.6). memberlist itself never re-gossips
     /// user messages. On by default.
     pub rebroadcast_user_messages: bool,
+    /// The ring load, once started, and when (virtual ms + 1).
+    ring_load: Option<RingLoad>,
+    ring_started: u64,
+    /// Next heartbeat of each node.
+    heartbeats: BinaryHeap<Reverse<(Instant, usize)>>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -142,6 +234,9 @@ impl Sim {
             events: Vec::new(),
             record_membership: true,
             rebroadcast_user_messages: true,
+            ring_load: None,
+            ring_started: 0,
+            heartbeats: BinaryHeap::new(),
         };
         for i in 0..n {
             let addr = node_addr(i);
@@ -154,6 +249,7 @@ impl Sim {
                 user_state: Vec::new(),
                 stats: NodeStats::default(),
                 seen: BTreeSet::new(),
+                ring: None,
             });
             sim.start(i);
         }
@@ -212,6 +308,72 @@ impl Sim {
         self.nodes[i].user_state = state;
     }
 
+    /// Starts the ring load: from now on every node heartbeats its own entry every
+    /// `load.period` (first beats spread over one period) into its local queue; a
+    /// node merges what it receives by newer timestamp and gossips on only what
+    /// changed, covering older news of the same instances (dskit's KV, §2.6–2.8);
+    /// push/pull carries every node's whole view. Replaces the
+    /// [`Sim::rebroadcast_user_messages`] stand-in, and user messages are no longer
+    /// recorded as events.
+    pub fn start_ring_load(&mut self, load: RingLoad) {
+        let n = self.nodes.len();
+        self.ring_load = Some(load);
+        self.ring_started = self.elapsed().as_millis() as u64 + 1;
+        let period = u64::try_from(load.period.as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        for i in 0..n {
+            self.nodes[i].ring = Some(RingView {
+                ts: vec![0; n],
+                version: 0,
+            });
+            let phase = Duration::from_nanos(self.rng.next_u64() % period);
+            self.heartbeats.push(Reverse((self.now + phase, i)));
+        }
+    }
+
+    /// With a ring load, the oldest heartbeat any running node holds of any running
+    /// instance (`now − timestamp`), with its observer and instance; `None` without
+    /// a load. An instance not heard of at all counts from the start of the load.
+    pub fn ring_staleness(&self) -> Option<(Duration, usize, usize)> {
+        self.ring_load?;
+        let now = self.elapsed().as_millis() as u64 + 1;
+        let running = self.running();
+        let mut worst = (0u64, 0usize, 0usize);
+        for &i in &running {
+            let Some(view) = &self.nodes[i].ring else {
+                continue;
+            };
+            for &j in &running {
+                let age = now.saturating_sub(view.ts[j].max(self.ring_started));
+                if age > worst.0 {
+                    worst = (age, i, j);
+                }
+            }
+        }
+        Some((Duration::from_millis(worst.0), worst.1, worst.2))
+    }
+
+    /// Node `i` heartbeats now: its entry gets the current time and goes into its
+    /// local queue.
+    fn heartbeat(&mut self, i: usize) {
+        let Some(load) = self.ring_load else { return };
+        let t = self.elapsed().as_millis() as u64 + 1;
+        let node = &mut self.nodes[i];
+        let (Some(core), Some(view)) = (node.core.as_mut(), node.ring.as_mut()) else {
+            return;
+        };
+        let entry = [(i as u32, t)];
+        view.merge(&entry);
+        view.version += 1;
+        core.queue_user_broadcast(UserBroadcast {
+            bytes: encode_ring(&entry, load.entry_len),
+            origin: Origin::Local,
+            cover: Some(ring_cover(&entry, view.version)),
+        });
+        self.drain(i);
+    }
+
     /// Runs a command on node `i` at the current instant, then drains its outputs.
     pub fn command<T>(
         &mut self,
@@ -247,6 +409,10 @@ impl Sim {
     /// joins it through `seeds`.
     pub fn restart(&mut self, i: usize, seeds: &[usize]) {
         self.nodes[i].seen.clear();
+        if let Some(view) = &mut self.nodes[i].ring {
+            view.ts.fill(0);
+            view.version = 0;
+        }
         self.start(i);
         self.join(i, seeds);
     }
@@ -267,17 +433,22 @@ impl Sim {
         loop {
             let arrival = self.net.next_arrival();
             let timer = self.next_timer();
-            let t = match (arrival, timer) {
-                (None, None) => break,
-                (Some(a), None) => a,
-                (None, Some(t)) => t,
-                (Some(a), Some(t)) => a.min(t),
+            let beat = self.heartbeats.peek().map(|Reverse((t, _))| *t);
+            let t = match [arrival, timer, beat].into_iter().flatten().min() {
+                None => break,
+                Some(t) => t,
             };
             if t > end {
                 break;
             }
             self.now = self.now.max(t);
-            if arrival == Some(t) {
+            if beat == Some(t) {
+                if let (Some(Reverse((_, i))), Some(load)) = (self.heartbeats.pop(), self.ring_load)
+                {
+                    self.heartbeats.push(Reverse((t + load.period, i)));
+                    self.heartbeat(i);
+                }
+            } else if arrival == Some(t) {
                 if let Some(d) = self.net.pop() {
                     self.deliver(d);
                 }
@@ -308,7 +479,7 @@ impl Sim {
         let now = self.now;
         let from_addr = self.nodes[d.from].addr;
         let to = d.to;
-        let user_state = self.nodes[to].user_state.clone();
+        let user_state = self.user_state_of(to);
         let Some(core) = self.nodes[to].core.as_mut() else {
             return;
         };
@@ -347,6 +518,24 @@ impl Sim {
         self.drain(to);
     }
 
+    /// What node `i` sends as push/pull user state: its whole ring view with a ring
+    /// load, else the fixed bytes set with [`Sim::set_user_state`].
+    fn user_state_of(&self, i: usize) -> Vec<u8> {
+        match (&self.nodes[i].ring, self.ring_load) {
+            (Some(view), Some(load)) => {
+                let entries: Vec<(u32, u64)> = view
+                    .ts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| **t > 0)
+                    .map(|(j, t)| (j as u32, *t))
+                    .collect();
+                encode_ring(&entries, load.entry_len)
+            }
+            _ => self.nodes[i].user_state.clone(),
+        }
+    }
+
     /// Sends node `i`'s transmits, records its events and reschedules its timer.
     fn drain(&mut self, i: usize) {
         let now = self.now;
@@ -360,6 +549,35 @@ impl Sim {
             out.push(t);
         }
         while let Some(event) = core.poll_event() {
+            if let (Some(view), Some(load)) = (node.ring.as_mut(), self.ring_load) {
+                // The KV stand-in: merge, gossip on only the change.
+                let bytes = match &event {
+                    Event::UserMessage { bytes, .. } => Some(bytes),
+                    Event::RemoteState { state, .. } => Some(state),
+                    _ => None,
+                };
+                if let Some(bytes) = bytes {
+                    if let Some(entries) = decode_ring(bytes) {
+                        let changed = view.merge(&entries);
+                        if !changed.is_empty() {
+                            view.version += 1;
+                            let body = if changed.len() == entries.len() {
+                                bytes.clone()
+                            } else {
+                                encode_ring(&changed, load.entry_len)
+                            };
+                            core.queue_user_broadcast(UserBroadcast {
+                                bytes: body,
+                                origin: Origin::Relayed,
+                                cover: Some(ring_cover(&changed, view.version)),
+                            });
+                        }
+                    } else {
+                        node.stats.decode_errors += 1;
+                    }
+                    continue;
+                }
+            }
             if self.rebroadcast_user_messages
                 && let Event::UserMessage { bytes, .. } = &event
                 && node.seen.insert(bytes.clone())
@@ -409,7 +627,7 @@ impl Sim {
                     self.net.send_packet(&mut self.rng, now, i, to, bytes);
                 }
                 Transmit::PushPull { mut request, .. } => {
-                    request.user_state = self.nodes[i].user_state.clone();
+                    request.user_state = self.user_state_of(i);
                     let Some(bytes) = encode_push_pull(request) else {
                         continue;
                     };

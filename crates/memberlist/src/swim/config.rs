@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use super::broadcast::QueueLimits;
 use crate::wire::message::DSKIT_VSN;
 
 /// Protocol parameters of one node.
@@ -71,7 +72,23 @@ pub struct Config {
     /// delegate min/max/current. dskit sends `[1, 5, 2, 0, 0, 0]`
     /// (`spec/memberlist.md` §1.7); any other delegate triple breaks dskit peers.
     pub vsn: [u8; 6],
+    /// memberlist `HandoffQueueDepth`, dskit `-memberlist.received-messages-queue-size`
+    /// (`received_messages_queue_size`), default 1024: received user messages waiting
+    /// for the delegate ([`super::Event::UserMessage`] not yet polled). Past it they
+    /// are dropped and counted (`received_broadcasts_dropped_total`).
+    pub handoff_queue_depth: usize,
+    /// Bound of each user broadcast queue (our own changes, relayed changes).
+    /// dskit has no such bound (invalidation and the retransmit limit keep its
+    /// queues small); ringkit adds one so a burst cannot grow memory without limit.
+    /// Default 8192 messages and 32 MiB per queue.
+    pub broadcast_queue_limits: QueueLimits,
 }
+
+/// Default of [`Config::broadcast_queue_limits`].
+pub const DEFAULT_BROADCAST_QUEUE_LIMITS: QueueLimits = QueueLimits {
+    max_messages: 8192,
+    max_bytes: 32 << 20,
+};
 
 impl Default for Config {
     /// dskit's settings, see [`Config::dskit`].
@@ -100,6 +117,8 @@ impl Config {
             label_len: 0,
             disable_tcp_pings: false,
             vsn: DSKIT_VSN,
+            handoff_queue_depth: 1024,
+            broadcast_queue_limits: DEFAULT_BROADCAST_QUEUE_LIMITS,
         }
     }
 
@@ -130,6 +149,13 @@ impl Config {
         if self.packet_budget < 64 + self.label_len {
             return Err(ConfigError::PacketBudgetTooSmall(self.packet_budget));
         }
+        if self.handoff_queue_depth == 0 {
+            return Err(ConfigError::ZeroQueue("handoff_queue_depth"));
+        }
+        let l = self.broadcast_queue_limits;
+        if l.max_messages == 0 || l.max_bytes == 0 {
+            return Err(ConfigError::ZeroQueue("broadcast_queue_limits"));
+        }
         let v = self.vsn;
         if v[0] == 0 || v[1] == 0 || v[0] > v[1] || v[2] < v[0] || v[2] > v[1] {
             return Err(ConfigError::BadVsn(v));
@@ -157,6 +183,9 @@ pub enum ConfigError {
     /// Peers would ignore our `alive` messages.
     #[error("invalid protocol versions {0:?}")]
     BadVsn([u8; 6]),
+    /// A queue that can hold nothing would drop everything.
+    #[error("{0} must be at least 1")]
+    ZeroQueue(&'static str),
 }
 
 #[cfg(test)]

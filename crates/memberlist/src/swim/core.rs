@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use super::awareness::Awareness;
-use super::broadcast::{BroadcastQueue, Tag, retransmit_limit};
+use super::broadcast::{
+    BroadcastQueue, BroadcastQueueStats, Origin, Tag, UserBroadcast, retransmit_limit,
+};
 use super::config::Config;
 use super::error::Error;
 use super::event::Event;
@@ -110,7 +112,14 @@ pub struct Core<R> {
     /// Running suspicions with the `state_change` of the suspicion they belong to.
     suspicions: BTreeMap<Vec<u8>, (Suspicion, Instant)>,
     broadcasts: BroadcastQueue,
-    user_broadcasts: BroadcastQueue,
+    /// Our own user broadcasts (dskit's local queue), served before relayed ones.
+    local_broadcasts: BroadcastQueue,
+    /// Relayed user broadcasts (dskit's gossip queue).
+    gossip_broadcasts: BroadcastQueue,
+    /// [`Event::UserMessage`]s queued and not yet polled (the handoff queue).
+    pending_user: usize,
+    /// User messages dropped because the handoff queue was full.
+    received_dropped: u64,
     probe: Option<Probe>,
     /// A probe tick fell while a probe was running (Go's ticker keeps one).
     probe_tick_pending: bool,
@@ -148,6 +157,7 @@ impl<R: Rng> Core<R> {
         let next_push_pull = (!config.push_pull_interval.is_zero())
             .then(|| now + stagger(&mut rng, config.push_pull_interval));
         let awareness = Awareness::new(config.awareness_max_multiplier);
+        let limits = config.broadcast_queue_limits;
         let mut core = Core {
             addr_bytes: ip_to_wire(local.addr.ip(), local.ip_form),
             addr: local.addr,
@@ -161,7 +171,10 @@ impl<R: Rng> Core<R> {
             awareness,
             suspicions: BTreeMap::new(),
             broadcasts: BroadcastQueue::new(),
-            user_broadcasts: BroadcastQueue::new(),
+            local_broadcasts: BroadcastQueue::with_limits(limits),
+            gossip_broadcasts: BroadcastQueue::with_limits(limits),
+            pending_user: 0,
+            received_dropped: 0,
             probe: None,
             probe_tick_pending: false,
             next_probe,
@@ -233,9 +246,27 @@ impl<R: Rng> Core<R> {
         self.left
     }
 
-    /// Queued membership broadcasts and user broadcasts.
+    /// Queued membership broadcasts and user broadcasts (both user queues).
     pub fn queued_broadcasts(&self) -> (usize, usize) {
-        (self.broadcasts.len(), self.user_broadcasts.len())
+        (
+            self.broadcasts.len(),
+            self.local_broadcasts.len() + self.gossip_broadcasts.len(),
+        )
+    }
+
+    /// Our own user broadcasts still queued (what a leaving dskit node waits for).
+    pub fn queued_local_broadcasts(&self) -> usize {
+        self.local_broadcasts.len()
+    }
+
+    /// Sizes of the user broadcast queues and what was dropped, for metrics.
+    pub fn broadcast_stats(&self) -> BroadcastQueueStats {
+        BroadcastQueueStats {
+            local: self.local_broadcasts.stats(),
+            gossip: self.gossip_broadcasts.stats(),
+            received_dropped: self.received_dropped,
+            channel_dropped: 0,
+        }
     }
 
     /// `alive` messages refused because a known name came from another address.
@@ -252,7 +283,11 @@ impl<R: Rng> Core<R> {
 
     /// Next event for the application.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let e = self.events.pop_front()?;
+        if matches!(e, Event::UserMessage { .. }) {
+            self.pending_user = self.pending_user.saturating_sub(1);
+        }
+        Some(e)
     }
 
     /// When [`Core::handle_timeout`] must be called next.
@@ -324,20 +359,37 @@ impl<R: Rng> Core<R> {
         Ok(())
     }
 
-    /// Queues a user broadcast (a delegate message, for dskit one
-    /// `KeyValuePair`), piggybacked on gossip and probes up to the retransmit limit.
+    /// Queues a relayed user broadcast (a delegate message, for dskit one
+    /// `KeyValuePair`) that replaces nothing, piggybacked on gossip and probes up to
+    /// the retransmit limit.
     pub fn queue_broadcast(&mut self, bytes: Vec<u8>) {
-        let len = bytes.len() + 1;
-        self.user_broadcasts
-            .push(Message::User(bytes), len, None, None);
+        self.queue_user_broadcast(UserBroadcast {
+            bytes,
+            origin: Origin::Relayed,
+            cover: None,
+        });
     }
 
     /// Like [`Core::queue_broadcast`], but replaces a queued broadcast with the same
-    /// `name` (e.g. a KV key whose newer value supersedes the old one).
+    /// `name`.
     pub fn queue_named_broadcast(&mut self, name: Vec<u8>, bytes: Vec<u8>) {
         let len = bytes.len() + 1;
-        self.user_broadcasts
+        self.gossip_broadcasts
             .push(Message::User(bytes), len, Some(name), None);
+    }
+
+    /// Queues a user broadcast in the queue of its origin; with a cover it replaces
+    /// the queued broadcasts of that queue it covers (dskit's rule, §2.8).
+    pub fn queue_user_broadcast(&mut self, b: UserBroadcast) {
+        let len = b.bytes.len() + 1;
+        let q = match b.origin {
+            Origin::Local => &mut self.local_broadcasts,
+            Origin::Relayed => &mut self.gossip_broadcasts,
+        };
+        match b.cover {
+            Some(c) => q.push_covered(Message::User(b.bytes), len, c),
+            None => q.push(Message::User(b.bytes), len, None, None),
+        }
     }
 
     /// Our node states for a push/pull (request or reply). `user_state` is left
@@ -381,7 +433,14 @@ impl<R: Rng> Core<R> {
                 self.alive_node(now, a, false);
             }
             Message::Dead(d) => self.dead_node(now, d),
-            Message::User(bytes) => self.events.push_back(Event::UserMessage { from, bytes }),
+            Message::User(bytes) => {
+                if self.pending_user >= self.config.handoff_queue_depth {
+                    self.received_dropped += 1;
+                } else {
+                    self.pending_user += 1;
+                    self.events.push_back(Event::UserMessage { from, bytes });
+                }
+            }
             Message::PushPull(_) | Message::Error(_) => {}
         }
     }
@@ -725,7 +784,8 @@ impl<R: Rng> Core<R> {
         }
     }
 
-    /// Membership broadcasts first, then user broadcasts, within `limit` bytes.
+    /// Membership broadcasts first, then our own user broadcasts, then relayed ones
+    /// (dskit's `GetBroadcasts`), within `limit` bytes.
     fn take_broadcasts(&mut self, overhead: usize, limit: usize) -> Vec<(Message, usize)> {
         let n = self.members.len();
         let mut out = self.broadcasts.take_sized(
@@ -738,15 +798,17 @@ impl<R: Rng> Core<R> {
                 self.events.push_back(Event::LeaveBroadcastDone);
             }
         }
-        let used: usize = out.iter().map(|(_, l)| l + overhead).sum();
-        let avail = limit.saturating_sub(used);
-        if avail > overhead + 1 && !self.user_broadcasts.is_empty() {
-            let alive = self.num_alive();
-            out.extend(self.user_broadcasts.take_sized(
-                overhead,
-                avail,
-                retransmit_limit(self.config.retransmit_mult, alive),
-            ));
+        let alive = self.num_alive();
+        let user_limit = retransmit_limit(self.config.retransmit_mult, alive);
+        let mut used: usize = out.iter().map(|(_, l)| l + overhead).sum();
+        for q in [&mut self.local_broadcasts, &mut self.gossip_broadcasts] {
+            let avail = limit.saturating_sub(used);
+            if avail <= overhead + 1 || q.is_empty() {
+                continue;
+            }
+            let got = q.take_sized(overhead, avail, user_limit);
+            used += got.iter().map(|(_, l)| l + overhead).sum::<usize>();
+            out.extend(got);
         }
         out
     }
@@ -1509,6 +1571,128 @@ mod tests {
         assert!(matches!(message, Message::Compound(_)));
         assert!(matches!(parts[0], Message::Ack(_)), "the reply comes first");
         assert!(parts.contains(&Message::User(b"kv-change".to_vec())));
+    }
+
+    fn user(bytes: &[u8], origin: Origin, key: &str, items: &[&str], v: u64) -> UserBroadcast {
+        UserBroadcast {
+            bytes: bytes.to_vec(),
+            origin,
+            cover: Some(super::super::broadcast::Cover::new(
+                key,
+                items.iter().map(|s| s.to_string()).collect(),
+                v,
+            )),
+        }
+    }
+
+    /// The user messages of one ping's ack, in order.
+    fn piggybacked(c: &mut Core<StdRng>, now: Instant) -> Vec<Vec<u8>> {
+        let ping = Ping {
+            seq_no: 1,
+            ..Default::default()
+        };
+        c.handle_packet(now, addr(2), Message::Ping(ping));
+        let (t, _) = drain(c);
+        t.iter()
+            .filter_map(|x| match x {
+                Transmit::Packet { message, .. } => Some(leaves(message)),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|m| match m {
+                Message::User(b) => Some(b),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn our_own_changes_go_before_relayed_ones_even_when_relayed_are_larger() {
+        // A 1400-byte budget: either message fits next to the ack (and our own queued
+        // alive), not both; relayed-first (larger first) would pick the relayed one.
+        let (mut c, now) = new_core(Config::default_lan());
+        c.queue_user_broadcast(user(&[b'r'; 1100], Origin::Relayed, "ring", &["b"], 1));
+        c.queue_user_broadcast(user(&[b'l'; 300], Origin::Local, "ring", &["me"], 2));
+        assert_eq!(c.queued_local_broadcasts(), 1);
+        assert_eq!(c.queued_broadcasts().1, 2);
+        assert_eq!(piggybacked(&mut c, now), vec![vec![b'l'; 300]]);
+        // With room for both, local first, then relayed.
+        let (mut c, now) = new_core(Config::default_lan());
+        c.queue_user_broadcast(user(&[b'r'; 40], Origin::Relayed, "ring", &["b"], 1));
+        c.queue_user_broadcast(user(&[b'l'; 30], Origin::Local, "ring", &["me"], 2));
+        assert_eq!(
+            piggybacked(&mut c, now),
+            vec![vec![b'l'; 30], vec![b'r'; 40]]
+        );
+    }
+
+    #[test]
+    fn a_newer_change_replaces_the_one_it_covers_only_in_its_own_queue() {
+        let (mut c, now) = new_core(Config::default_lan());
+        c.queue_user_broadcast(user(b"hb-a-1", Origin::Relayed, "ring", &["a"], 1));
+        c.queue_user_broadcast(user(b"hb-b-1", Origin::Relayed, "ring", &["b"], 2));
+        c.queue_user_broadcast(user(b"mine-1", Origin::Local, "ring", &["a"], 3));
+        c.queue_user_broadcast(user(b"hb-a-2", Origin::Relayed, "ring", &["a"], 4));
+        let s = c.broadcast_stats();
+        assert_eq!((s.local.messages, s.gossip.messages), (1, 2));
+        assert_eq!(s.gossip.invalidated, 1);
+        assert_eq!(s.bytes(), 3 * 7);
+        let mut got = piggybacked(&mut c, now);
+        got.sort();
+        assert_eq!(
+            got,
+            vec![b"hb-a-2".to_vec(), b"hb-b-1".to_vec(), b"mine-1".to_vec()]
+        );
+    }
+
+    #[test]
+    fn user_queues_stay_within_their_bound_and_count_drops() {
+        let cfg = Config {
+            broadcast_queue_limits: super::super::broadcast::QueueLimits {
+                max_messages: 4,
+                max_bytes: 1 << 20,
+            },
+            ..Config::default_lan()
+        };
+        let (mut c, _) = new_core(cfg);
+        for i in 0..10u8 {
+            let name = format!("i{i}");
+            c.queue_user_broadcast(user(&[i; 10], Origin::Relayed, "ring", &[&name], 1));
+        }
+        let s = c.broadcast_stats();
+        assert_eq!((s.gossip.messages, s.gossip.dropped), (4, 6));
+        assert_eq!(s.dropped(), 6);
+        assert_eq!(s.local.messages, 0);
+    }
+
+    #[test]
+    fn received_user_messages_beyond_the_handoff_depth_are_dropped_and_counted() {
+        let cfg = Config {
+            handoff_queue_depth: 3,
+            ..Config::default_lan()
+        };
+        let (mut c, now) = new_core(cfg);
+        let parts = (0..5u8).map(|i| Message::User(vec![i])).collect();
+        c.handle_packet(
+            now,
+            addr(2),
+            Message::Compound(Compound {
+                parts,
+                truncated: 0,
+            }),
+        );
+        assert_eq!(c.broadcast_stats().received_dropped, 2);
+        let (_, ev) = drain(&mut c);
+        let users: Vec<_> = ev
+            .iter()
+            .filter(|e| matches!(e, Event::UserMessage { .. }))
+            .collect();
+        assert_eq!(users.len(), 3);
+        // Polled events free their places.
+        c.handle_packet(now, addr(2), Message::User(vec![9]));
+        let (_, ev) = drain(&mut c);
+        assert_eq!(ev.len(), 1);
+        assert_eq!(c.broadcast_stats().received_dropped, 2);
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod suspicion;
 pub mod transmit;
 
 pub use self::core::{Core, LocalNode, push_pull_scale};
+pub use broadcast::{BroadcastQueueStats, Cover, Origin, QueueLimits, QueueStats, UserBroadcast};
 pub use config::{Config, ConfigError};
 pub use error::Error;
 pub use event::Event;
