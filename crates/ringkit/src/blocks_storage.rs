@@ -15,10 +15,12 @@ use crate::duration::parse_duration;
 /// Object storage of the blocks (flag names and defaults as Mimir's).
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct BlocksStorageArgs {
-    /// Backend: filesystem, s3, gcs or azure.
-    #[arg(long = "blocks-storage.backend", default_value = "filesystem",
+    /// Backend: filesystem, s3, gcs or azure. `ringkit ship` takes filesystem when it is
+    /// not given; a `ringkit node` ingester ships its blocks only when it is given (so a
+    /// node never writes a bucket nobody asked for).
+    #[arg(long = "blocks-storage.backend",
           value_parser = ["filesystem", "s3", "gcs", "azure"])]
-    pub(crate) backend: String,
+    pub(crate) backend: Option<String>,
     /// Filesystem backend: the bucket's root directory.
     #[arg(long = "blocks-storage.filesystem.dir", default_value = "blocks")]
     pub(crate) filesystem_dir: PathBuf,
@@ -79,9 +81,14 @@ pub(crate) struct BlocksStorageArgs {
 }
 
 impl BlocksStorageArgs {
+    /// The backend's name (filesystem when none was given, as Mimir's default).
+    pub(crate) fn backend_name(&self) -> &str {
+        self.backend.as_deref().unwrap_or("filesystem")
+    }
+
     /// The bucket the flags describe.
     pub(crate) fn bucket_config(&self) -> BucketConfig {
-        match self.backend.as_str() {
+        match self.backend_name() {
             "s3" => BucketConfig::S3 {
                 endpoint: self.s3_endpoint.clone(),
                 bucket_name: self.s3_bucket_name.clone(),
@@ -108,15 +115,13 @@ impl BlocksStorageArgs {
 
     /// A shipper of the blocks under `tsdb_dir` to the configured bucket, its metrics
     /// registered in `registry`. Run it with `tokio::spawn(shipper.run(cancel))`.
-    // The node's ingester wiring (issue 13) is the caller.
-    #[allow(dead_code)]
     pub(crate) fn shipper(
         &self,
         tsdb_dir: PathBuf,
         registry: &mut Registry,
     ) -> anyhow::Result<Arc<Shipper>> {
         let bucket = ringkit_ship::open_bucket(&self.bucket_config(), &RequestRetry::default())
-            .with_context(|| format!("opening the {} blocks bucket", self.backend))?;
+            .with_context(|| format!("opening the {} blocks bucket", self.backend_name()))?;
         let mut cfg = ShipperConfig::new(tsdb_dir);
         cfg.interval = self.ship_interval;
         cfg.concurrency = self.ship_concurrency;
@@ -166,7 +171,7 @@ pub(crate) fn main(args: ShipArgs) -> i32 {
 
 async fn ship_once(args: &ShipArgs) -> anyhow::Result<bool> {
     let bucket = ringkit_ship::open_bucket(&args.storage.bucket_config(), &RequestRetry::default())
-        .with_context(|| format!("opening the {} blocks bucket", args.storage.backend))?;
+        .with_context(|| format!("opening the {} blocks bucket", args.storage.backend_name()))?;
     let mut cfg = ShipperConfig::new(&args.tsdb_dir);
     cfg.concurrency = args.storage.ship_concurrency;
     cfg.attempts = args.attempts;
@@ -222,7 +227,7 @@ mod tests {
     #[test]
     fn defaults_are_mimirs() {
         let a = parse(&[]);
-        assert_eq!(a.storage.backend, "filesystem");
+        assert_eq!(a.storage.backend_name(), "filesystem");
         assert_eq!(a.storage.ship_interval, Duration::from_secs(60));
         assert_eq!(a.storage.ship_concurrency, 10);
         assert_eq!(a.tsdb_dir, PathBuf::from("./tsdb/"));

@@ -11,8 +11,8 @@ use anyhow::Context as _;
 use prometheus_client::registry::Registry;
 use ringkit_dataplane::ingester::{IngesterConfig, IngesterService, load, run_compaction};
 use ringkit_dataplane::metrics::IngesterMetrics;
-use ringkit_ingest::head::HeadOptions;
 use ringkit_dataplane::server::{LimitedListener, ServerConfig, ServerMetrics};
+use ringkit_ingest::head::HeadOptions;
 use ringkit_ingest::store::StoreConfig;
 use ringkit_ingest::validate::Limits;
 use ringkit_ingest::wal::WalConfig;
@@ -55,6 +55,10 @@ pub(crate) struct IngesterArgs {
     /// of the process, may lose acknowledged samples).
     #[arg(long = "ingester.wal-sync-every-write", default_value_t = true, action = clap::ArgAction::Set)]
     pub(crate) wal_sync: bool,
+    /// Where finished blocks are shipped (Mimir's `-blocks-storage.*`); with
+    /// `--blocks-storage.backend` set, every block cut from the head is uploaded.
+    #[command(flatten)]
+    pub(crate) storage: crate::blocks_storage::BlocksStorageArgs,
 }
 
 /// The bound gRPC listener of an ingester that has not loaded its data yet.
@@ -65,6 +69,8 @@ pub(crate) struct Ingester {
     metrics: IngesterMetrics,
     /// `-server.grpc*` limits, keepalive and their metrics.
     server: Option<(ServerConfig, ServerMetrics)>,
+    /// Uploads finished blocks (only when `--blocks-storage.backend` is given).
+    shipper: Option<std::sync::Arc<ringkit_ship::Shipper>>,
 }
 
 impl Ingester {
@@ -97,12 +103,17 @@ impl Ingester {
             limits: Limits::default(),
         };
         let metrics = IngesterMetrics::register(registry);
+        let shipper = match &args.storage.backend {
+            Some(_) => Some(args.storage.shipper(args.tsdb_dir.clone(), registry)?),
+            None => None,
+        };
         Ok(Ingester {
             listener,
             cfg,
             compaction_interval: args.head_compaction_interval,
             metrics,
             server: None,
+            shipper,
         })
     }
 
@@ -145,6 +156,10 @@ impl Ingester {
             self.metrics.clone(),
             cancel.clone().cancelled_owned(),
         ));
+        if let Some(shipper) = self.shipper.clone() {
+            tracing::info!("shipping finished blocks to the blocks storage");
+            tokio::spawn(shipper.run(cancel.clone()));
+        }
         let service =
             IngesterService::new(head, self.cfg.limits.clone()).with_metrics(self.metrics);
         let task = tokio::spawn(async move {

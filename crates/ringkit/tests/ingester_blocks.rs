@@ -36,6 +36,13 @@ fn node_args(dir: &Path) -> Vec<String> {
         "--blocks-storage.tsdb.block-ranges-period=1m".into(),
         "--blocks-storage.tsdb.head-compaction-interval=1s".into(),
         "--blocks-storage.tsdb.retention-period=0s".into(),
+        // Every finished block is shipped to a filesystem bucket.
+        "--blocks-storage.backend=filesystem".into(),
+        format!(
+            "--blocks-storage.filesystem.dir={}",
+            dir.join("bucket").display()
+        ),
+        "--blocks-storage.tsdb.ship-interval=1s".into(),
     ]
 }
 
@@ -256,5 +263,35 @@ async fn a_node_cuts_prometheus_blocks_that_promtool_reads_and_survives_kill_9()
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(blocks(dir.path()), cut, "a restarted node cut again");
     assert!(node.log_text().contains("WAL checkpoint replayed"));
+
+    // The shipper uploaded every cut block to the bucket, in Mimir's <tenant>/<ULID>/ layout,
+    // byte for byte (meta.json gains the thanos section, so only its ULID is compared).
+    let deadline = Instant::now() + WAIT;
+    let bucket = dir.path().join("bucket").join(TENANT);
+    while !cut
+        .iter()
+        .all(|b| bucket.join(b).join("meta.json").exists())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "blocks {cut:?} not shipped; log:\n{}",
+            node.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for b in &cut {
+        let local = dir.path().join("tsdb").join(TENANT).join(b);
+        for f in ["index", "chunks/000001", "tombstones"] {
+            assert_eq!(
+                std::fs::read(bucket.join(b).join(f)).unwrap(),
+                std::fs::read(local.join(f)).unwrap(),
+                "{b}/{f} differs in the bucket"
+            );
+        }
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(bucket.join(b).join("meta.json")).unwrap())
+                .unwrap();
+        assert_eq!(meta["ulid"], b.as_str());
+    }
     node.kill9();
 }
