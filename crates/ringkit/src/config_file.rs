@@ -25,9 +25,10 @@
 //!
 //! Mimir's own YAML layout is read too, so an existing Mimir config works for the parts
 //! ringkit runs: `target`, `ingester.ring` (with its `kvstore`), `memberlist`
-//! (`join_members`, ...), `server` and `distributor`. snake_case keys become the dashed flag
-//! names and Mimir's non-mechanical paths are mapped ([`mimir_flag_name`]). Sections
-//! ringkit has no flag under (`blocks_storage`, `limits`, ...) and snake_case keys ringkit
+//! (`join_members`, ...), `server`, `distributor` and `blocks_storage` (backend, bucket,
+//! `tsdb`). snake_case keys become the dashed flag names and Mimir's non-mechanical paths
+//! are mapped ([`mimir_flag_name`]). Sections ringkit has no flag under (`limits`, ...)
+//! and snake_case keys ringkit
 //! does not implement are skipped with a warning on stderr instead of refused.
 
 use std::ffi::OsString;
@@ -371,26 +372,31 @@ limits:
         let (_, warnings) = mimir_layout(node, flags_from_yaml(MIMIR_YAML).unwrap());
         for skipped in [
             "\"multitenancy_enabled\"",
-            "\"blocks_storage\"",
             "\"limits\"",
             "\"server.log_level\"",
             "\"ingester.instance_limits.max_series\"",
             "\"distributor.ring.kvstore.store\"",
-            "\"memberlist.abort_if_cluster_join_fails\"",
         ] {
             assert!(
                 warnings.iter().any(|w| w.contains(skipped)),
                 "{skipped} not in {warnings:?}"
             );
         }
-        // Each skipped section is reported once.
+        // Each skipped section is reported once; sections and keys ringkit has flags for
+        // (blocks_storage's backend and TSDB dir, memberlist's join abort) are not skipped.
         assert_eq!(
             warnings
                 .iter()
-                .filter(|w| w.contains("blocks_storage"))
+                .filter(|w| w.contains("section \"limits\""))
                 .count(),
             1
         );
+        for taken in ["blocks_storage", "abort_if_cluster_join_fails"] {
+            assert!(
+                !warnings.iter().any(|w| w.contains(taken)),
+                "{taken} skipped: {warnings:?}"
+            );
+        }
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mimir.yaml");
@@ -442,5 +448,8 @@ limits:
         assert_eq!(n.kv.memberlist.cluster_label, "mimir");
         assert_eq!(n.kv.memberlist.bind_port, 7946);
         assert_eq!(n.ingester.grpc_port, 9095);
+        assert!(!n.kv.memberlist.abort_if_join_fails);
+        assert_eq!(n.ingester.storage.backend.as_deref(), Some("filesystem"));
+        assert_eq!(n.ingester.tsdb_dir, std::path::Path::new("/data/tsdb"));
     }
 }
