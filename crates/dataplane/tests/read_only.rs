@@ -63,6 +63,15 @@ async fn a_read_only_ingester_gets_no_new_series_and_the_others_get_all_replicas
         "read-only: no new series"
     );
     for ing in &ingesters[..3] {
+        // The answer comes once a quorum (2 of 3) took each series; the third replica's
+        // call may still be running (a first push to a tenant creates its WAL), so wait
+        // for it, bounded.
+        for _ in 0..250 {
+            if ing.head.store().series_count("tenant-1") == 200 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         assert_eq!(
             ing.head.store().series_count("tenant-1"),
             200,

@@ -710,7 +710,10 @@ async fn read_only(args: &ReadOnlyArgs, session: &Session) -> anyhow::Result<Str
                 found = Some(true);
                 inst.read_only = want;
                 inst.read_only_updated_timestamp = now.max(inst.read_only_updated_timestamp + 1);
-                inst.timestamp += 1;
+                // Newer than the entry and than the live node's next heartbeat or two
+                // (which would otherwise tie and win at the node): the node's own lifecycler
+                // then adopts the change on its next heartbeat.
+                inst.timestamp = inst.timestamp.max(now).saturating_add(2);
                 CasDecision::Write(RingDesc(desc))
             }),
         )
