@@ -324,6 +324,31 @@ impl<T: AsyncRead + Unpin> AsyncRead for DeadlineIo<T> {
     }
 }
 
+impl<T> DeadlineIo<T> {
+    /// One write attempt's outcome: progress resets the stall timer; a write pending past
+    /// the write timeout fails.
+    fn after_write(
+        &mut self,
+        polled: Poll<io::Result<usize>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        match polled {
+            Poll::Ready(r) => {
+                self.write_sleep = None;
+                self.touch();
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                if stalled(&mut self.write_sleep, self.write_timeout, cx) {
+                    self.write_sleep = None;
+                    return Poll::Ready(Err(timed_out("write")));
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
 impl<T: AsyncWrite + Unpin> AsyncWrite for DeadlineIo<T> {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -331,20 +356,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for DeadlineIo<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Ready(r) => {
-                this.write_sleep = None;
-                this.touch();
-                Poll::Ready(r)
-            }
-            Poll::Pending => {
-                if stalled(&mut this.write_sleep, this.write_timeout, cx) {
-                    this.write_sleep = None;
-                    return Poll::Ready(Err(timed_out("write")));
-                }
-                Poll::Pending
-            }
-        }
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.after_write(polled, cx)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -361,20 +374,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for DeadlineIo<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(r) => {
-                this.write_sleep = None;
-                this.touch();
-                Poll::Ready(r)
-            }
-            Poll::Pending => {
-                if stalled(&mut this.write_sleep, this.write_timeout, cx) {
-                    this.write_sleep = None;
-                    return Poll::Ready(Err(timed_out("write")));
-                }
-                Poll::Pending
-            }
-        }
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.after_write(polled, cx)
     }
 
     fn is_write_vectored(&self) -> bool {
