@@ -13,6 +13,13 @@
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+/// mimalloc instead of the system allocator: a block cut or a WAL checkpoint builds and frees
+/// tens of MB at once, and glibc's malloc kept those freed pages, so an ingester's RSS
+/// climbed with every cut (soak: 660 MB resident for a 76 MB head, 180 MB after a manual
+/// `malloc_trim`); mimalloc returns freed memory to the system on its own.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod blocks_storage;
 mod config_file;
 mod demo;
