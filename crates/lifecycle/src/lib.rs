@@ -20,11 +20,17 @@
 //! - [`store`]: [`RingDesc`], the descriptor as a KV value (codec `ringDesc`, CRDT merge).
 //! - [`lifecycler`]: [`Lifecycler`], which performs those decisions against a KV store.
 //! - [`watcher`]: [`RingWatcher`], which follows the ring key and publishes snapshots.
+//! - [`partition_store`]: [`PartitionRingValue`], dskit's partition ring as a KV value.
+//! - [`partition_decide`] and [`partition_lifecycler`]: dskit's partition instance
+//!   lifecycler (create and own a partition, Pending → Active, delete old Inactive ones)
+//!   and the partition ring watcher.
 #![deny(missing_docs)]
 
 pub mod config;
 pub mod decide;
 pub mod lifecycler;
+pub mod partition_decide;
+pub mod partition_lifecycler;
 pub mod partition_store;
 pub mod store;
 pub mod watcher;
@@ -32,6 +38,11 @@ pub mod watcher;
 pub use config::LifecyclerConfig;
 pub use decide::{Instance, LifecycleError};
 pub use lifecycler::{Lifecycler, LifecyclerError};
+pub use partition_decide::{PartitionLifecyclerConfig, partition_id_from_instance_id};
+pub use partition_lifecycler::{
+    PartitionInstanceLifecycler, PartitionLifecyclerError, PartitionRingWatcher, ReconcileCounts,
+    ReconcileKind,
+};
 pub use partition_store::{PartitionRingCodec, PartitionRingValue};
 pub use store::{RingDesc, RingDescCodec};
 pub use watcher::RingWatcher;

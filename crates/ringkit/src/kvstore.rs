@@ -10,7 +10,8 @@ use ringkit_kv::{
     Client, ClientLabels, ClientOptions, EtcdConfig, EtcdStore, InstrumentedClient, KvMetrics,
     MemoryStore, MultiClient, MultiConfig, PrefixClient,
 };
-use ringkit_lifecycle::{RingDesc, RingDescCodec};
+use ringkit_kv::{Codec, Mergeable};
+use ringkit_lifecycle::{PartitionRingCodec, PartitionRingValue, RingDesc, RingDescCodec};
 use ringkit_memberlist::kv::{GossipKv, KvConfig};
 use ringkit_memberlist::runtime::{Memberlist, MemberlistConfig, TransportKind};
 
@@ -76,6 +77,8 @@ pub(crate) struct RingStore {
     pub(crate) memberlist: Option<Memberlist>,
     /// The store before instrumentation and key prefixing.
     raw: Arc<dyn Client<RingDesc>>,
+    /// The same store holding partition rings (codec `partitionRingDesc`).
+    partition_raw: Arc<dyn Client<PartitionRingValue>>,
     prefix: String,
     store_type: String,
     /// dskit's KV metrics, registered once in the process registry.
@@ -95,15 +98,32 @@ impl RingStore {
             &self.prefix,
         )
     }
+
+    /// A client of the partition ring in the same store, under its own key prefix
+    /// (Mimir's `-ingester.partition-ring.prefix`), counted under `kv_name` (Mimir:
+    /// `ingester-partitions-watcher`, `ingester-partitions-lifecycler`).
+    pub(crate) fn partition_client_for(
+        &self,
+        kv_name: &str,
+        prefix: &str,
+    ) -> Arc<dyn Client<PartitionRingValue>> {
+        instrument(
+            Arc::clone(&self.partition_raw),
+            &self.kv_metrics,
+            kv_name,
+            &self.store_type,
+            prefix,
+        )
+    }
 }
 
-fn instrument(
-    raw: Arc<dyn Client<RingDesc>>,
+fn instrument<V: Mergeable>(
+    raw: Arc<dyn Client<V>>,
     metrics: &Arc<KvMetrics>,
     kv_name: &str,
     store_type: &str,
     prefix: &str,
-) -> Arc<dyn Client<RingDesc>> {
+) -> Arc<dyn Client<V>> {
     let labels = ClientLabels::new(kv_name, "primary", store_type);
     let instrumented = InstrumentedClient::new(raw, Arc::clone(metrics), labels);
     Arc::new(PrefixClient::new(instrumented, prefix.to_owned()))
@@ -124,16 +144,21 @@ pub(crate) async fn build_ring_store(
     } else {
         None
     };
+    let gossip = memberlist.as_ref().map(Memberlist::kv);
     let raw = build_raw_client(
         args,
         memory,
-        memberlist.as_ref().map(Memberlist::kv),
-        registry,
+        gossip,
+        Some(registry),
+        RingDescCodec::shared(),
     )?;
+    // The multi store's metrics are registered once, with the ring's client.
+    let partition_raw = build_raw_client(args, memory, gossip, None, PartitionRingCodec::shared())?;
     let kv_metrics = KvMetrics::register(registry);
     Ok(RingStore {
         memberlist,
         raw,
+        partition_raw,
         prefix: args.prefix.clone(),
         store_type: args.store.clone(),
         kv_metrics,
@@ -162,53 +187,59 @@ async fn start_memberlist(
     Ok(node)
 }
 
-/// The typed ring store for `args`, before instrumentation and key prefixing.
-fn build_raw_client(
+/// The typed store for `args` holding values of `codec`, before instrumentation and key
+/// prefixing.
+fn build_raw_client<V: Mergeable>(
     args: &KvArgs,
     memory: &MemoryStore,
     gossip: Option<&GossipKv>,
-    registry: &mut Registry,
-) -> anyhow::Result<Arc<dyn Client<RingDesc>>> {
+    registry: Option<&mut Registry>,
+    codec: Arc<dyn Codec<V>>,
+) -> anyhow::Result<Arc<dyn Client<V>>> {
     let options = ClientOptions {
         max_value_size: args.max_value_size,
         max_cas_attempts: args.max_retries,
     };
-    let raw: Arc<dyn Client<RingDesc>> = match args.store.as_str() {
+    let raw: Arc<dyn Client<V>> = match args.store.as_str() {
         "multi" => {
-            let primary = backend(&args.multi_primary, args, memory, gossip, &options)
+            let primary = backend(&args.multi_primary, args, memory, gossip, &options, &codec)
                 .context("--multi.primary")?;
-            let secondary = backend(&args.multi_secondary, args, memory, gossip, &options)
-                .context("--multi.secondary")?;
+            let secondary = backend(
+                &args.multi_secondary,
+                args,
+                memory,
+                gossip,
+                &options,
+                &codec,
+            )
+            .context("--multi.secondary")?;
             let cfg = MultiConfig {
                 primary: args.multi_primary.clone(),
                 secondary: args.multi_secondary.clone(),
                 mirror_enabled: args.multi_mirror_enabled,
                 mirror_timeout: args.multi_mirror_timeout,
             };
-            Arc::new(MultiClient::new(&cfg, primary, secondary, Some(registry))?)
+            Arc::new(MultiClient::new(&cfg, primary, secondary, registry)?)
         }
-        other => backend(other, args, memory, gossip, &options)?,
+        other => backend(other, args, memory, gossip, &options, &codec)?,
     };
     Ok(raw)
 }
 
-fn backend(
+fn backend<V: Mergeable>(
     name: &str,
     args: &KvArgs,
     memory: &MemoryStore,
     gossip: Option<&GossipKv>,
     options: &ClientOptions,
-) -> anyhow::Result<Arc<dyn Client<RingDesc>>> {
+    codec: &Arc<dyn Codec<V>>,
+) -> anyhow::Result<Arc<dyn Client<V>>> {
     match name {
         "memberlist" => {
             let kv = gossip.context("the memberlist store needs a running memberlist node")?;
-            Ok(Arc::new(
-                kv.client(RingDescCodec::shared(), options.clone())?,
-            ))
+            Ok(Arc::new(kv.client(Arc::clone(codec), options.clone())?))
         }
-        "inmemory" => Ok(Arc::new(
-            memory.client(RingDescCodec::shared(), options.clone()),
-        )),
+        "inmemory" => Ok(Arc::new(memory.client(Arc::clone(codec), options.clone()))),
         "etcd" => {
             anyhow::ensure!(
                 !args.etcd_endpoints.is_empty(),
@@ -222,9 +253,7 @@ fn backend(
                 ..EtcdConfig::default()
             };
             let store = EtcdStore::new(&cfg).context("etcd store")?;
-            Ok(Arc::new(
-                store.client(RingDescCodec::shared(), options.clone()),
-            ))
+            Ok(Arc::new(store.client(Arc::clone(codec), options.clone())))
         }
         other => anyhow::bail!("unknown KV store {other:?} (inmemory, etcd or memberlist)"),
     }

@@ -33,6 +33,7 @@ mod loadgen;
 mod memberlist_page;
 mod mimir_flags;
 mod node;
+mod partition;
 mod prepare;
 mod ring_cli;
 mod ring_metrics;

@@ -45,6 +45,8 @@ pub(crate) struct NodeArgs {
     pub(crate) distributor: crate::distributor::DistributorArgs,
     #[command(flatten)]
     pub(crate) server: crate::server_args::ServerArgs,
+    #[command(flatten)]
+    pub(crate) partition: crate::partition::PartitionArgs,
     /// Key of the ring in the KV store (after the prefix).
     #[arg(long = "ring.key", default_value = "ring")]
     pub(crate) ring_key: String,
@@ -258,7 +260,7 @@ pub(crate) async fn run_until(
     // One client per user of the store, named as dskit names them (`kv_name`).
     let kv = store.client_for(&format!("{}-ring", args.ring_name));
     let lifecycler_kv = store.client_for(&format!("{}-lifecycler", args.ring_name));
-    let memberlist = store.memberlist;
+    let memberlist = store.memberlist.clone();
     let ring_cfg = RingConfig {
         replication_factor: args.replication_factor,
         zone_awareness_enabled: args.zone_awareness_enabled,
@@ -280,6 +282,55 @@ pub(crate) async fn run_until(
         cancel.clone(),
     ));
 
+    let instance_id = args.id.clone().unwrap_or_else(hostname);
+    // Ingest storage: the partition ring, watched by every target, owned by ingesters.
+    let partitions = if args.partition.ingest_storage_enabled {
+        args.partition.validate(&args.kv.store)?;
+        let name = crate::partition::DEFAULT_KEY;
+        let watcher = ringkit_lifecycle::PartitionRingWatcher::new();
+        let watch_kv = store
+            .partition_client_for(&format!("{name}-watcher"), &args.partition.partition_prefix);
+        let task = tokio::spawn(Arc::clone(&watcher).run(
+            Arc::clone(&watch_kv),
+            args.partition.partition_key.clone(),
+            cancel.clone(),
+        ));
+        let lifecycler = if args.target == "distributor" {
+            None
+        } else {
+            let cfg = crate::partition::lifecycler_config(&args.partition, &instance_id)?;
+            let kv = store.partition_client_for(
+                &format!("{name}-lifecycler"),
+                &args.partition.partition_prefix,
+            );
+            Some(Arc::new(
+                ringkit_lifecycle::PartitionInstanceLifecycler::new(
+                    cfg,
+                    name,
+                    &args.partition.partition_key,
+                    kv,
+                ),
+            ))
+        };
+        registry.register_collector(Box::new(crate::partition::PartitionRingMetrics::new(
+            name,
+            Arc::clone(&watcher),
+            lifecycler.clone(),
+            &args.metrics_ring_prefix,
+        )));
+        let routes = Arc::new(crate::partition::PartitionRoutes {
+            watcher,
+            kv: watch_kv,
+            key: args.partition.partition_key.clone(),
+            lifecycler,
+            running: std::sync::atomic::AtomicBool::new(false),
+            clock: crate::partition::system_clock(),
+        });
+        Some((routes, task))
+    } else {
+        None
+    };
+
     let mut ingester = None;
     let lifecycler = if args.target == "distributor" {
         None
@@ -289,10 +340,9 @@ pub(crate) async fn run_until(
             .with_server(server_cfg.clone(), server_metrics.clone());
         let grpc_addr = ing.local_addr()?;
         ingester = Some(ing);
-        let id = args.id.clone().unwrap_or_else(hostname);
-        let generator = token_generator(&args, &id)?;
+        let generator = token_generator(&args, &instance_id)?;
         let cfg = LifecyclerConfig {
-            id,
+            id: instance_id.clone(),
             addr: advertised_addr(args.addr.as_deref(), grpc_addr),
             zone: args.zone.clone(),
             num_tokens: args.num_tokens,
@@ -329,6 +379,11 @@ pub(crate) async fn run_until(
     let prepare = lifecycler.as_ref().map(|l| {
         crate::prepare::Prepare::new(Arc::clone(l), &args.ingester.tsdb_dir, &mut registry)
     });
+    if let (Some(p), Some((routes, _))) = (&prepare, &partitions)
+        && let Some(pl) = &routes.lifecycler
+    {
+        p.set_partition_lifecycler(Arc::clone(pl));
+    }
     let state = Arc::new(AppState {
         watcher: Arc::clone(&watcher),
         lifecycler: lifecycler.clone(),
@@ -343,6 +398,9 @@ pub(crate) async fn run_until(
     }
     if let Some(routes) = distributor_routes {
         app = app.merge(routes);
+    }
+    if let Some((routes, _)) = &partitions {
+        app = app.merge(crate::partition::router(Arc::clone(routes)));
     }
     let server_cancel = cancel.clone();
     // Connection limit and timeouts (-server.http-*); TCP_NODELAY is set on accept.
@@ -389,6 +447,21 @@ pub(crate) async fn run_until(
         let hb_cancel = cancel.clone();
         heartbeat_task = Some(tokio::spawn(async move { hb.run(hb_cancel).await }));
     }
+    // As Mimir: the partition is owned only once the instance is in the ingester ring.
+    let mut partition_task = None;
+    if let Some((routes, _)) = &partitions
+        && let Some(pl) = &routes.lifecycler
+    {
+        pl.start(&cancel)
+            .await
+            .context("registering as the owner of partition")?;
+        routes
+            .running
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let pl = Arc::clone(pl);
+        let pl_cancel = cancel.clone();
+        partition_task = Some(tokio::spawn(async move { pl.run(pl_cancel).await }));
+    }
 
     // dskit's -memberlist.abort-if-join-fails: the process stops when the startup join
     // failed every retry.
@@ -417,6 +490,19 @@ pub(crate) async fn run_until(
     if let Some(task) = heartbeat_task {
         let _ = task.await;
     }
+    if let Some((routes, _)) = &partitions {
+        routes
+            .running
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        if let Some(task) = partition_task {
+            let _ = task.await;
+        }
+        if let Some(pl) = &routes.lifecycler
+            && let Err(e) = pl.stop().await
+        {
+            tracing::warn!(error = %e, "removing the partition owner failed");
+        }
+    }
     if let Some(l) = &lifecycler
         && let Err(e) = l.leave().await
     {
@@ -428,6 +514,9 @@ pub(crate) async fn run_until(
         m.leave().await;
     }
     let _ = watch_task.await;
+    if let Some((_, task)) = partitions {
+        let _ = task.await;
+    }
     if let Some(task) = grpc_task {
         task.await??;
     }

@@ -38,6 +38,9 @@ pub(crate) struct Prepare {
     running: AtomicBool,
     /// `cortex_ingester_prepare_shutdown_requested`: 1 while prepared for shutdown.
     requested: Gauge,
+    /// With ingest storage: the partition lifecycler, which prepare-shutdown tells not
+    /// to recreate the partition and to remove the owner on shutdown (as Mimir does).
+    partition: std::sync::OnceLock<Arc<ringkit_lifecycle::PartitionInstanceLifecycler>>,
 }
 
 impl Prepare {
@@ -59,6 +62,7 @@ impl Prepare {
             marker: data_dir.join(MARKER_FILE),
             running: AtomicBool::new(false),
             requested,
+            partition: std::sync::OnceLock::new(),
         });
         if p.marker.exists() {
             tracing::info!(path = %p.marker.display(), "prepare-shutdown marker found at start-up");
@@ -75,7 +79,22 @@ impl Prepare {
     fn prepared(&self, on: bool) {
         self.lifecycler
             .set_unregister_on_shutdown(on || self.configured_unregister);
+        if let Some(p) = self.partition.get() {
+            p.set_create_partition_on_startup(!on);
+            p.set_remove_owner_on_shutdown(on);
+        }
         self.requested.set(i64::from(on));
+    }
+
+    /// Makes prepare-shutdown also prepare the partition lifecycler (ingest storage),
+    /// taking over the current state (a marker found at start-up included).
+    pub(crate) fn set_partition_lifecycler(
+        &self,
+        lifecycler: Arc<ringkit_lifecycle::PartitionInstanceLifecycler>,
+    ) {
+        if self.partition.set(lifecycler).is_ok() {
+            self.prepared(self.requested.get() == 1);
+        }
     }
 
     /// At the end of a clean shutdown: the marker has done its job (Mimir removes it too).

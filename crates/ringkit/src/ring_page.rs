@@ -188,7 +188,7 @@ fn age(now: i64, ts: i64) -> String {
     }
 }
 
-fn rfc3339(ts: i64) -> String {
+pub(crate) fn rfc3339(ts: i64) -> String {
     if ts <= 0 {
         return String::new();
     }
