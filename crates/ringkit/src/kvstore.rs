@@ -14,6 +14,7 @@ use ringkit_lifecycle::{RingDesc, RingDescCodec};
 use ringkit_memberlist::kv::{GossipKv, KvConfig};
 use ringkit_memberlist::runtime::{Memberlist, MemberlistConfig, TransportKind};
 use ringkit_memberlist::swim::ZoneAwareRouting;
+use ringkit_memberlist::wire::compress::CompressionAlgo;
 use ringkit_memberlist::wire::node_meta::{MAX_ZONE_LEN, NodeRole};
 
 use crate::duration::parse_duration;
@@ -303,6 +304,11 @@ pub(crate) struct MemberlistArgs {
     /// LZW-compress streams, and packets when smaller.
     #[arg(long = "memberlist.compression-enabled", default_value_t = true, action = clap::ArgAction::Set)]
     pub(crate) compression_enabled: bool,
+    /// Compression of outgoing messages when compression is enabled: `lzw` or
+    /// `snappy` (received messages are decoded whatever their algorithm). Switch to
+    /// snappy only once every member decodes it.
+    #[arg(long = "memberlist.compression-algorithm", default_value = "lzw", value_parser = ["lzw", "snappy"])]
+    pub(crate) compression_algorithm: String,
     /// How often to gossip queued changes.
     #[arg(long = "memberlist.gossip-interval", default_value = "200ms", value_parser = parse_duration)]
     pub(crate) gossip_interval: Duration,
@@ -477,6 +483,10 @@ impl MemberlistArgs {
         c.cluster_label = self.cluster_label.clone();
         c.cluster_label_verification_disabled = self.cluster_label_verification_disabled;
         c.compression_enabled = self.compression_enabled;
+        c.compression_algorithm = match self.compression_algorithm.as_str() {
+            "snappy" => CompressionAlgo::Snappy,
+            _ => CompressionAlgo::Lzw,
+        };
         c.swim.gossip_interval = self.gossip_interval;
         c.swim.gossip_nodes = self.gossip_nodes;
         c.swim.push_pull_interval = self.pullpush_interval;
@@ -553,6 +563,10 @@ mod tests {
         let c = config(&[]).unwrap();
         assert_eq!(c.swim.zone_aware_routing, None);
         assert_eq!(c.swim.push_pull_nodes, 1);
+        assert_eq!(c.compression_algorithm, CompressionAlgo::Lzw);
+        let c = config(&["--memberlist.compression-algorithm=snappy"]).unwrap();
+        assert_eq!(c.compression_algorithm, CompressionAlgo::Snappy);
+        assert!(config(&["--memberlist.compression-algorithm=zstd"]).is_err());
         // Zone and role alone do nothing, as in dskit.
         let c = config(&["--memberlist.zone-aware-routing.instance-availability-zone=a"]).unwrap();
         assert_eq!(c.swim.zone_aware_routing, None);

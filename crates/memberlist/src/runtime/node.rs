@@ -25,7 +25,6 @@ use crate::swim::{
     self, BroadcastQueueStats, Core, Event, LocalNode, Member, RoutingStats, Transmit,
     UserBroadcast,
 };
-use crate::wire::compress::CompressionAlgo;
 use crate::wire::message::{Ack, Compressed, ErrResp, IpForm, PushPull};
 use crate::wire::{Message, Packet, encode_packet};
 
@@ -422,7 +421,7 @@ impl Memberlist {
     fn wrap_stream(&self, m: Message) -> Message {
         if self.inner.config.compression_enabled {
             Message::Compressed(Compressed {
-                algo: CompressionAlgo::Lzw,
+                algo: self.inner.config.compression_algorithm,
                 inner: Box::new(m),
             })
         } else {
@@ -762,7 +761,7 @@ impl Actor {
             label: plain.label,
             crc,
             message: Message::Compressed(Compressed {
-                algo: CompressionAlgo::Lzw,
+                algo: self.node.inner.config.compression_algorithm,
                 inner: Box::new(plain.message),
             }),
         };
