@@ -9,6 +9,7 @@ use ringkit_memberlist::wire::message::{
     Ack, Alive, Compound, Compressed, DSKIT_VSN, Dead, ErrResp, IndirectPing, Nack, NodeState,
     Ping, PushNodeState, PushPull, Suspect,
 };
+use ringkit_memberlist::wire::node_meta::{NodeRole, encode_node_meta};
 use ringkit_memberlist::wire::{
     Dialect, Message, Packet, StreamMessage, decode_packet, decode_stream, encode_packet,
     encode_stream,
@@ -159,7 +160,10 @@ fn golden_alive_four_and_sixteen_byte_addr_and_meta() {
     plain(
         "04 86 a441646472 a40a000001 ab496e6361726e6174696f6e 01 a44d657461 a401020161 \
          a44e6f6465 a161 a4506f7274 cd1f0a a356736e a6010502000000",
-        alive_a(A_ADDR.to_vec(), Some(vec![1, 2, 1, b'a'])),
+        alive_a(
+            A_ADDR.to_vec(),
+            Some(encode_node_meta(NodeRole::Bridge, b"a").unwrap()),
+        ),
     );
 }
 

@@ -422,3 +422,40 @@ async fn a_node_reports_its_broadcast_queues_with_dskits_metric_names() {
         n.shutdown().await;
     }
 }
+
+/// dskit's `-memberlist.compression-algorithm=snappy`: a node compressing with snappy and
+/// one compressing with LZW (compression on for both) still share one ring both ways.
+#[tokio::test]
+async fn a_snappy_node_and_an_lzw_node_share_a_ring() {
+    use ringkit_memberlist::wire::compress::CompressionAlgo;
+    let mut nodes = Vec::new();
+    let mut clients: Vec<Arc<dyn Client<RingDesc>>> = Vec::new();
+    for algo in [CompressionAlgo::Snappy, CompressionAlgo::Lzw] {
+        let kv = GossipKv::new(KvConfig::default());
+        let client = kv
+            .client(RingDescCodec::shared(), ClientOptions::default())
+            .unwrap();
+        let mut cfg = test_config(TransportKind::DskitTcp, "");
+        cfg.compression_algorithm = algo;
+        assert_eq!(cfg.compression_algorithm, algo);
+        let node = Memberlist::start(cfg, kv).await.unwrap();
+        if let Some(first) = nodes.first() {
+            let seed = Memberlist::advertise_addr(first).to_string();
+            node.join(&[seed]).await.expect("join");
+        }
+        nodes.push(node);
+        clients.push(Arc::new(client));
+    }
+    register(&*clients[0], "snappy-node", vec![1, 2]).await;
+    register(&*clients[1], "lzw-node", vec![3, 4]).await;
+    let cluster = Cluster { nodes, clients };
+    ring_converges(
+        &cluster,
+        &["lzw-node", "snappy-node"],
+        Duration::from_secs(10),
+    )
+    .await;
+    for n in &cluster.nodes {
+        n.shutdown().await;
+    }
+}

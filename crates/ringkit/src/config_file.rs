@@ -335,6 +335,11 @@ memberlist:
   cluster_label: mimir
   abort_if_cluster_join_fails: false
   bind_port: 7946
+  compression_algorithm: snappy
+  zone_aware_routing:
+    enabled: true
+    instance_availability_zone: zone-a
+    role: bridge
 blocks_storage:
   backend: filesystem
   tsdb:
@@ -449,6 +454,15 @@ limits:
         assert_eq!(n.kv.memberlist.bind_port, 7946);
         assert_eq!(n.ingester.grpc_port, 9095);
         assert!(!n.kv.memberlist.abort_if_join_fails);
+        // dskit's zone-aware routing and compression keys.
+        let ml = n.kv.memberlist.to_config().unwrap();
+        let routing = ml.swim.zone_aware_routing.unwrap();
+        assert_eq!(routing.zone, b"zone-a");
+        assert_eq!(routing.role.to_string(), "bridge");
+        assert_eq!(
+            ml.compression_algorithm,
+            ringkit_memberlist::wire::compress::CompressionAlgo::Snappy
+        );
         assert_eq!(n.ingester.storage.backend.as_deref(), Some("filesystem"));
         assert_eq!(n.ingester.tsdb_dir, std::path::Path::new("/data/tsdb"));
     }

@@ -14,6 +14,9 @@ use ringkit_kv::{Codec, Mergeable};
 use ringkit_lifecycle::{PartitionRingCodec, PartitionRingValue, RingDesc, RingDescCodec};
 use ringkit_memberlist::kv::{GossipKv, KvConfig};
 use ringkit_memberlist::runtime::{Memberlist, MemberlistConfig, TransportKind};
+use ringkit_memberlist::swim::ZoneAwareRouting;
+use ringkit_memberlist::wire::compress::CompressionAlgo;
+use ringkit_memberlist::wire::node_meta::{MAX_ZONE_LEN, NodeRole};
 
 use crate::duration::parse_duration;
 
@@ -330,6 +333,11 @@ pub(crate) struct MemberlistArgs {
     /// LZW-compress streams, and packets when smaller.
     #[arg(long = "memberlist.compression-enabled", default_value_t = true, action = clap::ArgAction::Set)]
     pub(crate) compression_enabled: bool,
+    /// Compression of outgoing messages when compression is enabled: `lzw` or
+    /// `snappy` (received messages are decoded whatever their algorithm). Switch to
+    /// snappy only once every member decodes it.
+    #[arg(long = "memberlist.compression-algorithm", default_value = "lzw", value_parser = ["lzw", "snappy"])]
+    pub(crate) compression_algorithm: String,
     /// How often to gossip queued changes.
     #[arg(long = "memberlist.gossip-interval", default_value = "200ms", value_parser = parse_duration)]
     pub(crate) gossip_interval: Duration,
@@ -438,9 +446,52 @@ pub(crate) struct MemberlistArgs {
     /// Most bytes in each broadcast queue (ringkit only).
     #[arg(long = "memberlist.broadcast-queue-max-bytes", default_value_t = 32 << 20)]
     pub(crate) broadcast_queue_max_bytes: usize,
+    /// Route gossip and push/pull by zone (dskit's zone-aware routing, to cut
+    /// cross-zone traffic): members talk within their zone, bridges also to the
+    /// bridges of other zones. Needs --memberlist.zone-aware-routing.instance-availability-zone.
+    #[arg(long = "memberlist.zone-aware-routing.enabled", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) zone_aware_routing_enabled: bool,
+    /// Availability zone of this node for zone-aware routing (at most 16 bytes).
+    #[arg(
+        long = "memberlist.zone-aware-routing.instance-availability-zone",
+        default_value = ""
+    )]
+    pub(crate) zone_aware_routing_zone: String,
+    /// Role of this node in zone-aware routing: `member` or `bridge`.
+    #[arg(long = "memberlist.zone-aware-routing.role", default_value = "member")]
+    pub(crate) zone_aware_routing_role: String,
 }
 
 impl MemberlistArgs {
+    /// The zone-aware routing the flags ask for, checked as dskit checks it (only when
+    /// enabled: a zone, at most 16 bytes, and a known role).
+    pub(crate) fn zone_aware_routing(&self) -> anyhow::Result<Option<ZoneAwareRouting>> {
+        if !self.zone_aware_routing_enabled {
+            return Ok(None);
+        }
+        let zone = &self.zone_aware_routing_zone;
+        anyhow::ensure!(
+            !zone.is_empty(),
+            "zone-aware routing is enabled but zone is not set \
+             (--memberlist.zone-aware-routing.instance-availability-zone)"
+        );
+        anyhow::ensure!(
+            zone.len() <= MAX_ZONE_LEN,
+            "zone name too long: {} bytes (max {MAX_ZONE_LEN})",
+            zone.len()
+        );
+        let role = NodeRole::parse(&self.zone_aware_routing_role).ok_or_else(|| {
+            anyhow::anyhow!(
+                "invalid role: {} (valid values: member, bridge)",
+                self.zone_aware_routing_role
+            )
+        })?;
+        Ok(Some(ZoneAwareRouting {
+            role,
+            zone: zone.as_bytes().to_vec(),
+        }))
+    }
+
     /// The runtime configuration these flags describe.
     pub(crate) fn to_config(&self) -> anyhow::Result<MemberlistConfig> {
         let mut c = match self.transport.as_str() {
@@ -461,6 +512,10 @@ impl MemberlistArgs {
         c.cluster_label = self.cluster_label.clone();
         c.cluster_label_verification_disabled = self.cluster_label_verification_disabled;
         c.compression_enabled = self.compression_enabled;
+        c.compression_algorithm = match self.compression_algorithm.as_str() {
+            "snappy" => CompressionAlgo::Snappy,
+            _ => CompressionAlgo::Lzw,
+        };
         c.swim.gossip_interval = self.gossip_interval;
         c.swim.gossip_nodes = self.gossip_nodes;
         c.swim.push_pull_interval = self.pullpush_interval;
@@ -497,10 +552,97 @@ impl MemberlistArgs {
             max_messages: self.broadcast_queue_max_messages,
             max_bytes: self.broadcast_queue_max_bytes,
         };
+        if let Some(routing) = self.zone_aware_routing()? {
+            // dskit: a bridge push/pulls with two nodes (an other-zone bridge first,
+            // then anyone it may talk to), so a bridge is never its zone's only link.
+            c.swim.push_pull_nodes = if routing.role == NodeRole::Bridge {
+                2
+            } else {
+                1
+            };
+            c.swim.zone_aware_routing = Some(routing);
+        }
         debug_assert!(matches!(
             c.transport,
             TransportKind::DskitTcp | TransportKind::Udp
         ));
         Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        m: MemberlistArgs,
+    }
+
+    fn config(args: &[&str]) -> anyhow::Result<MemberlistConfig> {
+        let mut all = vec!["ringkit"];
+        all.extend_from_slice(args);
+        Flags::try_parse_from(all)?.m.to_config()
+    }
+
+    #[test]
+    fn zone_aware_routing_is_off_by_default() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.swim.zone_aware_routing, None);
+        assert_eq!(c.swim.push_pull_nodes, 1);
+        assert_eq!(c.compression_algorithm, CompressionAlgo::Lzw);
+        let c = config(&["--memberlist.compression-algorithm=snappy"]).unwrap();
+        assert_eq!(c.compression_algorithm, CompressionAlgo::Snappy);
+        assert!(config(&["--memberlist.compression-algorithm=zstd"]).is_err());
+        // Zone and role alone do nothing, as in dskit.
+        let c = config(&["--memberlist.zone-aware-routing.instance-availability-zone=a"]).unwrap();
+        assert_eq!(c.swim.zone_aware_routing, None);
+    }
+
+    #[test]
+    fn dskit_flags_turn_routing_on_with_dskits_push_pull_fan_out() {
+        let c = config(&[
+            "--memberlist.zone-aware-routing.enabled",
+            "--memberlist.zone-aware-routing.instance-availability-zone=zone-b",
+            "--memberlist.zone-aware-routing.role=bridge",
+        ])
+        .unwrap();
+        let r = c.swim.zone_aware_routing.unwrap();
+        assert_eq!(
+            (r.role, r.zone.as_slice()),
+            (NodeRole::Bridge, &b"zone-b"[..])
+        );
+        assert_eq!(c.swim.push_pull_nodes, 2);
+        let c = config(&[
+            "--memberlist.zone-aware-routing.enabled=true",
+            "--memberlist.zone-aware-routing.instance-availability-zone=zone-b",
+        ])
+        .unwrap();
+        assert_eq!(c.swim.zone_aware_routing.unwrap().role, NodeRole::Member);
+        assert_eq!(c.swim.push_pull_nodes, 1);
+    }
+
+    #[test]
+    fn bad_routing_settings_are_refused_as_dskit_refuses_them() {
+        let err = |args: &[&str]| config(args).unwrap_err().to_string();
+        let on = "--memberlist.zone-aware-routing.enabled";
+        assert!(err(&[on]).contains("zone is not set"));
+        assert!(
+            err(&[
+                on,
+                "--memberlist.zone-aware-routing.instance-availability-zone=0123456789abcdef0"
+            ])
+            .contains("zone name too long: 17 bytes")
+        );
+        assert!(
+            err(&[
+                on,
+                "--memberlist.zone-aware-routing.instance-availability-zone=a",
+                "--memberlist.zone-aware-routing.role=router"
+            ])
+            .contains("invalid role: router")
+        );
     }
 }

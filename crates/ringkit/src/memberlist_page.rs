@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ringkit_memberlist::kv::KeyInfo;
 use ringkit_memberlist::runtime::Memberlist;
 use ringkit_memberlist::swim::{Member, State};
+use ringkit_memberlist::wire::node_meta::NodeMeta;
 
 use crate::ring_page::escape;
 
@@ -22,6 +23,10 @@ pub(crate) struct MemberRow {
     pub(crate) incarnation: u32,
     /// Metadata as hex (dskit nodes send none unless zone-aware routing is on).
     pub(crate) meta_hex: String,
+    /// Zone from the metadata (dskit's zone-aware routing); empty when none.
+    pub(crate) zone: String,
+    /// Role from the metadata (`member`, `bridge`); empty without a zone.
+    pub(crate) role: String,
     /// Protocol versions `[pmin, pmax, pcur, dmin, dmax, dcur]`.
     pub(crate) vsn: [u8; 6],
 }
@@ -40,7 +45,16 @@ pub(crate) fn member_rows(members: &[Member]) -> Vec<MemberRow> {
         .iter()
         .map(|m| {
             let (state, state_code) = state_name(m.state);
+            let meta = NodeMeta(m.meta.as_deref());
+            let zone = String::from_utf8_lossy(meta.zone()).into_owned();
+            let role = if zone.is_empty() {
+                String::new()
+            } else {
+                meta.role().to_string()
+            };
             MemberRow {
+                zone,
+                role,
                 name: String::from_utf8_lossy(&m.name).into_owned(),
                 address: m
                     .socket_addr()
@@ -69,6 +83,7 @@ pub(crate) fn json(node: &Memberlist) -> serde_json::Value {
         "node": node.name(),
         "address": node.advertise_addr().to_string(),
         "health_score": node.health_score(),
+        "zone_aware_routing": node.config().swim.zone_aware_routing.is_some(),
         "members": member_rows(&node.members()),
         "keys": node.kv().describe(),
     })
@@ -101,11 +116,19 @@ pub(crate) fn html(node: &Memberlist) -> String {
          .bad{{color:#c00;font-weight:bold}}.warn{{color:#b60;font-weight:bold}}.ok{{color:#171}}\
          .sub{{color:#555}}</style></head><body>\
          <h1>Memberlist</h1><p class=\"sub\">Node <b>{name}</b> at {addr}; health score {health} \
-         (0 is healthy); {alive} of {total} members alive.</p>",
+         (0 is healthy); {alive} of {total} members alive; zone-aware routing {routing}.</p>",
         name = escape(node.name()),
         addr = node.advertise_addr(),
         health = node.health_score(),
         total = members.len(),
+        routing = match &node.config().swim.zone_aware_routing {
+            Some(r) => format!(
+                "on (zone {}, {})",
+                escape(&String::from_utf8_lossy(&r.zone)),
+                r.role
+            ),
+            None => "off".to_owned(),
+        },
     );
     out.push_str(
         "<h2>KV store</h2><table id=\"keys\"><thead><tr><th>Key</th><th>Codec</th>\
@@ -142,8 +165,8 @@ pub(crate) fn html(node: &Memberlist) -> String {
     }
     out.push_str(
         "</tbody></table><h2>Members</h2><table id=\"members\"><thead><tr><th>Name</th>\
-         <th>Address</th><th>State</th><th class=\"num\">Incarnation</th><th>Meta</th>\
-         <th>Versions</th></tr></thead><tbody>",
+         <th>Address</th><th>State</th><th class=\"num\">Incarnation</th><th>Zone</th>\
+         <th>Role</th><th>Meta</th><th>Versions</th></tr></thead><tbody>",
     );
     for m in &members {
         let class = match m.state_code {
@@ -154,7 +177,10 @@ pub(crate) fn html(node: &Memberlist) -> String {
         let _ = write!(
             out,
             "<tr><td>{name}</td><td>{addr}</td><td class=\"{class}\">{state} ({code})</td>\
-             <td class=\"num\">{inc}</td><td>{meta}</td><td>{vsn:?}</td></tr>",
+             <td class=\"num\">{inc}</td><td>{zone}</td><td>{role}</td><td>{meta}</td>\
+             <td>{vsn:?}</td></tr>",
+            zone = escape(&m.zone),
+            role = escape(&m.role),
             name = escape(&m.name),
             addr = escape(&m.address),
             state = m.state,
@@ -196,5 +222,14 @@ mod tests {
         assert_eq!((rows[0].state, rows[0].state_code), ("suspect", 1));
         assert_eq!((rows[1].state, rows[1].state_code), ("dead", 2));
         assert_eq!(rows[1].address, "127.0.0.1:7946");
+        assert_eq!((rows[1].zone.as_str(), rows[1].role.as_str()), ("", ""));
+        let mut bridge = m("c", State::Alive);
+        bridge.meta = Some(vec![1, 2, 6, b'z', b'o', b'n', b'e', b'-', b'b']);
+        let rows = member_rows(&[bridge]);
+        assert_eq!(
+            (rows[0].zone.as_str(), rows[0].role.as_str()),
+            ("zone-b", "bridge")
+        );
+        assert_eq!(rows[0].meta_hex, "0102067a6f6e652d62");
     }
 }

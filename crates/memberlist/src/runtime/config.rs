@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::swim;
 use crate::wire::Dialect;
+use crate::wire::compress::CompressionAlgo;
 
 /// Which transport the node speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +48,11 @@ pub struct MemberlistConfig {
     /// `-memberlist.compression-enabled` (default true): LZW on streams, and on
     /// packets when it makes them smaller.
     pub compression_enabled: bool,
+    /// `-memberlist.compression-algorithm` (dskit #970, grafana memberlist 1798cf41):
+    /// what we compress with when compression is on, LZW (default) or snappy. Every
+    /// algorithm is decoded whatever this says; emit snappy only once every peer
+    /// decodes it (dskit since 8f06ab34, any ringkit).
+    pub compression_algorithm: CompressionAlgo,
     /// `-memberlist.stream-timeout` (2 s): dial and whole exchange of one stream.
     pub stream_timeout: Duration,
     /// `-memberlist.packet-dial-timeout` (2 s).
@@ -125,6 +131,7 @@ impl MemberlistConfig {
             cluster_label_verification_disabled: false,
             transport: TransportKind::DskitTcp,
             compression_enabled: true,
+            compression_algorithm: CompressionAlgo::Lzw,
             stream_timeout: Duration::from_secs(2),
             packet_dial_timeout: Duration::from_secs(2),
             packet_write_timeout: Duration::from_secs(5),

@@ -188,6 +188,9 @@ impl Memberlist {
                 Err(e) => JoinStatus::Failed(e),
             });
         }
+        // Joined or given up: from now on a zone without a bridge is news
+        // (dskit marks its routing delegate joined at this point too).
+        self.mark_joined().await;
         let seeds = if cfg.rejoin_seed_nodes.is_empty() {
             &cfg.join_members
         } else {

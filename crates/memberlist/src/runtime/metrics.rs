@@ -41,16 +41,25 @@ impl Collector for NodeCollector {
         )?;
         gauge(u64::from(n.health_score())).encode(m)?;
 
-        // dskit counts zone-aware routing skipped for lack of a zone or a bridge.
-        // ringkit has no zone-aware routing, so it never skips it: the series is 0, and
-        // present so the mixin's MimirMemberlistZoneAwareRoutingAutoFailover finds it.
+        // dskit's zone-aware routing counters. dskit registers them only with routing
+        // on; ringkit always does (zero without routing), so the mixin's
+        // MimirMemberlistZoneAwareRoutingAutoFailover alert always finds its series.
+        let r = n.routing_stats();
         let m = encoder.encode_descriptor(
-            "memberlist_client_zone_aware_routing_select_nodes_skipped",
-            "Times zone-aware routing was skipped (ringkit has no zone-aware routing: always 0)",
+            "memberlist_client_zone_aware_routing_select_nodes",
+            "Times memberlist selected gossip or push/pull candidates (zone-aware routing only)",
             None,
             MetricType::Counter,
         )?;
-        ConstCounter::new(0u64).encode(m)?;
+        ConstCounter::new(r.select_calls).encode(m)?;
+        let m = encoder.encode_descriptor(
+            "memberlist_client_zone_aware_routing_select_nodes_skipped",
+            "Times zone-aware routing was skipped, after joining, because the local zone is \
+             unknown or a zone has no alive bridge",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(r.skipped).encode(m)?;
 
         let m = encoder.encode_descriptor(
             "memberlist_peer_warnings_tracked_peers",

@@ -22,9 +22,9 @@ use super::log_limit::{PeerLogLimiter, PeerWarning, peer_warn};
 use super::transport::{self, Inbound, StreamError, Transport, TransportMetrics};
 use crate::kv::{GossipKv, Rejected};
 use crate::swim::{
-    self, BroadcastQueueStats, Core, Event, LocalNode, Member, Transmit, UserBroadcast,
+    self, BroadcastQueueStats, Core, Event, LocalNode, Member, RoutingStats, Transmit,
+    UserBroadcast,
 };
-use crate::wire::compress::CompressionAlgo;
 use crate::wire::message::{Ack, Compressed, ErrResp, IpForm, PushPull};
 use crate::wire::{Message, Packet, encode_packet};
 
@@ -82,6 +82,8 @@ enum Cmd {
     Leave { done: oneshot::Sender<()> },
     /// Our own user broadcasts still queued.
     QueuedLocal { reply: oneshot::Sender<usize> },
+    /// The startup join is over.
+    MarkJoined,
 }
 
 struct Inner {
@@ -93,6 +95,8 @@ struct Inner {
     health: AtomicU32,
     /// The core's broadcast queue numbers after its last step.
     queue_stats: Mutex<BroadcastQueueStats>,
+    /// The core's zone-aware routing counters after its last step.
+    routing_stats: Mutex<RoutingStats>,
     events: broadcast::Sender<Event>,
     cancel: CancellationToken,
     transport: Arc<Transport>,
@@ -212,6 +216,7 @@ impl Memberlist {
             members: Mutex::new(core.members().cloned().collect()),
             health: AtomicU32::new(0),
             queue_stats: Mutex::new(BroadcastQueueStats::default()),
+            routing_stats: Mutex::new(RoutingStats::default()),
             events: broadcast::channel(1024).0,
             cancel: cancel.clone(),
             transport: transport.clone(),
@@ -346,6 +351,21 @@ impl Memberlist {
         s
     }
 
+    /// Zone-aware routing decisions so far, as of the node's last step (dskit's
+    /// `memberlist_client_zone_aware_routing_select_nodes{,_skipped}_total`).
+    pub fn routing_stats(&self) -> RoutingStats {
+        *self
+            .inner
+            .routing_stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tells the core the startup join is over (routing skips count from then on).
+    pub(super) async fn mark_joined(&self) {
+        self.cmd(Cmd::MarkJoined).await;
+    }
+
     /// Membership events from now on (joined, updated, suspect, dead, left).
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.inner.events.subscribe()
@@ -401,7 +421,7 @@ impl Memberlist {
     fn wrap_stream(&self, m: Message) -> Message {
         if self.inner.config.compression_enabled {
             Message::Compressed(Compressed {
-                algo: CompressionAlgo::Lzw,
+                algo: self.inner.config.compression_algorithm,
                 inner: Box::new(m),
             })
         } else {
@@ -657,6 +677,7 @@ impl Actor {
             Cmd::QueuedLocal { reply } => {
                 let _ = reply.send(self.core.queued_local_broadcasts());
             }
+            Cmd::MarkJoined => self.core.mark_joined(),
         }
     }
 
@@ -712,6 +733,10 @@ impl Actor {
             .health
             .store(self.core.health_score(), Ordering::Relaxed);
         *inner.queue_stats.lock().unwrap_or_else(|p| p.into_inner()) = self.core.broadcast_stats();
+        *inner
+            .routing_stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = self.core.routing_stats();
     }
 
     /// Label, CRC and (when smaller) LZW compression, as memberlist sends packets.
@@ -736,7 +761,7 @@ impl Actor {
             label: plain.label,
             crc,
             message: Message::Compressed(Compressed {
-                algo: CompressionAlgo::Lzw,
+                algo: self.node.inner.config.compression_algorithm,
                 inner: Box::new(plain.message),
             }),
         };

@@ -23,7 +23,7 @@
 pub mod network;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -73,8 +73,57 @@ pub struct NodeStats {
     pub decode_errors: u64,
 }
 
+/// Traffic on one directed link (sender → receiver), by kind: what zone-aware routing
+/// is judged on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    /// Probe packets (ping, indirect ping, ack, nack; with whatever broadcasts were
+    /// piggybacked on them).
+    pub probe_packets: u64,
+    /// Encoded bytes of the probe packets.
+    pub probe_bytes: u64,
+    /// Gossip packets (membership and user broadcasts only).
+    pub gossip_packets: u64,
+    /// Encoded bytes of the gossip packets.
+    pub gossip_bytes: u64,
+    /// Push/pull streams opened by the sender (periodic and join).
+    pub push_pulls: u64,
+    /// Encoded push/pull bytes sent (requests by the initiator, replies by the
+    /// responder).
+    pub stream_bytes: u64,
+}
+
+impl LinkStats {
+    /// Every byte sent on the link.
+    pub fn bytes(&self) -> u64 {
+        self.probe_bytes + self.gossip_bytes + self.stream_bytes
+    }
+
+    fn add(&mut self, o: &LinkStats) {
+        self.probe_packets += o.probe_packets;
+        self.probe_bytes += o.probe_bytes;
+        self.gossip_packets += o.gossip_packets;
+        self.gossip_bytes += o.gossip_bytes;
+        self.push_pulls += o.push_pulls;
+        self.stream_bytes += o.stream_bytes;
+    }
+}
+
+/// True for a packet whose first message belongs to a probe (memberlist puts the
+/// probe message first and piggybacks broadcasts after it).
+fn is_probe(m: &Message) -> bool {
+    match m {
+        Message::Compound(c) => c.parts.first().is_some_and(is_probe),
+        Message::Compressed(c) => is_probe(&c.inner),
+        Message::Ping(_) | Message::IndirectPing(_) | Message::Ack(_) | Message::Nack(_) => true,
+        _ => false,
+    }
+}
+
 struct SimNode {
     name: Vec<u8>,
+    /// This node's configuration (nodes may differ, e.g. in zone and role).
+    config: Config,
     addr: SocketAddr,
     core: Option<Core<StdRng>>,
     /// The deadline we last queued a timer entry for.
@@ -175,8 +224,9 @@ pub struct Sim {
     epoch: Instant,
     now: Instant,
     rng: StdRng,
-    config: Config,
     nodes: Vec<SimNode>,
+    /// Traffic per directed link.
+    links: BTreeMap<(usize, usize), LinkStats>,
     /// Lookups only (never iterated, so hashing keeps determinism).
     by_addr: HashMap<SocketAddr, usize>,
     /// The network (adjust `net.link` at any time).
@@ -221,13 +271,20 @@ pub fn node_name(i: usize) -> Vec<u8> {
 impl Sim {
     /// `n` started but unjoined nodes (each knows only itself).
     pub fn new(n: usize, seed: u64, config: Config, link: LinkConfig) -> Self {
+        Sim::with_configs(vec![config; n], seed, link)
+    }
+
+    /// One started but unjoined node per configuration (e.g. each with its own zone
+    /// and role for zone-aware routing); node `i` runs `configs[i]`.
+    pub fn with_configs(configs: Vec<Config>, seed: u64, link: LinkConfig) -> Self {
+        let n = configs.len();
         let epoch = Instant::now();
         let mut sim = Sim {
             epoch,
             now: epoch,
             rng: StdRng::seed_from_u64(seed),
-            config,
             nodes: Vec::with_capacity(n),
+            links: BTreeMap::new(),
             by_addr: HashMap::with_capacity(n),
             net: Network::new(link),
             timers: BinaryHeap::new(),
@@ -238,11 +295,12 @@ impl Sim {
             ring_started: 0,
             heartbeats: BinaryHeap::new(),
         };
-        for i in 0..n {
+        for (i, config) in configs.into_iter().enumerate() {
             let addr = node_addr(i);
             sim.by_addr.insert(addr, i);
             sim.nodes.push(SimNode {
                 name: node_name(i),
+                config,
                 addr,
                 core: None,
                 scheduled: None,
@@ -266,7 +324,7 @@ impl Sim {
         let rng = StdRng::seed_from_u64(self.rng.next_u64());
         // The config was validated by the caller's choice; a failure here is a bug
         // in the test setup, reported loudly.
-        let core = Core::new(self.now, self.config.clone(), local, rng)
+        let core = Core::new(self.now, self.nodes[i].config.clone(), local, rng)
             .unwrap_or_else(|e| panic!("invalid simulator config: {e}"));
         self.nodes[i].core = Some(core);
         self.nodes[i].scheduled = None;
@@ -301,6 +359,27 @@ impl Sim {
     /// Node `i`'s traffic counters.
     pub fn stats(&self, i: usize) -> NodeStats {
         self.nodes[i].stats
+    }
+
+    /// Traffic on the link from node `from` to node `to`.
+    pub fn link_stats(&self, from: usize, to: usize) -> LinkStats {
+        self.links.get(&(from, to)).copied().unwrap_or_default()
+    }
+
+    /// Traffic summed over every link `keep(from, to)` accepts.
+    pub fn traffic_where(&self, mut keep: impl FnMut(usize, usize) -> bool) -> LinkStats {
+        let mut sum = LinkStats::default();
+        for (&(a, b), l) in &self.links {
+            if keep(a, b) {
+                sum.add(l);
+            }
+        }
+        sum
+    }
+
+    /// Forgets the traffic counted so far (e.g. to measure only after convergence).
+    pub fn reset_link_stats(&mut self) {
+        self.links.clear();
     }
 
     /// Sets the push/pull user state node `i` sends.
@@ -499,6 +578,7 @@ impl Sim {
                 let _ = core.handle_push_pull(now, from_addr, req);
                 if let Some(bytes) = encode_push_pull(reply) {
                     self.nodes[to].stats.stream_bytes += bytes.len() as u64;
+                    self.links.entry((to, d.from)).or_default().stream_bytes += bytes.len() as u64;
                     self.net.send_stream(
                         &mut self.rng,
                         now,
@@ -612,6 +692,7 @@ impl Sim {
             };
             match t {
                 Transmit::Packet { message, crc, .. } => {
+                    let probe = is_probe(&message);
                     let p = Packet {
                         label: None,
                         crc,
@@ -624,6 +705,14 @@ impl Sim {
                     let s = &mut self.nodes[i].stats;
                     s.packets += 1;
                     s.packet_bytes += bytes.len() as u64;
+                    let l = self.links.entry((i, to)).or_default();
+                    if probe {
+                        l.probe_packets += 1;
+                        l.probe_bytes += bytes.len() as u64;
+                    } else {
+                        l.gossip_packets += 1;
+                        l.gossip_bytes += bytes.len() as u64;
+                    }
                     self.net.send_packet(&mut self.rng, now, i, to, bytes);
                 }
                 Transmit::PushPull { mut request, .. } => {
@@ -632,6 +721,9 @@ impl Sim {
                         continue;
                     };
                     self.nodes[i].stats.stream_bytes += bytes.len() as u64;
+                    let l = self.links.entry((i, to)).or_default();
+                    l.push_pulls += 1;
+                    l.stream_bytes += bytes.len() as u64;
                     self.net.send_stream(
                         &mut self.rng,
                         now,

@@ -11,6 +11,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use super::broadcast::QueueLimits;
+use super::routing::ZoneAwareRouting;
 use crate::wire::message::DSKIT_VSN;
 
 /// Protocol parameters of one node.
@@ -82,6 +83,14 @@ pub struct Config {
     /// queues small); ringkit adds one so a burst cannot grow memory without limit.
     /// Default 8192 messages and 32 MiB per queue.
     pub broadcast_queue_limits: QueueLimits,
+    /// memberlist `PushPullNodes` (grafana fork): members contacted per periodic
+    /// push/pull, default 1. dskit sets 2 on zone-aware bridges (one other-zone bridge
+    /// plus one random candidate) and 1 on members.
+    pub push_pull_nodes: usize,
+    /// dskit's zone-aware routing (`-memberlist.zone-aware-routing.*`); `None` (the
+    /// default) gossips and push/pulls with anyone. When set, the core announces the
+    /// routing's metadata (see [`super::routing`]).
+    pub zone_aware_routing: Option<ZoneAwareRouting>,
 }
 
 /// Default of [`Config::broadcast_queue_limits`].
@@ -119,6 +128,8 @@ impl Config {
             vsn: DSKIT_VSN,
             handoff_queue_depth: 1024,
             broadcast_queue_limits: DEFAULT_BROADCAST_QUEUE_LIMITS,
+            push_pull_nodes: 1,
+            zone_aware_routing: None,
         }
     }
 
@@ -156,6 +167,14 @@ impl Config {
         if l.max_messages == 0 || l.max_bytes == 0 {
             return Err(ConfigError::ZeroQueue("broadcast_queue_limits"));
         }
+        if self.push_pull_nodes == 0 {
+            return Err(ConfigError::ZeroQueue("push_pull_nodes"));
+        }
+        if let Some(r) = &self.zone_aware_routing
+            && !r.zone_fits()
+        {
+            return Err(ConfigError::ZoneTooLong(r.zone.len()));
+        }
         let v = self.vsn;
         if v[0] == 0 || v[1] == 0 || v[0] > v[1] || v[2] < v[0] || v[2] > v[1] {
             return Err(ConfigError::BadVsn(v));
@@ -183,9 +202,13 @@ pub enum ConfigError {
     /// Peers would ignore our `alive` messages.
     #[error("invalid protocol versions {0:?}")]
     BadVsn([u8; 6]),
-    /// A queue that can hold nothing would drop everything.
+    /// A queue that can hold nothing would drop everything (also used for
+    /// `push_pull_nodes`, which must name at least one partner).
     #[error("{0} must be at least 1")]
     ZeroQueue(&'static str),
+    /// The zone-aware routing zone does not fit dskit's metadata.
+    #[error("zone name too long: {0} bytes (max 16)")]
+    ZoneTooLong(usize),
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use super::error::Error;
 use super::event::Event;
 use super::member::{Member, Members, State, vsn_array};
 use super::probe::{Phase, Probe, Relay};
+use super::routing::{RoutingStats, Selection};
 use super::suspicion::{Suspicion, suspicion_timeout};
 use super::transmit::Transmit;
 use crate::wire::Message;
@@ -23,6 +24,7 @@ use crate::wire::message::{
     Ack, Alive, Compound, Dead, IndirectPing, IpForm, MAX_META_LEN, Nack, NodeState, Ping,
     PushPull, Suspect, ip_from_wire, ip_to_wire,
 };
+use crate::wire::node_meta::NodeMeta;
 use crate::wire::packet::encode_packet_message;
 
 /// memberlist's assumed compound header size (`compoundHeaderOverhead`).
@@ -56,6 +58,8 @@ pub struct LocalNode {
     /// node's life (`spec/memberlist.md` §5).
     pub ip_form: IpForm,
     /// Initial metadata (`None` = Go nil; dskit: empty unless zone-aware routing).
+    /// With [`Config::zone_aware_routing`] set, leave it `None`: the core announces
+    /// the routing's metadata (anything else is refused).
     pub meta: Option<Vec<u8>>,
 }
 
@@ -129,6 +133,10 @@ pub struct Core<R> {
     relays: Vec<Relay>,
     left: bool,
     conflicts: u64,
+    /// Zone-aware routing decisions so far.
+    routing_stats: RoutingStats,
+    /// The startup join is over (routing skips are counted from then on).
+    joined: bool,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     scratch: Vec<u8>,
@@ -139,6 +147,15 @@ impl<R: Rng> Core<R> {
     /// randomly within their first interval as memberlist does.
     pub fn new(now: Instant, config: Config, local: LocalNode, mut rng: R) -> Result<Self, Error> {
         config.validate()?;
+        let mut local = local;
+        if let Some(r) = &config.zone_aware_routing {
+            let want = r.node_meta();
+            match &local.meta {
+                None => local.meta = want,
+                Some(m) if Some(m) == want.as_ref() => {}
+                Some(_) => return Err(Error::MetaConflict),
+            }
+        }
         if let Some(m) = &local.meta
             && m.len() > MAX_META_LEN
         {
@@ -183,6 +200,8 @@ impl<R: Rng> Core<R> {
             relays: Vec::new(),
             left: false,
             conflicts: 0,
+            routing_stats: RoutingStats::default(),
+            joined: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             scratch: Vec::new(),
@@ -267,6 +286,18 @@ impl<R: Rng> Core<R> {
             received_dropped: self.received_dropped,
             channel_dropped: 0,
         }
+    }
+
+    /// Zone-aware routing decisions so far (all zero without routing).
+    pub fn routing_stats(&self) -> RoutingStats {
+        self.routing_stats
+    }
+
+    /// Tells the core the startup join is over, whatever its outcome (dskit counts
+    /// routing skips only from then on: before, a partial view of the cluster is
+    /// expected to lack bridges).
+    pub fn mark_joined(&mut self) {
+        self.joined = true;
     }
 
     /// `alive` messages refused because a known name came from another address.
@@ -895,18 +926,16 @@ impl<R: Rng> Core<R> {
     fn gossip(&mut self, now: Instant) {
         let me = self.me.clone();
         let dead_window = self.config.gossip_to_the_dead_time;
-        let targets = self
-            .members
-            .k_random(self.config.gossip_nodes, &mut self.rng, |m| {
-                if m.name == me {
-                    return false;
-                }
-                match m.state {
-                    State::Alive | State::Suspect => true,
-                    State::Dead => now.saturating_duration_since(m.state_change) <= dead_window,
-                    State::Left => false,
-                }
-            });
+        let targets = self.targets(self.config.gossip_nodes, |m| {
+            if m.name == me {
+                return false;
+            }
+            match m.state {
+                State::Alive | State::Suspect => true,
+                State::Dead => now.saturating_duration_since(m.state_change) <= dead_window,
+                State::Left => false,
+            }
+        });
         let avail = self
             .config
             .packet_budget
@@ -927,20 +956,43 @@ impl<R: Rng> Core<R> {
         }
     }
 
+    /// Push/pull with `push_pull_nodes` random live members (memberlist `pushPull`).
     fn periodic_push_pull(&mut self) {
         let me = self.me.clone();
-        let pick = self.members.k_random(1, &mut self.rng, |m| {
+        let picks = self.targets(self.config.push_pull_nodes, |m| {
             m.name != me && m.state == State::Alive
         });
-        let Some(to) = pick
-            .first()
-            .and_then(|n| self.members.get(n))
-            .and_then(Member::socket_addr)
-        else {
-            return;
+        for name in picks {
+            let Some(to) = self.members.get(&name).and_then(Member::socket_addr) else {
+                continue;
+            };
+            let request = self.push_pull_reply(false);
+            self.transmits.push_back(Transmit::PushPull { to, request });
+        }
+    }
+
+    /// Up to `k` random members that `pick` accepts, through zone-aware routing when
+    /// it is on (memberlist `kRandomNodes` with dskit's node-selection delegate).
+    fn targets(&mut self, k: usize, pick: impl Fn(&Member) -> bool) -> Vec<Vec<u8>> {
+        let Some(routing) = &self.config.zone_aware_routing else {
+            return self.members.k_random(k, &mut self.rng, pick);
         };
-        let request = self.push_pull_reply(false);
-        self.transmits.push_back(Transmit::PushPull { to, request });
+        self.routing_stats.select_calls += 1;
+        match routing.select(self.members.iter_probe_order(), &mut self.rng) {
+            Selection::Skipped => {
+                if self.joined {
+                    self.routing_stats.skipped += 1;
+                }
+                self.members.k_random(k, &mut self.rng, pick)
+            }
+            Selection::Routed { preferred } => self.members.k_random_selected(
+                k,
+                &mut self.rng,
+                |m| routing.candidate(NodeMeta(m.meta.as_deref())).0,
+                preferred.as_deref(),
+                pick,
+            ),
+        }
     }
 
     // ----------------------------------------------------------- state changes
@@ -2085,6 +2137,251 @@ mod tests {
                 assert!(c.health_score() < 8);
                 assert!(c.poll_timeout().is_some_and(|t| t > now));
             }
+        }
+    }
+
+    // ------------------------------------------------------ zone-aware routing
+
+    mod zone_aware {
+        use super::*;
+        use crate::swim::routing::ZoneAwareRouting;
+        use crate::wire::node_meta::{NodeRole, encode_node_meta};
+        use std::collections::BTreeSet;
+
+        /// The peers: zones a, b, c, each with one bridge and members; "me" (10.0.0.1)
+        /// is in zone a. Returns (name, zone, role, address index).
+        fn layout() -> Vec<(String, &'static str, NodeRole, u8)> {
+            let mut out = Vec::new();
+            let mut i = 2;
+            for zone in ["zone-a", "zone-b", "zone-c"] {
+                let members = if zone == "zone-a" { 2 } else { 3 };
+                out.push((format!("bridge-{zone}"), zone, NodeRole::Bridge, i));
+                i += 1;
+                for k in 0..members {
+                    out.push((format!("member-{zone}-{k}"), zone, NodeRole::Member, i));
+                    i += 1;
+                }
+            }
+            out
+        }
+
+        /// Probes out of the way (one per hour), so every packet is gossip.
+        fn config(role: NodeRole) -> Config {
+            Config {
+                probe_interval: Duration::from_secs(3600),
+                probe_timeout: Duration::from_secs(1800),
+                push_pull_interval: Duration::ZERO,
+                push_pull_nodes: if role == NodeRole::Bridge { 2 } else { 1 },
+                zone_aware_routing: Some(ZoneAwareRouting {
+                    role,
+                    zone: b"zone-a".to_vec(),
+                }),
+                ..Config::dskit()
+            }
+        }
+
+        fn routed_core(
+            config: Config,
+            extra: &[(&str, &str, NodeRole, u8)],
+        ) -> (Core<StdRng>, Instant) {
+            let (mut c, now) = new_core(config);
+            let mut peers = layout();
+            peers.extend(extra.iter().map(|&(n, z, r, i)| (n.to_owned(), z, r, i)));
+            for (name, zone, role, i) in peers {
+                let mut a = alive(&name, i, 1);
+                a.meta = Some(encode_node_meta(role, zone.as_bytes()).unwrap());
+                c.handle_packet(now, addr(i), Message::Alive(a));
+            }
+            drain(&mut c);
+            c.mark_joined();
+            (c, now)
+        }
+
+        fn name_of(to: SocketAddr) -> String {
+            let IpAddr::V4(ip) = to.ip() else { panic!() };
+            let i = ip.octets()[3];
+            layout()
+                .into_iter()
+                .find(|p| p.3 == i)
+                .map(|p| p.0)
+                .unwrap_or_else(|| format!("10.0.0.{i}"))
+        }
+
+        /// Runs `rounds` gossip rounds with fresh broadcasts queued before each; the
+        /// targets of each round in order.
+        fn gossip_rounds(
+            c: &mut Core<StdRng>,
+            mut now: Instant,
+            rounds: usize,
+        ) -> Vec<Vec<String>> {
+            let mut out = Vec::new();
+            for r in 0..rounds {
+                for k in 0..3 {
+                    c.queue_broadcast(format!("round {r} msg {k}").into_bytes());
+                }
+                now += c.config().gossip_interval;
+                c.handle_timeout(now);
+                let (t, _) = drain(c);
+                out.push(
+                    t.iter()
+                        .filter_map(|x| match x {
+                            Transmit::Packet { to, .. } => Some(name_of(*to)),
+                            _ => None,
+                        })
+                        .collect(),
+                );
+            }
+            out
+        }
+
+        #[test]
+        fn the_core_announces_the_routing_metadata_and_refuses_other_metadata() {
+            let (c, _) = new_core(config(NodeRole::Bridge));
+            assert_eq!(
+                c.member(b"me").unwrap().meta.as_deref(),
+                Some(&b"\x01\x02\x06zone-a"[..])
+            );
+            let local = LocalNode {
+                name: b"me".to_vec(),
+                addr: addr(1),
+                ip_form: IpForm::V4,
+                meta: Some(b"other".to_vec()),
+            };
+            let err = Core::new(
+                Instant::now(),
+                config(NodeRole::Member),
+                local,
+                StdRng::seed_from_u64(1),
+            );
+            assert_eq!(err.err(), Some(Error::MetaConflict));
+        }
+
+        #[test]
+        fn a_member_gossips_only_within_its_zone_and_reaches_all_of_it() {
+            let (mut c, now) = routed_core(config(NodeRole::Member), &[]);
+            let rounds = gossip_rounds(&mut c, now, 200);
+            let seen: BTreeSet<String> = rounds.into_iter().flatten().collect();
+            let want: BTreeSet<String> = layout()
+                .into_iter()
+                .filter(|p| p.1 == "zone-a")
+                .map(|p| p.0)
+                .collect();
+            assert_eq!(seen, want);
+            assert_eq!(c.routing_stats().select_calls, 200);
+            assert_eq!(c.routing_stats().skipped, 0);
+        }
+
+        #[test]
+        fn a_bridge_gossips_first_to_another_zones_bridge_every_round_and_never_to_their_members() {
+            let (mut c, now) = routed_core(config(NodeRole::Bridge), &[]);
+            let rounds = gossip_rounds(&mut c, now, 200);
+            let mut first = BTreeSet::new();
+            for r in &rounds {
+                assert_eq!(r.len(), 3, "three gossip targets per round: {r:?}");
+                first.insert(r[0].clone());
+                for t in r {
+                    assert!(
+                        t.contains("zone-a") || t.starts_with("bridge-"),
+                        "bridge gossiped to {t}"
+                    );
+                }
+            }
+            let other_bridges: BTreeSet<String> =
+                ["bridge-zone-b", "bridge-zone-c"].map(String::from).into();
+            assert_eq!(
+                first, other_bridges,
+                "the preferred node is an other-zone bridge"
+            );
+        }
+
+        #[test]
+        fn push_pull_goes_to_two_nodes_for_a_bridge_one_of_them_across_zones_and_to_one_for_a_member()
+         {
+            for role in [NodeRole::Bridge, NodeRole::Member] {
+                let cfg = Config {
+                    push_pull_interval: Duration::from_secs(30),
+                    gossip_interval: Duration::ZERO,
+                    ..config(role)
+                };
+                let (mut c, mut now) = routed_core(cfg, &[]);
+                for _ in 0..50 {
+                    now += Duration::from_secs(30);
+                    c.handle_timeout(now);
+                    let (t, _) = drain(&mut c);
+                    let to: Vec<String> = t
+                        .iter()
+                        .filter_map(|x| match x {
+                            Transmit::PushPull { to, .. } => Some(name_of(*to)),
+                            _ => None,
+                        })
+                        .collect();
+                    match role {
+                        NodeRole::Bridge => {
+                            assert_eq!(to.len(), 2, "{to:?}");
+                            assert!(
+                                to[0] == "bridge-zone-b" || to[0] == "bridge-zone-c",
+                                "{to:?}"
+                            );
+                            assert!(
+                                to[1].contains("zone-a") || to[1].starts_with("bridge-"),
+                                "{to:?}"
+                            );
+                        }
+                        _ => {
+                            assert_eq!(to.len(), 1, "{to:?}");
+                            assert!(to[0].contains("zone-a"), "{to:?}");
+                        }
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn a_zone_without_a_bridge_turns_routing_off_and_counts_the_skip() {
+            // zone-d has a member and no bridge: a member of zone-a then gossips to
+            // anyone, as dskit does, so zone-d is not cut off.
+            let extra = [("member-zone-d", "zone-d", NodeRole::Member, 40)];
+            let (mut c, now) = routed_core(config(NodeRole::Member), &extra);
+            let rounds = gossip_rounds(&mut c, now, 100);
+            let seen: BTreeSet<String> = rounds.into_iter().flatten().collect();
+            assert!(
+                seen.iter()
+                    .any(|t| t.contains("zone-b") || t.contains("zone-c"))
+            );
+            assert!(seen.contains("10.0.0.40"), "{seen:?}");
+            assert_eq!(c.routing_stats().skipped, 100);
+        }
+
+        #[test]
+        fn nodes_without_metadata_are_gossiped_to_by_routed_members() {
+            let (mut c, now) = routed_core(config(NodeRole::Member), &[]);
+            c.handle_packet(now, addr(50), Message::Alive(alive("old-dskit", 50, 1)));
+            drain(&mut c);
+            let rounds = gossip_rounds(&mut c, now, 200);
+            let seen: BTreeSet<String> = rounds.into_iter().flatten().collect();
+            assert!(seen.contains("10.0.0.50"), "{seen:?}");
+            assert!(
+                !seen
+                    .iter()
+                    .any(|t| t.contains("zone-b") || t.contains("zone-c"))
+            );
+        }
+
+        #[test]
+        fn skips_before_the_join_is_over_are_not_counted() {
+            let (mut c, now) = new_core(config(NodeRole::Member));
+            let mut a = alive("member-zone-d", 40, 1);
+            a.meta = Some(encode_node_meta(NodeRole::Member, b"zone-d").unwrap());
+            c.handle_packet(now, addr(40), Message::Alive(a));
+            drain(&mut c);
+            let now = now + Duration::from_secs(1);
+            gossip_rounds(&mut c, now, 5);
+            let s = c.routing_stats();
+            assert_eq!((s.select_calls, s.skipped), (5, 0));
+            c.mark_joined();
+            gossip_rounds(&mut c, now + Duration::from_secs(1), 5);
+            let s = c.routing_stats();
+            assert_eq!((s.select_calls, s.skipped), (10, 5));
         }
     }
 }

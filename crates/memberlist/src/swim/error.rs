@@ -14,6 +14,10 @@ pub enum Error {
     /// Node metadata above memberlist's 512 bytes (Go panics here); state unchanged.
     #[error("node metadata of {0} bytes exceeds 512")]
     MetaTooLong(usize),
+    /// Explicit node metadata together with zone-aware routing, which announces its
+    /// own (role and zone); nothing was created.
+    #[error("node metadata conflicts with the zone-aware routing metadata")]
+    MetaConflict,
     /// A push/pull whose protocol versions are incompatible with ours or with the
     /// cluster (memberlist `verifyProtocol`). Peer input, not a bug; nothing of the
     /// exchange was merged.

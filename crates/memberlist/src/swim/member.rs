@@ -252,6 +252,12 @@ impl Members {
         self.order.shuffle(rng);
     }
 
+    /// Every member in probe order (memberlist's node slice order), which is the
+    /// order zone-aware routing looks at them in.
+    pub fn iter_probe_order(&self) -> impl Iterator<Item = &Member> {
+        self.order.iter().map(|&s| &self.slots[s])
+    }
+
     /// Up to `k` distinct random members for which `pick` is true, chosen like
     /// memberlist's `kRandomNodes` (a shuffle for small tables, bounded random
     /// draws otherwise).
@@ -259,12 +265,63 @@ impl Members {
         &self,
         k: usize,
         rng: &mut R,
+        pick: impl FnMut(&Member) -> bool,
+    ) -> Vec<Vec<u8>> {
+        let mut out = Vec::with_capacity(k);
+        self.k_random_from(&self.order, k, rng, pick, &mut out);
+        out
+    }
+
+    /// [`Members::k_random`] through a node-selection step (the grafana memberlist
+    /// fork's hook, used by zone-aware routing): `preferred`, if given and `pick`
+    /// accepts it, comes first; the rest are drawn from the members `candidate`
+    /// accepts.
+    pub fn k_random_selected<R: Rng>(
+        &self,
+        k: usize,
+        rng: &mut R,
+        candidate: impl Fn(&Member) -> bool,
+        preferred: Option<&[u8]>,
         mut pick: impl FnMut(&Member) -> bool,
     ) -> Vec<Vec<u8>> {
-        let n = self.order.len();
         let mut out: Vec<Vec<u8>> = Vec::with_capacity(k);
-        if k == 0 || n == 0 {
+        if k == 0 {
             return out;
+        }
+        if let Some(p) = preferred.and_then(|p| self.get(p))
+            && pick(p)
+        {
+            out.push(p.name.clone());
+        }
+        let pool: Vec<usize> = self
+            .order
+            .iter()
+            .copied()
+            .filter(|&s| candidate(&self.slots[s]))
+            .collect();
+        let first = out.first().cloned();
+        self.k_random_from(
+            &pool,
+            k,
+            rng,
+            |m| first.as_deref() != Some(m.name.as_slice()) && pick(m),
+            &mut out,
+        );
+        out
+    }
+
+    /// Fills `out` up to `k` names drawn from the slots in `pool`.
+    fn k_random_from<R: Rng>(
+        &self,
+        pool: &[usize],
+        k: usize,
+        rng: &mut R,
+        mut pick: impl FnMut(&Member) -> bool,
+        out: &mut Vec<Vec<u8>>,
+    ) {
+        let n = pool.len();
+        if out.len() >= k || n == 0 {
+            return;
         }
         if n < k * 3 {
             let mut idx: Vec<usize> = (0..n).collect();
@@ -273,19 +330,19 @@ impl Members {
                 if out.len() >= k {
                     break;
                 }
-                let m = &self.slots[self.order[i]];
+                let m = &self.slots[pool[i]];
                 if pick(m) {
                     out.push(m.name.clone());
                 }
             }
-            return out;
+            return;
         }
         let mut taken: Vec<usize> = Vec::with_capacity(k);
         for _ in 0..3 * n {
             if out.len() >= k {
                 break;
             }
-            let slot = self.order[rng.random_range(0..n)];
+            let slot = pool[rng.random_range(0..n)];
             if taken.contains(&slot) {
                 continue;
             }
@@ -295,7 +352,6 @@ impl Members {
                 out.push(m.name.clone());
             }
         }
-        out
     }
 }
 

@@ -9,6 +9,7 @@
 //! - [`suspicion`]: Lifeguard's suspicion timer and its formulas.
 //! - [`awareness`]: Lifeguard's local health score.
 //! - [`broadcast`]: the retransmit-limited broadcast queue.
+//! - [`routing`]: dskit's zone-aware routing of gossip and push/pull.
 //! - [`event`] / [`transmit`]: what leaves the core.
 //! - [`error`]: errors ([`Error`]).
 //!
@@ -23,6 +24,7 @@ pub mod error;
 pub mod event;
 pub mod member;
 pub mod probe;
+pub mod routing;
 pub mod suspicion;
 pub mod transmit;
 
@@ -32,4 +34,5 @@ pub use config::{Config, ConfigError};
 pub use error::Error;
 pub use event::Event;
 pub use member::{Member, State};
+pub use routing::{RoutingStats, Selection, ZoneAwareRouting};
 pub use transmit::Transmit;

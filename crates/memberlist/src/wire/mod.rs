@@ -10,6 +10,7 @@
 //! - [`stream`]: [`decode_stream`] / [`encode_stream`], incremental over a buffer.
 //! - [`dskit_tcp`]: dskit's TCP transport framing (`0x01` packets with MD5, `0x02` streams).
 //! - [`kv`]: dskit's `KeyValuePair` and push/pull user state.
+//! - [`node_meta`]: dskit's node metadata (role and zone for zone-aware routing).
 //! - [`error`]: [`DecodeError`] and [`EncodeError`].
 
 pub mod compress;
@@ -19,6 +20,7 @@ pub mod frame;
 pub mod kv;
 pub mod message;
 pub mod msgpack;
+pub mod node_meta;
 pub mod packet;
 pub mod stream;
 
