@@ -257,7 +257,7 @@ impl Head {
         let dir = dir.as_ref().to_owned();
         fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
         let head = Head {
-            store: Store::new(options.store),
+            store: Store::with_chunk_dir(options.store, &dir),
             dir: Some(dir.clone()),
             options,
             tenants: RwLock::new(HashMap::new()),
@@ -368,6 +368,14 @@ impl Head {
             None => None,
         };
         stats.add(&wal::replay(&wal_dir, after, &mut apply)?);
+        let orphans = self.store.end_replay(tenant);
+        if orphans > 0 {
+            tracing::info!(
+                tenant,
+                chunks = orphans,
+                "head chunks of series no longer in the WAL left for truncation"
+            );
+        }
         if unknown > 0 {
             tracing::warn!(
                 tenant,
@@ -707,6 +715,7 @@ mod tests {
             store: StoreConfig {
                 block_range_ms: range_min * MIN,
                 shards: 4,
+                ..StoreConfig::default()
             },
             wal: WalConfig::default(),
             retention_ms: 0,

@@ -37,12 +37,15 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::ops::Deref;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use regex::Regex;
 use ringkit_tsdb::XorChunk;
 
+use crate::head_chunks::{ChunkBytes, HeadChunks, RecoveredChunk};
 use crate::labels::{PackedLabels, cmp_label_sets, pack_into};
 use crate::prompb::{Label, LabelMatcher, MatcherType, Sample, TimeSeries};
 
@@ -59,6 +62,9 @@ pub struct StoreConfig {
     /// Series-map shards per tenant (lock striping). 16 keeps contention low on small machines;
     /// more helps only with many cores pushing the same tenant.
     pub shards: usize,
+    /// Largest head chunk file (`chunks_head/NNNNNN`), Prometheus' 128 MiB by default; used
+    /// only by a store with a directory ([`Store::with_chunk_dir`]).
+    pub head_chunk_file_size: u64,
 }
 
 impl Default for StoreConfig {
@@ -67,6 +73,7 @@ impl Default for StoreConfig {
             // -blocks-storage.tsdb.block-ranges-period default (2h).
             block_range_ms: 2 * 3600 * 1000,
             shards: 16,
+            head_chunk_file_size: crate::head_chunks::DEFAULT_FILE_SIZE,
         }
     }
 }
@@ -155,9 +162,53 @@ impl ClosedChunk {
     }
 }
 
+/// Where a full chunk's bytes are: in a head chunk file, or in memory (a store without a
+/// directory, or a chunk whose file write failed).
+enum ChunkLoc {
+    File(u64),
+    Mem(Box<[u8]>),
+}
+
+/// A full chunk of a series: its time range and where its bytes are.
+struct StoredChunk {
+    min_t: i64,
+    max_t: i64,
+    loc: ChunkLoc,
+}
+
+/// The bytes of a chunk (Prometheus' XOR encoding), borrowed from memory or from a mapped
+/// head chunk file.
+pub enum ChunkData<'a> {
+    /// In memory.
+    Mem(&'a [u8]),
+    /// In a mapped file.
+    File(ChunkBytes),
+}
+
+impl Deref for ChunkData<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            ChunkData::Mem(b) => b,
+            ChunkData::File(b) => b,
+        }
+    }
+}
+
+impl StoredChunk {
+    /// The bytes; `None` when a file reference no longer reads (counted by the caller).
+    fn bytes<'a>(&'a self, files: Option<&HeadChunks>) -> Option<ChunkData<'a>> {
+        match &self.loc {
+            ChunkLoc::Mem(b) => Some(ChunkData::Mem(b)),
+            ChunkLoc::File(r) => files?.read(*r).map(ChunkData::File),
+        }
+    }
+}
+
 struct MemSeries {
     series_ref: u64,
-    closed: Vec<ClosedChunk>,
+    closed: Vec<StoredChunk>,
     head: Option<XorChunk>,
     /// End (exclusive) of the block range the head chunk started in.
     head_end: i64,
@@ -186,16 +237,31 @@ impl MemSeries {
         self.closed.is_empty() && self.head.as_ref().is_none_or(|h| h.num_samples() == 0)
     }
 
+    /// Moves the open chunk to the full ones: into the tenant's chunk file when it has one
+    /// (only a reference stays in memory), else (or when the write fails) in memory.
+    fn close_head(&mut self, files: Option<&HeadChunks>) {
+        let Some(h) = self.head.take() else {
+            return;
+        };
+        let (Some(min_t), Some(max_t)) = (h.min_time(), h.max_time()) else {
+            return;
+        };
+        let written = files.and_then(|f| f.write(self.series_ref, min_t, max_t, h.bytes()).ok());
+        let loc = match written {
+            Some(r) => ChunkLoc::File(r),
+            None => ChunkLoc::Mem(h.into_bytes().into_boxed_slice()),
+        };
+        self.closed.push(StoredChunk { min_t, max_t, loc });
+    }
+
     /// Appends a sample newer than `last_t`, cutting a chunk first when due.
-    fn push(&mut self, t: i64, v: f64, range: i64) {
+    fn push(&mut self, t: i64, v: f64, range: i64, files: Option<&HeadChunks>) {
         let cut = match &self.head {
             None => true,
             Some(h) => h.num_samples() >= CHUNK_SAMPLES || t >= self.head_end,
         };
         if cut {
-            if let Some(closed) = self.head.take().as_ref().and_then(ClosedChunk::from_xor) {
-                self.closed.push(closed);
-            }
+            self.close_head(files);
             self.head = Some(XorChunk::new());
             self.head_end = t
                 .div_euclid(range)
@@ -211,13 +277,11 @@ impl MemSeries {
     }
 
     /// Takes over a chunk read back from a checkpoint (all of it newer than `last_t`).
-    fn adopt(&mut self, chunk: XorChunk, range: i64) {
+    fn adopt(&mut self, chunk: XorChunk, range: i64, files: Option<&HeadChunks>) {
         let (Some(min_t), Some(max_t)) = (chunk.min_time(), chunk.max_time()) else {
             return;
         };
-        if let Some(closed) = self.head.take().as_ref().and_then(ClosedChunk::from_xor) {
-            self.closed.push(closed);
-        }
+        self.close_head(files);
         self.last_v = chunk.iter().last().map_or(0, |(_, v)| v.to_bits());
         self.head_end = min_t
             .div_euclid(range)
@@ -228,24 +292,65 @@ impl MemSeries {
         self.last_t = max_t;
     }
 
-    /// Every chunk, closed ones first, as `(min_t, max_t, bytes)`.
-    fn chunks(&self) -> impl Iterator<Item = (i64, i64, &[u8])> {
-        self.closed
-            .iter()
-            .map(|c| (c.min_t, c.max_t, &c.bytes[..]))
-            .chain(
-                self.head
-                    .iter()
-                    .filter_map(|h| Some((h.min_time()?, h.max_time()?, h.bytes()))),
-            )
+    /// Attaches chunks found in the tenant's chunk files at start-up (oldest first): each
+    /// must start after what the series holds; the first that does not ends the run, so
+    /// the WAL replay that follows fills in everything after the last one taken, without a
+    /// gap. Chunks ending before `min_valid` (already in a block) are skipped.
+    fn attach(&mut self, found: &[RecoveredChunk], min_valid: i64, range: i64) -> usize {
+        let mut n = 0;
+        for c in found {
+            if c.max_t < min_valid {
+                continue;
+            }
+            if c.min_t < min_valid || (self.last_t != i64::MIN && c.min_t <= self.last_t) {
+                break;
+            }
+            if self.head.is_some() {
+                break;
+            }
+            self.closed.push(StoredChunk {
+                min_t: c.min_t,
+                max_t: c.max_t,
+                loc: ChunkLoc::File(c.chunk_ref),
+            });
+            self.last_t = c.max_t;
+            self.head_end = c
+                .min_t
+                .div_euclid(range)
+                .checked_add(1)
+                .and_then(|k| k.checked_mul(range))
+                .unwrap_or(i64::MAX);
+            n += 1;
+        }
+        n
     }
 
-    fn samples_in(&self, start: i64, end: i64, out: &mut Vec<Sample>) {
-        for (min_t, max_t, bytes) in self.chunks() {
+    /// Every chunk, closed ones first, as `(min_t, max_t, bytes)`; the bytes are `None` for
+    /// a file chunk that does not read.
+    fn chunks<'a>(
+        &'a self,
+        files: Option<&'a HeadChunks>,
+    ) -> impl Iterator<Item = (i64, i64, Option<ChunkData<'a>>)> {
+        self.closed
+            .iter()
+            .map(move |c| (c.min_t, c.max_t, c.bytes(files)))
+            .chain(self.head.iter().filter_map(|h| {
+                Some((
+                    h.min_time()?,
+                    h.max_time()?,
+                    Some(ChunkData::Mem(h.bytes())),
+                ))
+            }))
+    }
+
+    fn samples_in(&self, start: i64, end: i64, files: Option<&HeadChunks>, out: &mut Vec<Sample>) {
+        for (min_t, max_t, bytes) in self.chunks(files) {
             if max_t < start || min_t > end {
                 continue;
             }
-            if let Ok(it) = ringkit_tsdb::decode_xor(bytes) {
+            if let Some(bytes) = bytes
+                && let Ok(it) = ringkit_tsdb::decode_xor(&bytes)
+            {
                 out.extend(
                     it.filter(|&(t, _)| t >= start && t <= end)
                         .map(|(timestamp, value)| Sample { value, timestamp }),
@@ -255,15 +360,26 @@ impl MemSeries {
     }
 
     fn min_t(&self) -> Option<i64> {
-        self.chunks().next().map(|(min_t, _, _)| min_t)
+        self.closed
+            .first()
+            .map(|c| c.min_t)
+            .or_else(|| self.head.as_ref().and_then(XorChunk::min_time))
     }
 
-    /// Heap and inline bytes this series takes (chunk data at capacity, labels excluded).
+    /// Heap and inline bytes this series takes (chunk data in memory, labels excluded;
+    /// chunks in files count their reference only).
     fn mem_size(&self) -> usize {
         std::mem::size_of::<MemSeries>()
-            + self.closed.capacity() * std::mem::size_of::<ClosedChunk>()
-            + self.closed.iter().map(|c| c.bytes.len()).sum::<usize>()
-            + self.head.as_ref().map_or(0, |h| h.bytes().len())
+            + self.closed.capacity() * std::mem::size_of::<StoredChunk>()
+            + self
+                .closed
+                .iter()
+                .map(|c| match &c.loc {
+                    ChunkLoc::Mem(b) => b.len(),
+                    ChunkLoc::File(_) => 0,
+                })
+                .sum::<usize>()
+            + self.head.as_ref().map_or(0, |h| h.capacity())
     }
 }
 
@@ -279,6 +395,13 @@ struct Tenant {
     /// The next series reference to hand out.
     next_ref: AtomicU64,
     shards: Box<[Shard]>,
+    /// Where full chunks go (`None`: in memory).
+    files: Option<HeadChunks>,
+    /// Chunks found in the files at start-up, by series reference, until the replay of the
+    /// series' record attaches them ([`Store::replay_series`]).
+    recovered: Mutex<HashMap<u64, Vec<RecoveredChunk>>>,
+    /// File chunks that did not read back (skipped by queries; checkpoints fail on them).
+    unreadable: AtomicU64,
 }
 
 /// One series' chunks in a time range, ready for a block (see [`Store::block_series`]).
@@ -290,6 +413,23 @@ pub struct BlockSeries {
     pub chunks: Vec<ClosedChunk>,
 }
 
+/// A tenant's head chunk files, for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChunkFilesInfo {
+    /// Files on disk.
+    pub files: usize,
+    /// Bytes of chunks in them.
+    pub bytes: u64,
+    /// Chunks written since the head was opened.
+    pub chunks_written: u64,
+    /// Chunk writes that failed (those chunks stayed in memory).
+    pub write_failures: u64,
+    /// Files deleted by truncation.
+    pub files_deleted: u64,
+    /// File chunks that did not read back.
+    pub unreadable: u64,
+}
+
 /// What [`Store::truncate`] removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Truncated {
@@ -297,12 +437,16 @@ pub struct Truncated {
     pub chunks: usize,
     /// Series dropped (no sample left).
     pub series: usize,
+    /// Head chunk files deleted.
+    pub files: usize,
 }
 
 /// The per-tenant series store. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct Store {
     config: StoreConfig,
     tenants: RwLock<HashMap<String, Arc<Tenant>>>,
+    /// The TSDB directory: full chunks of tenant `t` go to `<root>/<t>/chunks_head/`.
+    chunk_root: Option<PathBuf>,
 }
 
 fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -352,8 +496,21 @@ impl Store {
             config: StoreConfig {
                 shards: config.shards.max(1),
                 block_range_ms: config.block_range_ms.max(1),
+                head_chunk_file_size: config.head_chunk_file_size,
             },
             tenants: RwLock::new(HashMap::new()),
+            chunk_root: None,
+        }
+    }
+
+    /// A store whose full chunks go to `<root>/<tenant>/chunks_head/` files (see
+    /// [`crate::head_chunks`]) instead of memory. A tenant's files are read when the tenant
+    /// is first used: call [`Store::replay_series`] for the tenant's series, then
+    /// [`Store::end_replay`].
+    pub fn with_chunk_dir(config: StoreConfig, root: impl Into<PathBuf>) -> Self {
+        Store {
+            chunk_root: Some(root.into()),
+            ..Store::new(config)
         }
     }
 
@@ -368,6 +525,7 @@ impl Store {
         }
         let mut map = write(&self.tenants);
         Arc::clone(map.entry(tenant.to_owned()).or_insert_with(|| {
+            let (files, recovered) = self.open_chunk_files(tenant);
             Arc::new(Tenant {
                 max_t: AtomicI64::new(i64::MIN),
                 min_valid: AtomicI64::new(i64::MIN),
@@ -375,8 +533,63 @@ impl Store {
                 shards: (0..self.config.shards)
                     .map(|_| Shard::new(SeriesMap::default()))
                     .collect(),
+                files,
+                recovered: Mutex::new(recovered),
+                unreadable: AtomicU64::new(0),
             })
         }))
+    }
+
+    /// Opens a tenant's chunk files; when that fails the tenant keeps its chunks in memory
+    /// (logged: the WAL still holds everything, only memory is at stake).
+    fn open_chunk_files(
+        &self,
+        tenant: &str,
+    ) -> (Option<HeadChunks>, HashMap<u64, Vec<RecoveredChunk>>) {
+        let Some(root) = &self.chunk_root else {
+            return (None, HashMap::new());
+        };
+        let dir = root
+            .join(crate::head::tenant_dir_name(tenant))
+            .join("chunks_head");
+        match HeadChunks::open(&dir, self.config.head_chunk_file_size) {
+            Ok((files, rec)) => {
+                if rec.repaired {
+                    tracing::warn!(
+                        tenant,
+                        dir = %dir.display(),
+                        chunks_kept = rec.chunks.len(),
+                        files_dropped = rec.files_dropped,
+                        "head chunk files were torn or corrupt: cut back to the last good chunk (the WAL replay fills in the rest)"
+                    );
+                }
+                let mut by_series: HashMap<u64, Vec<RecoveredChunk>> = HashMap::new();
+                for c in rec.chunks {
+                    by_series.entry(c.series_ref).or_default().push(c);
+                }
+                (Some(files), by_series)
+            }
+            Err(e) => {
+                tracing::error!(
+                    tenant,
+                    dir = %dir.display(),
+                    error = %e,
+                    "cannot open the head chunk files: this tenant keeps full chunks in memory"
+                );
+                (None, HashMap::new())
+            }
+        }
+    }
+
+    /// Ends a tenant's replay: chunks found in its files that no series took are forgotten
+    /// (their files go with the next truncations). Returns how many.
+    pub fn end_replay(&self, tenant: &str) -> usize {
+        self.existing(tenant).map_or(0, |t| {
+            let mut r = t.recovered.lock().unwrap_or_else(PoisonError::into_inner);
+            let n = r.values().map(Vec::len).sum();
+            *r = HashMap::new();
+            n
+        })
     }
 
     fn existing(&self, tenant: &str) -> Option<Arc<Tenant>> {
@@ -439,7 +652,7 @@ impl Store {
                 };
                 match verdict {
                     Ok(true) => {
-                        series.push(s.timestamp, s.value, range);
+                        series.push(s.timestamp, s.value, range, t.files.as_ref());
                         t.max_t.fetch_max(s.timestamp, Ordering::AcqRel);
                         out.appended += 1;
                         out.to_log.push(*s);
@@ -484,11 +697,22 @@ impl Store {
         let t = self.tenant(tenant);
         t.next_ref
             .fetch_max(series_ref.saturating_add(1), Ordering::Relaxed);
+        let found = t
+            .recovered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&series_ref);
         let mut shard = write(Self::shard_of(&t, labels.as_bytes()));
         let s = shard
             .entry(labels.clone())
             .or_insert_with(|| MemSeries::new(series_ref));
         s.logged = true;
+        if let Some(found) = found {
+            let min_valid = t.min_valid.load(Ordering::Acquire);
+            if s.attach(&found, min_valid, self.config.block_range_ms) > 0 {
+                t.max_t.fetch_max(s.last_t, Ordering::AcqRel);
+            }
+        }
         s.series_ref
     }
 
@@ -513,7 +737,7 @@ impl Store {
             if ts < min_valid || (series.last_t != i64::MIN && ts <= series.last_t) {
                 continue;
             }
-            series.push(ts, v, range);
+            series.push(ts, v, range, t.files.as_ref());
             t.max_t.fetch_max(ts, Ordering::AcqRel);
             added += 1;
         }
@@ -539,7 +763,7 @@ impl Store {
             };
             if min_t >= min_valid && (series.last_t == i64::MIN || min_t > series.last_t) {
                 let n = usize::from(chunk.num_samples());
-                series.adopt(chunk, self.config.block_range_ms);
+                series.adopt(chunk, self.config.block_range_ms, t.files.as_ref());
                 t.max_t.fetch_max(max_t, Ordering::AcqRel);
                 return n;
             }
@@ -569,7 +793,7 @@ impl Store {
                     continue;
                 }
                 let mut samples = Vec::new();
-                series.samples_in(start_ms, end_ms, &mut samples);
+                series.samples_in(start_ms, end_ms, t.files.as_ref(), &mut samples);
                 if samples.is_empty() {
                     continue;
                 }
@@ -599,13 +823,14 @@ impl Store {
                     read(s)
                         .values()
                         .flat_map(|x| {
-                            x.closed
-                                .iter()
-                                .map(|c| {
-                                    ringkit_tsdb::decode_xor(&c.bytes)
-                                        .map_or(0, |i| usize::from(i.num_samples()))
+                            x.chunks(t.files.as_ref()).map(|(_, _, b)| {
+                                b.and_then(|b| {
+                                    ringkit_tsdb::decode_xor(&b)
+                                        .ok()
+                                        .map(|i| usize::from(i.num_samples()))
                                 })
-                                .chain(x.head.iter().map(|h| usize::from(h.num_samples())))
+                                .unwrap_or(0)
+                            })
                         })
                         .sum::<usize>()
                 })
@@ -656,10 +881,15 @@ impl Store {
             let shard = read(shard);
             for (labels, series) in shard.iter() {
                 let mut chunks = Vec::new();
-                for (lo, hi, bytes) in series.chunks() {
+                for (lo, hi, bytes) in series.chunks(t.files.as_ref()) {
                     if hi < min_t || lo >= max_t {
                         continue;
                     }
+                    let Some(bytes) = bytes else {
+                        t.unreadable.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    let bytes = &*bytes;
                     if lo >= min_t && hi < max_t {
                         chunks.push(ClosedChunk {
                             min_t: lo,
@@ -719,15 +949,29 @@ impl Store {
                 }
             });
         }
+        // No series refers to a chunk ending before `before_ms` any more: files holding only
+        // such chunks can go.
+        if let Some(files) = &t.files {
+            match files.truncate(before_ms) {
+                Ok(n) => gone.files = n,
+                Err(e) => tracing::warn!(
+                    tenant,
+                    dir = %files.dir().display(),
+                    error = %e,
+                    "cannot delete old head chunk files (retried at the next truncation)"
+                ),
+            }
+        }
         gone
     }
 
-    /// Visits every series of `tenant` with its reference and chunks, one shard at a time
-    /// (read-locked while visited), for a checkpoint.
+    /// Visits every series of `tenant` with its reference and chunks (oldest first), one
+    /// shard at a time (read-locked while visited), for a checkpoint. A chunk is `None` when
+    /// its file no longer reads it back.
     pub fn for_each_series(
         &self,
         tenant: &str,
-        mut f: impl FnMut(u64, &PackedLabels, &mut dyn Iterator<Item = &[u8]>),
+        mut f: impl FnMut(u64, &PackedLabels, &mut dyn Iterator<Item = Option<ChunkData<'_>>>),
     ) {
         let Some(t) = self.existing(tenant) else {
             return;
@@ -735,9 +979,27 @@ impl Store {
         for shard in t.shards.iter() {
             let shard = read(shard);
             for (labels, s) in shard.iter() {
-                f(s.series_ref, labels, &mut s.chunks().map(|(_, _, b)| b));
+                f(
+                    s.series_ref,
+                    labels,
+                    &mut s.chunks(t.files.as_ref()).map(|(_, _, b)| b),
+                );
             }
         }
+    }
+
+    /// The head chunk files of `tenant`, when it has some.
+    pub fn chunk_files(&self, tenant: &str) -> Option<ChunkFilesInfo> {
+        let t = self.existing(tenant)?;
+        let f = t.files.as_ref()?;
+        Some(ChunkFilesInfo {
+            files: f.file_count(),
+            bytes: f.disk_bytes(),
+            chunks_written: f.counters().chunks_written.load(Ordering::Relaxed),
+            write_failures: f.counters().write_failures.load(Ordering::Relaxed),
+            files_deleted: f.counters().files_deleted.load(Ordering::Relaxed),
+            unreadable: t.unreadable.load(Ordering::Relaxed),
+        })
     }
 
     /// Approximate bytes `tenant`'s head holds: series structs, packed labels, chunk data and
@@ -1080,6 +1342,7 @@ mod tests {
         let store = Store::new(StoreConfig {
             block_range_ms: 1000 * 15_000,
             shards: 1,
+            ..StoreConfig::default()
         });
         // 15 s apart, starting at 0: a range boundary every 1000 samples.
         let samples: Vec<Sample> = (0..1100).map(|k| s(k * 15_000, k as f64)).collect();
@@ -1087,7 +1350,7 @@ mod tests {
         let mut lens = Vec::new();
         store.for_each_series("t", |_, _, chunks| {
             lens = chunks
-                .map(|b| ringkit_tsdb::decode_xor(b).unwrap().num_samples())
+                .map(|b| ringkit_tsdb::decode_xor(&b.unwrap()).unwrap().num_samples())
                 .collect();
         });
         // 8 full chunks, then 40 up to the boundary at sample 1000, then 100 after it.
@@ -1103,6 +1366,7 @@ mod tests {
         let store = Store::new(StoreConfig {
             block_range_ms: range,
             shards: 4,
+            ..StoreConfig::default()
         });
         // An old series with nothing after the first range.
         store.append("t", &labels(&[("__name__", "old")]), &[s(50_000, 1.0)]);
@@ -1132,7 +1396,8 @@ mod tests {
             gone,
             Truncated {
                 chunks: 11,
-                series: 1
+                series: 1,
+                files: 0
             }
         );
         assert_eq!(store.series_count("t"), 10);
@@ -1153,7 +1418,9 @@ mod tests {
         let samples: Vec<Sample> = (0..50).map(|k| s(T0 + k * 15_000, k as f64)).collect();
         a.append("t", &up(), &samples);
         let mut chunks = Vec::new();
-        a.for_each_series("t", |_, _, c| chunks = c.map(<[u8]>::to_vec).collect());
+        a.for_each_series("t", |_, _, c| {
+            chunks = c.map(|b| b.unwrap().to_vec()).collect::<Vec<Vec<u8>>>()
+        });
         let b = Store::default();
         let l = PackedLabels::new(&up());
         b.replay_series("t", 1, &l);

@@ -401,6 +401,11 @@ impl XorChunk {
         self.stream.bytes.shrink_to_fit();
     }
 
+    /// Bytes the chunk's buffer holds on the heap (its capacity), for memory accounting.
+    pub fn capacity(&self) -> usize {
+        self.stream.bytes.capacity()
+    }
+
     /// The encoded chunk exactly as Prometheus stores it (header included).
     pub fn bytes(&self) -> &[u8] {
         &self.stream.bytes
