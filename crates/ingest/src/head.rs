@@ -744,6 +744,60 @@ mod tests {
     }
 
     #[test]
+    fn full_chunks_live_in_chunk_files_and_come_back_from_them_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = HeadOptions {
+            blocks: None,
+            ..options(120)
+        };
+        let (head, _) = Head::open_with(dir.path(), opts.clone()).unwrap();
+        // 50 series × 300 samples 15 s apart: two full chunks each, the third open.
+        for k in 0..300 {
+            scrape(&head, "t", 50, k * 15_000);
+        }
+        let files = head.store().chunk_files("t").unwrap();
+        assert_eq!(files.chunks_written, 100);
+        assert!(files.files == 1 && files.bytes > 0);
+        let before = all(&head, "t");
+        let mem_before = head.store().memory_bytes("t");
+        drop(head);
+        let (head, _) = Head::open_with(dir.path(), opts.clone()).unwrap();
+        assert_eq!(all(&head, "t"), before);
+        // The replay took the full chunks from the files instead of re-encoding them.
+        assert!(head.store().memory_bytes("t") <= mem_before + 64 * 50);
+        // Append answers still know the newest sample: the same value is a duplicate,
+        // another one is refused.
+        let last = 299 * 15_000;
+        let same = TimeSeries {
+            labels: vec![Label::new("__name__", "m"), Label::new("i", "3")],
+            samples: vec![Sample {
+                value: (last + 3) as f64,
+                timestamp: last,
+            }],
+            ..Default::default()
+        };
+        assert_eq!(head.push("t", std::slice::from_ref(&same)).unwrap().duplicates, 1);
+        let mut other = same;
+        other.samples[0].value = 0.5;
+        assert!(head.push("t", &[other]).unwrap().first_error.is_some());
+        // Torn chunk files: the WAL still has every sample.
+        drop(head);
+        let cdir = dir.path().join("t").join("chunks_head");
+        for e in fs::read_dir(&cdir).unwrap() {
+            let p = e.unwrap().path();
+            let len = fs::metadata(&p).unwrap().len();
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_len(len / 2)
+                .unwrap();
+        }
+        let (head, _) = Head::open_with(dir.path(), opts).unwrap();
+        assert_eq!(all(&head, "t"), before);
+    }
+
+    #[test]
     fn a_push_reports_the_first_refused_sample_with_its_series() {
         let head = Head::in_memory(StoreConfig::default());
         let summary = head

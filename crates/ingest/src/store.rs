@@ -166,7 +166,9 @@ impl ClosedChunk {
 /// directory, or a chunk whose file write failed).
 enum ChunkLoc {
     File(u64),
-    Mem(Box<[u8]>),
+    /// Boxed twice so the enum stays 16 bytes (a thin pointer) for the common file case.
+    #[allow(clippy::box_collection, clippy::redundant_allocation)]
+    Mem(Box<Box<[u8]>>),
 }
 
 /// A full chunk of a series: its time range and where its bytes are.
@@ -206,16 +208,23 @@ impl StoredChunk {
     }
 }
 
+/// The end (exclusive) of the block range `t` falls in.
+fn range_end(t: i64, range: i64) -> i64 {
+    t.div_euclid(range)
+        .checked_add(1)
+        .and_then(|k| k.checked_mul(range))
+        .unwrap_or(i64::MAX)
+}
+
+/// One series of the head. Kept small: the open chunk's appender holds the newest sample
+/// (no copy of it here), full chunks are 32-byte references (to a file, normally), and the
+/// list of them is an exact-size boxed slice.
 struct MemSeries {
     series_ref: u64,
-    closed: Vec<StoredChunk>,
-    head: Option<XorChunk>,
-    /// End (exclusive) of the block range the head chunk started in.
-    head_end: i64,
     /// Newest timestamp, `i64::MIN` while empty.
     last_t: i64,
-    /// Bits of the newest value.
-    last_v: u64,
+    closed: Box<[StoredChunk]>,
+    head: Option<XorChunk>,
     /// Whether the series record is (being) written to the WAL.
     logged: bool,
 }
@@ -224,17 +233,34 @@ impl MemSeries {
     fn new(series_ref: u64) -> Self {
         MemSeries {
             series_ref,
-            closed: Vec::new(),
-            head: None,
-            head_end: i64::MIN,
             last_t: i64::MIN,
-            last_v: 0,
+            closed: Box::new([]),
+            head: None,
             logged: false,
         }
     }
 
     fn is_empty(&self) -> bool {
         self.closed.is_empty() && self.head.as_ref().is_none_or(|h| h.num_samples() == 0)
+    }
+
+    /// Bits of the newest value (read back from the last full chunk when no chunk is open,
+    /// which happens only right after start-up); `None` when the series is empty or that
+    /// chunk does not read.
+    fn last_value_bits(&self, files: Option<&HeadChunks>) -> Option<u64> {
+        if let Some((_, v)) = self.head.as_ref().and_then(XorChunk::last) {
+            return Some(v.to_bits());
+        }
+        let bytes = self.closed.last()?.bytes(files)?;
+        let (_, v) = ringkit_tsdb::decode_xor(&bytes).ok()?.last()?;
+        Some(v.to_bits())
+    }
+
+    fn push_closed(&mut self, c: StoredChunk) {
+        let mut v = std::mem::take(&mut self.closed).into_vec();
+        v.reserve_exact(1);
+        v.push(c);
+        self.closed = v.into_boxed_slice();
     }
 
     /// Moves the open chunk to the full ones: into the tenant's chunk file when it has one
@@ -249,45 +275,36 @@ impl MemSeries {
         let written = files.and_then(|f| f.write(self.series_ref, min_t, max_t, h.bytes()).ok());
         let loc = match written {
             Some(r) => ChunkLoc::File(r),
-            None => ChunkLoc::Mem(h.into_bytes().into_boxed_slice()),
+            None => ChunkLoc::Mem(Box::new(h.into_bytes().into_boxed_slice())),
         };
-        self.closed.push(StoredChunk { min_t, max_t, loc });
+        self.push_closed(StoredChunk { min_t, max_t, loc });
     }
 
     /// Appends a sample newer than `last_t`, cutting a chunk first when due.
     fn push(&mut self, t: i64, v: f64, range: i64, files: Option<&HeadChunks>) {
         let cut = match &self.head {
             None => true,
-            Some(h) => h.num_samples() >= CHUNK_SAMPLES || t >= self.head_end,
+            Some(h) => {
+                h.num_samples() >= CHUNK_SAMPLES
+                    || h.min_time().is_some_and(|m| t >= range_end(m, range))
+            }
         };
         if cut {
             self.close_head(files);
             self.head = Some(XorChunk::new());
-            self.head_end = t
-                .div_euclid(range)
-                .checked_add(1)
-                .and_then(|k| k.checked_mul(range))
-                .unwrap_or(i64::MAX);
         }
         if let Some(h) = &mut self.head {
             h.append(t, v);
         }
         self.last_t = t;
-        self.last_v = v.to_bits();
     }
 
     /// Takes over a chunk read back from a checkpoint (all of it newer than `last_t`).
-    fn adopt(&mut self, chunk: XorChunk, range: i64, files: Option<&HeadChunks>) {
-        let (Some(min_t), Some(max_t)) = (chunk.min_time(), chunk.max_time()) else {
+    fn adopt(&mut self, chunk: XorChunk, files: Option<&HeadChunks>) {
+        let Some(max_t) = chunk.max_time() else {
             return;
         };
         self.close_head(files);
-        self.last_v = chunk.iter().last().map_or(0, |(_, v)| v.to_bits());
-        self.head_end = min_t
-            .div_euclid(range)
-            .checked_add(1)
-            .and_then(|k| k.checked_mul(range))
-            .unwrap_or(i64::MAX);
         self.head = Some(chunk);
         self.last_t = max_t;
     }
@@ -296,7 +313,7 @@ impl MemSeries {
     /// must start after what the series holds; the first that does not ends the run, so
     /// the WAL replay that follows fills in everything after the last one taken, without a
     /// gap. Chunks ending before `min_valid` (already in a block) are skipped.
-    fn attach(&mut self, found: &[RecoveredChunk], min_valid: i64, range: i64) -> usize {
+    fn attach(&mut self, found: &[RecoveredChunk], min_valid: i64) -> usize {
         let mut n = 0;
         for c in found {
             if c.max_t < min_valid {
@@ -308,18 +325,12 @@ impl MemSeries {
             if self.head.is_some() {
                 break;
             }
-            self.closed.push(StoredChunk {
+            self.push_closed(StoredChunk {
                 min_t: c.min_t,
                 max_t: c.max_t,
                 loc: ChunkLoc::File(c.chunk_ref),
             });
             self.last_t = c.max_t;
-            self.head_end = c
-                .min_t
-                .div_euclid(range)
-                .checked_add(1)
-                .and_then(|k| k.checked_mul(range))
-                .unwrap_or(i64::MAX);
             n += 1;
         }
         n
@@ -370,12 +381,12 @@ impl MemSeries {
     /// chunks in files count their reference only).
     fn mem_size(&self) -> usize {
         std::mem::size_of::<MemSeries>()
-            + self.closed.capacity() * std::mem::size_of::<StoredChunk>()
+            + self.closed.len() * std::mem::size_of::<StoredChunk>()
             + self
                 .closed
                 .iter()
                 .map(|c| match &c.loc {
-                    ChunkLoc::Mem(b) => b.len(),
+                    ChunkLoc::Mem(b) => b.len() + std::mem::size_of::<Box<[u8]>>(),
                     ChunkLoc::File(_) => 0,
                 })
                 .sum::<usize>()
@@ -383,7 +394,139 @@ impl MemSeries {
     }
 }
 
-type SeriesMap = HashMap<PackedLabels, MemSeries, foldhash::fast::RandomState>;
+/// Series slots per slab page: the slab grows a page at a time, never by doubling.
+const PAGE: usize = 64;
+
+/// The hash of a packed label set: picks the shard (high bits) and the slot in its index.
+fn labels_hash(packed: &[u8]) -> u64 {
+    foldhash::fast::FixedState::default().hash_one(packed)
+}
+
+/// A slab position: a series and its labels, or free.
+type Slot = Option<(PackedLabels, MemSeries)>;
+
+/// The series of one shard: a slab of fixed-size pages holding each series with its labels
+/// (stored once), and a hash index of slab positions (4 bytes a slot; the hash is
+/// recomputed from the labels when the index grows, which is rare).
+#[derive(Default)]
+struct SeriesMap {
+    index: hashbrown::HashTable<u32>,
+    pages: Vec<Box<[Slot]>>,
+    /// Free slab positions.
+    free: Vec<u32>,
+    len: usize,
+}
+
+impl SeriesMap {
+    fn slot(&self, i: u32) -> Option<&(PackedLabels, MemSeries)> {
+        let i = i as usize;
+        self.pages.get(i / PAGE)?.get(i % PAGE)?.as_ref()
+    }
+
+    fn slot_mut(&mut self, i: u32) -> Option<&mut (PackedLabels, MemSeries)> {
+        let i = i as usize;
+        self.pages.get_mut(i / PAGE)?.get_mut(i % PAGE)?.as_mut()
+    }
+
+    fn find(&self, packed: &[u8], hash: u64) -> Option<u32> {
+        let pages = &self.pages;
+        self.index
+            .find(hash, |&i| {
+                let i = i as usize;
+                pages[i / PAGE][i % PAGE]
+                    .as_ref()
+                    .is_some_and(|(l, _)| l.as_bytes() == packed)
+            })
+            .copied()
+    }
+
+    fn get_mut(&mut self, packed: &[u8], hash: u64) -> Option<&mut MemSeries> {
+        let i = self.find(packed, hash)?;
+        self.slot_mut(i).map(|(_, s)| s)
+    }
+
+    fn insert(&mut self, labels: PackedLabels, series: MemSeries, hash: u64) -> u32 {
+        let i = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                let i = (self.pages.len() * PAGE) as u32;
+                self.pages.push((0..PAGE).map(|_| None).collect());
+                self.free.extend((i + 1..i + PAGE as u32).rev());
+                i
+            }
+        };
+        let (p, o) = (i as usize / PAGE, i as usize % PAGE);
+        self.pages[p][o] = Some((labels, series));
+        let pages = &self.pages;
+        self.index.insert_unique(hash, i, |&j| {
+            let j = j as usize;
+            pages[j / PAGE][j % PAGE]
+                .as_ref()
+                .map_or(0, |(l, _)| labels_hash(l.as_bytes()))
+        });
+        self.len += 1;
+        i
+    }
+
+    fn remove(&mut self, i: u32, hash: u64) {
+        if let Ok(e) = self.index.find_entry(hash, |&j| j == i) {
+            e.remove();
+        }
+        let (p, o) = (i as usize / PAGE, i as usize % PAGE);
+        if self.pages[p][o].take().is_some() {
+            self.free.push(i);
+            self.len -= 1;
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&PackedLabels, &MemSeries)> {
+        self.pages
+            .iter()
+            .flat_map(|p| p.iter())
+            .filter_map(|e| e.as_ref().map(|(l, s)| (l, s)))
+    }
+
+    fn values(&self) -> impl Iterator<Item = &MemSeries> {
+        self.iter().map(|(_, s)| s)
+    }
+
+    /// Keeps the series for which `f` says so.
+    fn retain(&mut self, mut f: impl FnMut(&PackedLabels, &mut MemSeries) -> bool) {
+        let mut removed = false;
+        for (p, page) in self.pages.iter_mut().enumerate() {
+            for (o, e) in page.iter_mut().enumerate() {
+                if let Some((l, s)) = e
+                    && !f(l, s)
+                {
+                    *e = None;
+                    self.free.push((p * PAGE + o) as u32);
+                    self.len -= 1;
+                    removed = true;
+                }
+            }
+        }
+        if removed {
+            let pages = &self.pages;
+            self.index.retain(|&mut i| {
+                let i = i as usize;
+                pages[i / PAGE][i % PAGE].is_some()
+            });
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Bytes of the slab, the index and the free list (not what the series point to).
+    fn heap_bytes(&self) -> usize {
+        self.pages.len() * PAGE * std::mem::size_of::<Slot>()
+            + self.pages.capacity() * std::mem::size_of::<usize>() * 2
+            + self.index.capacity() * (std::mem::size_of::<u32>() + 1)
+            + self.free.capacity() * std::mem::size_of::<u32>()
+    }
+}
+
 type Shard = RwLock<SeriesMap>;
 
 struct Tenant {
@@ -596,9 +739,11 @@ impl Store {
         read(&self.tenants).get(tenant).cloned()
     }
 
-    fn shard_of<'t>(t: &'t Tenant, packed: &[u8]) -> &'t Shard {
-        let h = foldhash::fast::FixedState::default().hash_one(packed) as usize;
-        &t.shards[h % t.shards.len()]
+    /// The shard of a label set and its hash (the shard takes high bits, the shard's index
+    /// the low ones, so the two choices stay independent).
+    fn shard_of<'t>(t: &'t Tenant, packed: &[u8]) -> (&'t Shard, u64) {
+        let h = labels_hash(packed);
+        (&t.shards[(h >> 40) as usize % t.shards.len()], h)
     }
 
     /// Appends samples to the series `labels` of `tenant` with Prometheus' head answers (see the
@@ -610,15 +755,18 @@ impl Store {
         let half_block = range / 2;
         with_packed(labels, |packed| {
             let mut out = AppendOutcome::default();
-            let mut shard = write(Self::shard_of(&t, packed));
-            let created = !shard.contains_key(packed);
-            if created {
-                let r = t.next_ref.fetch_add(1, Ordering::Relaxed);
-                let key =
-                    PackedLabels::from_bytes(packed).unwrap_or_else(|| PackedLabels::new(labels));
-                shard.insert(key, MemSeries::new(r));
-            }
-            let Some(series) = shard.get_mut(packed) else {
+            let (shard, hash) = Self::shard_of(&t, packed);
+            let mut shard = write(shard);
+            let (idx, created) = match shard.find(packed, hash) {
+                Some(i) => (i, false),
+                None => {
+                    let r = t.next_ref.fetch_add(1, Ordering::Relaxed);
+                    let key = PackedLabels::from_bytes(packed)
+                        .unwrap_or_else(|| PackedLabels::new(labels));
+                    (shard.insert(key, MemSeries::new(r), hash), true)
+                }
+            };
+            let Some((_, series)) = shard.slot_mut(idx) else {
                 return out;
             };
             for s in samples {
@@ -637,7 +785,7 @@ impl Store {
                 } else if series.last_t == i64::MIN || s.timestamp > series.last_t {
                     Ok(true)
                 } else if s.timestamp == series.last_t {
-                    if series.last_v == s.value.to_bits() {
+                    if series.last_value_bits(t.files.as_ref()) == Some(s.value.to_bits()) {
                         Ok(false)
                     } else {
                         Err(AppendError::DuplicateTimestamp {
@@ -669,13 +817,13 @@ impl Store {
             }
             // A series created for samples that were all refused is not kept.
             if created && series.is_empty() {
-                shard.remove(packed);
+                shard.remove(idx, hash);
                 return out;
             }
             out.series_ref = series.series_ref;
             if !out.to_log.is_empty() && !series.logged {
                 series.logged = true;
-                out.new_series = shard.get_key_value(packed).map(|(k, _)| k.clone());
+                out.new_series = shard.slot(idx).map(|(k, _)| k.clone());
             }
             out
         })
@@ -684,10 +832,11 @@ impl Store {
     /// The WAL write that carried this series' record failed: log it again with the next
     /// sample.
     pub fn mark_unlogged(&self, tenant: &str, labels: &PackedLabels) {
-        if let Some(t) = self.existing(tenant)
-            && let Some(s) = write(Self::shard_of(&t, labels.as_bytes())).get_mut(labels.as_bytes())
-        {
-            s.logged = false;
+        if let Some(t) = self.existing(tenant) {
+            let (shard, hash) = Self::shard_of(&t, labels.as_bytes());
+            if let Some(s) = write(shard).get_mut(labels.as_bytes(), hash) {
+                s.logged = false;
+            }
         }
     }
 
@@ -702,14 +851,19 @@ impl Store {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&series_ref);
-        let mut shard = write(Self::shard_of(&t, labels.as_bytes()));
-        let s = shard
-            .entry(labels.clone())
-            .or_insert_with(|| MemSeries::new(series_ref));
+        let (shard, hash) = Self::shard_of(&t, labels.as_bytes());
+        let mut shard = write(shard);
+        let idx = match shard.find(labels.as_bytes(), hash) {
+            Some(i) => i,
+            None => shard.insert(labels.clone(), MemSeries::new(series_ref), hash),
+        };
+        let Some((_, s)) = shard.slot_mut(idx) else {
+            return series_ref;
+        };
         s.logged = true;
         if let Some(found) = found {
             let min_valid = t.min_valid.load(Ordering::Acquire);
-            if s.attach(&found, min_valid, self.config.block_range_ms) > 0 {
+            if s.attach(&found, min_valid) > 0 {
                 t.max_t.fetch_max(s.last_t, Ordering::AcqRel);
             }
         }
@@ -728,8 +882,9 @@ impl Store {
         let t = self.tenant(tenant);
         let min_valid = t.min_valid.load(Ordering::Acquire);
         let range = self.config.block_range_ms;
-        let mut shard = write(Self::shard_of(&t, labels.as_bytes()));
-        let Some(series) = shard.get_mut(labels.as_bytes()) else {
+        let (shard, hash) = Self::shard_of(&t, labels.as_bytes());
+        let mut shard = write(shard);
+        let Some(series) = shard.get_mut(labels.as_bytes(), hash) else {
             return 0;
         };
         let mut added = 0;
@@ -757,13 +912,14 @@ impl Store {
         let t = self.tenant(tenant);
         let min_valid = t.min_valid.load(Ordering::Acquire);
         {
-            let mut shard = write(Self::shard_of(&t, labels.as_bytes()));
-            let Some(series) = shard.get_mut(labels.as_bytes()) else {
+            let (shard, hash) = Self::shard_of(&t, labels.as_bytes());
+            let mut shard = write(shard);
+            let Some(series) = shard.get_mut(labels.as_bytes(), hash) else {
                 return 0;
             };
             if min_t >= min_valid && (series.last_t == i64::MIN || min_t > series.last_t) {
                 let n = usize::from(chunk.num_samples());
-                series.adopt(chunk, self.config.block_range_ms, t.files.as_ref());
+                series.adopt(chunk, t.files.as_ref());
                 t.max_t.fetch_max(max_t, Ordering::AcqRel);
                 return n;
             }
@@ -930,7 +1086,11 @@ impl Store {
             let mut shard = write(shard);
             shard.retain(|_, s| {
                 let n = s.closed.len();
-                s.closed.retain(|c| c.max_t >= before_ms);
+                if s.closed.iter().any(|c| c.max_t < before_ms) {
+                    let mut v = std::mem::take(&mut s.closed).into_vec();
+                    v.retain(|c| c.max_t >= before_ms);
+                    s.closed = v.into_boxed_slice();
+                }
                 gone.chunks += n - s.closed.len();
                 if s.head
                     .as_ref()
@@ -944,7 +1104,6 @@ impl Store {
                     gone.series += 1;
                     false
                 } else {
-                    s.closed.shrink_to_fit();
                     true
                 }
             });
@@ -1010,7 +1169,7 @@ impl Store {
                 .iter()
                 .map(|s| {
                     let s = read(s);
-                    s.capacity() * (std::mem::size_of::<(PackedLabels, MemSeries)>() + 1)
+                    s.heap_bytes()
                         + s.iter()
                             .map(|(l, x)| {
                                 l.heap_size() + x.mem_size() - std::mem::size_of::<MemSeries>()
