@@ -167,6 +167,7 @@ fn main() {
             std::sync::Arc::new(ringkit_ingest::block::PrometheusBlocks)
                 as std::sync::Arc<dyn ringkit_ingest::block::BlockStore>
         }),
+        ..HeadOptions::default()
     };
     let (head, _) = Head::open_with(dir.path(), options.clone()).expect("open");
     let t0 = 1_765_000_000_000i64;

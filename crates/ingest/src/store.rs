@@ -4,7 +4,9 @@
 //! A series gets a reference (`u64`, unique within its tenant) when it is created; the WAL
 //! names it by that reference after logging its labels once. Its labels are packed into one
 //! allocation ([`PackedLabels`]) and its samples live in Prometheus' XOR chunks
-//! (`ringkit-tsdb`): closed chunks as boxed bytes, plus one open head chunk. A chunk is cut, as
+//! (`ringkit-tsdb`): one open head chunk in memory, and full chunks written to the tenant's
+//! `chunks_head/` files ([`crate::head_chunks`], memory-mapped) of which the series keeps a
+//! 32-byte reference (a store without a directory keeps them in memory). A chunk is cut, as
 //! Prometheus cuts them, when it holds [`CHUNK_SAMPLES`] samples or when a sample reaches the
 //! end of the block range the chunk started in, so a chunk never straddles two blocks.
 //!
@@ -26,6 +28,13 @@
 //! Unlike Prometheus' receiver, which rolls back a whole request on the first such error, a
 //! refused sample does not undo the others (Mimir's ingester behaviour): the caller gets the
 //! accepted samples to log and the first error to answer 400 with.
+//!
+//! # Memory per series
+//! Each shard keeps its series in a slab of 64-series pages (no doubling) with the labels
+//! stored once, beside the series, and a hash index of 4-byte slab positions. A series holds
+//! its reference, newest timestamp, the open chunk's appender (which also holds the newest
+//! value) and an exact-size list of full-chunk references: about 120 bytes plus its labels
+//! and the open chunk's bytes (whose buffer grows by a quarter, not by doubling).
 //!
 //! # Concurrency
 //! A std `RwLock` over the tenant map (read-locked except to add a tenant) and, per tenant, a fixed

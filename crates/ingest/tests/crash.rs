@@ -48,6 +48,7 @@ fn options() -> HeadOptions {
         },
         retention_ms: 0,
         blocks: Some(Arc::new(PrometheusBlocks)),
+        ..HeadOptions::default()
     }
 }
 
