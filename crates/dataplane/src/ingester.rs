@@ -134,7 +134,12 @@ fn head_stats(head: &Head) -> crate::metrics::HeadState {
         if let Some((_, max)) = store.time_bounds(&t) {
             s.max_timestamp_ms = s.max_timestamp_ms.max(max);
         }
+        if let Some(f) = store.chunk_files(&t) {
+            s.chunk_files += f.files as u64;
+            s.chunk_bytes += f.bytes;
+        }
     }
+    s.block_readers_open = head.block_readers().len() as u64;
     s
 }
 

@@ -73,6 +73,9 @@ pub struct IngesterMetrics {
     head_memory_bytes: Gauge,
     head_max_timestamp_seconds: Gauge,
     wal_bytes: Gauge,
+    head_chunk_files: Gauge,
+    head_chunk_bytes: Gauge,
+    block_readers_open: Gauge,
     compactions: Counter,
     compactions_failed: Counter,
     checkpoints: Counter,
@@ -92,6 +95,12 @@ pub struct HeadState {
     pub memory_bytes: u64,
     /// Newest sample, ms.
     pub max_timestamp_ms: i64,
+    /// Head chunk files (`chunks_head/`), all tenants.
+    pub chunk_files: u64,
+    /// Bytes in them.
+    pub chunk_bytes: u64,
+    /// Block readers kept open for queries.
+    pub block_readers_open: u64,
 }
 
 /// Totals of the head's TSDB work since start.
@@ -151,6 +160,21 @@ impl IngesterMetrics {
             m.wal_bytes.clone(),
         );
         registry.register(
+            "ringkit_ingester_tsdb_head_chunk_files",
+            "Head chunk files (chunks_head/) of every tenant: full chunks, memory-mapped",
+            m.head_chunk_files.clone(),
+        );
+        registry.register(
+            "ringkit_ingester_tsdb_head_chunk_bytes",
+            "Bytes of the head chunk files of every tenant",
+            m.head_chunk_bytes.clone(),
+        );
+        registry.register(
+            "ringkit_ingester_tsdb_block_readers_open",
+            "Block readers kept open for queries (bounded by --blocks-storage.tsdb.block-readers)",
+            m.block_readers_open.clone(),
+        );
+        registry.register(
             "cortex_ingester_tsdb_compactions",
             "Blocks cut from the heads",
             m.compactions.clone(),
@@ -194,6 +218,9 @@ impl IngesterMetrics {
                 s.max_timestamp_ms / 1000
             });
         self.wal_bytes.set(wal_bytes as i64);
+        self.head_chunk_files.set(s.chunk_files as i64);
+        self.head_chunk_bytes.set(s.chunk_bytes as i64);
+        self.block_readers_open.set(s.block_readers_open as i64);
     }
 
     /// Brings the TSDB counters up to the head's totals.

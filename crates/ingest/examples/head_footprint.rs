@@ -167,6 +167,7 @@ fn main() {
             std::sync::Arc::new(ringkit_ingest::block::PrometheusBlocks)
                 as std::sync::Arc<dyn ringkit_ingest::block::BlockStore>
         }),
+        ..HeadOptions::default()
     };
     let (head, _) = Head::open_with(dir.path(), options.clone()).expect("open");
     let t0 = 1_765_000_000_000i64;
@@ -219,7 +220,7 @@ fn main() {
     let (mut chunk_bytes, mut label_bytes) = (0usize, 0usize);
     store.for_each_series("tenant-1", |_, labels, chunks| {
         label_bytes += labels.heap_size();
-        chunk_bytes += chunks.map(<[u8]>::len).sum::<usize>();
+        chunk_bytes += chunks.map(|c| c.map_or(0, |c| c.len())).sum::<usize>();
     });
     println!(
         "of which per series: {:.0} B chunk data ({:.2} B per sample), {:.0} B packed labels",

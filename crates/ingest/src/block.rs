@@ -6,7 +6,9 @@
 //! (`<name>` a ULID for Prometheus blocks, Mimir's layout) and must appear atomically: a
 //! directory that is not complete must not carry a final name.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::prompb::{MatcherType, Sample, TimeSeries};
 use crate::store::{BlockSeries, Matcher};
@@ -37,6 +39,80 @@ impl BlockError {
             path: path.display().to_string(),
             message: message.to_string(),
         }
+    }
+}
+
+/// Open block readers kept between queries, least recently used first out, so a query does
+/// not re-read a block's index each time. Bounded by a count (each reader holds its block's
+/// index in memory); 0 keeps none.
+#[derive(Debug, Default)]
+pub struct BlockReaderCache {
+    max: usize,
+    /// Most recently used last; short (a handful of entries), so a scan is fine.
+    open: Mutex<Vec<(PathBuf, Arc<ringkit_tsdb::Block>)>>,
+    /// Queries served by a reader already open.
+    pub hits: AtomicU64,
+    /// Readers opened.
+    pub misses: AtomicU64,
+    /// Readers closed to stay within the bound.
+    pub evictions: AtomicU64,
+}
+
+impl BlockReaderCache {
+    /// A cache of at most `max` open readers.
+    pub fn new(max: usize) -> Self {
+        BlockReaderCache {
+            max,
+            ..Default::default()
+        }
+    }
+
+    /// Readers open now.
+    pub fn len(&self) -> usize {
+        self.open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Whether no reader is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The reader of the block in `dir`, opened if it is not open yet.
+    pub fn get(&self, dir: &Path) -> Result<Arc<ringkit_tsdb::Block>, BlockError> {
+        {
+            let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(i) = open.iter().position(|(p, _)| p == dir) {
+                let e = open.remove(i);
+                let b = Arc::clone(&e.1);
+                open.push(e);
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(b);
+            }
+        }
+        // Opened without the lock held: reading an index can take a while.
+        let block = Arc::new(ringkit_tsdb::block::Block::open(dir).map_err(tsdb_err(dir))?);
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        if self.max > 0 {
+            let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+            open.retain(|(p, _)| p != dir);
+            while open.len() >= self.max {
+                open.remove(0);
+                self.evictions.fetch_add(1, Ordering::Relaxed);
+            }
+            open.push((dir.to_owned(), Arc::clone(&block)));
+        }
+        Ok(block)
+    }
+
+    /// Closes the reader of a block that is being deleted.
+    pub fn forget(&self, dir: &Path) {
+        self.open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(p, _)| p != dir);
     }
 }
 
@@ -74,6 +150,20 @@ pub trait BlockStore: Send + Sync {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<TimeSeries>, BlockError>;
+
+    /// [`BlockStore::query`], reusing an open reader from `cache` when the store has
+    /// readers to keep (by default it opens the block each time).
+    fn query_cached(
+        &self,
+        cache: &BlockReaderCache,
+        dir: &Path,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<TimeSeries>, BlockError> {
+        let _ = cache;
+        self.query(dir, matchers, start_ms, end_ms)
+    }
 }
 
 /// Blocks in Prometheus' on-disk format (`ringkit-tsdb`): `<ULID>/{meta.json, index,
@@ -182,7 +272,36 @@ impl BlockStore for PrometheusBlocks {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| BlockError::new(dir, e))?;
         let block = ringkit_tsdb::block::Block::open(dir).map_err(tsdb_err(dir))?;
-        let found = block.query(&ms, start_ms, end_ms).map_err(tsdb_err(dir))?;
+        query_block(&block, dir, &ms, start_ms, end_ms)
+    }
+
+    fn query_cached(
+        &self,
+        cache: &BlockReaderCache,
+        dir: &Path,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<TimeSeries>, BlockError> {
+        let ms = matchers
+            .iter()
+            .map(to_tsdb_matcher)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| BlockError::new(dir, e))?;
+        let block = cache.get(dir)?;
+        query_block(&block, dir, &ms, start_ms, end_ms)
+    }
+}
+
+fn query_block(
+    block: &ringkit_tsdb::Block,
+    dir: &Path,
+    ms: &[ringkit_tsdb::Matcher],
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<Vec<TimeSeries>, BlockError> {
+    {
+        let found = block.query(ms, start_ms, end_ms).map_err(tsdb_err(dir))?;
         Ok(found
             .into_iter()
             .map(|s| TimeSeries {

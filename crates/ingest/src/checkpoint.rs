@@ -122,6 +122,16 @@ fn write_tmp(
         series.push((r, labels.clone()));
         stats.series += 1;
         for c in cs {
+            let Some(c) = c else {
+                // The checkpoint must hold every sample of the head: without this chunk it
+                // would not, so the segments stay (the next compaction tries again).
+                err = Some(WalError::Io {
+                    op: "read head chunk for checkpoint",
+                    path: wal_dir.to_owned(),
+                    source: io::Error::new(io::ErrorKind::InvalidData, "head chunk unreadable"),
+                });
+                return;
+            };
             chunks.push((r, c.to_vec()));
             stats.chunks += 1;
         }

@@ -83,6 +83,12 @@ pub struct HeadOptions {
     /// Where cut ranges go (default: Prometheus' block format). `None`: nothing is ever cut
     /// (the head keeps everything).
     pub blocks: Option<Arc<dyn BlockStore>>,
+    /// Open block readers kept for queries (least recently used closed first; each holds
+    /// its block's index in memory). 0 opens the block for every query.
+    pub block_readers: usize,
+    /// Retention deletes a block only once the shipper has recorded it as uploaded in the
+    /// tenant's `mimir.shipper.json` (Mimir's rule when shipping is on).
+    pub retention_waits_for_shipping: bool,
 }
 
 impl Default for HeadOptions {
@@ -92,6 +98,8 @@ impl Default for HeadOptions {
             wal: WalConfig::default(),
             retention_ms: 13 * 3600 * 1000,
             blocks: Some(Arc::new(crate::block::PrometheusBlocks)),
+            block_readers: 16,
+            retention_waits_for_shipping: false,
         }
     }
 }
@@ -103,6 +111,11 @@ impl std::fmt::Debug for HeadOptions {
             .field("wal", &self.wal)
             .field("retention_ms", &self.retention_ms)
             .field("blocks", &self.blocks.is_some())
+            .field("block_readers", &self.block_readers)
+            .field(
+                "retention_waits_for_shipping",
+                &self.retention_waits_for_shipping,
+            )
             .finish()
     }
 }
@@ -136,6 +149,8 @@ pub struct HeadCounters {
     pub series_removed: AtomicU64,
     /// Blocks deleted by retention.
     pub blocks_deleted: AtomicU64,
+    /// Blocks past retention kept because they are not shipped yet (counted per compaction).
+    pub blocks_waiting_for_shipping: AtomicU64,
     /// WAL writes that failed (pushes answered 5xx).
     pub wal_write_failures: AtomicU64,
 }
@@ -155,6 +170,7 @@ struct TenantDb {
 /// Store + WAL + blocks of one ingester.
 pub struct Head {
     store: Store,
+    block_readers: crate::block::BlockReaderCache,
     dir: Option<PathBuf>,
     options: HeadOptions,
     tenants: RwLock<HashMap<String, Arc<TenantDb>>>,
@@ -172,6 +188,33 @@ impl std::fmt::Debug for Head {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Block names the shipper recorded as uploaded in `<tenant dir>/mimir.shipper.json`
+/// (Mimir's marker: `{"version": 1, "shipped": {"<ULID>": <unix seconds>}}`). A missing,
+/// oversized or unreadable marker ships nothing (so nothing is deleted early).
+fn shipped_blocks(tenant_dir: &Path) -> std::collections::HashSet<String> {
+    let path = tenant_dir.join("mimir.shipper.json");
+    let Ok(meta) = fs::metadata(&path) else {
+        return Default::default();
+    };
+    if meta.len() > 16 << 20 {
+        return Default::default();
+    }
+    let Ok(bytes) = fs::read(&path) else {
+        return Default::default();
+    };
+    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(v) if v.get("version").and_then(serde_json::Value::as_u64) == Some(1) => v
+            .get("shipped")
+            .and_then(serde_json::Value::as_object)
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default(),
+        _ => {
+            tracing::warn!(marker = %path.display(), "unreadable shipper marker: blocks past retention are kept");
+            Default::default()
+        }
+    }
 }
 
 /// The directory name of a tenant. Valid tenant ids (see the dataplane's tenant rules) are used
@@ -221,6 +264,7 @@ impl Head {
     pub fn in_memory(config: StoreConfig) -> Head {
         Head {
             store: Store::new(config),
+            block_readers: crate::block::BlockReaderCache::new(0),
             dir: None,
             options: HeadOptions {
                 store: config,
@@ -244,6 +288,7 @@ impl Head {
                 wal: wal_config,
                 retention_ms: 0,
                 blocks: None,
+                ..HeadOptions::default()
             },
         )
     }
@@ -257,7 +302,8 @@ impl Head {
         let dir = dir.as_ref().to_owned();
         fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
         let head = Head {
-            store: Store::new(options.store),
+            store: Store::with_chunk_dir(options.store, &dir),
+            block_readers: crate::block::BlockReaderCache::new(options.block_readers),
             dir: Some(dir.clone()),
             options,
             tenants: RwLock::new(HashMap::new()),
@@ -368,6 +414,14 @@ impl Head {
             None => None,
         };
         stats.add(&wal::replay(&wal_dir, after, &mut apply)?);
+        let orphans = self.store.end_replay(tenant);
+        if orphans > 0 {
+            tracing::info!(
+                tenant,
+                chunks = orphans,
+                "head chunks of series no longer in the WAL left for truncation"
+            );
+        }
         if unknown > 0 {
             tracing::warn!(
                 tenant,
@@ -415,6 +469,11 @@ impl Head {
     /// The series store (the heads), for queries of recent data and counts.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The open block readers kept for queries (size and hit/miss/eviction counts).
+    pub fn block_readers(&self) -> &crate::block::BlockReaderCache {
+        &self.block_readers
     }
 
     /// What the head did since it was opened.
@@ -492,7 +551,8 @@ impl Head {
         let mut merged: std::collections::BTreeMap<Vec<crate::prompb::Label>, Vec<Sample>> =
             std::collections::BTreeMap::new();
         for name in overlapping {
-            for ts in blocks.query(&db.dir.join(&name), matchers, start_ms, end_ms)? {
+            let dir = db.dir.join(&name);
+            for ts in blocks.query_cached(&self.block_readers, &dir, matchers, start_ms, end_ms)? {
                 merged.entry(ts.labels).or_default().extend(ts.samples);
             }
         }
@@ -622,13 +682,30 @@ impl Head {
         }
         if self.options.retention_ms > 0 {
             let oldest = now_ms.saturating_sub(self.options.retention_ms);
-            let expired: Vec<String> = read_lock(&db.blocks)
+            let mut expired: Vec<String> = read_lock(&db.blocks)
                 .iter()
                 .filter(|(_, m)| m.max_t < oldest)
                 .map(|(n, _)| n.clone())
                 .collect();
+            if self.options.retention_waits_for_shipping && !expired.is_empty() {
+                let shipped = shipped_blocks(&db.dir);
+                let before = expired.len();
+                expired.retain(|n| shipped.contains(n));
+                let waiting = before - expired.len();
+                if waiting > 0 {
+                    self.counters
+                        .blocks_waiting_for_shipping
+                        .fetch_add(waiting as u64, Ordering::Relaxed);
+                    tracing::info!(
+                        tenant,
+                        blocks = waiting,
+                        "blocks past retention kept until they are shipped"
+                    );
+                }
+            }
             for name in expired {
                 let path = db.dir.join(&name);
+                self.block_readers.forget(&path);
                 fs::remove_dir_all(&path).map_err(io_err("remove block", &path))?;
                 write_lock(&db.blocks).retain(|(n, _)| *n != name);
                 self.counters.blocks_deleted.fetch_add(1, Ordering::Relaxed);
@@ -707,10 +784,12 @@ mod tests {
             store: StoreConfig {
                 block_range_ms: range_min * MIN,
                 shards: 4,
+                ..StoreConfig::default()
             },
             wal: WalConfig::default(),
             retention_ms: 0,
             blocks: Some(Arc::new(PrometheusBlocks)),
+            ..HeadOptions::default()
         }
     }
 
@@ -732,6 +811,65 @@ mod tests {
 
     fn all(head: &Head, tenant: &str) -> Vec<TimeSeries> {
         head.query(tenant, &[], i64::MIN, i64::MAX).unwrap()
+    }
+
+    #[test]
+    fn full_chunks_live_in_chunk_files_and_come_back_from_them_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = HeadOptions {
+            blocks: None,
+            ..options(120)
+        };
+        let (head, _) = Head::open_with(dir.path(), opts.clone()).unwrap();
+        // 50 series × 300 samples 15 s apart: two full chunks each, the third open.
+        for k in 0..300 {
+            scrape(&head, "t", 50, k * 15_000);
+        }
+        let files = head.store().chunk_files("t").unwrap();
+        assert_eq!(files.chunks_written, 100);
+        assert!(files.files == 1 && files.bytes > 0);
+        let before = all(&head, "t");
+        let mem_before = head.store().memory_bytes("t");
+        drop(head);
+        let (head, _) = Head::open_with(dir.path(), opts.clone()).unwrap();
+        assert_eq!(all(&head, "t"), before);
+        // The replay took the full chunks from the files instead of re-encoding them.
+        assert!(head.store().memory_bytes("t") <= mem_before + 64 * 50);
+        // Append answers still know the newest sample: the same value is a duplicate,
+        // another one is refused.
+        let last = 299 * 15_000;
+        let same = TimeSeries {
+            labels: vec![Label::new("__name__", "m"), Label::new("i", "3")],
+            samples: vec![Sample {
+                value: (last + 3) as f64,
+                timestamp: last,
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            head.push("t", std::slice::from_ref(&same))
+                .unwrap()
+                .duplicates,
+            1
+        );
+        let mut other = same;
+        other.samples[0].value = 0.5;
+        assert!(head.push("t", &[other]).unwrap().first_error.is_some());
+        // Torn chunk files: the WAL still has every sample.
+        drop(head);
+        let cdir = dir.path().join("t").join("chunks_head");
+        for e in fs::read_dir(&cdir).unwrap() {
+            let p = e.unwrap().path();
+            let len = fs::metadata(&p).unwrap().len();
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_len(len / 2)
+                .unwrap();
+        }
+        let (head, _) = Head::open_with(dir.path(), opts).unwrap();
+        assert_eq!(all(&head, "t"), before);
     }
 
     #[test]
@@ -911,6 +1049,78 @@ mod tests {
             })
             .count();
         assert_eq!(on_disk, 2);
+    }
+
+    #[test]
+    fn with_shipping_on_retention_keeps_a_block_until_it_is_shipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = options(10);
+        opts.retention_ms = 30 * MIN;
+        opts.retention_waits_for_shipping = true;
+        let (head, _) = Head::open_with(dir.path(), opts).unwrap();
+        for k in 0..(4 * 60 + 10) {
+            scrape(&head, "t", 2, k * 15_000);
+            if k % 40 == 0 {
+                head.compact(k * 15_000);
+            }
+        }
+        let now = (4 * 60 + 9) * 15_000;
+        head.compact(now);
+        // Nothing shipped yet: all five blocks stay, three of them past retention.
+        assert_eq!(head.blocks("t").len(), 5);
+        assert!(
+            head.counters()
+                .blocks_waiting_for_shipping
+                .load(Ordering::Relaxed)
+                >= 3
+        );
+        // The shipper records the two oldest: those go, the third waits.
+        let names: Vec<String> = head
+            .blocks("t")
+            .iter()
+            .map(|(p, _)| p.file_name().unwrap().to_str().unwrap().to_owned())
+            .collect();
+        let marker = format!(
+            r#"{{"version":1,"shipped":{{"{}":1.5,"{}":2.5}}}}"#,
+            names[0], names[1]
+        );
+        fs::write(dir.path().join("t").join("mimir.shipper.json"), marker).unwrap();
+        head.compact(now);
+        let kept: Vec<i64> = head
+            .blocks("t")
+            .iter()
+            .map(|(_, m)| m.min_t / MIN)
+            .collect();
+        assert_eq!(kept, [20, 30, 40]);
+    }
+
+    #[test]
+    fn block_readers_are_kept_open_between_queries_within_their_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = options(10);
+        opts.block_readers = 2;
+        let (head, _) = Head::open_with(dir.path(), opts).unwrap();
+        for k in 0..(4 * 60 + 10) {
+            scrape(&head, "t", 2, k * 15_000);
+            if k % 40 == 0 {
+                head.compact(k * 15_000);
+            }
+        }
+        let blocks = head.blocks("t").len();
+        assert!(blocks > 2);
+        let first = all(&head, "t");
+        let cache = head.block_readers();
+        assert_eq!(cache.len(), 2, "bounded");
+        assert_eq!(cache.misses.load(Ordering::Relaxed), blocks as u64);
+        assert_eq!(cache.evictions.load(Ordering::Relaxed), blocks as u64 - 2);
+        // A query of the newest range only finds its reader open.
+        let newest = head.blocks("t").last().unwrap().1;
+        let again = head
+            .query("t", &[], newest.min_t, newest.max_t - 1)
+            .unwrap();
+        assert!(!again.is_empty());
+        assert_eq!(cache.hits.load(Ordering::Relaxed), 1);
+        assert_eq!(all(&head, "t"), first);
     }
 
     #[test]

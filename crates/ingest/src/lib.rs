@@ -8,6 +8,8 @@
 //! - [`labels`]: label sets packed into one allocation (the head's and the WAL's form).
 //! - [`store`]: the in-memory per-tenant heads: series references, XOR chunks, Prometheus'
 //!   append answers, block ranges, truncation.
+//! - [`head_chunks`]: full head chunks written to `chunks_head/` files (Prometheus' format)
+//!   and memory-mapped, so a series keeps only its open chunk in memory.
 //! - [`record`]: WAL record payloads (series once, samples by reference, checkpoint chunks).
 //! - [`wal`]: the checksummed, append-only write-ahead log and its replay.
 //! - [`checkpoint`]: what a head still needs, replacing older WAL segments.
@@ -30,6 +32,7 @@ pub mod checkpoint;
 pub mod decode;
 pub mod hash;
 pub mod head;
+pub mod head_chunks;
 pub mod labels;
 pub mod prompb;
 pub mod record;

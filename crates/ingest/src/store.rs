@@ -4,7 +4,9 @@
 //! A series gets a reference (`u64`, unique within its tenant) when it is created; the WAL
 //! names it by that reference after logging its labels once. Its labels are packed into one
 //! allocation ([`PackedLabels`]) and its samples live in Prometheus' XOR chunks
-//! (`ringkit-tsdb`): closed chunks as boxed bytes, plus one open head chunk. A chunk is cut, as
+//! (`ringkit-tsdb`): one open head chunk in memory, and full chunks written to the tenant's
+//! `chunks_head/` files ([`crate::head_chunks`], memory-mapped) of which the series keeps a
+//! 32-byte reference (a store without a directory keeps them in memory). A chunk is cut, as
 //! Prometheus cuts them, when it holds [`CHUNK_SAMPLES`] samples or when a sample reaches the
 //! end of the block range the chunk started in, so a chunk never straddles two blocks.
 //!
@@ -27,6 +29,13 @@
 //! refused sample does not undo the others (Mimir's ingester behaviour): the caller gets the
 //! accepted samples to log and the first error to answer 400 with.
 //!
+//! # Memory per series
+//! Each shard keeps its series in a slab of 64-series pages (no doubling) with the labels
+//! stored once, beside the series, and a hash index of 4-byte slab positions. A series holds
+//! its reference, newest timestamp, the open chunk's appender (which also holds the newest
+//! value) and an exact-size list of full-chunk references: about 120 bytes plus its labels
+//! and the open chunk's bytes (whose buffer grows by a quarter, not by doubling).
+//!
 //! # Concurrency
 //! A std `RwLock` over the tenant map (read-locked except to add a tenant) and, per tenant, a fixed
 //! number of shards, each a `RwLock` over its part of the series map, chosen by a hash of the
@@ -37,12 +46,15 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::ops::Deref;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use regex::Regex;
 use ringkit_tsdb::XorChunk;
 
+use crate::head_chunks::{ChunkBytes, HeadChunks, RecoveredChunk};
 use crate::labels::{PackedLabels, cmp_label_sets, pack_into};
 use crate::prompb::{Label, LabelMatcher, MatcherType, Sample, TimeSeries};
 
@@ -59,6 +71,9 @@ pub struct StoreConfig {
     /// Series-map shards per tenant (lock striping). 16 keeps contention low on small machines;
     /// more helps only with many cores pushing the same tenant.
     pub shards: usize,
+    /// Largest head chunk file (`chunks_head/NNNNNN`), Prometheus' 128 MiB by default; used
+    /// only by a store with a directory ([`Store::with_chunk_dir`]).
+    pub head_chunk_file_size: u64,
 }
 
 impl Default for StoreConfig {
@@ -67,6 +82,7 @@ impl Default for StoreConfig {
             // -blocks-storage.tsdb.block-ranges-period default (2h).
             block_range_ms: 2 * 3600 * 1000,
             shards: 16,
+            head_chunk_file_size: crate::head_chunks::DEFAULT_FILE_SIZE,
         }
     }
 }
@@ -155,16 +171,69 @@ impl ClosedChunk {
     }
 }
 
+/// Where a full chunk's bytes are: in a head chunk file, or in memory (a store without a
+/// directory, or a chunk whose file write failed).
+enum ChunkLoc {
+    File(u64),
+    /// Boxed twice so the enum stays 16 bytes (a thin pointer) for the common file case.
+    #[allow(clippy::box_collection, clippy::redundant_allocation)]
+    Mem(Box<Box<[u8]>>),
+}
+
+/// A full chunk of a series: its time range and where its bytes are.
+struct StoredChunk {
+    min_t: i64,
+    max_t: i64,
+    loc: ChunkLoc,
+}
+
+/// The bytes of a chunk (Prometheus' XOR encoding), borrowed from memory or from a mapped
+/// head chunk file.
+pub enum ChunkData<'a> {
+    /// In memory.
+    Mem(&'a [u8]),
+    /// In a mapped file.
+    File(ChunkBytes),
+}
+
+impl Deref for ChunkData<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            ChunkData::Mem(b) => b,
+            ChunkData::File(b) => b,
+        }
+    }
+}
+
+impl StoredChunk {
+    /// The bytes; `None` when a file reference no longer reads (counted by the caller).
+    fn bytes<'a>(&'a self, files: Option<&HeadChunks>) -> Option<ChunkData<'a>> {
+        match &self.loc {
+            ChunkLoc::Mem(b) => Some(ChunkData::Mem(b)),
+            ChunkLoc::File(r) => files?.read(*r).map(ChunkData::File),
+        }
+    }
+}
+
+/// The end (exclusive) of the block range `t` falls in.
+fn range_end(t: i64, range: i64) -> i64 {
+    t.div_euclid(range)
+        .checked_add(1)
+        .and_then(|k| k.checked_mul(range))
+        .unwrap_or(i64::MAX)
+}
+
+/// One series of the head. Kept small: the open chunk's appender holds the newest sample
+/// (no copy of it here), full chunks are 32-byte references (to a file, normally), and the
+/// list of them is an exact-size boxed slice.
 struct MemSeries {
     series_ref: u64,
-    closed: Vec<ClosedChunk>,
-    head: Option<XorChunk>,
-    /// End (exclusive) of the block range the head chunk started in.
-    head_end: i64,
     /// Newest timestamp, `i64::MIN` while empty.
     last_t: i64,
-    /// Bits of the newest value.
-    last_v: u64,
+    closed: Box<[StoredChunk]>,
+    head: Option<XorChunk>,
     /// Whether the series record is (being) written to the WAL.
     logged: bool,
 }
@@ -173,11 +242,9 @@ impl MemSeries {
     fn new(series_ref: u64) -> Self {
         MemSeries {
             series_ref,
-            closed: Vec::new(),
-            head: None,
-            head_end: i64::MIN,
             last_t: i64::MIN,
-            last_v: 0,
+            closed: Box::new([]),
+            head: None,
             logged: false,
         }
     }
@@ -186,66 +253,124 @@ impl MemSeries {
         self.closed.is_empty() && self.head.as_ref().is_none_or(|h| h.num_samples() == 0)
     }
 
+    /// Bits of the newest value (read back from the last full chunk when no chunk is open,
+    /// which happens only right after start-up); `None` when the series is empty or that
+    /// chunk does not read.
+    fn last_value_bits(&self, files: Option<&HeadChunks>) -> Option<u64> {
+        if let Some((_, v)) = self.head.as_ref().and_then(XorChunk::last) {
+            return Some(v.to_bits());
+        }
+        let bytes = self.closed.last()?.bytes(files)?;
+        let (_, v) = ringkit_tsdb::decode_xor(&bytes).ok()?.last()?;
+        Some(v.to_bits())
+    }
+
+    fn push_closed(&mut self, c: StoredChunk) {
+        let mut v = std::mem::take(&mut self.closed).into_vec();
+        v.reserve_exact(1);
+        v.push(c);
+        self.closed = v.into_boxed_slice();
+    }
+
+    /// Moves the open chunk to the full ones: into the tenant's chunk file when it has one
+    /// (only a reference stays in memory), else (or when the write fails) in memory.
+    fn close_head(&mut self, files: Option<&HeadChunks>) {
+        let Some(h) = self.head.take() else {
+            return;
+        };
+        let (Some(min_t), Some(max_t)) = (h.min_time(), h.max_time()) else {
+            return;
+        };
+        let written = files.and_then(|f| f.write(self.series_ref, min_t, max_t, h.bytes()).ok());
+        let loc = match written {
+            Some(r) => ChunkLoc::File(r),
+            None => ChunkLoc::Mem(Box::new(h.into_bytes().into_boxed_slice())),
+        };
+        self.push_closed(StoredChunk { min_t, max_t, loc });
+    }
+
     /// Appends a sample newer than `last_t`, cutting a chunk first when due.
-    fn push(&mut self, t: i64, v: f64, range: i64) {
+    fn push(&mut self, t: i64, v: f64, range: i64, files: Option<&HeadChunks>) {
         let cut = match &self.head {
             None => true,
-            Some(h) => h.num_samples() >= CHUNK_SAMPLES || t >= self.head_end,
+            Some(h) => {
+                h.num_samples() >= CHUNK_SAMPLES
+                    || h.min_time().is_some_and(|m| t >= range_end(m, range))
+            }
         };
         if cut {
-            if let Some(closed) = self.head.take().as_ref().and_then(ClosedChunk::from_xor) {
-                self.closed.push(closed);
-            }
+            self.close_head(files);
             self.head = Some(XorChunk::new());
-            self.head_end = t
-                .div_euclid(range)
-                .checked_add(1)
-                .and_then(|k| k.checked_mul(range))
-                .unwrap_or(i64::MAX);
         }
         if let Some(h) = &mut self.head {
             h.append(t, v);
         }
         self.last_t = t;
-        self.last_v = v.to_bits();
     }
 
     /// Takes over a chunk read back from a checkpoint (all of it newer than `last_t`).
-    fn adopt(&mut self, chunk: XorChunk, range: i64) {
-        let (Some(min_t), Some(max_t)) = (chunk.min_time(), chunk.max_time()) else {
+    fn adopt(&mut self, chunk: XorChunk, files: Option<&HeadChunks>) {
+        let Some(max_t) = chunk.max_time() else {
             return;
         };
-        if let Some(closed) = self.head.take().as_ref().and_then(ClosedChunk::from_xor) {
-            self.closed.push(closed);
-        }
-        self.last_v = chunk.iter().last().map_or(0, |(_, v)| v.to_bits());
-        self.head_end = min_t
-            .div_euclid(range)
-            .checked_add(1)
-            .and_then(|k| k.checked_mul(range))
-            .unwrap_or(i64::MAX);
+        self.close_head(files);
         self.head = Some(chunk);
         self.last_t = max_t;
     }
 
-    /// Every chunk, closed ones first, as `(min_t, max_t, bytes)`.
-    fn chunks(&self) -> impl Iterator<Item = (i64, i64, &[u8])> {
-        self.closed
-            .iter()
-            .map(|c| (c.min_t, c.max_t, &c.bytes[..]))
-            .chain(
-                self.head
-                    .iter()
-                    .filter_map(|h| Some((h.min_time()?, h.max_time()?, h.bytes()))),
-            )
+    /// Attaches chunks found in the tenant's chunk files at start-up (oldest first): each
+    /// must start after what the series holds; the first that does not ends the run, so
+    /// the WAL replay that follows fills in everything after the last one taken, without a
+    /// gap. Chunks ending before `min_valid` (already in a block) are skipped.
+    fn attach(&mut self, found: &[RecoveredChunk], min_valid: i64) -> usize {
+        let mut n = 0;
+        for c in found {
+            if c.max_t < min_valid {
+                continue;
+            }
+            if c.min_t < min_valid || (self.last_t != i64::MIN && c.min_t <= self.last_t) {
+                break;
+            }
+            if self.head.is_some() {
+                break;
+            }
+            self.push_closed(StoredChunk {
+                min_t: c.min_t,
+                max_t: c.max_t,
+                loc: ChunkLoc::File(c.chunk_ref),
+            });
+            self.last_t = c.max_t;
+            n += 1;
+        }
+        n
     }
 
-    fn samples_in(&self, start: i64, end: i64, out: &mut Vec<Sample>) {
-        for (min_t, max_t, bytes) in self.chunks() {
+    /// Every chunk, closed ones first, as `(min_t, max_t, bytes)`; the bytes are `None` for
+    /// a file chunk that does not read.
+    fn chunks<'a>(
+        &'a self,
+        files: Option<&'a HeadChunks>,
+    ) -> impl Iterator<Item = (i64, i64, Option<ChunkData<'a>>)> {
+        self.closed
+            .iter()
+            .map(move |c| (c.min_t, c.max_t, c.bytes(files)))
+            .chain(self.head.iter().filter_map(|h| {
+                Some((
+                    h.min_time()?,
+                    h.max_time()?,
+                    Some(ChunkData::Mem(h.bytes())),
+                ))
+            }))
+    }
+
+    fn samples_in(&self, start: i64, end: i64, files: Option<&HeadChunks>, out: &mut Vec<Sample>) {
+        for (min_t, max_t, bytes) in self.chunks(files) {
             if max_t < start || min_t > end {
                 continue;
             }
-            if let Ok(it) = ringkit_tsdb::decode_xor(bytes) {
+            if let Some(bytes) = bytes
+                && let Ok(it) = ringkit_tsdb::decode_xor(&bytes)
+            {
                 out.extend(
                     it.filter(|&(t, _)| t >= start && t <= end)
                         .map(|(timestamp, value)| Sample { value, timestamp }),
@@ -255,19 +380,162 @@ impl MemSeries {
     }
 
     fn min_t(&self) -> Option<i64> {
-        self.chunks().next().map(|(min_t, _, _)| min_t)
+        self.closed
+            .first()
+            .map(|c| c.min_t)
+            .or_else(|| self.head.as_ref().and_then(XorChunk::min_time))
     }
 
-    /// Heap and inline bytes this series takes (chunk data at capacity, labels excluded).
+    /// Heap and inline bytes this series takes (chunk data in memory, labels excluded;
+    /// chunks in files count their reference only).
     fn mem_size(&self) -> usize {
         std::mem::size_of::<MemSeries>()
-            + self.closed.capacity() * std::mem::size_of::<ClosedChunk>()
-            + self.closed.iter().map(|c| c.bytes.len()).sum::<usize>()
-            + self.head.as_ref().map_or(0, |h| h.bytes().len())
+            + self.closed.len() * std::mem::size_of::<StoredChunk>()
+            + self
+                .closed
+                .iter()
+                .map(|c| match &c.loc {
+                    ChunkLoc::Mem(b) => b.len() + std::mem::size_of::<Box<[u8]>>(),
+                    ChunkLoc::File(_) => 0,
+                })
+                .sum::<usize>()
+            + self.head.as_ref().map_or(0, |h| h.capacity())
     }
 }
 
-type SeriesMap = HashMap<PackedLabels, MemSeries, foldhash::fast::RandomState>;
+/// Series slots per slab page: the slab grows a page at a time, never by doubling.
+const PAGE: usize = 64;
+
+/// The hash of a packed label set: picks the shard (high bits) and the slot in its index.
+fn labels_hash(packed: &[u8]) -> u64 {
+    foldhash::fast::FixedState::default().hash_one(packed)
+}
+
+/// A slab position: a series and its labels, or free.
+type Slot = Option<(PackedLabels, MemSeries)>;
+
+/// The series of one shard: a slab of fixed-size pages holding each series with its labels
+/// (stored once), and a hash index of slab positions (4 bytes a slot; the hash is
+/// recomputed from the labels when the index grows, which is rare).
+#[derive(Default)]
+struct SeriesMap {
+    index: hashbrown::HashTable<u32>,
+    pages: Vec<Box<[Slot]>>,
+    /// Free slab positions.
+    free: Vec<u32>,
+    len: usize,
+}
+
+impl SeriesMap {
+    fn slot(&self, i: u32) -> Option<&(PackedLabels, MemSeries)> {
+        let i = i as usize;
+        self.pages.get(i / PAGE)?.get(i % PAGE)?.as_ref()
+    }
+
+    fn slot_mut(&mut self, i: u32) -> Option<&mut (PackedLabels, MemSeries)> {
+        let i = i as usize;
+        self.pages.get_mut(i / PAGE)?.get_mut(i % PAGE)?.as_mut()
+    }
+
+    fn find(&self, packed: &[u8], hash: u64) -> Option<u32> {
+        let pages = &self.pages;
+        self.index
+            .find(hash, |&i| {
+                let i = i as usize;
+                pages[i / PAGE][i % PAGE]
+                    .as_ref()
+                    .is_some_and(|(l, _)| l.as_bytes() == packed)
+            })
+            .copied()
+    }
+
+    fn get_mut(&mut self, packed: &[u8], hash: u64) -> Option<&mut MemSeries> {
+        let i = self.find(packed, hash)?;
+        self.slot_mut(i).map(|(_, s)| s)
+    }
+
+    fn insert(&mut self, labels: PackedLabels, series: MemSeries, hash: u64) -> u32 {
+        let i = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                let i = (self.pages.len() * PAGE) as u32;
+                self.pages.push((0..PAGE).map(|_| None).collect());
+                self.free.extend((i + 1..i + PAGE as u32).rev());
+                i
+            }
+        };
+        let (p, o) = (i as usize / PAGE, i as usize % PAGE);
+        self.pages[p][o] = Some((labels, series));
+        let pages = &self.pages;
+        self.index.insert_unique(hash, i, |&j| {
+            let j = j as usize;
+            pages[j / PAGE][j % PAGE]
+                .as_ref()
+                .map_or(0, |(l, _)| labels_hash(l.as_bytes()))
+        });
+        self.len += 1;
+        i
+    }
+
+    fn remove(&mut self, i: u32, hash: u64) {
+        if let Ok(e) = self.index.find_entry(hash, |&j| j == i) {
+            e.remove();
+        }
+        let (p, o) = (i as usize / PAGE, i as usize % PAGE);
+        if self.pages[p][o].take().is_some() {
+            self.free.push(i);
+            self.len -= 1;
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&PackedLabels, &MemSeries)> {
+        self.pages
+            .iter()
+            .flat_map(|p| p.iter())
+            .filter_map(|e| e.as_ref().map(|(l, s)| (l, s)))
+    }
+
+    fn values(&self) -> impl Iterator<Item = &MemSeries> {
+        self.iter().map(|(_, s)| s)
+    }
+
+    /// Keeps the series for which `f` says so.
+    fn retain(&mut self, mut f: impl FnMut(&PackedLabels, &mut MemSeries) -> bool) {
+        let mut removed = false;
+        for (p, page) in self.pages.iter_mut().enumerate() {
+            for (o, e) in page.iter_mut().enumerate() {
+                if let Some((l, s)) = e
+                    && !f(l, s)
+                {
+                    *e = None;
+                    self.free.push((p * PAGE + o) as u32);
+                    self.len -= 1;
+                    removed = true;
+                }
+            }
+        }
+        if removed {
+            let pages = &self.pages;
+            self.index.retain(|&mut i| {
+                let i = i as usize;
+                pages[i / PAGE][i % PAGE].is_some()
+            });
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Bytes of the slab, the index and the free list (not what the series point to).
+    fn heap_bytes(&self) -> usize {
+        self.pages.len() * PAGE * std::mem::size_of::<Slot>()
+            + self.pages.capacity() * std::mem::size_of::<usize>() * 2
+            + self.index.capacity() * (std::mem::size_of::<u32>() + 1)
+            + self.free.capacity() * std::mem::size_of::<u32>()
+    }
+}
+
 type Shard = RwLock<SeriesMap>;
 
 struct Tenant {
@@ -279,6 +547,13 @@ struct Tenant {
     /// The next series reference to hand out.
     next_ref: AtomicU64,
     shards: Box<[Shard]>,
+    /// Where full chunks go (`None`: in memory).
+    files: Option<HeadChunks>,
+    /// Chunks found in the files at start-up, by series reference, until the replay of the
+    /// series' record attaches them ([`Store::replay_series`]).
+    recovered: Mutex<HashMap<u64, Vec<RecoveredChunk>>>,
+    /// File chunks that did not read back (skipped by queries; checkpoints fail on them).
+    unreadable: AtomicU64,
 }
 
 /// One series' chunks in a time range, ready for a block (see [`Store::block_series`]).
@@ -290,6 +565,23 @@ pub struct BlockSeries {
     pub chunks: Vec<ClosedChunk>,
 }
 
+/// A tenant's head chunk files, for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChunkFilesInfo {
+    /// Files on disk.
+    pub files: usize,
+    /// Bytes of chunks in them.
+    pub bytes: u64,
+    /// Chunks written since the head was opened.
+    pub chunks_written: u64,
+    /// Chunk writes that failed (those chunks stayed in memory).
+    pub write_failures: u64,
+    /// Files deleted by truncation.
+    pub files_deleted: u64,
+    /// File chunks that did not read back.
+    pub unreadable: u64,
+}
+
 /// What [`Store::truncate`] removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Truncated {
@@ -297,12 +589,16 @@ pub struct Truncated {
     pub chunks: usize,
     /// Series dropped (no sample left).
     pub series: usize,
+    /// Head chunk files deleted.
+    pub files: usize,
 }
 
 /// The per-tenant series store. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct Store {
     config: StoreConfig,
     tenants: RwLock<HashMap<String, Arc<Tenant>>>,
+    /// The TSDB directory: full chunks of tenant `t` go to `<root>/<t>/chunks_head/`.
+    chunk_root: Option<PathBuf>,
 }
 
 fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -352,8 +648,21 @@ impl Store {
             config: StoreConfig {
                 shards: config.shards.max(1),
                 block_range_ms: config.block_range_ms.max(1),
+                head_chunk_file_size: config.head_chunk_file_size,
             },
             tenants: RwLock::new(HashMap::new()),
+            chunk_root: None,
+        }
+    }
+
+    /// A store whose full chunks go to `<root>/<tenant>/chunks_head/` files (see
+    /// [`crate::head_chunks`]) instead of memory. A tenant's files are read when the tenant
+    /// is first used: call [`Store::replay_series`] for the tenant's series, then
+    /// [`Store::end_replay`].
+    pub fn with_chunk_dir(config: StoreConfig, root: impl Into<PathBuf>) -> Self {
+        Store {
+            chunk_root: Some(root.into()),
+            ..Store::new(config)
         }
     }
 
@@ -368,6 +677,7 @@ impl Store {
         }
         let mut map = write(&self.tenants);
         Arc::clone(map.entry(tenant.to_owned()).or_insert_with(|| {
+            let (files, recovered) = self.open_chunk_files(tenant);
             Arc::new(Tenant {
                 max_t: AtomicI64::new(i64::MIN),
                 min_valid: AtomicI64::new(i64::MIN),
@@ -375,17 +685,74 @@ impl Store {
                 shards: (0..self.config.shards)
                     .map(|_| Shard::new(SeriesMap::default()))
                     .collect(),
+                files,
+                recovered: Mutex::new(recovered),
+                unreadable: AtomicU64::new(0),
             })
         }))
+    }
+
+    /// Opens a tenant's chunk files; when that fails the tenant keeps its chunks in memory
+    /// (logged: the WAL still holds everything, only memory is at stake).
+    fn open_chunk_files(
+        &self,
+        tenant: &str,
+    ) -> (Option<HeadChunks>, HashMap<u64, Vec<RecoveredChunk>>) {
+        let Some(root) = &self.chunk_root else {
+            return (None, HashMap::new());
+        };
+        let dir = root
+            .join(crate::head::tenant_dir_name(tenant))
+            .join("chunks_head");
+        match HeadChunks::open(&dir, self.config.head_chunk_file_size) {
+            Ok((files, rec)) => {
+                if rec.repaired {
+                    tracing::warn!(
+                        tenant,
+                        dir = %dir.display(),
+                        chunks_kept = rec.chunks.len(),
+                        files_dropped = rec.files_dropped,
+                        "head chunk files were torn or corrupt: cut back to the last good chunk (the WAL replay fills in the rest)"
+                    );
+                }
+                let mut by_series: HashMap<u64, Vec<RecoveredChunk>> = HashMap::new();
+                for c in rec.chunks {
+                    by_series.entry(c.series_ref).or_default().push(c);
+                }
+                (Some(files), by_series)
+            }
+            Err(e) => {
+                tracing::error!(
+                    tenant,
+                    dir = %dir.display(),
+                    error = %e,
+                    "cannot open the head chunk files: this tenant keeps full chunks in memory"
+                );
+                (None, HashMap::new())
+            }
+        }
+    }
+
+    /// Ends a tenant's replay: chunks found in its files that no series took are forgotten
+    /// (their files go with the next truncations). Returns how many.
+    pub fn end_replay(&self, tenant: &str) -> usize {
+        self.existing(tenant).map_or(0, |t| {
+            let mut r = t.recovered.lock().unwrap_or_else(PoisonError::into_inner);
+            let n = r.values().map(Vec::len).sum();
+            *r = HashMap::new();
+            n
+        })
     }
 
     fn existing(&self, tenant: &str) -> Option<Arc<Tenant>> {
         read(&self.tenants).get(tenant).cloned()
     }
 
-    fn shard_of<'t>(t: &'t Tenant, packed: &[u8]) -> &'t Shard {
-        let h = foldhash::fast::FixedState::default().hash_one(packed) as usize;
-        &t.shards[h % t.shards.len()]
+    /// The shard of a label set and its hash (the shard takes high bits, the shard's index
+    /// the low ones, so the two choices stay independent).
+    fn shard_of<'t>(t: &'t Tenant, packed: &[u8]) -> (&'t Shard, u64) {
+        let h = labels_hash(packed);
+        (&t.shards[(h >> 40) as usize % t.shards.len()], h)
     }
 
     /// Appends samples to the series `labels` of `tenant` with Prometheus' head answers (see the
@@ -397,15 +764,18 @@ impl Store {
         let half_block = range / 2;
         with_packed(labels, |packed| {
             let mut out = AppendOutcome::default();
-            let mut shard = write(Self::shard_of(&t, packed));
-            let created = !shard.contains_key(packed);
-            if created {
-                let r = t.next_ref.fetch_add(1, Ordering::Relaxed);
-                let key =
-                    PackedLabels::from_bytes(packed).unwrap_or_else(|| PackedLabels::new(labels));
-                shard.insert(key, MemSeries::new(r));
-            }
-            let Some(series) = shard.get_mut(packed) else {
+            let (shard, hash) = Self::shard_of(&t, packed);
+            let mut shard = write(shard);
+            let (idx, created) = match shard.find(packed, hash) {
+                Some(i) => (i, false),
+                None => {
+                    let r = t.next_ref.fetch_add(1, Ordering::Relaxed);
+                    let key = PackedLabels::from_bytes(packed)
+                        .unwrap_or_else(|| PackedLabels::new(labels));
+                    (shard.insert(key, MemSeries::new(r), hash), true)
+                }
+            };
+            let Some((_, series)) = shard.slot_mut(idx) else {
                 return out;
             };
             for s in samples {
@@ -424,7 +794,7 @@ impl Store {
                 } else if series.last_t == i64::MIN || s.timestamp > series.last_t {
                     Ok(true)
                 } else if s.timestamp == series.last_t {
-                    if series.last_v == s.value.to_bits() {
+                    if series.last_value_bits(t.files.as_ref()) == Some(s.value.to_bits()) {
                         Ok(false)
                     } else {
                         Err(AppendError::DuplicateTimestamp {
@@ -439,7 +809,7 @@ impl Store {
                 };
                 match verdict {
                     Ok(true) => {
-                        series.push(s.timestamp, s.value, range);
+                        series.push(s.timestamp, s.value, range, t.files.as_ref());
                         t.max_t.fetch_max(s.timestamp, Ordering::AcqRel);
                         out.appended += 1;
                         out.to_log.push(*s);
@@ -456,13 +826,13 @@ impl Store {
             }
             // A series created for samples that were all refused is not kept.
             if created && series.is_empty() {
-                shard.remove(packed);
+                shard.remove(idx, hash);
                 return out;
             }
             out.series_ref = series.series_ref;
             if !out.to_log.is_empty() && !series.logged {
                 series.logged = true;
-                out.new_series = shard.get_key_value(packed).map(|(k, _)| k.clone());
+                out.new_series = shard.slot(idx).map(|(k, _)| k.clone());
             }
             out
         })
@@ -471,10 +841,11 @@ impl Store {
     /// The WAL write that carried this series' record failed: log it again with the next
     /// sample.
     pub fn mark_unlogged(&self, tenant: &str, labels: &PackedLabels) {
-        if let Some(t) = self.existing(tenant)
-            && let Some(s) = write(Self::shard_of(&t, labels.as_bytes())).get_mut(labels.as_bytes())
-        {
-            s.logged = false;
+        if let Some(t) = self.existing(tenant) {
+            let (shard, hash) = Self::shard_of(&t, labels.as_bytes());
+            if let Some(s) = write(shard).get_mut(labels.as_bytes(), hash) {
+                s.logged = false;
+            }
         }
     }
 
@@ -484,11 +855,27 @@ impl Store {
         let t = self.tenant(tenant);
         t.next_ref
             .fetch_max(series_ref.saturating_add(1), Ordering::Relaxed);
-        let mut shard = write(Self::shard_of(&t, labels.as_bytes()));
-        let s = shard
-            .entry(labels.clone())
-            .or_insert_with(|| MemSeries::new(series_ref));
+        let found = t
+            .recovered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&series_ref);
+        let (shard, hash) = Self::shard_of(&t, labels.as_bytes());
+        let mut shard = write(shard);
+        let idx = match shard.find(labels.as_bytes(), hash) {
+            Some(i) => i,
+            None => shard.insert(labels.clone(), MemSeries::new(series_ref), hash),
+        };
+        let Some((_, s)) = shard.slot_mut(idx) else {
+            return series_ref;
+        };
         s.logged = true;
+        if let Some(found) = found {
+            let min_valid = t.min_valid.load(Ordering::Acquire);
+            if s.attach(&found, min_valid) > 0 {
+                t.max_t.fetch_max(s.last_t, Ordering::AcqRel);
+            }
+        }
         s.series_ref
     }
 
@@ -504,8 +891,9 @@ impl Store {
         let t = self.tenant(tenant);
         let min_valid = t.min_valid.load(Ordering::Acquire);
         let range = self.config.block_range_ms;
-        let mut shard = write(Self::shard_of(&t, labels.as_bytes()));
-        let Some(series) = shard.get_mut(labels.as_bytes()) else {
+        let (shard, hash) = Self::shard_of(&t, labels.as_bytes());
+        let mut shard = write(shard);
+        let Some(series) = shard.get_mut(labels.as_bytes(), hash) else {
             return 0;
         };
         let mut added = 0;
@@ -513,7 +901,7 @@ impl Store {
             if ts < min_valid || (series.last_t != i64::MIN && ts <= series.last_t) {
                 continue;
             }
-            series.push(ts, v, range);
+            series.push(ts, v, range, t.files.as_ref());
             t.max_t.fetch_max(ts, Ordering::AcqRel);
             added += 1;
         }
@@ -533,13 +921,14 @@ impl Store {
         let t = self.tenant(tenant);
         let min_valid = t.min_valid.load(Ordering::Acquire);
         {
-            let mut shard = write(Self::shard_of(&t, labels.as_bytes()));
-            let Some(series) = shard.get_mut(labels.as_bytes()) else {
+            let (shard, hash) = Self::shard_of(&t, labels.as_bytes());
+            let mut shard = write(shard);
+            let Some(series) = shard.get_mut(labels.as_bytes(), hash) else {
                 return 0;
             };
             if min_t >= min_valid && (series.last_t == i64::MIN || min_t > series.last_t) {
                 let n = usize::from(chunk.num_samples());
-                series.adopt(chunk, self.config.block_range_ms);
+                series.adopt(chunk, t.files.as_ref());
                 t.max_t.fetch_max(max_t, Ordering::AcqRel);
                 return n;
             }
@@ -569,7 +958,7 @@ impl Store {
                     continue;
                 }
                 let mut samples = Vec::new();
-                series.samples_in(start_ms, end_ms, &mut samples);
+                series.samples_in(start_ms, end_ms, t.files.as_ref(), &mut samples);
                 if samples.is_empty() {
                     continue;
                 }
@@ -599,13 +988,14 @@ impl Store {
                     read(s)
                         .values()
                         .flat_map(|x| {
-                            x.closed
-                                .iter()
-                                .map(|c| {
-                                    ringkit_tsdb::decode_xor(&c.bytes)
-                                        .map_or(0, |i| usize::from(i.num_samples()))
+                            x.chunks(t.files.as_ref()).map(|(_, _, b)| {
+                                b.and_then(|b| {
+                                    ringkit_tsdb::decode_xor(&b)
+                                        .ok()
+                                        .map(|i| usize::from(i.num_samples()))
                                 })
-                                .chain(x.head.iter().map(|h| usize::from(h.num_samples())))
+                                .unwrap_or(0)
+                            })
                         })
                         .sum::<usize>()
                 })
@@ -656,10 +1046,15 @@ impl Store {
             let shard = read(shard);
             for (labels, series) in shard.iter() {
                 let mut chunks = Vec::new();
-                for (lo, hi, bytes) in series.chunks() {
+                for (lo, hi, bytes) in series.chunks(t.files.as_ref()) {
                     if hi < min_t || lo >= max_t {
                         continue;
                     }
+                    let Some(bytes) = bytes else {
+                        t.unreadable.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    let bytes = &*bytes;
                     if lo >= min_t && hi < max_t {
                         chunks.push(ClosedChunk {
                             min_t: lo,
@@ -700,7 +1095,11 @@ impl Store {
             let mut shard = write(shard);
             shard.retain(|_, s| {
                 let n = s.closed.len();
-                s.closed.retain(|c| c.max_t >= before_ms);
+                if s.closed.iter().any(|c| c.max_t < before_ms) {
+                    let mut v = std::mem::take(&mut s.closed).into_vec();
+                    v.retain(|c| c.max_t >= before_ms);
+                    s.closed = v.into_boxed_slice();
+                }
                 gone.chunks += n - s.closed.len();
                 if s.head
                     .as_ref()
@@ -714,20 +1113,33 @@ impl Store {
                     gone.series += 1;
                     false
                 } else {
-                    s.closed.shrink_to_fit();
                     true
                 }
             });
         }
+        // No series refers to a chunk ending before `before_ms` any more: files holding only
+        // such chunks can go.
+        if let Some(files) = &t.files {
+            match files.truncate(before_ms) {
+                Ok(n) => gone.files = n,
+                Err(e) => tracing::warn!(
+                    tenant,
+                    dir = %files.dir().display(),
+                    error = %e,
+                    "cannot delete old head chunk files (retried at the next truncation)"
+                ),
+            }
+        }
         gone
     }
 
-    /// Visits every series of `tenant` with its reference and chunks, one shard at a time
-    /// (read-locked while visited), for a checkpoint.
+    /// Visits every series of `tenant` with its reference and chunks (oldest first), one
+    /// shard at a time (read-locked while visited), for a checkpoint. A chunk is `None` when
+    /// its file no longer reads it back.
     pub fn for_each_series(
         &self,
         tenant: &str,
-        mut f: impl FnMut(u64, &PackedLabels, &mut dyn Iterator<Item = &[u8]>),
+        mut f: impl FnMut(u64, &PackedLabels, &mut dyn Iterator<Item = Option<ChunkData<'_>>>),
     ) {
         let Some(t) = self.existing(tenant) else {
             return;
@@ -735,9 +1147,27 @@ impl Store {
         for shard in t.shards.iter() {
             let shard = read(shard);
             for (labels, s) in shard.iter() {
-                f(s.series_ref, labels, &mut s.chunks().map(|(_, _, b)| b));
+                f(
+                    s.series_ref,
+                    labels,
+                    &mut s.chunks(t.files.as_ref()).map(|(_, _, b)| b),
+                );
             }
         }
+    }
+
+    /// The head chunk files of `tenant`, when it has some.
+    pub fn chunk_files(&self, tenant: &str) -> Option<ChunkFilesInfo> {
+        let t = self.existing(tenant)?;
+        let f = t.files.as_ref()?;
+        Some(ChunkFilesInfo {
+            files: f.file_count(),
+            bytes: f.disk_bytes(),
+            chunks_written: f.counters().chunks_written.load(Ordering::Relaxed),
+            write_failures: f.counters().write_failures.load(Ordering::Relaxed),
+            files_deleted: f.counters().files_deleted.load(Ordering::Relaxed),
+            unreadable: t.unreadable.load(Ordering::Relaxed),
+        })
     }
 
     /// Approximate bytes `tenant`'s head holds: series structs, packed labels, chunk data and
@@ -748,7 +1178,7 @@ impl Store {
                 .iter()
                 .map(|s| {
                     let s = read(s);
-                    s.capacity() * (std::mem::size_of::<(PackedLabels, MemSeries)>() + 1)
+                    s.heap_bytes()
                         + s.iter()
                             .map(|(l, x)| {
                                 l.heap_size() + x.mem_size() - std::mem::size_of::<MemSeries>()
@@ -1080,6 +1510,7 @@ mod tests {
         let store = Store::new(StoreConfig {
             block_range_ms: 1000 * 15_000,
             shards: 1,
+            ..StoreConfig::default()
         });
         // 15 s apart, starting at 0: a range boundary every 1000 samples.
         let samples: Vec<Sample> = (0..1100).map(|k| s(k * 15_000, k as f64)).collect();
@@ -1087,7 +1518,7 @@ mod tests {
         let mut lens = Vec::new();
         store.for_each_series("t", |_, _, chunks| {
             lens = chunks
-                .map(|b| ringkit_tsdb::decode_xor(b).unwrap().num_samples())
+                .map(|b| ringkit_tsdb::decode_xor(&b.unwrap()).unwrap().num_samples())
                 .collect();
         });
         // 8 full chunks, then 40 up to the boundary at sample 1000, then 100 after it.
@@ -1103,6 +1534,7 @@ mod tests {
         let store = Store::new(StoreConfig {
             block_range_ms: range,
             shards: 4,
+            ..StoreConfig::default()
         });
         // An old series with nothing after the first range.
         store.append("t", &labels(&[("__name__", "old")]), &[s(50_000, 1.0)]);
@@ -1132,7 +1564,8 @@ mod tests {
             gone,
             Truncated {
                 chunks: 11,
-                series: 1
+                series: 1,
+                files: 0
             }
         );
         assert_eq!(store.series_count("t"), 10);
@@ -1153,7 +1586,9 @@ mod tests {
         let samples: Vec<Sample> = (0..50).map(|k| s(T0 + k * 15_000, k as f64)).collect();
         a.append("t", &up(), &samples);
         let mut chunks = Vec::new();
-        a.for_each_series("t", |_, _, c| chunks = c.map(<[u8]>::to_vec).collect());
+        a.for_each_series("t", |_, _, c| {
+            chunks = c.map(|b| b.unwrap().to_vec()).collect::<Vec<Vec<u8>>>()
+        });
         let b = Store::default();
         let l = PackedLabels::new(&up());
         b.replay_series("t", 1, &l);

@@ -9,6 +9,11 @@
 //! each round, then opens the directory itself and checks that every acknowledged sample is
 //! there (from blocks and head) and that every block opens and reads; the next round's child
 //! goes on from there in the same directory.
+//!
+//! Full chunks go to small `chunks_head/` files (each boundary push writes 1,000 chunks into
+//! several files), some kills land in those pushes, and in some rounds the parent also tears
+//! or corrupts the newest chunk file before reopening: the WAL and its checkpoint still hold
+//! every acknowledged sample.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -33,6 +38,8 @@ fn options() -> HeadOptions {
         store: StoreConfig {
             block_range_ms: 20 * STEP_MS,
             shards: 4,
+            // Small head chunk files: every chunk boundary (every 20 pushes) fills several.
+            head_chunk_file_size: 16 << 10,
         },
         wal: WalConfig {
             // Small segments: checkpoints delete several of them.
@@ -41,6 +48,7 @@ fn options() -> HeadOptions {
         },
         retention_ms: 0,
         blocks: Some(Arc::new(PrometheusBlocks)),
+        ..HeadOptions::default()
     }
 }
 
@@ -119,6 +127,36 @@ fn leftovers(tenant_dir: &Path) -> (bool, bool) {
                 .any(|seg| seg <= cp)
         });
     (block, tmp || covered)
+}
+
+enum Damage {
+    /// The last bytes cut off (a torn write).
+    Tear,
+    /// A byte in the middle changed (a bad block).
+    Flip,
+}
+
+/// Damages the newest non-empty head chunk file of the tenant.
+fn damage_newest_chunk_file(tenant_dir: &Path, how: Damage) {
+    let dir = tenant_dir.join("chunks_head");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 64))
+        .collect();
+    files.sort();
+    let Some(path) = files.last() else {
+        return;
+    };
+    let mut bytes = std::fs::read(path).unwrap();
+    // A file never cut back has a sparse zero tail: damage the written part.
+    let used = bytes.iter().rposition(|&b| b != 0).unwrap() + 1;
+    match how {
+        Damage::Tear => bytes.truncate(used - 5),
+        Damage::Flip => bytes[used / 2] ^= 0x10,
+    }
+    std::fs::write(path, bytes).unwrap();
+    println!("damaged {}", path.display());
 }
 
 /// When the parent kills the child.
@@ -217,12 +255,19 @@ fn kill_9_during_cuts_and_checkpoints_loses_no_acknowledged_sample() {
     // The first round runs through two cuts and measures how long a cutting compaction takes;
     // the later ones kill at points spread over that time (block write, truncation,
     // checkpoint), and two kill between cuts.
-    let rounds = 14u64;
+    let rounds = 16u64;
     let mut cut_us = 0;
+    let mut chunk_files_seen = 0;
     for round in 0..rounds {
         let at = match round {
             0 => KillAt::Acks(55, 0),
             7 | 11 => KillAt::Acks(17 + round as i64, 500),
+            // Right after the ack before a chunk boundary: the child is writing 1,000 full
+            // chunks to the chunk files.
+            14 | 15 => {
+                let to_boundary = (19 - next).rem_euclid(20) + 1;
+                KillAt::Acks(to_boundary + 20, 200 * (round - 13))
+            }
             r => KillAt::Cut(cut_us * r / rounds),
         };
         let (last, took) = run_and_kill(dir.path(), next, at);
@@ -230,6 +275,13 @@ fn kill_9_during_cuts_and_checkpoints_loses_no_acknowledged_sample() {
         let (b, c) = leftovers(&tenant_dir);
         mid_cut += usize::from(b);
         mid_checkpoint += usize::from(c);
+        chunk_files_seen +=
+            std::fs::read_dir(tenant_dir.join("chunks_head")).map_or(0, |d| d.count());
+        match round {
+            5 | 14 => damage_newest_chunk_file(&tenant_dir, Damage::Tear),
+            9 | 15 => damage_newest_chunk_file(&tenant_dir, Damage::Flip),
+            _ => {}
+        }
         // Reopen as the restarted ingester would: leftovers are cleaned, nothing is lost.
         let (head, _) = Head::open_with(dir.path(), options()).unwrap();
         let all = head.query("crash", &[], i64::MIN, i64::MAX).unwrap();
@@ -258,10 +310,17 @@ fn kill_9_during_cuts_and_checkpoints_loses_no_acknowledged_sample() {
         // Blocks never overlap (no block cut twice).
         assert!(blocks.windows(2).all(|w| w[0].1.max_t <= w[1].1.min_t));
         assert_eq!(leftovers(&tenant_dir), (false, false));
+        assert!(
+            head.store()
+                .chunk_files("crash")
+                .is_some_and(|f| f.unreadable == 0),
+            "round {round}: the head uses chunk files"
+        );
         drop(head);
         next = last + 1;
     }
     assert!(cut_us > 0);
+    assert!(chunk_files_seen > 0, "the child wrote head chunk files");
     println!(
         "a cutting compaction took up to {cut_us} µs; kills in the middle of a block cut: \
          {mid_cut}, of a checkpoint: {mid_checkpoint}"

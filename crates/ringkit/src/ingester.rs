@@ -51,6 +51,10 @@ pub(crate) struct IngesterArgs {
     /// WAL segment size; a checkpoint deletes whole segments.
     #[arg(long = "blocks-storage.tsdb.wal-segment-size-bytes", default_value_t = 128 << 20)]
     pub(crate) wal_segment_size: u64,
+    /// Open block readers kept for remote-read queries (each holds its block's index in
+    /// memory; the least recently used is closed first). 0 opens the block for every query.
+    #[arg(long = "blocks-storage.tsdb.block-readers", default_value_t = 16)]
+    pub(crate) block_readers: usize,
     /// fdatasync the WAL before acknowledging each push (off: a crash of the machine, not
     /// of the process, may lose acknowledged samples).
     #[arg(long = "ingester.wal-sync-every-write", default_value_t = true, action = clap::ArgAction::Set)]
@@ -98,6 +102,10 @@ impl Ingester {
                     segment_size: args.wal_segment_size.max(1 << 10),
                 },
                 retention_ms: i64::try_from(args.retention.as_millis()).unwrap_or(i64::MAX),
+                block_readers: args.block_readers,
+                // Mimir's rule: with shipping on, a local block outlives retention until it
+                // is in the bucket.
+                retention_waits_for_shipping: args.storage.backend.is_some(),
                 ..HeadOptions::default()
             },
             limits: Limits::default(),

@@ -61,9 +61,18 @@ struct BitWriter {
 }
 
 impl BitWriter {
+    /// Appends a byte, growing the buffer by a quarter rather than doubling it: a head keeps
+    /// one open chunk per series, and doubling would leave up to half of each unused.
+    fn push_byte(&mut self, b: u8) {
+        if self.bytes.len() == self.bytes.capacity() {
+            self.bytes.reserve_exact(self.bytes.capacity() / 4 + 16);
+        }
+        self.bytes.push(b);
+    }
+
     fn write_bit(&mut self, bit: bool) {
         if self.free == 0 {
-            self.bytes.push(0);
+            self.push_byte(0);
             self.free = 8;
         }
         self.free -= 1;
@@ -94,11 +103,11 @@ impl BitWriter {
         }
         while n >= 8 {
             n -= 8;
-            self.bytes.push((value >> n) as u8);
+            self.push_byte((value >> n) as u8);
         }
         if n > 0 {
             let bits = (value & ((1u64 << n) - 1)) as u8;
-            self.bytes.push(bits << (8 - n));
+            self.push_byte(bits << (8 - n));
             self.free = (8 - n) as u8;
         }
     }
@@ -385,6 +394,11 @@ impl XorChunk {
         self.stream.write_bits(delta >> trailing, sig);
     }
 
+    /// The newest sample, if any (kept by the appender, so no decoding).
+    pub fn last(&self) -> Option<(i64, f64)> {
+        (self.num > 0).then_some((self.t, self.v))
+    }
+
     /// How many samples the chunk holds.
     pub fn num_samples(&self) -> u16 {
         self.num
@@ -399,6 +413,11 @@ impl XorChunk {
     /// stay in memory).
     pub fn shrink_to_fit(&mut self) {
         self.stream.bytes.shrink_to_fit();
+    }
+
+    /// Bytes the chunk's buffer holds on the heap (its capacity), for memory accounting.
+    pub fn capacity(&self) -> usize {
+        self.stream.bytes.capacity()
     }
 
     /// The encoded chunk exactly as Prometheus stores it (header included).
