@@ -414,6 +414,43 @@ impl<'a> WriteRequestView<'a> {
     }
 }
 
+/// Appends the fields of a `TimeSeries` message with `labels` and `samples` to `out` (what
+/// prost would write, except that every sample writes both of its fields, so a `-0.0` value
+/// keeps its sign). For series validation changed; unchanged ones keep their own bytes.
+pub fn encode_series<L: crate::labels::LabelPair>(
+    labels: &[L],
+    samples: &[Sample],
+    out: &mut Vec<u8>,
+) {
+    use prost::encoding::{encode_varint, encoded_len_varint};
+    for l in labels {
+        let (name, value) = (l.name(), l.value());
+        let len = 1
+            + encoded_len_varint(name.len() as u64)
+            + name.len()
+            + 1
+            + encoded_len_varint(value.len() as u64)
+            + value.len();
+        out.push(0x0a);
+        encode_varint(len as u64, out);
+        out.push(0x0a);
+        encode_varint(name.len() as u64, out);
+        out.extend_from_slice(name.as_bytes());
+        out.push(0x12);
+        encode_varint(value.len() as u64, out);
+        out.extend_from_slice(value.as_bytes());
+    }
+    for s in samples {
+        let ts = s.timestamp as u64;
+        out.push(0x12);
+        encode_varint((1 + 8 + 1 + encoded_len_varint(ts)) as u64, out);
+        out.push(0x09);
+        out.extend_from_slice(&s.value.to_le_bytes());
+        out.push(0x10);
+        encode_varint(ts, out);
+    }
+}
+
 fn label<'a>(r: &mut Reader<'a>, depth: u32) -> Result<LabelRef<'a>, ViewError> {
     let mut l = LabelRef::default();
     while !r.at_end() {
@@ -524,6 +561,30 @@ mod tests {
         assert_eq!(got.encode_to_vec(), bytes, "NaN compared by bits");
         assert_eq!(view.series[0].raw, want.timeseries[0].encode_to_vec());
         assert_eq!(view.labels_of(&view.series[0])[1].value, "ünï");
+    }
+
+    #[test]
+    fn an_encoded_series_decodes_to_its_labels_and_samples() {
+        let labels = [
+            Label::new("__name__", "up"),
+            Label::new("j", "x".repeat(300)),
+        ];
+        let samples = [
+            Sample {
+                value: -0.0,
+                timestamp: -1,
+            },
+            Sample {
+                value: 2.5,
+                timestamp: 0,
+            },
+        ];
+        let mut out = Vec::new();
+        encode_series(&labels, &samples, &mut out);
+        let ts = TimeSeries::decode(&out[..]).unwrap();
+        assert_eq!(ts.labels, labels);
+        assert_eq!(ts.samples, samples);
+        assert!(ts.samples[0].value.is_sign_negative());
     }
 
     #[test]
