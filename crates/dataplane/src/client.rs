@@ -15,7 +15,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use tonic::codegen::http::uri::PathAndQuery;
 
-use crate::encoded::EncodedWriteRequest;
+use crate::encoded::RawWriteRequest;
 use crate::ingester::MAX_GRPC_MESSAGE_SIZE;
 use crate::proto::WriteResponse;
 use crate::proto::ingester_client::IngesterClient;
@@ -107,11 +107,11 @@ impl IngesterPool {
     }
 }
 
-/// `Ingester.Push` with pre-encoded series (see [`crate::encoded`]): the same call as
-/// [`Client::push`], without re-encoding the series for every replica.
+/// `Ingester.Push` of an encoded request (see [`crate::encoded`]) on a channel of the pool:
+/// the same call as [`Client::push`], without building a client per call.
 pub async fn push_encoded(
     channel: Channel,
-    request: tonic::Request<EncodedWriteRequest>,
+    request: tonic::Request<RawWriteRequest>,
 ) -> Result<WriteResponse, Status> {
     let mut grpc = tonic::client::Grpc::new(channel)
         .max_decoding_message_size(MAX_GRPC_MESSAGE_SIZE)
@@ -119,7 +119,7 @@ pub async fn push_encoded(
     grpc.ready()
         .await
         .map_err(|e| Status::unavailable(format!("ingester channel not ready: {e}")))?;
-    let codec = tonic_prost::ProstCodec::<EncodedWriteRequest, WriteResponse>::default();
+    let codec = tonic_prost::ProstCodec::<RawWriteRequest, WriteResponse>::default();
     let path = PathAndQuery::from_static("/ringkit.ingester.v1.Ingester/Push");
     Ok(grpc.unary(request, path, codec).await?.into_inner())
 }

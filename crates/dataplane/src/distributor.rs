@@ -2,9 +2,11 @@
 //! writes each to its replicas with quorum; answers remote-read by asking the ingesters.
 //!
 //! # Write
-//! Validate ([`validate_request`]: invalid series are removed, the first error kept), key
+//! Read the body in place and validate ([`validate_view`]: invalid series are left out, the
+//! first error kept, no label copied), key
 //! every remaining series with [`series_key`] (FNV-1 32 of tenant + labels), then
-//! [`do_batch`] over the current ring snapshot: one `Push` per ingester carrying its series,
+//! [`do_batch`] over the current ring snapshot: one `Push` per ingester carrying its series
+//! (their encoded bytes copied one after the other, see [`crate::encoded`]),
 //! success once every series was accepted by a quorum of its replicas (2 of 3 at RF 3).
 //! Ingesters' `INVALID_ARGUMENT` answers are client errors: when a quorum of them refuses a
 //! series (duplicate, out of order...), the request is refused with their message (4xx).
@@ -27,19 +29,21 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use futures::future::join_all;
-use ringkit_ingest::decode::{DecodeError, DecodeLimits};
+use prost::Message;
+use ringkit_ingest::decode::{DecodeError, DecodeLimits, decode_write_request_view};
 use ringkit_ingest::hash::series_key;
 use ringkit_ingest::prompb::{
     Label, QueryResult, ReadRequest, ReadResponse, ResponseType, Sample, TimeSeries, WriteRequest,
 };
 use ringkit_ingest::store::{Matcher, MatcherError};
-use ringkit_ingest::validate::{Limits, ValidationError, validate_request};
+use ringkit_ingest::validate::{Limits, ValidSeries, ValidationError, validate_view};
+use ringkit_ingest::view::{WriteRequestView, encode_series};
 use ringkit_lifecycle::RingWatcher;
 use ringkit_ring::{BatchBuffers, BatchError, BatchOptions, InstanceIdx, Operation, do_batch};
 use tonic::{Code, Status};
 
 use crate::client::{IngesterPool, PoolConfig, push_encoded, with_tenant};
-use crate::encoded::{EncodedWriteRequest, encode_series};
+use crate::encoded::RawWriteRequest;
 use crate::limits::{InstanceLimiter, LimitError};
 use crate::metrics::DistributorMetrics;
 use crate::proto::QueryRequest;
@@ -114,6 +118,13 @@ impl DistributorError {
     }
 }
 
+/// Where a routed series' encoded bytes are: in the sender's body, or in the buffer of
+/// series validation changed.
+enum Span<'a> {
+    Sent(&'a [u8]),
+    Encoded(std::ops::Range<usize>),
+}
+
 fn is_client_error(status: &Status) -> bool {
     status.code() == Code::InvalidArgument
 }
@@ -179,21 +190,33 @@ impl Distributor {
     pub async fn push(
         &self,
         tenant: &str,
-        mut req: WriteRequest,
+        req: WriteRequest,
     ) -> Result<PushStats, DistributorError> {
-        let incoming: usize = req.timeseries.iter().map(|s| s.samples.len()).sum();
+        self.push_raw(tenant, &req.encode_to_vec()).await
+    }
+
+    /// [`Distributor::push`] of a decompressed remote-write body, read in place: labels
+    /// stay borrowed from `raw`, series validation did not change are forwarded as the
+    /// sender encoded them. An undecodable body is refused before anything is counted.
+    pub async fn push_raw(&self, tenant: &str, raw: &[u8]) -> Result<PushStats, DistributorError> {
+        let view = decode_write_request_view(raw)?;
+        let incoming = view.samples.len();
         self.metrics.samples_in(tenant, incoming);
         self.limiter.record_samples(incoming);
-        let report = validate_request(&self.cfg.limits, now_ms(), &mut req);
-        let series = req.timeseries;
+        let mut valid = ValidSeries::default();
+        let report = validate_view(&self.cfg.limits, now_ms(), &view, &mut valid);
         let stats = PushStats {
-            series: series.len(),
-            samples: series.iter().map(|s| s.samples.len()).sum(),
+            series: valid.series.len(),
+            samples: valid
+                .series
+                .iter()
+                .map(|e| view.series[e.series].samples.len())
+                .sum(),
         };
-        let written = if series.is_empty() {
+        let written = if valid.series.is_empty() {
             Ok(())
         } else {
-            self.write_series(tenant, series).await
+            self.write_series(tenant, &view, &valid).await
         };
         let result = match (written, report.first_error) {
             (Err(e), _) => Err(e),
@@ -210,13 +233,32 @@ impl Distributor {
     async fn write_series(
         &self,
         tenant: &str,
-        series: Vec<TimeSeries>,
+        view: &WriteRequestView<'_>,
+        valid: &ValidSeries<'_>,
     ) -> Result<(), DistributorError> {
-        let keys: Vec<u32> = series
-            .iter()
-            .map(|ts| series_key(tenant, &ts.labels))
-            .collect();
-        let encoded: Vec<_> = series.iter().map(encode_series).collect();
+        // One pass: each series' ring key, and its encoded bytes (the sender's when
+        // validation left the series as it was, else encoded once into `encoded_buf`).
+        let mut keys = Vec::with_capacity(valid.series.len());
+        let mut spans: Vec<Span> = Vec::with_capacity(valid.series.len());
+        let mut encoded_buf = Vec::new();
+        for e in &valid.series {
+            let labels = valid.labels_of(e);
+            keys.push(series_key(tenant, labels));
+            let s = &view.series[e.series];
+            spans.push(if e.unchanged {
+                Span::Sent(s.raw)
+            } else {
+                let start = encoded_buf.len();
+                encode_series(labels, view.samples_of(s), &mut encoded_buf);
+                Span::Encoded(start..encoded_buf.len())
+            });
+        }
+        let bytes_of = |i: u32| -> &[u8] {
+            match &spans[i as usize] {
+                Span::Sent(b) => b,
+                Span::Encoded(r) => &encoded_buf[r.clone()],
+            }
+        };
         // Mimir writes through the shard of size 0: the ring without its read-only
         // instances. The result is the same for every tenant, so one cache entry ("").
         let ring = self.watcher.snapshot().shuffle_shard("", 0);
@@ -228,9 +270,15 @@ impl Distributor {
             &keys,
             &mut bufs,
             |instance, items| {
-                let req = EncodedWriteRequest {
-                    series: items.iter().map(|&i| encoded[i as usize].clone()).collect(),
-                };
+                let len = items
+                    .iter()
+                    .map(|&i| RawWriteRequest::series_len(bytes_of(i).len()))
+                    .sum();
+                let mut body = Vec::with_capacity(len);
+                for &i in items {
+                    RawWriteRequest::put_series(&mut body, bytes_of(i));
+                }
+                let req = RawWriteRequest(body.into());
                 let channel = self.pool.channel(&instance.addr);
                 let request = with_tenant(req, tenant);
                 async move {

@@ -18,7 +18,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use ringkit_ingest::decode::{decode_read_request, decode_write_request, encode_snappy};
+use ringkit_ingest::decode::{decode_read_request, decompress, encode_snappy};
 
 use crate::distributor::{Distributor, DistributorError};
 use crate::tenant;
@@ -83,11 +83,12 @@ async fn push(State(d): State<Arc<Distributor>>, headers: HeaderMap, body: Bytes
         Ok(g) => g,
         Err(e) => return failure(&e.into()).into_response(),
     };
-    let req = match decode_write_request(&body, &d.config().decode_limits) {
+    let raw = match decompress(&body, &d.config().decode_limits) {
         Ok(r) => r,
         Err(e) => return failure(&e.into()).into_response(),
     };
-    match d.push(&tenant, req).await {
+    drop(body);
+    match d.push_raw(&tenant, &raw).await {
         Ok(_) => StatusCode::OK.into_response(),
         Err(e) => failure(&e).into_response(),
     }

@@ -27,14 +27,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use ringkit_ingest::decode::decode_write_request_view;
 use ringkit_ingest::head::{Head, HeadError, HeadOptions};
-use ringkit_ingest::prompb::WriteRequest;
 use ringkit_ingest::store::Matcher;
-use ringkit_ingest::validate::{Limits, validate_request};
+use ringkit_ingest::validate::{Limits, ValidSeries, validate_view};
 use ringkit_ingest::wal::ReplayStats;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
+use crate::encoded::RawWriteRequest;
 use crate::metrics::IngesterMetrics;
 use crate::proto::ingester_server::{Ingester, IngesterServer};
 use crate::proto::{QueryRequest, QueryResponse, WriteResponse};
@@ -252,18 +253,33 @@ impl IngesterService {
 impl Ingester for IngesterService {
     async fn push(
         &self,
-        request: Request<WriteRequest>,
+        request: Request<RawWriteRequest>,
     ) -> Result<Response<WriteResponse>, Status> {
         let tenant = tenant_of(request.metadata())?;
-        let mut req = request.into_inner();
-        let report = validate_request(&self.limits, now_ms(), &mut req);
+        let body = request.into_inner().0;
         let head = Arc::clone(&self.head);
-        let series = req.timeseries;
-        // Blocking: the WAL append waits for the disk flush.
-        let summary = tokio::task::spawn_blocking(move || head.push(&tenant, &series))
-            .await
-            .map_err(|e| Status::internal(format!("push task failed: {e}")))?
-            .map_err(|e| Status::internal(e.to_string()))?;
+        let limits = self.limits.clone();
+        // Blocking: the WAL append waits for the disk flush. The body is read in place
+        // there too (labels borrowed from tonic's buffer), so the request's bytes are all
+        // the memory a push holds besides what the head keeps.
+        let (report, summary) = tokio::task::spawn_blocking(move || {
+            // A body prost would refuse answers as tonic's decoding did (INTERNAL, prost's
+            // words); only a distributor's own encoding reaches here in a cluster.
+            let view =
+                decode_write_request_view(&body).map_err(|e| Status::internal(e.to_string()))?;
+            let mut valid = ValidSeries::default();
+            let report = validate_view(&limits, now_ms(), &view, &mut valid);
+            let series = valid
+                .series
+                .iter()
+                .map(|e| (valid.labels_of(e), view.samples_of(&view.series[e.series])));
+            let summary = head
+                .push_series(&tenant, series)
+                .map_err(|e| Status::internal(e.to_string()))?;
+            Ok::<_, Status>((report, summary))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("push task failed: {e}")))??;
         self.metrics
             .ingested(summary.appended, summary.rejected + report.rejected_samples);
         if let Some(e) = report.first_error {

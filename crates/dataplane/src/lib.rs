@@ -8,7 +8,8 @@
 //!   [`ringkit_ingest::head::Head`] (per-tenant heads, WALs and blocks), the load step that
 //!   replays them, and the head compaction loop that keeps them bounded.
 //! - [`client`]: [`client::IngesterPool`], one lazily connected tonic channel per address.
-//! - [`encoded`]: a `WriteRequest` of pre-encoded series, shared by a push's replicas.
+//! - [`encoded`]: `WriteRequest` as its encoded bytes, the message of `Push` on both sides:
+//!   built by copying encoded series, read in place.
 //! - [`distributor`]: [`distributor::Distributor`]: validate, shard, DoBatch with quorum
 //!   over the current ring snapshot; remote-read fan-out and merge.
 //! - [`metrics`]: Cortex/Mimir-named counters of both.

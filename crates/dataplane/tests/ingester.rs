@@ -5,15 +5,16 @@ mod common;
 
 use common::{now_ms, series, start_ingester};
 use ringkit_dataplane::client::{IngesterPool, PoolConfig, with_tenant};
+use ringkit_dataplane::encoded::RawWriteRequest;
 use ringkit_dataplane::proto::QueryRequest;
 use ringkit_ingest::prompb::{LabelMatcher, MatcherType, TimeSeries, WriteRequest};
 use tonic::Code;
 
-fn write(series: Vec<TimeSeries>) -> WriteRequest {
-    WriteRequest {
+fn write(series: Vec<TimeSeries>) -> RawWriteRequest {
+    RawWriteRequest::from(&WriteRequest {
         timeseries: series,
         metadata: Vec::new(),
-    }
+    })
 }
 
 fn eq(name: &str, value: &str) -> LabelMatcher {

@@ -8,8 +8,13 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ringkit_ingest::decode::{DecodeLimits, decode_write_request};
-use ringkit_ingest::validate::{Limits, validate_series};
+use ringkit_ingest::decode::{
+    DecodeLimits, decode_write_request, decode_write_request_raw, encode_snappy,
+};
+use ringkit_ingest::validate::{
+    Limits, ValidSeries, validate_request, validate_series, validate_view,
+};
+use ringkit_ingest::view::WriteRequestView;
 use ringkit_lifecycle::RingDescCodec;
 use ringkit_memberlist::kv::{KvConfig, KvState, MergeOps};
 use ringkit_memberlist::wire::dskit_tcp::{self, Connection};
@@ -213,6 +218,29 @@ pub fn remote_write(data: &[u8]) {
         let limits = Limits::default();
         for s in &mut req.timeseries {
             let _ = validate_series(&limits, 1_800_000_000_000, s);
+        }
+    }
+    // The in-place reader accepts what prost accepts, with the same values and the same
+    // validation answers, on the decompressed body and on the input taken as one.
+    let raw = ringkit_ingest::decode::decompress(data, &DecodeLimits::default());
+    for bytes in [raw.as_deref().unwrap_or_default(), data] {
+        let owned = decode_write_request_raw(bytes);
+        let view = WriteRequestView::decode(bytes);
+        assert_eq!(owned.is_ok(), view.is_ok(), "{owned:?} vs {view:?}");
+        let (Ok(mut owned), Ok(view)) = (owned, view) else {
+            continue;
+        };
+        // Through the snappy encoding of both, so NaN values compare by bits.
+        assert_eq!(encode_snappy(&view.to_owned()), encode_snappy(&owned));
+        let limits = Limits::default();
+        let want = validate_request(&limits, 1_800_000_000_000, &mut owned);
+        let mut valid = ValidSeries::default();
+        let got = validate_view(&limits, 1_800_000_000_000, &view, &mut valid);
+        assert_eq!(got, want);
+        assert_eq!(valid.series.len(), owned.timeseries.len());
+        for (e, ts) in valid.series.iter().zip(&owned.timeseries) {
+            let labels: Vec<_> = valid.labels_of(e).iter().map(|l| l.to_label()).collect();
+            assert_eq!(labels, ts.labels);
         }
     }
 }

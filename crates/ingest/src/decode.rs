@@ -12,6 +12,7 @@
 use prost::Message;
 
 use crate::prompb::{ReadRequest, WriteRequest};
+use crate::view::WriteRequestView;
 
 /// Size limits for a request body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +72,15 @@ pub enum DecodeError {
         #[source]
         source: prost::DecodeError,
     },
+    /// [`WriteRequestView`] refused bytes that prost accepts: a disagreement the property
+    /// tests and the fuzz body look for, answered as bad input rather than guessed at.
+    #[error("protobuf: cannot decode {message}: {detail}")]
+    Malformed {
+        /// Which message was expected.
+        message: &'static str,
+        /// Where and why the in-place reader stopped.
+        detail: String,
+    },
 }
 
 impl DecodeError {
@@ -122,10 +132,37 @@ pub fn decode_write_request(
     limits: &DecodeLimits,
 ) -> Result<WriteRequest, DecodeError> {
     let raw = decompress(body, limits)?;
-    WriteRequest::decode(raw.as_slice()).map_err(|source| DecodeError::Protobuf {
+    decode_write_request_raw(&raw)
+}
+
+/// Decodes a decompressed `WriteRequest` with prost (owned strings); the reference the
+/// in-place reader is checked against.
+pub fn decode_write_request_raw(raw: &[u8]) -> Result<WriteRequest, DecodeError> {
+    WriteRequest::decode(raw).map_err(|source| DecodeError::Protobuf {
         message: "prometheus.WriteRequest",
         source,
     })
+}
+
+/// Reads a decompressed `WriteRequest` in place (see [`crate::view`]): no allocation per
+/// label. A refused body is decoded again by prost, so the error says what prost says.
+pub fn decode_write_request_view(raw: &[u8]) -> Result<WriteRequestView<'_>, DecodeError> {
+    WriteRequestView::decode(raw).map_err(|e| view_error(raw, e))
+}
+
+/// The error of a body [`WriteRequestView`] refused, worded by prost (cold path).
+#[cold]
+pub fn view_error(raw: &[u8], e: crate::view::ViewError) -> DecodeError {
+    match WriteRequest::decode(raw) {
+        Err(source) => DecodeError::Protobuf {
+            message: "prometheus.WriteRequest",
+            source,
+        },
+        Ok(_) => DecodeError::Malformed {
+            message: "prometheus.WriteRequest",
+            detail: e.to_string(),
+        },
+    }
 }
 
 /// Decodes a remote-read body (snappy block + protobuf `ReadRequest`).

@@ -5,19 +5,18 @@
 //! (sorted by name, empty values dropped), or two spellings of one series would land on
 //! different ingesters.
 
-use crate::prompb::Label;
+use crate::labels::LabelPair;
 
-/// The ring token of a series of `tenant` with validated (sorted) `labels`.
-pub fn series_key(tenant: &str, labels: &[Label]) -> u32 {
-    ringkit_ring::hash::shard_by_all_labels(
-        tenant,
-        labels.iter().map(|l| (l.name.as_str(), l.value.as_str())),
-    )
+/// The ring token of a series of `tenant` with validated (sorted) `labels`, owned or
+/// borrowed from the request body.
+pub fn series_key<L: LabelPair>(tenant: &str, labels: &[L]) -> u32 {
+    ringkit_ring::hash::shard_by_all_labels(tenant, labels.iter().map(|l| (l.name(), l.value())))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prompb::Label;
 
     #[test]
     fn matches_the_go_fnv1_value_for_a_known_series() {

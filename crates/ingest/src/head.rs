@@ -39,7 +39,7 @@ use std::time::Instant;
 
 use crate::block::{BlockError, BlockMeta, BlockStore};
 use crate::checkpoint;
-use crate::labels::PackedLabels;
+use crate::labels::{LabelPair, PackedLabels};
 use crate::prompb::{Sample, TimeSeries};
 use crate::record::{Record, RefSample};
 use crate::store::{AppendError, Matcher, Store, StoreConfig};
@@ -483,20 +483,35 @@ impl Head {
 
     /// Appends validated series of `tenant` and logs them (see the module doc).
     pub fn push(&self, tenant: &str, series: &[TimeSeries]) -> Result<PushSummary, WalError> {
+        self.push_series(
+            tenant,
+            series
+                .iter()
+                .map(|ts| (ts.labels.as_slice(), ts.samples.as_slice())),
+        )
+    }
+
+    /// [`Head::push`] of series given as (labels, samples), owned or borrowed from a request
+    /// body ([`crate::validate::ValidSeries`]).
+    pub fn push_series<'s, L: LabelPair + 's>(
+        &self,
+        tenant: &str,
+        series: impl IntoIterator<Item = (&'s [L], &'s [Sample])>,
+    ) -> Result<PushSummary, WalError> {
         let db = self.tenant_db(tenant)?;
         let mut wal = db.as_ref().map(|db| lock(&db.wal));
         let mut summary = PushSummary::default();
         let mut new_series = Vec::new();
         let mut samples = Vec::new();
-        for ts in series {
-            let out = self.store.append(tenant, &ts.labels, &ts.samples);
+        for (labels, series_samples) in series {
+            let out = self.store.append(tenant, labels, series_samples);
             summary.appended += out.appended;
             summary.duplicates += out.duplicates;
             summary.rejected += out.rejected;
             if let (None, Some(error)) = (&summary.first_error, out.first_error) {
                 summary.first_error = Some(SampleError {
                     error,
-                    series: SeriesText::new(&ts.labels),
+                    series: SeriesText::new(labels),
                 });
             }
             if let Some(l) = out.new_series {

@@ -43,14 +43,42 @@ pub(crate) fn get_uvarint(b: &mut &[u8]) -> Option<u64> {
     None
 }
 
+/// A label as a name and a value, owned ([`Label`]) or borrowed from a request body
+/// ([`crate::view::LabelRef`]), so validation, hashing and the store take either.
+pub trait LabelPair {
+    /// The label name.
+    fn name(&self) -> &str;
+    /// The label value.
+    fn value(&self) -> &str;
+}
+
+impl LabelPair for Label {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn value(&self) -> &str {
+        &self.value
+    }
+}
+
+impl LabelPair for crate::view::LabelRef<'_> {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn value(&self) -> &str {
+        self.value
+    }
+}
+
 /// Packs `labels` (already sorted) into `buf`, which is cleared first.
-pub fn pack_into(labels: &[Label], buf: &mut Vec<u8>) {
+pub fn pack_into<L: LabelPair>(labels: &[L], buf: &mut Vec<u8>) {
     buf.clear();
     for l in labels {
-        put_uvarint(buf, l.name.len() as u64);
-        buf.extend_from_slice(l.name.as_bytes());
-        put_uvarint(buf, l.value.len() as u64);
-        buf.extend_from_slice(l.value.as_bytes());
+        let (name, value) = (l.name(), l.value());
+        put_uvarint(buf, name.len() as u64);
+        buf.extend_from_slice(name.as_bytes());
+        put_uvarint(buf, value.len() as u64);
+        buf.extend_from_slice(value.as_bytes());
     }
 }
 
@@ -103,7 +131,7 @@ pub fn check_packed(bytes: &[u8]) -> bool {
 
 impl PackedLabels {
     /// Packs sorted `labels`.
-    pub fn new(labels: &[Label]) -> Self {
+    pub fn new<L: LabelPair>(labels: &[L]) -> Self {
         let mut buf = Vec::new();
         pack_into(labels, &mut buf);
         PackedLabels(buf.into_boxed_slice())

@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`prompb`]: Prometheus remote-write 1.0 / remote-read messages (hand-written prost derives).
 //! - [`decode`]: HTTP body (snappy block + protobuf) to [`prompb::WriteRequest`], with size limits.
+//! - [`view`]: a `WriteRequest` read in place (labels borrowed from the body, no allocation per
+//!   label), accepting exactly what prost accepts.
 //! - [`validate`]: Mimir-like series validation and normalisation (sorted labels, no empty values).
 //! - [`hash`]: the shard key of a series (FNV-1 32 over tenant and labels, from `ringkit-ring`).
 //! - [`labels`]: label sets packed into one allocation (the head's and the WAL's form).
@@ -38,4 +40,5 @@ pub mod prompb;
 pub mod record;
 pub mod store;
 pub mod validate;
+pub mod view;
 pub mod wal;

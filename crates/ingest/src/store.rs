@@ -55,7 +55,7 @@ use regex::Regex;
 use ringkit_tsdb::XorChunk;
 
 use crate::head_chunks::{ChunkBytes, HeadChunks, RecoveredChunk};
-use crate::labels::{PackedLabels, cmp_label_sets, pack_into};
+use crate::labels::{LabelPair, PackedLabels, cmp_label_sets, pack_into};
 use crate::prompb::{Label, LabelMatcher, MatcherType, Sample, TimeSeries};
 
 /// Samples per chunk before a new one is cut (Prometheus' target).
@@ -615,14 +615,21 @@ thread_local! {
 }
 
 /// Runs `f` on `labels` packed (sorted first when they are not).
-fn with_packed<R>(labels: &[Label], f: impl FnOnce(&[u8]) -> R) -> R {
+fn with_packed<L: LabelPair, R>(labels: &[L], f: impl FnOnce(&[u8]) -> R) -> R {
     PACK_BUF.with(|b| {
         let mut buf = b.borrow_mut();
-        if labels.is_sorted() {
+        fn key<L: LabelPair>(l: &L) -> (&str, &str) {
+            (l.name(), l.value())
+        }
+        if labels.is_sorted_by(|a, b| key(a) <= key(b)) {
             pack_into(labels, &mut buf);
         } else {
-            let mut v = labels.to_vec();
-            v.sort();
+            let mut v: Vec<&L> = labels.iter().collect();
+            v.sort_by(|a, b| key(*a).cmp(&key(*b)));
+            let v: Vec<Label> = v
+                .into_iter()
+                .map(|l| Label::new(l.name(), l.value()))
+                .collect();
             pack_into(&v, &mut buf);
         }
         f(&buf)
@@ -758,7 +765,12 @@ impl Store {
     /// Appends samples to the series `labels` of `tenant` with Prometheus' head answers (see the
     /// module doc). `labels` should be validated (sorted by name); they are sorted here if not,
     /// so one label set is always one series. Samples are handled in the order given.
-    pub fn append(&self, tenant: &str, labels: &[Label], samples: &[Sample]) -> AppendOutcome {
+    pub fn append<L: LabelPair>(
+        &self,
+        tenant: &str,
+        labels: &[L],
+        samples: &[Sample],
+    ) -> AppendOutcome {
         let t = self.tenant(tenant);
         let range = self.config.block_range_ms;
         let half_block = range / 2;

@@ -23,7 +23,11 @@
 
 use std::fmt::{self, Write as _};
 
-use crate::prompb::{Label, TimeSeries, WriteRequest};
+use std::ops::Range;
+
+use crate::labels::LabelPair;
+use crate::prompb::{Sample, TimeSeries, WriteRequest};
+use crate::view::{LabelRef, MetadataView, WriteRequestView};
 
 /// The label holding the metric name.
 pub const METRIC_NAME_LABEL: &str = "__name__";
@@ -71,14 +75,14 @@ pub struct SeriesText(pub String);
 
 impl SeriesText {
     /// Formats `labels` (in the order given).
-    pub fn new(labels: &[Label]) -> Self {
+    pub fn new<L: LabelPair>(labels: &[L]) -> Self {
         const MAX: usize = 200;
         let mut s = String::from("{");
         for (i, l) in labels.iter().enumerate() {
             if i > 0 {
                 s.push_str(", ");
             }
-            let _ = write!(s, "{}={:?}", l.name, l.value);
+            let _ = write!(s, "{}={:?}", l.name(), l.value());
             if s.len() > MAX {
                 break;
             }
@@ -283,68 +287,95 @@ pub fn validate_series(
     now_ms: i64,
     series: &mut TimeSeries,
 ) -> Result<(), ValidationError> {
-    series.labels.retain(|l| !l.value.is_empty());
-    if !series.labels.is_sorted_by(|a, b| a.name <= b.name) {
-        // Stable and by name only, so duplicate names stay adjacent for the check below.
-        series.labels.sort_by(|a, b| a.name.cmp(&b.name));
-    }
+    normalize(&mut series.labels);
     series.exemplars.clear();
-    let text = || SeriesText::new(&series.labels);
+    check_series(
+        limits,
+        now_ms,
+        &series.labels,
+        series.histograms.len(),
+        &series.samples,
+    )
+}
 
-    if !series.histograms.is_empty() {
+/// Steps 1 and 2 of the module doc: empty values dropped, sorted by name (stable, so
+/// duplicate names stay adjacent for the check). Returns whether anything changed.
+fn normalize<L: LabelPair>(labels: &mut Vec<L>) -> bool {
+    let before = labels.len();
+    labels.retain(|l| !l.value().is_empty());
+    let mut changed = labels.len() != before;
+    if !labels.is_sorted_by(|a, b| a.name() <= b.name()) {
+        labels.sort_by(|a, b| a.name().cmp(b.name()));
+        changed = true;
+    }
+    changed
+}
+
+/// Steps 3 to 5 of the module doc on normalised labels.
+fn check_series<L: LabelPair>(
+    limits: &Limits,
+    now_ms: i64,
+    labels: &[L],
+    histograms: usize,
+    samples: &[Sample],
+) -> Result<(), ValidationError> {
+    let text = || SeriesText::new(labels);
+
+    if histograms > 0 {
         return Err(ValidationError::NativeHistogramsUnsupported {
-            count: series.histograms.len(),
+            count: histograms,
             series: text(),
         });
     }
 
-    let Some(name) = series.labels.iter().find(|l| l.name == METRIC_NAME_LABEL) else {
+    let Some(name) = labels.iter().find(|l| l.name() == METRIC_NAME_LABEL) else {
         return Err(ValidationError::MissingMetricName { series: text() });
     };
-    if !is_valid_metric_name(&name.value) {
+    if !is_valid_metric_name(name.value()) {
         return Err(ValidationError::InvalidMetricName {
-            name: cut(&name.value),
+            name: cut(name.value()),
             series: text(),
         });
     }
-    if series.labels.len() > limits.max_label_names_per_series {
+    if labels.len() > limits.max_label_names_per_series {
         return Err(ValidationError::TooManyLabels {
-            actual: series.labels.len(),
+            actual: labels.len(),
             limit: limits.max_label_names_per_series,
             series: text(),
         });
     }
     let mut previous: Option<&str> = None;
-    for l in &series.labels {
-        if !is_valid_label_name(&l.name) {
+    for l in labels {
+        let (name, value) = (l.name(), l.value());
+        if !is_valid_label_name(name) {
             return Err(ValidationError::InvalidLabelName {
-                label: cut(&l.name),
+                label: cut(name),
                 series: text(),
             });
         }
-        if l.name.len() > limits.max_label_name_length {
+        if name.len() > limits.max_label_name_length {
             return Err(ValidationError::LabelNameTooLong {
-                label: cut(&l.name),
-                length: l.name.len(),
+                label: cut(name),
+                length: name.len(),
                 limit: limits.max_label_name_length,
                 series: text(),
             });
         }
-        if l.value.len() > limits.max_label_value_length {
+        if value.len() > limits.max_label_value_length {
             return Err(ValidationError::LabelValueTooLong {
-                label: cut(&l.name),
-                length: l.value.len(),
+                label: cut(name),
+                length: value.len(),
                 limit: limits.max_label_value_length,
                 series: text(),
             });
         }
-        if previous == Some(l.name.as_str()) {
+        if previous == Some(name) {
             return Err(ValidationError::DuplicateLabelName {
-                label: cut(&l.name),
+                label: cut(name),
                 series: text(),
             });
         }
-        previous = Some(&l.name);
+        previous = Some(name);
     }
 
     let newest_allowed = now_ms.saturating_add(limits.creation_grace_period_ms);
@@ -353,7 +384,7 @@ pub fn validate_series(
     } else {
         i64::MIN
     };
-    for s in &series.samples {
+    for s in samples {
         if s.timestamp > newest_allowed {
             return Err(ValidationError::TooFarInFuture {
                 timestamp: s.timestamp,
@@ -368,6 +399,29 @@ pub fn validate_series(
         }
     }
     Ok(())
+}
+
+/// The metadata rules of [`validate_request`]: `Some(error)` when the entry is refused.
+fn check_metadata(limits: &Limits, name: &str, unit: &str) -> Option<ValidationError> {
+    if name.is_empty() {
+        Some(ValidationError::MetadataMissingMetricName)
+    } else if name.len() > limits.max_metadata_length {
+        Some(ValidationError::MetadataTooLong {
+            what: "name",
+            length: name.len(),
+            limit: limits.max_metadata_length,
+            metric: cut(name),
+        })
+    } else if unit.len() > limits.max_metadata_length {
+        Some(ValidationError::MetadataTooLong {
+            what: "unit",
+            length: unit.len(),
+            limit: limits.max_metadata_length,
+            metric: cut(name),
+        })
+    } else {
+        None
+    }
 }
 
 /// What [`validate_request`] did to a request.
@@ -398,25 +452,7 @@ pub fn validate_request(limits: &Limits, now_ms: i64, req: &mut WriteRequest) ->
             }
         });
     req.metadata.retain_mut(|m| {
-        let err = if m.metric_family_name.is_empty() {
-            Some(ValidationError::MetadataMissingMetricName)
-        } else if m.metric_family_name.len() > limits.max_metadata_length {
-            Some(ValidationError::MetadataTooLong {
-                what: "name",
-                length: m.metric_family_name.len(),
-                limit: limits.max_metadata_length,
-                metric: cut(&m.metric_family_name),
-            })
-        } else if m.unit.len() > limits.max_metadata_length {
-            Some(ValidationError::MetadataTooLong {
-                what: "unit",
-                length: m.unit.len(),
-                limit: limits.max_metadata_length,
-                metric: cut(&m.metric_family_name),
-            })
-        } else {
-            None
-        };
+        let err = check_metadata(limits, &m.metric_family_name, &m.unit);
         match err {
             Some(e) => {
                 report.rejected_metadata += 1;
@@ -438,10 +474,90 @@ pub fn validate_request(limits: &Limits, now_ms: i64, req: &mut WriteRequest) ->
     report
 }
 
+/// One valid series of a [`WriteRequestView`], as [`validate_view`] left it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidEntry {
+    /// Its index in [`WriteRequestView::series`].
+    pub series: usize,
+    /// Its normalised labels in [`ValidSeries::labels`].
+    pub labels: Range<usize>,
+    /// Whether validation changed nothing: labels already sorted, none empty, no exemplars.
+    /// The series' encoded bytes ([`crate::view::SeriesView::raw`]) then stand for the
+    /// validated series as they are.
+    pub unchanged: bool,
+}
+
+/// The valid series of a view, normalised (the borrowed form of a validated `WriteRequest`).
+/// Reusable: [`validate_view`] clears it first and keeps its capacity.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ValidSeries<'a> {
+    /// Every valid series' labels, one after the other.
+    pub labels: Vec<LabelRef<'a>>,
+    /// The valid series, in request order.
+    pub series: Vec<ValidEntry>,
+    scratch: Vec<LabelRef<'a>>,
+}
+
+impl<'a> ValidSeries<'a> {
+    /// The normalised labels of `e`.
+    pub fn labels_of(&self, e: &ValidEntry) -> &[LabelRef<'a>] {
+        &self.labels[e.labels.clone()]
+    }
+}
+
+/// [`validate_request`] on a view: the same rules, errors and report, without copying a
+/// label. Valid series go to `out` with their labels normalised; the view is not changed.
+pub fn validate_view<'a>(
+    limits: &Limits,
+    now_ms: i64,
+    view: &WriteRequestView<'a>,
+    out: &mut ValidSeries<'a>,
+) -> ValidationReport {
+    let mut report = ValidationReport::default();
+    out.labels.clear();
+    out.series.clear();
+    let mut scratch = std::mem::take(&mut out.scratch);
+    for (i, s) in view.series.iter().enumerate() {
+        scratch.clear();
+        scratch.extend_from_slice(view.labels_of(s));
+        let changed = normalize(&mut scratch);
+        let samples = view.samples_of(s);
+        match check_series(limits, now_ms, &scratch, s.histograms.len(), samples) {
+            Ok(()) => {
+                let start = out.labels.len();
+                out.labels.extend_from_slice(&scratch);
+                out.series.push(ValidEntry {
+                    series: i,
+                    labels: start..out.labels.len(),
+                    unchanged: !changed && s.exemplars.is_empty(),
+                });
+            }
+            Err(e) => {
+                report.rejected_series += 1;
+                report.rejected_samples += samples.len();
+                report.first_error.get_or_insert(e);
+            }
+        }
+    }
+    out.scratch = scratch;
+    for m in &view.metadata {
+        let MetadataView {
+            metric_family_name,
+            unit,
+            ..
+        } = m;
+        if let Some(e) = check_metadata(limits, metric_family_name, unit) {
+            report.rejected_metadata += 1;
+            report.first_error.get_or_insert(e);
+        }
+    }
+    report
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prompb::{Histogram, MetricMetadata, Sample};
+    use crate::prompb::{Histogram, Label, MetricMetadata, Sample};
 
     const NOW: i64 = 1_795_546_100_000;
 
