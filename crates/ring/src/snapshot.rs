@@ -179,6 +179,57 @@ struct Hot {
     read_only: bool,
 }
 
+/// Per-instance and per-zone data derived from a snapshot's instances.
+struct Indexed {
+    zones: Vec<String>,
+    hot: Vec<Hot>,
+    zone_instances: Vec<u32>,
+    zone_tokened: Vec<u32>,
+    zone_states: Vec<u32>,
+}
+
+/// How [`RingSnapshot::find_instances`] produced its set.
+#[derive(Clone, Copy, Debug)]
+enum Walked {
+    /// The set the full walk produces.
+    Full,
+    /// The full walk's set without the instances of dead zones, of which `unseen` (when
+    /// known) would have been in it.
+    SkippedDeadZones { unseen: Option<usize> },
+}
+
+/// [`Indexed`] for a sub-ring, whose zone names may be shared with its parent.
+struct PickedIndex {
+    zones: Arc<[String]>,
+    hot: Vec<Hot>,
+    zone_instances: Vec<u32>,
+    zone_tokened: Vec<u32>,
+    zone_states: Vec<u32>,
+}
+
+/// The bit of raw state `state` in a zone's state set: states 0-15 (the range an
+/// [`Operation`] can name) have their own bit, any other value shares bit 31, which no
+/// operation ever treats as "extend and drop".
+#[inline]
+fn state_bit(state: i32) -> u32 {
+    if (0..16).contains(&state) {
+        1 << state
+    } else {
+        1 << 31
+    }
+}
+
+/// Sorts each instance's tokens and drops repeats (a descriptor from another writer may
+/// hold them in any order).
+fn normalize_tokens(instances: &mut [InstanceDesc]) {
+    for d in instances {
+        if !d.tokens.is_sorted() {
+            d.tokens.sort_unstable();
+        }
+        d.tokens.dedup();
+    }
+}
+
 /// Token tables: shared between snapshots whose topology is equal.
 #[derive(Debug)]
 struct TokenTable {
@@ -447,6 +498,12 @@ pub struct RingSnapshot {
     zones: Arc<[String]>,
     /// Instances per zone (with or without tokens).
     zone_instances: Vec<u32>,
+    /// Instances per zone that own tokens (what a full walk can meet).
+    zone_tokened: Vec<u32>,
+    /// Per zone, the raw states its instances are in, one bit each (see [`state_bit`]):
+    /// tells in a few instructions whether every instance of a zone would only extend a
+    /// walk and then be dropped as unhealthy (see [`RingSnapshot::dead_zones`]).
+    zone_states: Vec<u32>,
     table: Arc<TokenTable>,
     /// Shuffle-shard subring cache (see [`crate::shuffle`]).
     shuffle: ShuffleState,
@@ -457,18 +514,43 @@ impl RingSnapshot {
     /// back-filled from map keys, and each instance's tokens are sorted. LEFT tombstones are
     /// kept and treated exactly as dskit's ring treats them (counted, never healthy); KV
     /// stores strip them before a reader sees a value, so normally there are none.
+    ///
+    /// Every table a lookup needs is built here, the walk table included (see
+    /// [`PrimaryWalks`]), so the first [`Self::get`] costs what every other one does and a
+    /// rebuild's cost is paid by whoever publishes the snapshot (the ring watcher), not by
+    /// a request. Tables only status pages and shuffle sharding read (per-zone tokens,
+    /// ownership) are still built on first use.
     pub fn new(mut desc: Desc, cfg: RingConfig) -> RingSnapshot {
-        let instances = Self::prepare_instances(&mut desc, &cfg);
-        let (zones, hot, zone_instances) = Self::index_instances(&instances);
-        let table = Arc::new(build_token_table(&instances, &hot));
-        RingSnapshot {
+        let mut instances = Self::collect_instances(&mut desc, &cfg);
+        normalize_tokens(&mut instances);
+        Self::build(instances, cfg, ShuffleState::fresh(true))
+    }
+
+    /// A snapshot of prepared `instances` (sorted by ID, tokens sorted and unique) with all
+    /// lookup tables built.
+    fn build(instances: Vec<InstanceDesc>, cfg: RingConfig, shuffle: ShuffleState) -> RingSnapshot {
+        let idx = Self::index_instances(&instances);
+        let table = Arc::new(build_token_table(&instances, &idx.hot));
+        let snapshot = RingSnapshot {
             cfg,
             instances: Instances::own(instances),
-            hot,
-            zones: zones.into(),
-            zone_instances,
+            hot: idx.hot,
+            zones: idx.zones.into(),
+            zone_instances: idx.zone_instances,
+            zone_tokened: idx.zone_tokened,
+            zone_states: idx.zone_states,
             table,
-            shuffle: ShuffleState::fresh(true),
+            shuffle,
+        };
+        snapshot.build_walks();
+        snapshot
+    }
+
+    /// Builds the walk table now unless it exists (it is shared by snapshots of one
+    /// topology) or the ring has no tokens.
+    fn build_walks(&self) {
+        if !self.table.tokens.is_empty() {
+            self.table.walks.get_or_init(|| self.primary_walks());
         }
     }
 
@@ -480,28 +562,60 @@ impl RingSnapshot {
     /// Builds the snapshot of a newer descriptor, reusing this one's token tables when only
     /// states and heartbeats changed (dskit's `RingCompare` "equal but states and
     /// timestamps"): the common heartbeat update costs no token work.
+    ///
+    /// A states-only update compares each instance's tokens with the ones this snapshot
+    /// holds (one `memcmp` each; equal tokens are known sorted and unique, so they are
+    /// not checked again), keeps the zone names, per-zone counts, token table and walk
+    /// table by reference, and only refreshes the per-instance state and heartbeat array.
+    /// Any other change rebuilds every lookup table, as [`Self::new`] does.
     pub fn update(&self, mut desc: Desc) -> RingSnapshot {
-        let instances = Self::prepare_instances(&mut desc, &self.cfg);
-        let (zones, hot, zone_instances) = Self::index_instances(&instances);
-        let same_topology = self.same_topology(&instances);
-        let table = if same_topology {
-            Arc::clone(&self.table)
-        } else {
-            Arc::new(build_token_table(&instances, &hot))
-        };
+        let mut instances = Self::collect_instances(&mut desc, &self.cfg);
+        if !self.same_topology(&instances) || !self.same_token_owners(&instances) {
+            normalize_tokens(&mut instances);
+            return Self::build(instances, self.cfg.clone(), self.shuffle.successor(false));
+        }
+        let mut zone_states = vec![0u32; self.zones.len()];
+        let hot = self
+            .hot
+            .iter()
+            .zip(&instances)
+            .map(|(h, d)| {
+                zone_states[h.zone as usize] |= state_bit(d.state);
+                Hot {
+                    timestamp: d.timestamp,
+                    state: d.state,
+                    ..*h
+                }
+            })
+            .collect();
         RingSnapshot {
             cfg: self.cfg.clone(),
             instances: Instances::own(instances),
             hot,
-            zones: zones.into(),
-            zone_instances,
-            table,
-            shuffle: self.shuffle.successor(same_topology),
+            zones: Arc::clone(&self.zones),
+            zone_instances: self.zone_instances.clone(),
+            zone_tokened: self.zone_tokened.clone(),
+            zone_states,
+            table: Arc::clone(&self.table),
+            shuffle: self.shuffle.successor(true),
         }
     }
 
     /// Whether `instances` has the same topology as this snapshot: same instance set,
     /// addresses, zones, registration, read-only flags and tokens.
+    /// Whether the token table's owners stay right for `instances` (same topology): a
+    /// token claimed by two instances goes to the one that is not LEAVING, so when some
+    /// token is claimed twice a change to or from LEAVING moves it.
+    fn same_token_owners(&self, instances: &[InstanceDesc]) -> bool {
+        let leaving = InstanceState::Leaving as i32;
+        self.table.unique
+            || self
+                .hot
+                .iter()
+                .zip(instances)
+                .all(|(h, d)| (h.state == leaving) == (d.state == leaving))
+    }
+
     fn same_topology(&self, instances: &[InstanceDesc]) -> bool {
         self.instances.len() == instances.len()
             && self.instances.iter().zip(instances).all(|(a, b)| {
@@ -515,7 +629,9 @@ impl RingSnapshot {
             })
     }
 
-    fn prepare_instances(desc: &mut Desc, cfg: &RingConfig) -> Vec<InstanceDesc> {
+    /// The descriptor's instances outside excluded zones, ids back-filled, sorted by ID.
+    /// Tokens are left as they came (see [`normalize_tokens`]).
+    fn collect_instances(desc: &mut Desc, cfg: &RingConfig) -> Vec<InstanceDesc> {
         let ingesters = std::mem::take(&mut desc.ingesters);
         let mut out = Vec::with_capacity(ingesters.len());
         for (id, mut d) in ingesters {
@@ -527,10 +643,6 @@ impl RingSnapshot {
             if d.id.is_empty() {
                 d.id = id;
             }
-            if !d.tokens.is_sorted() {
-                d.tokens.sort_unstable();
-            }
-            d.tokens.dedup();
             out.push(d);
         }
         // BTreeMap order is already sorted by key; ids equal keys after back-fill, but a
@@ -541,16 +653,20 @@ impl RingSnapshot {
         out
     }
 
-    fn index_instances(instances: &[InstanceDesc]) -> (Vec<String>, Vec<Hot>, Vec<u32>) {
+    fn index_instances(instances: &[InstanceDesc]) -> Indexed {
         let mut zones: Vec<String> = instances.iter().map(|d| d.zone.clone()).collect();
         zones.sort_unstable();
         zones.dedup();
         let mut zone_instances = vec![0u32; zones.len()];
+        let mut zone_tokened = vec![0u32; zones.len()];
+        let mut zone_states = vec![0u32; zones.len()];
         let hot = instances
             .iter()
             .map(|d| {
                 let zone = zones.binary_search(&d.zone).expect("zone listed") as u32;
                 zone_instances[zone as usize] += 1;
+                zone_tokened[zone as usize] += u32::from(!d.tokens.is_empty());
+                zone_states[zone as usize] |= state_bit(d.state);
                 Hot {
                     timestamp: d.timestamp,
                     state: d.state,
@@ -560,7 +676,13 @@ impl RingSnapshot {
                 }
             })
             .collect();
-        (zones, hot, zone_instances)
+        Indexed {
+            zones,
+            hot,
+            zone_instances,
+            zone_tokened,
+            zone_states,
+        }
     }
 
     /// The configuration lookups use.
@@ -848,8 +970,21 @@ impl RingSnapshot {
                 configured,
             });
         }
-        self.find_instances(key, op, rf, buf);
+        let walked = self.find_instances(key, op, rf, buf);
         let min_ts = buf.min_healthy_timestamp(now, self.cfg.heartbeat_timeout);
+        if let Walked::SkippedDeadZones { unseen } = walked {
+            if let Some(max_errors) = self.filter_skipped(op, rf, min_ts, &mut buf.out, unseen) {
+                return Ok(KeyReplicas {
+                    ring: self,
+                    indices: &buf.out,
+                    max_errors,
+                });
+            }
+            // The strategy needs what was skipped (a failed lookup's message names every
+            // unhealthy replica): walk again in full. Only failing lookups get here.
+            buf.out.clear();
+            self.walk_from(self.search_token(key), op, rf, buf, 0);
+        }
         let max_errors = self.filter(op, rf, min_ts, &mut buf.out)?;
         Ok(KeyReplicas {
             ring: self,
@@ -859,7 +994,12 @@ impl RingSnapshot {
     }
 
     /// The ring walk (dskit's `findInstancesForKey`), unfiltered; result in `buf.out`.
-    fn find_instances(&self, key: u32, op: Operation, rf: usize, buf: &mut GetBuffer) {
+    ///
+    /// Three ways, fastest first: the precomputed picks of the start token when none of
+    /// them extends the set; a zone-aware walk that leaves out *dead zones* (every instance
+    /// in a state that extends the set and is unhealthy for `op`, such as a zone being
+    /// rolled out with all instances LEAVING for a write) when there are some; the full walk.
+    fn find_instances(&self, key: u32, op: Operation, rf: usize, buf: &mut GetBuffer) -> Walked {
         buf.out.clear();
         let start = self.search_token(key);
         if rf == self.cfg.replication_factor {
@@ -874,24 +1014,101 @@ impl RingSnapshot {
                 .all(|&p| !op.extends_on(self.hot[p as usize].state))
             {
                 buf.out.extend_from_slice(picks);
-                return;
+                return Walked::Full;
             }
         }
         let words = self.instances.len().div_ceil(64);
         if buf.seen.len() < words {
             buf.seen.resize(words, 0);
         }
-        self.walk_from(start, op, rf, buf);
+        let dead = if self.cfg.zone_awareness_enabled {
+            self.dead_zones(op)
+        } else {
+            0
+        };
+        let size_stop = self.walk_from(start, op, rf, buf, dead);
+        if dead == 0 {
+            return Walked::Full;
+        }
+        // Left out: the dead zones' instances the full walk would have met. It meets all
+        // of them unless it stops on the set size first, and then how many is unknown.
+        let unseen = (!size_stop).then(|| {
+            (0..self.zones.len())
+                .filter(|&z| dead >> z & 1 != 0)
+                .map(|z| self.zone_tokened[z] as usize)
+                .sum()
+        });
+        Walked::SkippedDeadZones { unseen }
     }
 
-    /// The full ring walk from token index `start` into `buf.out`.
-    fn walk_from(&self, start: usize, op: Operation, rf: usize, buf: &mut GetBuffer) {
-        if !self.cfg.zone_awareness_enabled {
+    /// The zones (as a bit set over zone indices) whose every instance is in a state that
+    /// extends the set for `op` and is not healthy for it. A zone-aware walk meets every
+    /// instance of such a zone (none is ever counted as found, so the zone only finishes
+    /// when all of its instances were examined) and the strategy then drops them all;
+    /// none of that changes what the walk does in the other zones. The empty zone never
+    /// counts (zone awareness ignores it). Rings of more than 64 zones get none.
+    fn dead_zones(&self, op: Operation) -> u64 {
+        if self.zones.len() > 64 {
+            return 0;
+        }
+        let dead_states = (op.0 >> 16) & !op.0 & 0xffff;
+        let mut dead = 0u64;
+        for (z, &states) in self.zone_states.iter().enumerate() {
+            if states != 0 && states & !dead_states == 0 && !self.zones[z].is_empty() {
+                dead |= 1 << z;
+            }
+        }
+        dead
+    }
+
+    /// [`Self::filter`] after a walk that left out dead zones, with `unseen` of their
+    /// replicas (all unhealthy) not in `out`. `None` when the strategy fails or needs the
+    /// unknown set size: the caller then walks in full, so errors are always exact.
+    fn filter_skipped(
+        &self,
+        op: Operation,
+        rf: usize,
+        min_ts: i64,
+        out: &mut Vec<InstanceIdx>,
+        unseen: Option<usize>,
+    ) -> Option<usize> {
+        let hot = &self.hot;
+        let healthy = |i: &InstanceIdx| {
+            let h = &hot[*i as usize];
+            op.is_state_healthy(h.state) && h.timestamp >= min_ts
+        };
+        let healthy_count = out.iter().filter(|i| healthy(i)).count();
+        let max_errors = match self.cfg.strategy {
+            ReplicationStrategy::Default => {
+                let set_size = out.len() + unseen?;
+                healthy_count.checked_sub(rf.max(set_size) / 2 + 1)?
+            }
+            ReplicationStrategy::IgnoreUnhealthy => healthy_count.checked_sub(1)?,
+        };
+        if healthy_count != out.len() {
+            out.retain(healthy);
+        }
+        Some(max_errors)
+    }
+
+    /// The full ring walk from token index `start` into `buf.out`, leaving out the
+    /// instances of the zones in `dead` (see [`Self::dead_zones`]; 0 for none). Returns
+    /// whether the walk stopped because the set reached its size.
+    fn walk_from(
+        &self,
+        start: usize,
+        op: Operation,
+        rf: usize,
+        buf: &mut GetBuffer,
+        dead: u64,
+    ) -> bool {
+        let size_stop = if !self.cfg.zone_awareness_enabled {
             self.walk_plain(start, op, rf, buf);
+            false
         } else if self.zones.len() <= STACK_ZONES {
             let mut found = [0u32; STACK_ZONES];
             let mut examined = [0u32; STACK_ZONES];
-            self.walk_zoned(start, op, rf, buf, &mut found, &mut examined);
+            self.walk_zoned(start, op, rf, buf, &mut found, &mut examined, dead)
         } else {
             let mut found = std::mem::take(&mut buf.zone_found);
             let mut examined = std::mem::take(&mut buf.zone_examined);
@@ -899,11 +1116,13 @@ impl RingSnapshot {
             found.resize(self.zones.len(), 0);
             examined.clear();
             examined.resize(self.zones.len(), 0);
-            self.walk_zoned(start, op, rf, buf, &mut found, &mut examined);
+            let size_stop = self.walk_zoned(start, op, rf, buf, &mut found, &mut examined, dead);
             buf.zone_found = found;
             buf.zone_examined = examined;
-        }
+            size_stop
+        };
         buf.clear_seen();
+        size_stop
     }
 
     /// Walk without zone awareness: the next distinct instances clockwise.
@@ -934,7 +1153,10 @@ impl RingSnapshot {
 
     /// Zone-aware walk: at most `target` instances per zone; a zone is finished once it
     /// has its target or every instance of it was examined, and the walk stops when all
-    /// zones are finished (a zone named "" never finishes, as in dskit).
+    /// zones are finished (a zone named "" never finishes, as in dskit). Zones in `dead`
+    /// count as finished from the start and their instances are passed over. Returns
+    /// whether the walk stopped because the set reached its size.
+    #[allow(clippy::too_many_arguments)]
     fn walk_zoned(
         &self,
         start: usize,
@@ -943,17 +1165,21 @@ impl RingSnapshot {
         buf: &mut GetBuffer,
         found: &mut [u32],
         examined: &mut [u32],
-    ) {
+        dead: u64,
+    ) -> bool {
         let owners = &self.table.owners[..];
         let zones = self.zones.len();
         let total = &self.zone_instances[..];
         let target = (rf / self.cfg.replication_factor).max(1) as u32;
         let limit_instances = self.instances.len();
         let mut replica_set_size = rf;
-        let mut finished = 0usize;
+        let mut finished = dead.count_ones() as usize;
         let mut i = start;
         for _ in 0..owners.len() {
-            if buf.out.len() >= limit_instances.min(replica_set_size) || finished == zones {
+            if buf.out.len() >= limit_instances.min(replica_set_size) {
+                return true;
+            }
+            if finished == zones {
                 break;
             }
             let idx = owners[i];
@@ -966,6 +1192,10 @@ impl RingSnapshot {
             }
             let h = &self.hot[idx as usize];
             let z = h.zone as usize;
+            // `dead` is 0 for rings of more than 64 zones, so the masked shift is exact.
+            if dead >> (z & 63) & 1 != 0 {
+                continue;
+            }
             let zoned = !h.zone_is_empty;
             if zoned {
                 if found[z] >= target {
@@ -986,6 +1216,7 @@ impl RingSnapshot {
                 finished += 1;
             }
         }
+        false
     }
 
     /// Builds [`PrimaryWalks`] for this snapshot's topology and configuration.
@@ -1001,7 +1232,7 @@ impl RingSnapshot {
         // The last start token: an explicit walk with an operation that never extends.
         let mut buf = GetBuffer::new();
         buf.seen.resize(self.instances.len().div_ceil(64), 0);
-        self.walk_from(n - 1, Operation(0), rf, &mut buf);
+        self.walk_from(n - 1, Operation(0), rf, &mut buf, 0);
         buf.clear_seen();
         picks[(n - 1) * width..(n - 1) * width + buf.out.len()].copy_from_slice(&buf.out);
         match width {
@@ -1262,20 +1493,22 @@ impl RingSnapshot {
         picked: &Arc<[InstanceIdx]>,
         shuffle: ShuffleState,
     ) -> RingSnapshot {
-        let (zones, hot, zone_instances) = self.picked_hot(picked);
+        let idx = self.picked_hot(picked);
         let instances = self.instances.pick(picked);
         let table = if self.table.unique {
             unique_token_table(picked.len(), |i| &instances[i].tokens)
         } else {
             let copied: Vec<InstanceDesc> = instances.iter().cloned().collect();
-            build_token_table(&copied, &hot)
+            build_token_table(&copied, &idx.hot)
         };
         RingSnapshot {
             cfg: self.cfg.clone(),
             instances,
-            hot,
-            zones,
-            zone_instances,
+            hot: idx.hot,
+            zones: idx.zones,
+            zone_instances: idx.zone_instances,
+            zone_tokened: idx.zone_tokened,
+            zone_states: idx.zone_states,
             table: Arc::new(table),
             shuffle,
         }
@@ -1283,7 +1516,7 @@ impl RingSnapshot {
 
     /// Zone names, per-instance data and per-zone counts of the instances at `picked`
     /// (sorted indices), remapped from this snapshot's: zones keep their sorted order.
-    fn picked_hot(&self, picked: &[InstanceIdx]) -> (Arc<[String]>, Vec<Hot>, Vec<u32>) {
+    fn picked_hot(&self, picked: &[InstanceIdx]) -> PickedIndex {
         // Old zone index -> new one (u32::MAX: no picked instance), on the stack for the
         // usual handful of zones.
         let mut on_stack = [u32::MAX; STACK_ZONES];
@@ -1314,16 +1547,27 @@ impl RingSnapshot {
                 .collect()
         };
         let mut zone_instances = vec![0u32; zones.len()];
+        let mut zone_tokened = vec![0u32; zones.len()];
+        let mut zone_states = vec![0u32; zones.len()];
         let hot: Vec<Hot> = picked
             .iter()
             .map(|&i| {
                 let mut h = self.hot[i as usize];
                 h.zone = zone_map[h.zone as usize];
-                zone_instances[h.zone as usize] += 1;
+                let z = h.zone as usize;
+                zone_instances[z] += 1;
+                zone_tokened[z] += u32::from(!self.instances[i as usize].tokens.is_empty());
+                zone_states[z] |= state_bit(h.state);
                 h
             })
             .collect();
-        (zones, hot, zone_instances)
+        PickedIndex {
+            zones,
+            hot,
+            zone_instances,
+            zone_tokened,
+            zone_states,
+        }
     }
 
     /// The same subring with each instance's descriptor replaced by `parent`'s current
@@ -1335,13 +1579,15 @@ impl RingSnapshot {
         parent: &RingSnapshot,
         parent_indices: &Arc<[InstanceIdx]>,
     ) -> RingSnapshot {
-        let (zones, hot, zone_instances) = parent.picked_hot(parent_indices);
+        let idx = parent.picked_hot(parent_indices);
         RingSnapshot {
             cfg: self.cfg.clone(),
             instances: parent.instances.pick(parent_indices),
-            hot,
-            zones,
-            zone_instances,
+            hot: idx.hot,
+            zones: idx.zones,
+            zone_instances: idx.zone_instances,
+            zone_tokened: idx.zone_tokened,
+            zone_states: idx.zone_states,
             table: Arc::clone(&self.table),
             shuffle: self.shuffle.successor(false),
         }
@@ -1764,7 +2010,7 @@ mod tests {
             d.add_instance(&format!("i{i:02}"), "a", "", tokens, state, 1, 1);
         }
         let instances: Vec<InstanceDesc> = d.ingesters.into_values().collect();
-        let (_, hot, _) = RingSnapshot::index_instances(&instances);
+        let hot = RingSnapshot::index_instances(&instances).hot;
         let table = build_token_table(&instances, &hot);
         // Reference: every (token, index) pair sorted, first non-LEAVING claimant wins.
         let mut pairs: Vec<(u32, u32)> = instances
@@ -1829,7 +2075,7 @@ mod tests {
                 );
             }
             let instances: Vec<InstanceDesc> = d.ingesters.into_values().collect();
-            let (_, hot, _) = RingSnapshot::index_instances(&instances);
+            let hot = RingSnapshot::index_instances(&instances).hot;
             let general = build_token_table(&instances, &hot);
             let lean = unique_token_table(instances.len(), |i| &instances[i].tokens);
             assert!(general.unique);
@@ -1878,7 +2124,7 @@ mod tests {
                     let mut slow = vec![u32::MAX; len * width];
                     let mut buf = GetBuffer::new();
                     buf.seen.resize(r.instances.len().div_ceil(64), 0);
-                    r.walk_from(len - 1, Operation(0), rf, &mut buf);
+                    r.walk_from(len - 1, Operation(0), rf, &mut buf, 0);
                     slow[(len - 1) * width..(len - 1) * width + buf.out.len()]
                         .copy_from_slice(&buf.out);
                     r.fill_walks_any(&mut slow, width, buf.out.clone());
