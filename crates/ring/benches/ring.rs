@@ -60,7 +60,7 @@ fn bench_get(c: &mut Criterion) {
             },
             ..RingConfig::default()
         };
-        let ring = RingSnapshot::new(desc, cfg);
+        let ring = RingSnapshot::new(desc, cfg).expect("valid ring config");
         let keys: Vec<u32> = (0..4096).map(|_| rng.random()).collect();
         let mut buf = GetBuffer::new();
         let now = unix_seconds(NOW);
@@ -96,7 +96,7 @@ fn bench_update_ring_state(c: &mut Criterion) {
             d.state = InstanceState::Joining as i32;
         }
         for (name, other) in [("tokens changed", &b_tokens), ("state only", &b_state)] {
-            let mut current = RingSnapshot::new(a.clone(), cfg.clone());
+            let mut current = RingSnapshot::new(a.clone(), cfg.clone()).expect("valid ring config");
             let mut flip = false;
             group.bench_function(
                 BenchmarkId::new(name, format!("{instances}x{tokens}")),
@@ -117,7 +117,7 @@ fn bench_update_ring_state(c: &mut Criterion) {
         }
         // What a request after a topology change waits for, end to end: the rebuild and
         // the first lookup (every table a lookup reads is built by the rebuild).
-        let mut current = RingSnapshot::new(a.clone(), cfg.clone());
+        let mut current = RingSnapshot::new(a.clone(), cfg.clone()).expect("valid ring config");
         let mut flip = false;
         let mut buf = GetBuffer::new();
         let now = unix_seconds(NOW);
@@ -168,7 +168,7 @@ fn bench_get_one_zone_leaving(c: &mut Criterion) {
             strategy: ReplicationStrategy::IgnoreUnhealthy,
             ..RingConfig::default()
         };
-        let ring = RingSnapshot::new(desc, cfg);
+        let ring = RingSnapshot::new(desc, cfg).expect("valid ring config");
         let keys: Vec<u32> = (0..4096).map(|_| rng.random()).collect();
         let want = if leaving { 3 } else { 4 };
         let mut buf = GetBuffer::new();

@@ -64,7 +64,7 @@ fn main() {
             strategy: ReplicationStrategy::IgnoreUnhealthy,
             ..RingConfig::default()
         };
-        let ring = RingSnapshot::new(desc, cfg);
+        let ring = RingSnapshot::new(desc, cfg).expect("valid ring config");
         let mut found = 0;
         for _ in 0..iterations {
             let key: u32 = rng.random();
@@ -94,7 +94,7 @@ fn main() {
     let descs: Vec<Desc> = (0..iterations)
         .map(|i| if i % 2 == 0 { other.clone() } else { a.clone() })
         .collect();
-    let mut current = RingSnapshot::new(a.clone(), cfg);
+    let mut current = RingSnapshot::new(a.clone(), cfg).expect("valid ring config");
     let mut total = 0usize;
     for (i, d) in descs.into_iter().enumerate() {
         current = current.update(d);

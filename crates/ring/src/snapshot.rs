@@ -58,20 +58,34 @@ impl Default for RingConfig {
 }
 
 impl RingConfig {
-    /// Checks the constraints dskit enforces at start-up.
-    pub fn validate(&self) -> Result<(), RingError> {
+    /// Checks the constraints dskit enforces at start-up: a replication factor and a
+    /// heartbeat timeout above zero. dskit accepts fewer zones than the replication
+    /// factor (and zones are only known at run time), so zone awareness adds no rule.
+    /// [`RingSnapshot::new`] calls this, so a bad configuration fails when the first
+    /// snapshot is built instead of dividing by zero on a lookup.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.replication_factor == 0 {
-            return Err(RingError::InvalidConfig(
-                "replication factor must be greater than 0".into(),
-            ));
+            return Err(ConfigError::ZeroReplicationFactor);
         }
         if self.heartbeat_timeout.is_zero() {
-            return Err(RingError::InvalidConfig(
-                "heartbeat timeout must be greater than 0".into(),
-            ));
+            return Err(ConfigError::ZeroHeartbeatTimeout);
         }
         Ok(())
     }
+}
+
+/// Why a [`RingConfig`] cannot be used. Kept apart from [`RingError`] (what a lookup
+/// can meet) because it is found once, at start-up, and means the operator must change a
+/// setting.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `replication_factor` is 0 (dskit: "ReplicationFactor must be greater than zero").
+    #[error("invalid ring config: replication factor must be greater than 0")]
+    ZeroReplicationFactor,
+    /// `heartbeat_timeout` is 0 (dskit: "heartbeat timeout must be greater than 0").
+    #[error("invalid ring config: heartbeat timeout must be greater than 0")]
+    ZeroHeartbeatTimeout,
 }
 
 /// What a lookup does with unhealthy replicas (spec/ring.md §3.3).
@@ -92,7 +106,8 @@ impl ReplicationStrategy {
     }
 }
 
-/// Why a lookup could not produce a replication set. Lookups never change the snapshot.
+/// Why a lookup could not produce a replication set (configuration problems are
+/// [`ConfigError`]s, found when the snapshot is built). Lookups never change the snapshot.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RingError {
@@ -134,9 +149,10 @@ pub enum RingError {
         /// Configured factor.
         configured: usize,
     },
-    /// The configuration is invalid.
-    #[error("invalid ring config: {0}")]
-    InvalidConfig(String),
+    /// The instance's state is a wire value this crate does not know (for example
+    /// Cortex's `READONLY = 5`); [`RingSnapshot::instance_at`] still shows the raw value.
+    #[error("instance has an unknown state value {0}")]
+    UnknownState(i32),
 }
 
 fn unhealthy_suffix(unhealthy: &[String]) -> String {
@@ -162,6 +178,66 @@ fn not_enough_replicas_message(
         "at least {min_success} live replicas required{zones}, could only find {found}{}",
         unhealthy_suffix(unhealthy)
     )
+}
+
+/// How many instances are in each state (see [`RingSnapshot::counts_by_state`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StateCounts {
+    /// ACTIVE instances.
+    pub active: usize,
+    /// LEAVING instances.
+    pub leaving: usize,
+    /// PENDING instances.
+    pub pending: usize,
+    /// JOINING instances.
+    pub joining: usize,
+    /// LEFT instances (tombstones; KV stores normally strip them before a reader sees them).
+    pub left: usize,
+    /// Instances whose wire state is none of the above (for example Cortex's `READONLY`).
+    pub unknown: usize,
+}
+
+impl StateCounts {
+    /// The count of `state`.
+    pub fn get(&self, state: InstanceState) -> usize {
+        match state {
+            InstanceState::Active => self.active,
+            InstanceState::Leaving => self.leaving,
+            InstanceState::Pending => self.pending,
+            InstanceState::Joining => self.joining,
+            InstanceState::Left => self.left,
+        }
+    }
+
+    /// The known states' counts indexed by wire value (`ACTIVE` = 0 ... `LEFT` = 4), the
+    /// layout of a per-state metric.
+    pub fn by_wire_value(&self) -> [usize; 5] {
+        [
+            self.active,
+            self.leaving,
+            self.pending,
+            self.joining,
+            self.left,
+        ]
+    }
+
+    /// All instances counted, known states or not.
+    pub fn total(&self) -> usize {
+        self.active + self.leaving + self.pending + self.joining + self.left + self.unknown
+    }
+
+    fn add(&mut self, raw: i32) {
+        let slot = match InstanceState::try_from(raw) {
+            Ok(InstanceState::Active) => &mut self.active,
+            Ok(InstanceState::Leaving) => &mut self.leaving,
+            Ok(InstanceState::Pending) => &mut self.pending,
+            Ok(InstanceState::Joining) => &mut self.joining,
+            Ok(InstanceState::Left) => &mut self.left,
+            Err(_) => &mut self.unknown,
+        };
+        *slot += 1;
+    }
 }
 
 /// Index of an instance inside one snapshot (instances are numbered in ID order).
@@ -388,6 +464,14 @@ impl<'a> KeyReplicas<'a> {
         self.indices.iter().map(move |&i| ring.instance_at(i))
     }
 
+    /// Zones that may fail while the operation still succeeds: always 0 for a key's
+    /// replicas, as in dskit (its `Get` never sets `MaxUnavailableZones`; a key's set
+    /// tolerates [`Self::max_errors`] failed replicas instead). Present so code written
+    /// against [`ReplicationSet`] reads the same.
+    pub fn max_unavailable_zones(&self) -> usize {
+        0
+    }
+
     /// Minimum number of successful replicas for the operation to succeed.
     pub fn min_success(&self) -> usize {
         self.indices.len() - self.max_errors
@@ -520,10 +604,13 @@ impl RingSnapshot {
     /// rebuild's cost is paid by whoever publishes the snapshot (the ring watcher), not by
     /// a request. Tables only status pages and shuffle sharding read (per-zone tokens,
     /// ownership) are still built on first use.
-    pub fn new(mut desc: Desc, cfg: RingConfig) -> RingSnapshot {
+    ///
+    /// Fails only when `cfg` does not pass [`RingConfig::validate`].
+    pub fn new(mut desc: Desc, cfg: RingConfig) -> Result<RingSnapshot, ConfigError> {
+        cfg.validate()?;
         let mut instances = Self::collect_instances(&mut desc, &cfg);
         normalize_tokens(&mut instances);
-        Self::build(instances, cfg, ShuffleState::fresh(true))
+        Ok(Self::build(instances, cfg, ShuffleState::fresh(true)))
     }
 
     /// A snapshot of prepared `instances` (sorted by ID, tokens sorted and unique) with all
@@ -554,8 +641,8 @@ impl RingSnapshot {
         }
     }
 
-    /// An empty ring.
-    pub fn empty(cfg: RingConfig) -> RingSnapshot {
+    /// An empty ring (fails as [`Self::new`] does on a bad configuration).
+    pub fn empty(cfg: RingConfig) -> Result<RingSnapshot, ConfigError> {
         RingSnapshot::new(Desc::default(), cfg)
     }
 
@@ -738,9 +825,11 @@ impl RingSnapshot {
         self.instance_index(id).is_some()
     }
 
-    /// State of `id` (dskit's `GetInstanceState`: raw wire value).
-    pub fn instance_state(&self, id: &str) -> Result<i32, RingError> {
-        self.instance(id).map(|d| d.state)
+    /// State of `id` (dskit's `GetInstanceState`). A wire value outside
+    /// [`InstanceState`] is [`RingError::UnknownState`].
+    pub fn instance_state(&self, id: &str) -> Result<InstanceState, RingError> {
+        let raw = self.instance(id)?.state;
+        InstanceState::try_from(raw).map_err(|_| RingError::UnknownState(raw))
     }
 
     /// Sorted zone names (the empty zone included if some instance has none).
@@ -813,32 +902,25 @@ impl RingSnapshot {
             .count()
     }
 
-    /// Instance counts per state, indexed by the wire value (`ACTIVE` = 0 ... `LEFT` = 4);
-    /// unknown states are not counted.
-    pub fn counts_by_state(&self) -> [usize; 5] {
-        let mut counts = [0usize; 5];
+    /// Instance counts per state (instances in a state this crate does not know are
+    /// counted apart, in [`StateCounts::unknown`]).
+    pub fn counts_by_state(&self) -> StateCounts {
+        let mut counts = StateCounts::default();
         for h in &self.hot {
-            if let Some(c) = usize::try_from(h.state)
-                .ok()
-                .and_then(|s| counts.get_mut(s))
-            {
-                *c += 1;
-            }
+            counts.add(h.state);
         }
         counts
     }
 
     /// Instance counts per (zone, state), zones in [`Self::zones`] order.
-    pub fn counts_by_zone_and_state(&self) -> Vec<(String, [usize; 5])> {
-        let mut out: Vec<(String, [usize; 5])> =
-            self.zones.iter().map(|z| (z.clone(), [0; 5])).collect();
+    pub fn counts_by_zone_and_state(&self) -> Vec<(String, StateCounts)> {
+        let mut out: Vec<(String, StateCounts)> = self
+            .zones
+            .iter()
+            .map(|z| (z.clone(), StateCounts::default()))
+            .collect();
         for h in &self.hot {
-            if let Some(c) = usize::try_from(h.state)
-                .ok()
-                .and_then(|s| out[h.zone as usize].1.get_mut(s))
-            {
-                *c += 1;
-            }
+            out[h.zone as usize].1.add(h.state);
         }
         out
     }
@@ -1477,7 +1559,10 @@ impl RingSnapshot {
                 .map(|d| (d.id.clone(), d.clone()))
                 .collect(),
         };
-        RingSnapshot::new(desc, self.cfg.clone())
+        let mut desc = desc;
+        let mut instances = Self::collect_instances(&mut desc, &self.cfg);
+        normalize_tokens(&mut instances);
+        Self::build(instances, self.cfg.clone(), ShuffleState::fresh(true))
     }
 }
 
@@ -2117,7 +2202,7 @@ mod tests {
                         zone_awareness_enabled: zone_aware,
                         ..RingConfig::default()
                     };
-                    let r = RingSnapshot::new(d, cfg);
+                    let r = RingSnapshot::new(d, cfg).unwrap();
                     let fast = r.primary_walks();
                     let width = fast.width;
                     let len = r.table.tokens.len();

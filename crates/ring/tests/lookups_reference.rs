@@ -159,7 +159,7 @@ proptest! {
         };
         // LEFT entries are kept by the snapshot, as dskit keeps them.
         let visible = desc.clone();
-        let snap = RingSnapshot::new(desc, cfg.clone());
+        let snap = RingSnapshot::new(desc, cfg.clone()).expect("valid ring config");
         let mut buf = GetBuffer::new();
         for key in keys.into_iter().chain([u32::MAX, 0]) {
             let got = snap
@@ -210,8 +210,8 @@ proptest! {
         for d in all_active.ingesters.values_mut() {
             d.state = InstanceState::Active as i32;
         }
-        let updated = RingSnapshot::new(all_active, cfg.clone()).update(desc.clone());
-        let snap = RingSnapshot::new(desc, cfg.clone());
+        let updated = RingSnapshot::new(all_active, cfg.clone()).expect("valid ring config").update(desc.clone());
+        let snap = RingSnapshot::new(desc, cfg.clone()).expect("valid ring config");
         let mut buf = GetBuffer::new();
         for key in keys.into_iter().chain([u32::MAX, 0]) {
             let want = reference_get(&visible, &cfg, key, op);
