@@ -103,7 +103,8 @@ async fn main() {
         replication_factor: 3,
         heartbeat_timeout: Duration::from_secs(3600),
         ..RingConfig::default()
-    });
+    })
+    .expect("valid ring config");
     watcher.publish(desc);
     let distributor = Arc::new(Distributor::new(DistributorConfig::default(), watcher));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -44,7 +44,8 @@ async fn a_read_only_ingester_gets_no_new_series_and_the_others_get_all_replicas
     let watcher = RingWatcher::new(RingConfig {
         replication_factor: 3,
         ..RingConfig::default()
-    });
+    })
+    .expect("valid ring config");
     watcher.publish(desc);
     let distributor = Distributor::new(DistributorConfig::default(), Arc::clone(&watcher));
 

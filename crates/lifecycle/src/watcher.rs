@@ -3,13 +3,14 @@
 //! client update path").
 //!
 //! Heartbeat-only changes reuse the previous snapshot's token tables
-//! ([`RingSnapshot::update`]), so the common update is cheap.
+//! ([`RingSnapshot::update`]), so the common update is cheap; a topology change is
+//! rebuilt in full (walk table included) by the task that publishes it.
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use ringkit_kv::{CancellationToken, Client};
-use ringkit_ring::{Desc, RingConfig, RingSnapshot};
+use ringkit_ring::{ConfigError, Desc, RingConfig, RingSnapshot};
 use tokio::sync::watch;
 
 use crate::store::RingDesc;
@@ -29,12 +30,13 @@ impl std::fmt::Debug for RingWatcher {
 }
 
 impl RingWatcher {
-    /// A watcher holding an empty ring until [`RingWatcher::run`] reads the store.
-    pub fn new(cfg: RingConfig) -> Arc<RingWatcher> {
-        Arc::new(RingWatcher {
-            current: ArcSwap::from_pointee(RingSnapshot::empty(cfg)),
+    /// A watcher holding an empty ring until [`RingWatcher::run`] reads the store. Fails
+    /// when `cfg` is invalid (see [`RingConfig::validate`]).
+    pub fn new(cfg: RingConfig) -> Result<Arc<RingWatcher>, ConfigError> {
+        Ok(Arc::new(RingWatcher {
+            current: ArcSwap::from_pointee(RingSnapshot::empty(cfg)?),
             updates: watch::Sender::new(0),
-        })
+        }))
     }
 
     /// The newest snapshot. Never blocks; the snapshot stays valid while held.
@@ -48,7 +50,9 @@ impl RingWatcher {
         self.updates.subscribe()
     }
 
-    /// Publishes the snapshot of `desc` (tombstones are dropped by the snapshot).
+    /// Publishes the snapshot of `desc` (tombstones are dropped by the snapshot). Every
+    /// table a lookup reads is built here, before the snapshot is visible, so readers
+    /// never pay for a rebuild; a states-only change reuses the previous tables.
     pub fn publish(&self, desc: Desc) {
         let next = self.current.load().update(desc);
         self.current.store(Arc::new(next));

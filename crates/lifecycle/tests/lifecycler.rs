@@ -239,7 +239,7 @@ async fn watcher_publishes_snapshots_as_the_ring_changes() {
             .unwrap()
             .as_secs() as i64,
     );
-    let watcher = RingWatcher::new(RingConfig::default());
+    let watcher = RingWatcher::new(RingConfig::default()).expect("valid ring config");
     let cancel = CancellationToken::new();
     let task =
         tokio::spawn(Arc::clone(&watcher).run(store_client(&store), KEY.into(), cancel.clone()));

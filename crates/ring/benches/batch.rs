@@ -37,7 +37,7 @@ fn ring(instances: usize, rng: &mut SmallRng) -> RingSnapshot {
             NOW,
         );
     }
-    RingSnapshot::new(d, RingConfig::default())
+    RingSnapshot::new(d, RingConfig::default()).expect("valid ring config")
 }
 
 fn bench_batch(c: &mut Criterion) {

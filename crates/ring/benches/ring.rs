@@ -8,7 +8,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use ringkit_ring::snapshot::unix_seconds;
+use ringkit_ring::snapshot::{ReplicationStrategy, unix_seconds};
 use ringkit_ring::{Desc, GetBuffer, InstanceState, Operation, RingConfig, RingSnapshot};
 
 const NOW: i64 = 1_800_000_000;
@@ -60,7 +60,7 @@ fn bench_get(c: &mut Criterion) {
             },
             ..RingConfig::default()
         };
-        let ring = RingSnapshot::new(desc, cfg);
+        let ring = RingSnapshot::new(desc, cfg).expect("valid ring config");
         let keys: Vec<u32> = (0..4096).map(|_| rng.random()).collect();
         let mut buf = GetBuffer::new();
         let now = unix_seconds(NOW);
@@ -96,7 +96,7 @@ fn bench_update_ring_state(c: &mut Criterion) {
             d.state = InstanceState::Joining as i32;
         }
         for (name, other) in [("tokens changed", &b_tokens), ("state only", &b_state)] {
-            let mut current = RingSnapshot::new(a.clone(), cfg.clone());
+            let mut current = RingSnapshot::new(a.clone(), cfg.clone()).expect("valid ring config");
             let mut flip = false;
             group.bench_function(
                 BenchmarkId::new(name, format!("{instances}x{tokens}")),
@@ -115,9 +115,83 @@ fn bench_update_ring_state(c: &mut Criterion) {
                 },
             );
         }
+        // What a request after a topology change waits for, end to end: the rebuild and
+        // the first lookup (every table a lookup reads is built by the rebuild).
+        let mut current = RingSnapshot::new(a.clone(), cfg.clone()).expect("valid ring config");
+        let mut flip = false;
+        let mut buf = GetBuffer::new();
+        let now = unix_seconds(NOW);
+        let mut key = 0u32;
+        group.bench_function(
+            BenchmarkId::new(
+                "tokens changed + first get",
+                format!("{instances}x{tokens}"),
+            ),
+            |bch| {
+                bch.iter_batched(
+                    || {
+                        flip = !flip;
+                        if flip { b_tokens.clone() } else { a.clone() }
+                    },
+                    |d| {
+                        current = current.update(d);
+                        key = key.wrapping_add(0x9e37_79b9);
+                        let set = current.get(key, Operation::WRITE, now, &mut buf);
+                        black_box(set.map(|s| s.max_errors).ok())
+                    },
+                    criterion::BatchSize::LargeInput,
+                )
+            },
+        );
     }
     group.finish();
 }
 
-criterion_group!(benches, bench_get, bench_update_ring_state);
+/// dskit's `BenchmarkRing_Get_OneZoneLeaving`: 1,200 instances in 4 zones, 512 tokens
+/// each, RF 4, zone-aware, the ignore-unhealthy strategy, writes; every instance of
+/// `zone-2` LEAVING (a zone being rolled out) or none. Each lookup must return one
+/// instance of each zone that is not leaving.
+fn bench_get_one_zone_leaving(c: &mut Criterion) {
+    let mut group = c.benchmark_group("Ring_Get_OneZoneLeaving");
+    for leaving in [true, false] {
+        let mut rng = SmallRng::seed_from_u64(3);
+        let mut desc = random_ring(1200, 4, 512, &mut rng);
+        if leaving {
+            for d in desc.ingesters.values_mut().filter(|d| d.zone == "zone-2") {
+                d.state = InstanceState::Leaving as i32;
+            }
+        }
+        let cfg = RingConfig {
+            replication_factor: 4,
+            zone_awareness_enabled: true,
+            heartbeat_timeout: Duration::from_secs(3600),
+            strategy: ReplicationStrategy::IgnoreUnhealthy,
+            ..RingConfig::default()
+        };
+        let ring = RingSnapshot::new(desc, cfg).expect("valid ring config");
+        let keys: Vec<u32> = (0..4096).map(|_| rng.random()).collect();
+        let want = if leaving { 3 } else { 4 };
+        let mut buf = GetBuffer::new();
+        let now = unix_seconds(NOW);
+        let mut k = 0usize;
+        group.bench_function(format!("one zone leaving = {leaving}"), |b| {
+            b.iter(|| {
+                k = (k + 1) & 4095;
+                let set = ring
+                    .get(black_box(keys[k]), Operation::WRITE, now, &mut buf)
+                    .expect("a healthy instance in three zones");
+                assert_eq!(set.len(), want);
+                black_box(set.max_errors)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_get,
+    bench_get_one_zone_leaving,
+    bench_update_ring_state
+);
 criterion_main!(benches);

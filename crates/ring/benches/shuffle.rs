@@ -47,7 +47,8 @@ fn ring(instances: usize, zones: usize, cache: bool) -> Arc<RingSnapshot> {
         heartbeat_timeout: Duration::from_secs(3600),
         ..RingConfig::default()
     };
-    let r = RingSnapshot::new(random_ring(instances, zones, 128, &mut rng), cfg);
+    let r = RingSnapshot::new(random_ring(instances, zones, 128, &mut rng), cfg)
+        .expect("valid ring config");
     Arc::new(if cache { r } else { r.without_subring_cache() })
 }
 

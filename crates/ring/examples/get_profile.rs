@@ -46,7 +46,8 @@ fn main() {
             zone_awareness_enabled: zones > 1,
             ..RingConfig::default()
         },
-    );
+    )
+    .expect("valid ring config");
     let keys: Vec<u32> = (0..4096).map(|_| rng.random()).collect();
     let mut buf = GetBuffer::new();
     let now = unix_seconds(1000);

@@ -37,7 +37,7 @@ fn main() {
     let start = std::time::Instant::now();
     let mut total = 0;
     for _ in 0..iterations {
-        let snap = RingSnapshot::new(d.clone(), RingConfig::default());
+        let snap = RingSnapshot::new(d.clone(), RingConfig::default()).expect("valid ring config");
         total += snap.tokens().len();
     }
     println!(

@@ -77,6 +77,7 @@ const NONE: u32 = u32::MAX;
 
 /// Why planning a batch failed (before any call was made).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PlanError {
     /// The ring has no instances.
     #[error("DoBatch: InstancesCount <= 0")]
@@ -91,6 +92,7 @@ pub enum PlanError {
 
 /// Why a batch failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BatchError<E> {
     /// The ring has no instances.
     #[error("DoBatch: InstancesCount <= 0")]

@@ -23,6 +23,27 @@ pub fn fnv1_32(bytes: &[u8]) -> u32 {
     fnv1_32_add(FNV32_OFFSET, bytes)
 }
 
+/// FNV-1a 32 offset basis (the same value as FNV-1's).
+pub const FNV1A32_OFFSET: u32 = FNV32_OFFSET;
+
+/// Feeds `bytes` into a running FNV-1a 32 hash `h` (xor then multiply).
+#[inline]
+pub fn fnv1a_32_add(mut h: u32, bytes: &[u8]) -> u32 {
+    for &b in bytes {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(FNV32_PRIME);
+    }
+    h
+}
+
+/// FNV-1a 32 of `bytes` (Go's `fnv.New32a`, Cortex's `HashNew32a`/`HashAdd32a`): a good
+/// default for turning a plain key (a user id, a blob name) into a ring key for
+/// [`crate::RingSnapshot::get`]. Series keep [`shard_by_all_labels`], which Mimir uses.
+#[inline]
+pub fn fnv1a_32(bytes: &[u8]) -> u32 {
+    fnv1a_32_add(FNV1A32_OFFSET, bytes)
+}
+
 /// Ring key of a series: FNV-1 32 over the tenant id, then every label name and value in
 /// the order given, without separators (Mimir's `ShardByAllLabels`). Callers pass labels
 /// sorted by name, as remote write requires.
@@ -52,6 +73,15 @@ mod tests {
         // Go: h := fnv.New32(); write "user-1","__name__","up","job","node" -> 3624131105.
         let key = shard_by_all_labels("user-1", [("__name__", "up"), ("job", "node")]);
         assert_eq!(key, 3_624_131_105);
+    }
+
+    #[test]
+    fn fnv1a_matches_published_test_vectors() {
+        // The FNV reference test vectors (Fowler/Noll/Vo): "", "a", "foobar".
+        assert_eq!(fnv1a_32(b""), 0x811c_9dc5);
+        assert_eq!(fnv1a_32(b"a"), 0xe40c_292c);
+        assert_eq!(fnv1a_32(b"foobar"), 0xbf9c_f968);
+        assert_eq!(fnv1a_32_add(fnv1a_32(b"foo"), b"bar"), fnv1a_32(b"foobar"));
     }
 
     #[test]

@@ -20,8 +20,9 @@
 //! - [`quorum`]: quorum tracking and `do_until_quorum` over a replication set.
 //! - [`batch`]: `DoBatch`, one call per instance for many keyed items, with per-item quorum.
 //! - [`shuffle`]: per-tenant shuffle shards (with lookback), picking the same instances as
-//!   dskit; [`gorand`]: Go's `math/rand` source, bit for bit, which those picks depend on.
-//! - [`hash`]: FNV-1 32 series hashing as Cortex and Mimir shard series.
+//!   dskit (through a bit-exact copy of Go's `math/rand` source, kept internal).
+//! - [`hash`]: FNV-1 32 series hashing as Cortex and Mimir shard series, and FNV-1a 32 for
+//!   turning any other key into a ring key.
 //! - [`partition`]: dskit's partition ring (ingest storage): model, `partitionRingDesc`
 //!   codec, merge, [`partition::PartitionRing`] lookups and the partition-instance joins.
 //! - [`token_ranges`]: the key ranges an instance or partition owns.
@@ -35,8 +36,15 @@
 
 pub mod batch;
 pub mod codec;
+// Go's `math/rand` source: public only for the golden tests and benchmarks that check
+// shuffle-shard picks bit for bit; not part of the supported API.
+#[doc(hidden)]
 pub mod gorand;
 pub mod hash;
+// The gossip receive fast path for one-instance heartbeats: public only for the KV
+// store in ringkit-lifecycle and the decompression-bomb tests; not part of the supported
+// API (use `merge` for descriptors).
+#[doc(hidden)]
 pub mod heartbeat;
 pub mod merge;
 pub mod model;
@@ -50,8 +58,11 @@ pub mod token_ranges;
 pub mod tokens;
 
 pub use batch::{BatchBuffers, BatchError, BatchOptions, BatchOutcome, do_batch};
-pub use model::{Desc, InstanceDesc, InstanceState};
+pub use model::{Desc, InstanceBuilder, InstanceDesc, InstanceState};
 pub use op::Operation;
 pub use quorum::{QuorumConfig, QuorumError};
 pub use replication::ReplicationSet;
-pub use snapshot::{GetBuffer, InstanceIdx, KeyReplicas, RingConfig, RingError, RingSnapshot};
+pub use snapshot::{
+    ConfigError, GetBuffer, InstanceIdx, KeyReplicas, RingConfig, RingError, RingSnapshot,
+    StateCounts,
+};

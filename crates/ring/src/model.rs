@@ -64,32 +64,42 @@ impl Desc {
     }
 
     /// Inserts or replaces the entry of `id` (tokens taken as given, sorted and de-duplicated),
-    /// with `timestamp = now`. Replaces the whole entry, like dskit's `AddIngester`.
+    /// with `timestamp = now`. Replaces the whole entry, like dskit's `AddIngester`, whose
+    /// argument order it keeps; new code reads better with [`InstanceBuilder`] and
+    /// [`Desc::insert_instance`], which this calls.
     #[allow(clippy::too_many_arguments)]
     pub fn add_instance(
         &mut self,
         id: &str,
         addr: &str,
         zone: &str,
-        mut tokens: Vec<u32>,
+        tokens: Vec<u32>,
         state: InstanceState,
         registered_timestamp: i64,
         now: i64,
     ) -> &mut InstanceDesc {
-        tokens.sort_unstable();
-        tokens.dedup();
-        let entry = InstanceDesc {
-            addr: addr.to_owned(),
-            timestamp: now,
-            state: state as i32,
-            tokens,
-            zone: zone.to_owned(),
-            registered_timestamp,
-            id: id.to_owned(),
-            ..Default::default()
-        };
-        self.ingesters.insert(id.to_owned(), entry);
-        self.ingesters.get_mut(id).expect("just inserted")
+        self.insert_instance(
+            InstanceBuilder::new(id)
+                .addr(addr)
+                .zone(zone)
+                .tokens(tokens)
+                .state(state)
+                .registered_at(registered_timestamp)
+                .heartbeat(now),
+        )
+    }
+
+    /// Inserts (or replaces) the instance `instance` describes, keyed by its id; returns
+    /// the stored entry for further edits.
+    pub fn insert_instance(&mut self, instance: InstanceBuilder) -> &mut InstanceDesc {
+        let desc = instance.build();
+        match self.ingesters.entry(desc.id.clone()) {
+            std::collections::btree_map::Entry::Occupied(mut e) => {
+                e.insert(desc);
+                e.into_mut()
+            }
+            std::collections::btree_map::Entry::Vacant(e) => e.insert(desc),
+        }
     }
 
     /// Removes an instance from the map. Under gossip, a local CAS turns the absence into a
@@ -181,6 +191,81 @@ impl Desc {
     }
 }
 
+/// An [`InstanceDesc`] built field by field, for [`Desc::insert_instance`]: names instead
+/// of [`Desc::add_instance`]'s seven positional arguments, and defaults (ACTIVE, no
+/// tokens, no zone, timestamps 0) for what a caller leaves out.
+///
+/// Times are Unix seconds, as the descriptor stores them (the ring crate has no clock).
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct InstanceBuilder {
+    desc: InstanceDesc,
+}
+
+impl InstanceBuilder {
+    /// An ACTIVE instance `id` with nothing else set.
+    pub fn new(id: impl Into<String>) -> InstanceBuilder {
+        InstanceBuilder {
+            desc: InstanceDesc {
+                id: id.into(),
+                state: InstanceState::Active as i32,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// The address clients dial (`host:port`).
+    pub fn addr(mut self, addr: impl Into<String>) -> InstanceBuilder {
+        self.desc.addr = addr.into();
+        self
+    }
+
+    /// The availability zone (empty: none).
+    pub fn zone(mut self, zone: impl Into<String>) -> InstanceBuilder {
+        self.desc.zone = zone.into();
+        self
+    }
+
+    /// The tokens the instance owns, in any order; they are sorted and repeats dropped.
+    pub fn tokens(mut self, tokens: Vec<u32>) -> InstanceBuilder {
+        self.desc.tokens = tokens;
+        self
+    }
+
+    /// The state.
+    pub fn state(mut self, state: InstanceState) -> InstanceBuilder {
+        self.desc.state = state as i32;
+        self
+    }
+
+    /// When the instance registered (Unix seconds; shuffle-shard lookback reads it).
+    pub fn registered_at(mut self, unix_seconds: i64) -> InstanceBuilder {
+        self.desc.registered_timestamp = unix_seconds;
+        self
+    }
+
+    /// The last heartbeat (Unix seconds; health is judged from it).
+    pub fn heartbeat(mut self, unix_seconds: i64) -> InstanceBuilder {
+        self.desc.timestamp = unix_seconds;
+        self
+    }
+
+    /// Marks the instance read-only since `unix_seconds` (shuffle sharding and writes
+    /// skip it).
+    pub fn read_only_since(mut self, unix_seconds: i64) -> InstanceBuilder {
+        self.desc.read_only = true;
+        self.desc.read_only_updated_timestamp = unix_seconds;
+        self
+    }
+
+    /// The descriptor, tokens sorted and unique.
+    pub fn build(mut self) -> InstanceDesc {
+        self.desc.tokens.sort_unstable();
+        self.desc.tokens.dedup();
+        self.desc
+    }
+}
+
 /// Number of keys from token `from` (exclusive of nothing) up to `to`, going clockwise:
 /// `to - from`, or the wrapped distance; a token's distance to itself is the whole 2^32
 /// keyspace (spec/ring.md §3.1).
@@ -196,6 +281,37 @@ pub fn token_distance(from: u32, to: u32) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn builder_fills_the_fields_add_instance_fills_and_replaces_an_entry() {
+        let mut by_position = Desc::new();
+        by_position.add_instance(
+            "i1",
+            "h:1",
+            "z",
+            vec![9, 3, 9],
+            InstanceState::Joining,
+            5,
+            7,
+        );
+        let mut by_name = Desc::new();
+        by_name.insert_instance(InstanceBuilder::new("i1").addr("old"));
+        let e = by_name.insert_instance(
+            InstanceBuilder::new("i1")
+                .addr("h:1")
+                .zone("z")
+                .tokens(vec![9, 3, 9])
+                .state(InstanceState::Joining)
+                .registered_at(5)
+                .heartbeat(7),
+        );
+        assert_eq!(e.tokens, [3, 9]);
+        assert_eq!(by_name, by_position);
+        let ro = InstanceBuilder::new("i2").read_only_since(11).build();
+        assert!(ro.read_only);
+        assert_eq!(ro.read_only_updated_timestamp, 11);
+        assert_eq!(ro.state, InstanceState::Active as i32);
+    }
 
     #[test]
     fn token_distance_wraps_and_self_is_full_circle() {

@@ -396,6 +396,7 @@ impl<E> std::fmt::Debug for QuorumConfig<E> {
 
 /// Why [`do_until_quorum`] returned no results.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum QuorumError<E> {
     /// The set mixes zone awareness with an instance error budget.
     #[error(transparent)]

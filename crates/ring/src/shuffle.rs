@@ -73,6 +73,13 @@ pub fn shuffle_shard_expected_instances_per_zone(size: usize, zones: usize) -> u
     usize::try_from(per_zone_go(size, zones)).unwrap_or(0)
 }
 
+/// Instances a shard of `size` over `zones` zones holds in total (dskit's
+/// `ShuffleShardExpectedInstances`): the per-zone count times `zones`; pass 1 zone when
+/// zone awareness is off. Saturates at `usize::MAX` where Go's `int` would overflow.
+pub fn shuffle_shard_expected_instances(size: usize, zones: usize) -> usize {
+    shuffle_shard_expected_instances_per_zone(size, zones).saturating_mul(zones)
+}
+
 /// `ceil(size / zones)` computed as Go does it, in `float64`, so that sizes too large to
 /// matter still round the same way; Go's `math.MaxInt` means "everything".
 fn per_zone_go(size: usize, zones: usize) -> i64 {

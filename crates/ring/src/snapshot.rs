@@ -58,20 +58,34 @@ impl Default for RingConfig {
 }
 
 impl RingConfig {
-    /// Checks the constraints dskit enforces at start-up.
-    pub fn validate(&self) -> Result<(), RingError> {
+    /// Checks the constraints dskit enforces at start-up: a replication factor and a
+    /// heartbeat timeout above zero. dskit accepts fewer zones than the replication
+    /// factor (and zones are only known at run time), so zone awareness adds no rule.
+    /// [`RingSnapshot::new`] calls this, so a bad configuration fails when the first
+    /// snapshot is built instead of dividing by zero on a lookup.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.replication_factor == 0 {
-            return Err(RingError::InvalidConfig(
-                "replication factor must be greater than 0".into(),
-            ));
+            return Err(ConfigError::ZeroReplicationFactor);
         }
         if self.heartbeat_timeout.is_zero() {
-            return Err(RingError::InvalidConfig(
-                "heartbeat timeout must be greater than 0".into(),
-            ));
+            return Err(ConfigError::ZeroHeartbeatTimeout);
         }
         Ok(())
     }
+}
+
+/// Why a [`RingConfig`] cannot be used. Kept apart from [`RingError`] (what a lookup
+/// can meet) because it is found once, at start-up, and means the operator must change a
+/// setting.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `replication_factor` is 0 (dskit: "ReplicationFactor must be greater than zero").
+    #[error("invalid ring config: replication factor must be greater than 0")]
+    ZeroReplicationFactor,
+    /// `heartbeat_timeout` is 0 (dskit: "heartbeat timeout must be greater than 0").
+    #[error("invalid ring config: heartbeat timeout must be greater than 0")]
+    ZeroHeartbeatTimeout,
 }
 
 /// What a lookup does with unhealthy replicas (spec/ring.md §3.3).
@@ -92,7 +106,8 @@ impl ReplicationStrategy {
     }
 }
 
-/// Why a lookup could not produce a replication set. Lookups never change the snapshot.
+/// Why a lookup could not produce a replication set (configuration problems are
+/// [`ConfigError`]s, found when the snapshot is built). Lookups never change the snapshot.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RingError {
@@ -134,9 +149,10 @@ pub enum RingError {
         /// Configured factor.
         configured: usize,
     },
-    /// The configuration is invalid.
-    #[error("invalid ring config: {0}")]
-    InvalidConfig(String),
+    /// The instance's state is a wire value this crate does not know (for example
+    /// Cortex's `READONLY = 5`); [`RingSnapshot::instance_at`] still shows the raw value.
+    #[error("instance has an unknown state value {0}")]
+    UnknownState(i32),
 }
 
 fn unhealthy_suffix(unhealthy: &[String]) -> String {
@@ -164,6 +180,66 @@ fn not_enough_replicas_message(
     )
 }
 
+/// How many instances are in each state (see [`RingSnapshot::counts_by_state`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StateCounts {
+    /// ACTIVE instances.
+    pub active: usize,
+    /// LEAVING instances.
+    pub leaving: usize,
+    /// PENDING instances.
+    pub pending: usize,
+    /// JOINING instances.
+    pub joining: usize,
+    /// LEFT instances (tombstones; KV stores normally strip them before a reader sees them).
+    pub left: usize,
+    /// Instances whose wire state is none of the above (for example Cortex's `READONLY`).
+    pub unknown: usize,
+}
+
+impl StateCounts {
+    /// The count of `state`.
+    pub fn get(&self, state: InstanceState) -> usize {
+        match state {
+            InstanceState::Active => self.active,
+            InstanceState::Leaving => self.leaving,
+            InstanceState::Pending => self.pending,
+            InstanceState::Joining => self.joining,
+            InstanceState::Left => self.left,
+        }
+    }
+
+    /// The known states' counts indexed by wire value (`ACTIVE` = 0 ... `LEFT` = 4), the
+    /// layout of a per-state metric.
+    pub fn by_wire_value(&self) -> [usize; 5] {
+        [
+            self.active,
+            self.leaving,
+            self.pending,
+            self.joining,
+            self.left,
+        ]
+    }
+
+    /// All instances counted, known states or not.
+    pub fn total(&self) -> usize {
+        self.active + self.leaving + self.pending + self.joining + self.left + self.unknown
+    }
+
+    fn add(&mut self, raw: i32) {
+        let slot = match InstanceState::try_from(raw) {
+            Ok(InstanceState::Active) => &mut self.active,
+            Ok(InstanceState::Leaving) => &mut self.leaving,
+            Ok(InstanceState::Pending) => &mut self.pending,
+            Ok(InstanceState::Joining) => &mut self.joining,
+            Ok(InstanceState::Left) => &mut self.left,
+            Err(_) => &mut self.unknown,
+        };
+        *slot += 1;
+    }
+}
+
 /// Index of an instance inside one snapshot (instances are numbered in ID order).
 pub type InstanceIdx = u32;
 
@@ -177,6 +253,57 @@ struct Hot {
     zone_is_empty: bool,
     /// Shuffle sharding skips read-only instances.
     read_only: bool,
+}
+
+/// Per-instance and per-zone data derived from a snapshot's instances.
+struct Indexed {
+    zones: Vec<String>,
+    hot: Vec<Hot>,
+    zone_instances: Vec<u32>,
+    zone_tokened: Vec<u32>,
+    zone_states: Vec<u32>,
+}
+
+/// How [`RingSnapshot::find_instances`] produced its set.
+#[derive(Clone, Copy, Debug)]
+enum Walked {
+    /// The set the full walk produces.
+    Full,
+    /// The full walk's set without the instances of dead zones, of which `unseen` (when
+    /// known) would have been in it.
+    SkippedDeadZones { unseen: Option<usize> },
+}
+
+/// [`Indexed`] for a sub-ring, whose zone names may be shared with its parent.
+struct PickedIndex {
+    zones: Arc<[String]>,
+    hot: Vec<Hot>,
+    zone_instances: Vec<u32>,
+    zone_tokened: Vec<u32>,
+    zone_states: Vec<u32>,
+}
+
+/// The bit of raw state `state` in a zone's state set: states 0-15 (the range an
+/// [`Operation`] can name) have their own bit, any other value shares bit 31, which no
+/// operation ever treats as "extend and drop".
+#[inline]
+fn state_bit(state: i32) -> u32 {
+    if (0..16).contains(&state) {
+        1 << state
+    } else {
+        1 << 31
+    }
+}
+
+/// Sorts each instance's tokens and drops repeats (a descriptor from another writer may
+/// hold them in any order).
+fn normalize_tokens(instances: &mut [InstanceDesc]) {
+    for d in instances {
+        if !d.tokens.is_sorted() {
+            d.tokens.sort_unstable();
+        }
+        d.tokens.dedup();
+    }
 }
 
 /// Token tables: shared between snapshots whose topology is equal.
@@ -337,6 +464,14 @@ impl<'a> KeyReplicas<'a> {
         self.indices.iter().map(move |&i| ring.instance_at(i))
     }
 
+    /// Zones that may fail while the operation still succeeds: always 0 for a key's
+    /// replicas, as in dskit (its `Get` never sets `MaxUnavailableZones`; a key's set
+    /// tolerates [`Self::max_errors`] failed replicas instead). Present so code written
+    /// against [`ReplicationSet`] reads the same.
+    pub fn max_unavailable_zones(&self) -> usize {
+        0
+    }
+
     /// Minimum number of successful replicas for the operation to succeed.
     pub fn min_success(&self) -> usize {
         self.indices.len() - self.max_errors
@@ -447,6 +582,12 @@ pub struct RingSnapshot {
     zones: Arc<[String]>,
     /// Instances per zone (with or without tokens).
     zone_instances: Vec<u32>,
+    /// Instances per zone that own tokens (what a full walk can meet).
+    zone_tokened: Vec<u32>,
+    /// Per zone, the raw states its instances are in, one bit each (see [`state_bit`]):
+    /// tells in a few instructions whether every instance of a zone would only extend a
+    /// walk and then be dropped as unhealthy (see [`RingSnapshot::dead_zones`]).
+    zone_states: Vec<u32>,
     table: Arc<TokenTable>,
     /// Shuffle-shard subring cache (see [`crate::shuffle`]).
     shuffle: ShuffleState,
@@ -457,51 +598,111 @@ impl RingSnapshot {
     /// back-filled from map keys, and each instance's tokens are sorted. LEFT tombstones are
     /// kept and treated exactly as dskit's ring treats them (counted, never healthy); KV
     /// stores strip them before a reader sees a value, so normally there are none.
-    pub fn new(mut desc: Desc, cfg: RingConfig) -> RingSnapshot {
-        let instances = Self::prepare_instances(&mut desc, &cfg);
-        let (zones, hot, zone_instances) = Self::index_instances(&instances);
-        let table = Arc::new(build_token_table(&instances, &hot));
-        RingSnapshot {
+    ///
+    /// Every table a lookup needs is built here, the walk table included (see
+    /// [`PrimaryWalks`]), so the first [`Self::get`] costs what every other one does and a
+    /// rebuild's cost is paid by whoever publishes the snapshot (the ring watcher), not by
+    /// a request. Tables only status pages and shuffle sharding read (per-zone tokens,
+    /// ownership) are still built on first use.
+    ///
+    /// Fails only when `cfg` does not pass [`RingConfig::validate`].
+    pub fn new(mut desc: Desc, cfg: RingConfig) -> Result<RingSnapshot, ConfigError> {
+        cfg.validate()?;
+        let mut instances = Self::collect_instances(&mut desc, &cfg);
+        normalize_tokens(&mut instances);
+        Ok(Self::build(instances, cfg, ShuffleState::fresh(true)))
+    }
+
+    /// A snapshot of prepared `instances` (sorted by ID, tokens sorted and unique) with all
+    /// lookup tables built.
+    fn build(instances: Vec<InstanceDesc>, cfg: RingConfig, shuffle: ShuffleState) -> RingSnapshot {
+        let idx = Self::index_instances(&instances);
+        let table = Arc::new(build_token_table(&instances, &idx.hot));
+        let snapshot = RingSnapshot {
             cfg,
             instances: Instances::own(instances),
-            hot,
-            zones: zones.into(),
-            zone_instances,
+            hot: idx.hot,
+            zones: idx.zones.into(),
+            zone_instances: idx.zone_instances,
+            zone_tokened: idx.zone_tokened,
+            zone_states: idx.zone_states,
             table,
-            shuffle: ShuffleState::fresh(true),
+            shuffle,
+        };
+        snapshot.build_walks();
+        snapshot
+    }
+
+    /// Builds the walk table now unless it exists (it is shared by snapshots of one
+    /// topology) or the ring has no tokens.
+    fn build_walks(&self) {
+        if !self.table.tokens.is_empty() {
+            self.table.walks.get_or_init(|| self.primary_walks());
         }
     }
 
-    /// An empty ring.
-    pub fn empty(cfg: RingConfig) -> RingSnapshot {
+    /// An empty ring (fails as [`Self::new`] does on a bad configuration).
+    pub fn empty(cfg: RingConfig) -> Result<RingSnapshot, ConfigError> {
         RingSnapshot::new(Desc::default(), cfg)
     }
 
     /// Builds the snapshot of a newer descriptor, reusing this one's token tables when only
     /// states and heartbeats changed (dskit's `RingCompare` "equal but states and
     /// timestamps"): the common heartbeat update costs no token work.
+    ///
+    /// A states-only update compares each instance's tokens with the ones this snapshot
+    /// holds (one `memcmp` each; equal tokens are known sorted and unique, so they are
+    /// not checked again), keeps the zone names, per-zone counts, token table and walk
+    /// table by reference, and only refreshes the per-instance state and heartbeat array.
+    /// Any other change rebuilds every lookup table, as [`Self::new`] does.
     pub fn update(&self, mut desc: Desc) -> RingSnapshot {
-        let instances = Self::prepare_instances(&mut desc, &self.cfg);
-        let (zones, hot, zone_instances) = Self::index_instances(&instances);
-        let same_topology = self.same_topology(&instances);
-        let table = if same_topology {
-            Arc::clone(&self.table)
-        } else {
-            Arc::new(build_token_table(&instances, &hot))
-        };
+        let mut instances = Self::collect_instances(&mut desc, &self.cfg);
+        if !self.same_topology(&instances) || !self.same_token_owners(&instances) {
+            normalize_tokens(&mut instances);
+            return Self::build(instances, self.cfg.clone(), self.shuffle.successor(false));
+        }
+        let mut zone_states = vec![0u32; self.zones.len()];
+        let hot = self
+            .hot
+            .iter()
+            .zip(&instances)
+            .map(|(h, d)| {
+                zone_states[h.zone as usize] |= state_bit(d.state);
+                Hot {
+                    timestamp: d.timestamp,
+                    state: d.state,
+                    ..*h
+                }
+            })
+            .collect();
         RingSnapshot {
             cfg: self.cfg.clone(),
             instances: Instances::own(instances),
             hot,
-            zones: zones.into(),
-            zone_instances,
-            table,
-            shuffle: self.shuffle.successor(same_topology),
+            zones: Arc::clone(&self.zones),
+            zone_instances: self.zone_instances.clone(),
+            zone_tokened: self.zone_tokened.clone(),
+            zone_states,
+            table: Arc::clone(&self.table),
+            shuffle: self.shuffle.successor(true),
         }
     }
 
     /// Whether `instances` has the same topology as this snapshot: same instance set,
     /// addresses, zones, registration, read-only flags and tokens.
+    /// Whether the token table's owners stay right for `instances` (same topology): a
+    /// token claimed by two instances goes to the one that is not LEAVING, so when some
+    /// token is claimed twice a change to or from LEAVING moves it.
+    fn same_token_owners(&self, instances: &[InstanceDesc]) -> bool {
+        let leaving = InstanceState::Leaving as i32;
+        self.table.unique
+            || self
+                .hot
+                .iter()
+                .zip(instances)
+                .all(|(h, d)| (h.state == leaving) == (d.state == leaving))
+    }
+
     fn same_topology(&self, instances: &[InstanceDesc]) -> bool {
         self.instances.len() == instances.len()
             && self.instances.iter().zip(instances).all(|(a, b)| {
@@ -515,7 +716,9 @@ impl RingSnapshot {
             })
     }
 
-    fn prepare_instances(desc: &mut Desc, cfg: &RingConfig) -> Vec<InstanceDesc> {
+    /// The descriptor's instances outside excluded zones, ids back-filled, sorted by ID.
+    /// Tokens are left as they came (see [`normalize_tokens`]).
+    fn collect_instances(desc: &mut Desc, cfg: &RingConfig) -> Vec<InstanceDesc> {
         let ingesters = std::mem::take(&mut desc.ingesters);
         let mut out = Vec::with_capacity(ingesters.len());
         for (id, mut d) in ingesters {
@@ -527,10 +730,6 @@ impl RingSnapshot {
             if d.id.is_empty() {
                 d.id = id;
             }
-            if !d.tokens.is_sorted() {
-                d.tokens.sort_unstable();
-            }
-            d.tokens.dedup();
             out.push(d);
         }
         // BTreeMap order is already sorted by key; ids equal keys after back-fill, but a
@@ -541,16 +740,20 @@ impl RingSnapshot {
         out
     }
 
-    fn index_instances(instances: &[InstanceDesc]) -> (Vec<String>, Vec<Hot>, Vec<u32>) {
+    fn index_instances(instances: &[InstanceDesc]) -> Indexed {
         let mut zones: Vec<String> = instances.iter().map(|d| d.zone.clone()).collect();
         zones.sort_unstable();
         zones.dedup();
         let mut zone_instances = vec![0u32; zones.len()];
+        let mut zone_tokened = vec![0u32; zones.len()];
+        let mut zone_states = vec![0u32; zones.len()];
         let hot = instances
             .iter()
             .map(|d| {
                 let zone = zones.binary_search(&d.zone).expect("zone listed") as u32;
                 zone_instances[zone as usize] += 1;
+                zone_tokened[zone as usize] += u32::from(!d.tokens.is_empty());
+                zone_states[zone as usize] |= state_bit(d.state);
                 Hot {
                     timestamp: d.timestamp,
                     state: d.state,
@@ -560,7 +763,13 @@ impl RingSnapshot {
                 }
             })
             .collect();
-        (zones, hot, zone_instances)
+        Indexed {
+            zones,
+            hot,
+            zone_instances,
+            zone_tokened,
+            zone_states,
+        }
     }
 
     /// The configuration lookups use.
@@ -616,9 +825,11 @@ impl RingSnapshot {
         self.instance_index(id).is_some()
     }
 
-    /// State of `id` (dskit's `GetInstanceState`: raw wire value).
-    pub fn instance_state(&self, id: &str) -> Result<i32, RingError> {
-        self.instance(id).map(|d| d.state)
+    /// State of `id` (dskit's `GetInstanceState`). A wire value outside
+    /// [`InstanceState`] is [`RingError::UnknownState`].
+    pub fn instance_state(&self, id: &str) -> Result<InstanceState, RingError> {
+        let raw = self.instance(id)?.state;
+        InstanceState::try_from(raw).map_err(|_| RingError::UnknownState(raw))
     }
 
     /// Sorted zone names (the empty zone included if some instance has none).
@@ -691,32 +902,25 @@ impl RingSnapshot {
             .count()
     }
 
-    /// Instance counts per state, indexed by the wire value (`ACTIVE` = 0 ... `LEFT` = 4);
-    /// unknown states are not counted.
-    pub fn counts_by_state(&self) -> [usize; 5] {
-        let mut counts = [0usize; 5];
+    /// Instance counts per state (instances in a state this crate does not know are
+    /// counted apart, in [`StateCounts::unknown`]).
+    pub fn counts_by_state(&self) -> StateCounts {
+        let mut counts = StateCounts::default();
         for h in &self.hot {
-            if let Some(c) = usize::try_from(h.state)
-                .ok()
-                .and_then(|s| counts.get_mut(s))
-            {
-                *c += 1;
-            }
+            counts.add(h.state);
         }
         counts
     }
 
     /// Instance counts per (zone, state), zones in [`Self::zones`] order.
-    pub fn counts_by_zone_and_state(&self) -> Vec<(String, [usize; 5])> {
-        let mut out: Vec<(String, [usize; 5])> =
-            self.zones.iter().map(|z| (z.clone(), [0; 5])).collect();
+    pub fn counts_by_zone_and_state(&self) -> Vec<(String, StateCounts)> {
+        let mut out: Vec<(String, StateCounts)> = self
+            .zones
+            .iter()
+            .map(|z| (z.clone(), StateCounts::default()))
+            .collect();
         for h in &self.hot {
-            if let Some(c) = usize::try_from(h.state)
-                .ok()
-                .and_then(|s| out[h.zone as usize].1.get_mut(s))
-            {
-                *c += 1;
-            }
+            out[h.zone as usize].1.add(h.state);
         }
         out
     }
@@ -848,8 +1052,21 @@ impl RingSnapshot {
                 configured,
             });
         }
-        self.find_instances(key, op, rf, buf);
+        let walked = self.find_instances(key, op, rf, buf);
         let min_ts = buf.min_healthy_timestamp(now, self.cfg.heartbeat_timeout);
+        if let Walked::SkippedDeadZones { unseen } = walked {
+            if let Some(max_errors) = self.filter_skipped(op, rf, min_ts, &mut buf.out, unseen) {
+                return Ok(KeyReplicas {
+                    ring: self,
+                    indices: &buf.out,
+                    max_errors,
+                });
+            }
+            // The strategy needs what was skipped (a failed lookup's message names every
+            // unhealthy replica): walk again in full. Only failing lookups get here.
+            buf.out.clear();
+            self.walk_from(self.search_token(key), op, rf, buf, 0);
+        }
         let max_errors = self.filter(op, rf, min_ts, &mut buf.out)?;
         Ok(KeyReplicas {
             ring: self,
@@ -859,7 +1076,12 @@ impl RingSnapshot {
     }
 
     /// The ring walk (dskit's `findInstancesForKey`), unfiltered; result in `buf.out`.
-    fn find_instances(&self, key: u32, op: Operation, rf: usize, buf: &mut GetBuffer) {
+    ///
+    /// Three ways, fastest first: the precomputed picks of the start token when none of
+    /// them extends the set; a zone-aware walk that leaves out *dead zones* (every instance
+    /// in a state that extends the set and is unhealthy for `op`, such as a zone being
+    /// rolled out with all instances LEAVING for a write) when there are some; the full walk.
+    fn find_instances(&self, key: u32, op: Operation, rf: usize, buf: &mut GetBuffer) -> Walked {
         buf.out.clear();
         let start = self.search_token(key);
         if rf == self.cfg.replication_factor {
@@ -874,24 +1096,101 @@ impl RingSnapshot {
                 .all(|&p| !op.extends_on(self.hot[p as usize].state))
             {
                 buf.out.extend_from_slice(picks);
-                return;
+                return Walked::Full;
             }
         }
         let words = self.instances.len().div_ceil(64);
         if buf.seen.len() < words {
             buf.seen.resize(words, 0);
         }
-        self.walk_from(start, op, rf, buf);
+        let dead = if self.cfg.zone_awareness_enabled {
+            self.dead_zones(op)
+        } else {
+            0
+        };
+        let size_stop = self.walk_from(start, op, rf, buf, dead);
+        if dead == 0 {
+            return Walked::Full;
+        }
+        // Left out: the dead zones' instances the full walk would have met. It meets all
+        // of them unless it stops on the set size first, and then how many is unknown.
+        let unseen = (!size_stop).then(|| {
+            (0..self.zones.len())
+                .filter(|&z| dead >> z & 1 != 0)
+                .map(|z| self.zone_tokened[z] as usize)
+                .sum()
+        });
+        Walked::SkippedDeadZones { unseen }
     }
 
-    /// The full ring walk from token index `start` into `buf.out`.
-    fn walk_from(&self, start: usize, op: Operation, rf: usize, buf: &mut GetBuffer) {
-        if !self.cfg.zone_awareness_enabled {
+    /// The zones (as a bit set over zone indices) whose every instance is in a state that
+    /// extends the set for `op` and is not healthy for it. A zone-aware walk meets every
+    /// instance of such a zone (none is ever counted as found, so the zone only finishes
+    /// when all of its instances were examined) and the strategy then drops them all;
+    /// none of that changes what the walk does in the other zones. The empty zone never
+    /// counts (zone awareness ignores it). Rings of more than 64 zones get none.
+    fn dead_zones(&self, op: Operation) -> u64 {
+        if self.zones.len() > 64 {
+            return 0;
+        }
+        let dead_states = (op.0 >> 16) & !op.0 & 0xffff;
+        let mut dead = 0u64;
+        for (z, &states) in self.zone_states.iter().enumerate() {
+            if states != 0 && states & !dead_states == 0 && !self.zones[z].is_empty() {
+                dead |= 1 << z;
+            }
+        }
+        dead
+    }
+
+    /// [`Self::filter`] after a walk that left out dead zones, with `unseen` of their
+    /// replicas (all unhealthy) not in `out`. `None` when the strategy fails or needs the
+    /// unknown set size: the caller then walks in full, so errors are always exact.
+    fn filter_skipped(
+        &self,
+        op: Operation,
+        rf: usize,
+        min_ts: i64,
+        out: &mut Vec<InstanceIdx>,
+        unseen: Option<usize>,
+    ) -> Option<usize> {
+        let hot = &self.hot;
+        let healthy = |i: &InstanceIdx| {
+            let h = &hot[*i as usize];
+            op.is_state_healthy(h.state) && h.timestamp >= min_ts
+        };
+        let healthy_count = out.iter().filter(|i| healthy(i)).count();
+        let max_errors = match self.cfg.strategy {
+            ReplicationStrategy::Default => {
+                let set_size = out.len() + unseen?;
+                healthy_count.checked_sub(rf.max(set_size) / 2 + 1)?
+            }
+            ReplicationStrategy::IgnoreUnhealthy => healthy_count.checked_sub(1)?,
+        };
+        if healthy_count != out.len() {
+            out.retain(healthy);
+        }
+        Some(max_errors)
+    }
+
+    /// The full ring walk from token index `start` into `buf.out`, leaving out the
+    /// instances of the zones in `dead` (see [`Self::dead_zones`]; 0 for none). Returns
+    /// whether the walk stopped because the set reached its size.
+    fn walk_from(
+        &self,
+        start: usize,
+        op: Operation,
+        rf: usize,
+        buf: &mut GetBuffer,
+        dead: u64,
+    ) -> bool {
+        let size_stop = if !self.cfg.zone_awareness_enabled {
             self.walk_plain(start, op, rf, buf);
+            false
         } else if self.zones.len() <= STACK_ZONES {
             let mut found = [0u32; STACK_ZONES];
             let mut examined = [0u32; STACK_ZONES];
-            self.walk_zoned(start, op, rf, buf, &mut found, &mut examined);
+            self.walk_zoned(start, op, rf, buf, &mut found, &mut examined, dead)
         } else {
             let mut found = std::mem::take(&mut buf.zone_found);
             let mut examined = std::mem::take(&mut buf.zone_examined);
@@ -899,11 +1198,13 @@ impl RingSnapshot {
             found.resize(self.zones.len(), 0);
             examined.clear();
             examined.resize(self.zones.len(), 0);
-            self.walk_zoned(start, op, rf, buf, &mut found, &mut examined);
+            let size_stop = self.walk_zoned(start, op, rf, buf, &mut found, &mut examined, dead);
             buf.zone_found = found;
             buf.zone_examined = examined;
-        }
+            size_stop
+        };
         buf.clear_seen();
+        size_stop
     }
 
     /// Walk without zone awareness: the next distinct instances clockwise.
@@ -934,7 +1235,10 @@ impl RingSnapshot {
 
     /// Zone-aware walk: at most `target` instances per zone; a zone is finished once it
     /// has its target or every instance of it was examined, and the walk stops when all
-    /// zones are finished (a zone named "" never finishes, as in dskit).
+    /// zones are finished (a zone named "" never finishes, as in dskit). Zones in `dead`
+    /// count as finished from the start and their instances are passed over. Returns
+    /// whether the walk stopped because the set reached its size.
+    #[allow(clippy::too_many_arguments)]
     fn walk_zoned(
         &self,
         start: usize,
@@ -943,17 +1247,21 @@ impl RingSnapshot {
         buf: &mut GetBuffer,
         found: &mut [u32],
         examined: &mut [u32],
-    ) {
+        dead: u64,
+    ) -> bool {
         let owners = &self.table.owners[..];
         let zones = self.zones.len();
         let total = &self.zone_instances[..];
         let target = (rf / self.cfg.replication_factor).max(1) as u32;
         let limit_instances = self.instances.len();
         let mut replica_set_size = rf;
-        let mut finished = 0usize;
+        let mut finished = dead.count_ones() as usize;
         let mut i = start;
         for _ in 0..owners.len() {
-            if buf.out.len() >= limit_instances.min(replica_set_size) || finished == zones {
+            if buf.out.len() >= limit_instances.min(replica_set_size) {
+                return true;
+            }
+            if finished == zones {
                 break;
             }
             let idx = owners[i];
@@ -966,6 +1274,10 @@ impl RingSnapshot {
             }
             let h = &self.hot[idx as usize];
             let z = h.zone as usize;
+            // `dead` is 0 for rings of more than 64 zones, so the masked shift is exact.
+            if dead >> (z & 63) & 1 != 0 {
+                continue;
+            }
             let zoned = !h.zone_is_empty;
             if zoned {
                 if found[z] >= target {
@@ -986,6 +1298,7 @@ impl RingSnapshot {
                 finished += 1;
             }
         }
+        false
     }
 
     /// Builds [`PrimaryWalks`] for this snapshot's topology and configuration.
@@ -1001,7 +1314,7 @@ impl RingSnapshot {
         // The last start token: an explicit walk with an operation that never extends.
         let mut buf = GetBuffer::new();
         buf.seen.resize(self.instances.len().div_ceil(64), 0);
-        self.walk_from(n - 1, Operation(0), rf, &mut buf);
+        self.walk_from(n - 1, Operation(0), rf, &mut buf, 0);
         buf.clear_seen();
         picks[(n - 1) * width..(n - 1) * width + buf.out.len()].copy_from_slice(&buf.out);
         match width {
@@ -1246,7 +1559,10 @@ impl RingSnapshot {
                 .map(|d| (d.id.clone(), d.clone()))
                 .collect(),
         };
-        RingSnapshot::new(desc, self.cfg.clone())
+        let mut desc = desc;
+        let mut instances = Self::collect_instances(&mut desc, &self.cfg);
+        normalize_tokens(&mut instances);
+        Self::build(instances, self.cfg.clone(), ShuffleState::fresh(true))
     }
 }
 
@@ -1262,20 +1578,22 @@ impl RingSnapshot {
         picked: &Arc<[InstanceIdx]>,
         shuffle: ShuffleState,
     ) -> RingSnapshot {
-        let (zones, hot, zone_instances) = self.picked_hot(picked);
+        let idx = self.picked_hot(picked);
         let instances = self.instances.pick(picked);
         let table = if self.table.unique {
             unique_token_table(picked.len(), |i| &instances[i].tokens)
         } else {
             let copied: Vec<InstanceDesc> = instances.iter().cloned().collect();
-            build_token_table(&copied, &hot)
+            build_token_table(&copied, &idx.hot)
         };
         RingSnapshot {
             cfg: self.cfg.clone(),
             instances,
-            hot,
-            zones,
-            zone_instances,
+            hot: idx.hot,
+            zones: idx.zones,
+            zone_instances: idx.zone_instances,
+            zone_tokened: idx.zone_tokened,
+            zone_states: idx.zone_states,
             table: Arc::new(table),
             shuffle,
         }
@@ -1283,7 +1601,7 @@ impl RingSnapshot {
 
     /// Zone names, per-instance data and per-zone counts of the instances at `picked`
     /// (sorted indices), remapped from this snapshot's: zones keep their sorted order.
-    fn picked_hot(&self, picked: &[InstanceIdx]) -> (Arc<[String]>, Vec<Hot>, Vec<u32>) {
+    fn picked_hot(&self, picked: &[InstanceIdx]) -> PickedIndex {
         // Old zone index -> new one (u32::MAX: no picked instance), on the stack for the
         // usual handful of zones.
         let mut on_stack = [u32::MAX; STACK_ZONES];
@@ -1314,16 +1632,27 @@ impl RingSnapshot {
                 .collect()
         };
         let mut zone_instances = vec![0u32; zones.len()];
+        let mut zone_tokened = vec![0u32; zones.len()];
+        let mut zone_states = vec![0u32; zones.len()];
         let hot: Vec<Hot> = picked
             .iter()
             .map(|&i| {
                 let mut h = self.hot[i as usize];
                 h.zone = zone_map[h.zone as usize];
-                zone_instances[h.zone as usize] += 1;
+                let z = h.zone as usize;
+                zone_instances[z] += 1;
+                zone_tokened[z] += u32::from(!self.instances[i as usize].tokens.is_empty());
+                zone_states[z] |= state_bit(h.state);
                 h
             })
             .collect();
-        (zones, hot, zone_instances)
+        PickedIndex {
+            zones,
+            hot,
+            zone_instances,
+            zone_tokened,
+            zone_states,
+        }
     }
 
     /// The same subring with each instance's descriptor replaced by `parent`'s current
@@ -1335,13 +1664,15 @@ impl RingSnapshot {
         parent: &RingSnapshot,
         parent_indices: &Arc<[InstanceIdx]>,
     ) -> RingSnapshot {
-        let (zones, hot, zone_instances) = parent.picked_hot(parent_indices);
+        let idx = parent.picked_hot(parent_indices);
         RingSnapshot {
             cfg: self.cfg.clone(),
             instances: parent.instances.pick(parent_indices),
-            hot,
-            zones,
-            zone_instances,
+            hot: idx.hot,
+            zones: idx.zones,
+            zone_instances: idx.zone_instances,
+            zone_tokened: idx.zone_tokened,
+            zone_states: idx.zone_states,
             table: Arc::clone(&self.table),
             shuffle: self.shuffle.successor(false),
         }
@@ -1764,7 +2095,7 @@ mod tests {
             d.add_instance(&format!("i{i:02}"), "a", "", tokens, state, 1, 1);
         }
         let instances: Vec<InstanceDesc> = d.ingesters.into_values().collect();
-        let (_, hot, _) = RingSnapshot::index_instances(&instances);
+        let hot = RingSnapshot::index_instances(&instances).hot;
         let table = build_token_table(&instances, &hot);
         // Reference: every (token, index) pair sorted, first non-LEAVING claimant wins.
         let mut pairs: Vec<(u32, u32)> = instances
@@ -1829,7 +2160,7 @@ mod tests {
                 );
             }
             let instances: Vec<InstanceDesc> = d.ingesters.into_values().collect();
-            let (_, hot, _) = RingSnapshot::index_instances(&instances);
+            let hot = RingSnapshot::index_instances(&instances).hot;
             let general = build_token_table(&instances, &hot);
             let lean = unique_token_table(instances.len(), |i| &instances[i].tokens);
             assert!(general.unique);
@@ -1871,14 +2202,14 @@ mod tests {
                         zone_awareness_enabled: zone_aware,
                         ..RingConfig::default()
                     };
-                    let r = RingSnapshot::new(d, cfg);
+                    let r = RingSnapshot::new(d, cfg).unwrap();
                     let fast = r.primary_walks();
                     let width = fast.width;
                     let len = r.table.tokens.len();
                     let mut slow = vec![u32::MAX; len * width];
                     let mut buf = GetBuffer::new();
                     buf.seen.resize(r.instances.len().div_ceil(64), 0);
-                    r.walk_from(len - 1, Operation(0), rf, &mut buf);
+                    r.walk_from(len - 1, Operation(0), rf, &mut buf, 0);
                     slow[(len - 1) * width..(len - 1) * width + buf.out.len()]
                         .copy_from_slice(&buf.out);
                     r.fill_walks_any(&mut slow, width, buf.out.clone());

@@ -41,6 +41,7 @@ fn ring(instances: &[(&str, &str, &str, &[u32])], rf: usize, zone_aware: bool) -
             ..RingConfig::default()
         },
     )
+    .expect("valid ring config")
 }
 
 /// Three instances, RF 3: every key goes to all three (quorum 2, one error tolerated).
@@ -350,7 +351,7 @@ fn random_ring(n: usize, tokens: usize, seed: u64) -> RingSnapshot {
             NOW,
         );
     }
-    RingSnapshot::new(d, RingConfig::default())
+    RingSnapshot::new(d, RingConfig::default()).expect("valid ring config")
 }
 
 #[test]
@@ -418,7 +419,7 @@ async fn batch_on_an_empty_ring_errors_and_cleans_up_without_calls() {
     let cleanups = Cell::new(0);
     let mut bufs = BatchBuffers::new();
     let out = do_batch(
-        &RingSnapshot::empty(RingConfig::default()),
+        &RingSnapshot::empty(RingConfig::default()).expect("valid ring config"),
         Operation::WRITE,
         unix_seconds(NOW),
         &KEYS,
@@ -685,7 +686,7 @@ fn plan_matches_get_on_rings_with_unhealthy_and_extending_instances() {
             },
             ..RingConfig::default()
         };
-        let r = RingSnapshot::new(d, cfg);
+        let r = RingSnapshot::new(d, cfg).expect("valid ring config");
         let keys: Vec<u32> = (0..300).map(|_| rng.random()).collect();
         let now = unix_seconds(NOW);
         let mut gb = ringkit_ring::GetBuffer::new();

@@ -145,7 +145,8 @@ fn has_left(case: &GetCase) -> bool {
 /// Checks one golden case; returns the mismatches found and the number of checks made.
 fn check_case(case: &GetCase) -> (Vec<String>, usize) {
     assert!(!case.instances.is_empty(), "{}: no instances", case.name);
-    let ring = RingSnapshot::new(common::desc_of(&case.instances), config_of(&case.config));
+    let ring = RingSnapshot::new(common::desc_of(&case.instances), config_of(&case.config))
+        .expect("valid ring config");
     let now = unix_seconds(case.config.now);
     let mut buf = GetBuffer::new();
     let mut mismatches = Vec::new();

@@ -83,7 +83,7 @@ fn snapshot_of(case: &ShuffleCase) -> Arc<RingSnapshot> {
         excluded_zones: case.config.excluded_zones.clone(),
         ..RingConfig::default()
     };
-    Arc::new(RingSnapshot::new(d, cfg))
+    Arc::new(RingSnapshot::new(d, cfg).expect("valid ring config"))
 }
 
 fn ids(ring: &RingSnapshot) -> Vec<String> {

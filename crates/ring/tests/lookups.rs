@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use ringkit_ring::snapshot::{ReplicationStrategy, unix_seconds};
 use ringkit_ring::{
-    Desc, GetBuffer, InstanceState, Operation, RingConfig, RingError, RingSnapshot, codec,
+    ConfigError, Desc, GetBuffer, InstanceBuilder, InstanceState, Operation, RingConfig, RingError,
+    RingSnapshot, codec,
 };
 
 use InstanceState::*;
@@ -28,7 +29,7 @@ fn ring(specs: &[Spec<'_>], cfg: RingConfig) -> RingSnapshot {
             NOW - age,
         );
     }
-    RingSnapshot::new(d, cfg)
+    RingSnapshot::new(d, cfg).expect("valid ring config")
 }
 
 fn cfg(rf: usize, zone_aware: bool) -> RingConfig {
@@ -94,7 +95,8 @@ fn search_token_agrees_with_binary_search_on_a_big_ring() {
         ))
         .unwrap(),
         cfg(3, true),
-    );
+    )
+    .expect("valid ring config");
     let tokens = r.tokens();
     let mut key = 0u32;
     for _ in 0..200_000 {
@@ -268,7 +270,7 @@ fn rf_one_with_a_dead_instance_reports_it() {
 
 #[test]
 fn empty_ring_and_ring_without_tokens_are_errors() {
-    let empty = RingSnapshot::empty(cfg(3, false));
+    let empty = RingSnapshot::empty(cfg(3, false)).expect("valid ring config");
     assert_eq!(get(&empty, 1, Operation::WRITE), Err("empty ring".into()));
     let tokenless = ring(&[("a", "", Pending, &[], 0)], cfg(3, false));
     assert_eq!(
@@ -301,7 +303,9 @@ fn instance_without_tokens_is_visible_but_owns_nothing() {
     assert_eq!(r.ownership_in_zone(idx), 0.0);
     // max_instances counts it, but the walk can only find the two with tokens.
     assert_eq!(get(&r, 5, Operation::WRITE), Ok((ids(&["a", "b"]), 0)));
-    assert_eq!(r.counts_by_state(), [2, 0, 1, 0, 0]);
+    assert_eq!(r.counts_by_state().by_wire_value(), [2, 0, 1, 0, 0]);
+    assert_eq!(r.counts_by_state().total(), 3);
+    assert_eq!(r.counts_by_state().get(Pending), 1);
 }
 
 // Zone-aware ring: zones a, b, c with two instances each; tokens interleaved so that
@@ -525,7 +529,9 @@ fn get_all_healthy_lists_every_healthy_instance_without_quorum() {
     let set = r.get_all_healthy(Operation::REPORTING, now).unwrap();
     assert_eq!(set.instances.len(), 4);
     assert_eq!(
-        RingSnapshot::empty(cfg(3, false)).get_all_healthy(Operation::READ, now),
+        RingSnapshot::empty(cfg(3, false))
+            .expect("valid ring config")
+            .get_all_healthy(Operation::READ, now),
         Err(RingError::EmptyRing)
     );
 }
@@ -649,8 +655,11 @@ fn left_tombstones_count_like_dskit_but_never_serve() {
 fn counts_by_zone_and_state() {
     let r = zoned_with("b1", Leaving, 0);
     let counts = r.counts_by_zone_and_state();
-    assert_eq!(counts[0], ("a".to_string(), [2, 0, 0, 0, 0]));
-    assert_eq!(counts[1], ("b".to_string(), [1, 1, 0, 0, 0]));
+    assert_eq!(counts[0].0, "a");
+    assert_eq!(counts[0].1.by_wire_value(), [2, 0, 0, 0, 0]);
+    assert_eq!(counts[1].0, "b");
+    assert_eq!(counts[1].1.by_wire_value(), [1, 1, 0, 0, 0]);
+    assert_eq!(counts[1].1.leaving, 1);
     assert_eq!(r.instances_in_zone_count("c"), 2);
     assert_eq!(r.instances_in_zone_count("nope"), 0);
     assert_eq!(r.writable_instances_with_tokens_in_zone_count("a"), 2);
@@ -664,7 +673,8 @@ fn ownership_sums_to_the_whole_keyspace() {
         ))
         .unwrap(),
         cfg(3, true),
-    );
+    )
+    .expect("valid ring config");
     let global: f64 = (0..3).map(|i| r.ownership(i)).sum();
     assert!((global - 1.0).abs() < 1e-12);
     for i in 0..3 {
@@ -711,7 +721,8 @@ fn real_dskit_ring_zone_aware_lookups_return_one_instance_per_zone() {
             heartbeat_timeout: Duration::from_secs(3600 * 24 * 365 * 100),
             ..RingConfig::default()
         },
-    );
+    )
+    .expect("valid ring config");
     let mut buf = GetBuffer::new();
     let mut key = 7u32;
     for _ in 0..10_000 {
@@ -724,4 +735,46 @@ fn real_dskit_ring_zone_aware_lookups_return_one_instance_per_zone() {
         assert_eq!(set.max_errors, 1);
         key = key.wrapping_mul(2_654_435_761).wrapping_add(1);
     }
+}
+
+#[test]
+fn bad_configs_fail_when_the_snapshot_is_built_not_on_a_lookup() {
+    // RF 0 with zone awareness used to divide by zero on the first lookup.
+    let zero_rf = RingConfig {
+        replication_factor: 0,
+        zone_awareness_enabled: true,
+        ..RingConfig::default()
+    };
+    assert_eq!(
+        RingSnapshot::new(Desc::new(), zero_rf).err(),
+        Some(ConfigError::ZeroReplicationFactor)
+    );
+    let zero_timeout = RingConfig {
+        heartbeat_timeout: Duration::ZERO,
+        ..RingConfig::default()
+    };
+    assert_eq!(
+        RingSnapshot::empty(zero_timeout).err(),
+        Some(ConfigError::ZeroHeartbeatTimeout)
+    );
+    // dskit allows fewer zones than the replication factor.
+    let mut d = Desc::new();
+    d.insert_instance(InstanceBuilder::new("a").zone("z1").tokens(vec![1]));
+    let r = RingSnapshot::new(d, cfg(3, true)).expect("valid ring config");
+    assert_eq!(r.zones_count(), 1);
+}
+
+#[test]
+fn instance_state_is_typed_and_an_unknown_wire_value_is_an_error() {
+    let mut d = Desc::new();
+    d.insert_instance(InstanceBuilder::new("a").state(Leaving).tokens(vec![1]));
+    // Cortex's READONLY = 5, which dskit's enum does not have.
+    d.insert_instance(InstanceBuilder::new("ro").tokens(vec![2]))
+        .state = 5;
+    let r = RingSnapshot::new(d, cfg(1, false)).expect("valid ring config");
+    assert_eq!(r.instance_state("a"), Ok(Leaving));
+    assert_eq!(r.instance_state("ro"), Err(RingError::UnknownState(5)));
+    assert_eq!(r.instance_state("nope"), Err(RingError::InstanceNotFound));
+    let counts = r.counts_by_state();
+    assert_eq!((counts.leaving, counts.unknown, counts.total()), (1, 1, 2));
 }

@@ -159,7 +159,7 @@ proptest! {
         };
         // LEFT entries are kept by the snapshot, as dskit keeps them.
         let visible = desc.clone();
-        let snap = RingSnapshot::new(desc, cfg.clone());
+        let snap = RingSnapshot::new(desc, cfg.clone()).expect("valid ring config");
         let mut buf = GetBuffer::new();
         for key in keys.into_iter().chain([u32::MAX, 0]) {
             let got = snap
@@ -168,6 +168,60 @@ proptest! {
                 .map(|s| (s.instances().map(|d| d.id.clone()).collect::<Vec<_>>(), s.max_errors));
             let want = reference_get(&visible, &cfg, key, op);
             prop_assert_eq!(got, want, "key {}", key);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// A zone whose instances are all in one state that extends the set (a zone being
+    /// rolled out, all LEAVING): lookups leave such a zone out of the walk when the
+    /// operation finds its instances unhealthy, and must still answer as the full walk.
+    #[test]
+    fn snapshot_get_with_a_dead_zone_matches_reference(
+        desc in arb_desc(),
+        dead_state in prop_oneof![
+            Just(InstanceState::Leaving),
+            Just(InstanceState::Joining),
+            Just(InstanceState::Pending),
+            Just(InstanceState::Left),
+        ],
+        rf in 1usize..5,
+        ignore_unhealthy in any::<bool>(),
+        op in arb_op(),
+        keys in prop::collection::vec(0u32..2100, 1..20),
+    ) {
+        let mut desc = desc;
+        for d in desc.ingesters.values_mut().filter(|d| d.zone == "zb") {
+            d.state = dead_state as i32;
+        }
+        let cfg = RingConfig {
+            replication_factor: rf,
+            zone_awareness_enabled: true,
+            heartbeat_timeout: Duration::from_secs(TIMEOUT as u64),
+            strategy: if ignore_unhealthy { ReplicationStrategy::IgnoreUnhealthy } else { ReplicationStrategy::Default },
+            ..RingConfig::default()
+        };
+        let visible = desc.clone();
+        // The same ring reached by a states-only update of an all-ACTIVE one, which keeps
+        // the token and walk tables and refreshes only states.
+        let mut all_active = desc.clone();
+        for d in all_active.ingesters.values_mut() {
+            d.state = InstanceState::Active as i32;
+        }
+        let updated = RingSnapshot::new(all_active, cfg.clone()).expect("valid ring config").update(desc.clone());
+        let snap = RingSnapshot::new(desc, cfg.clone()).expect("valid ring config");
+        let mut buf = GetBuffer::new();
+        for key in keys.into_iter().chain([u32::MAX, 0]) {
+            let want = reference_get(&visible, &cfg, key, op);
+            for s in [&snap, &updated] {
+                let got = s
+                    .get(key, op, unix_seconds(NOW), &mut buf)
+                    .ok()
+                    .map(|s| (s.instances().map(|d| d.id.clone()).collect::<Vec<_>>(), s.max_errors));
+                prop_assert_eq!(got, want.clone(), "key {}", key);
+            }
         }
     }
 }

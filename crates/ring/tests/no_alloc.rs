@@ -61,6 +61,7 @@ fn ring(instances: usize, zones: usize, zone_aware: bool, leaving: bool) -> Ring
             ..RingConfig::default()
         },
     )
+    .expect("valid ring config")
 }
 
 #[test]

@@ -315,6 +315,7 @@ fn instance_ring(insts: &[(&str, &str, &[u32])], rf: usize) -> RingSnapshot {
             ..RingConfig::default()
         },
     )
+    .expect("valid ring config")
 }
 
 #[test]
@@ -548,7 +549,7 @@ fn health_ring(insts: &[(&str, &str, InstanceState, i64, bool)]) -> Arc<RingSnap
         let e = d.add_instance(id, &format!("{id}:9095"), zone, vec![], *state, T, *ts);
         e.read_only = *ro;
     }
-    Arc::new(RingSnapshot::new(d, RingConfig::default()))
+    Arc::new(RingSnapshot::new(d, RingConfig::default()).expect("valid ring config"))
 }
 
 #[test]

@@ -561,7 +561,7 @@ fn instance_token_ranges_match_dskit() {
             zone_awareness_enabled: c.zone_aware,
             ..RingConfig::default()
         };
-        let ring = RingSnapshot::new(instance_desc(&c.instances), cfg);
+        let ring = RingSnapshot::new(instance_desc(&c.instances), cfg).expect("valid ring config");
         for a in &c.answers {
             match ring.get_token_ranges_for_instance(&a.id) {
                 Ok(got) => {
@@ -648,10 +648,10 @@ fn partition_instance_replication_sets_match_dskit() {
     let (mut sets, mut errors, mut multi) = (0, 0, 0);
     for c in cases {
         let partitions = Arc::new(PartitionRing::new(desc_of(&c.partitions)));
-        let instances = Arc::new(RingSnapshot::new(
-            instance_desc(&c.instances),
-            RingConfig::default(),
-        ));
+        let instances = Arc::new(
+            RingSnapshot::new(instance_desc(&c.instances), RingConfig::default())
+                .expect("valid ring config"),
+        );
         let timeout = Duration::from_secs(c.heartbeat_timeout_s);
         let now = unix_seconds(c.now);
         let joined =

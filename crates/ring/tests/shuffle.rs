@@ -8,7 +8,9 @@ use std::time::Duration;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use ringkit_ring::gorand::GoRand;
-use ringkit_ring::shuffle::{shuffle_shard_expected_instances_per_zone, shuffle_shard_seed};
+use ringkit_ring::shuffle::{
+    shuffle_shard_expected_instances, shuffle_shard_expected_instances_per_zone, shuffle_shard_seed,
+};
 use ringkit_ring::snapshot::unix_seconds;
 use ringkit_ring::{Desc, GetBuffer, InstanceState, Operation, RingConfig, RingSnapshot};
 
@@ -57,7 +59,7 @@ fn random_desc(n: usize, zones: usize, tokens: usize, seed: u64) -> Desc {
 }
 
 fn snapshot(d: Desc, zone_aware: bool) -> Arc<RingSnapshot> {
-    Arc::new(RingSnapshot::new(d, cfg(zone_aware)))
+    Arc::new(RingSnapshot::new(d, cfg(zone_aware)).expect("valid ring config"))
 }
 
 #[test]
@@ -103,6 +105,15 @@ fn expected_instances_per_zone_rounds_up_like_dskit() {
         shuffle_shard_expected_instances_per_zone(i64::MAX as usize, 3),
         i64::MAX as usize
     );
+}
+
+#[test]
+fn expected_instances_total_is_per_zone_times_zones_like_dskit() {
+    // dskit's ShuffleShardExpectedInstances: a size-4 shard over 3 zones takes 2 per zone.
+    assert_eq!(shuffle_shard_expected_instances(4, 3), 6);
+    assert_eq!(shuffle_shard_expected_instances(3, 3), 3);
+    assert_eq!(shuffle_shard_expected_instances(5, 1), 5);
+    assert_eq!(shuffle_shard_expected_instances(usize::MAX, 3), usize::MAX);
 }
 
 /// The Go test helper `userToken`: the `skip`-th Uint32 of the tenant's zone generator.
@@ -614,7 +625,7 @@ fn replay_lookback_timeline(name: &str, timeline: &[Ev], cache: bool, incrementa
     let build = |desc: &Desc, prev: &Option<Arc<RingSnapshot>>| {
         let r = match prev {
             Some(p) if incremental => p.update(desc.clone()),
-            _ => RingSnapshot::new(desc.clone(), cfg(true)),
+            _ => RingSnapshot::new(desc.clone(), cfg(true)).expect("valid ring config"),
         };
         Arc::new(if cache { r } else { r.without_subring_cache() })
     };
@@ -820,7 +831,11 @@ fn size_zero_without_read_only_instances_is_the_ring_itself() {
 fn shards_are_stable_across_calls_and_equal_with_and_without_cache() {
     let desc = random_desc(50, 3, 128, 2);
     let cached = snapshot(desc.clone(), true);
-    let uncached = Arc::new(RingSnapshot::new(desc, cfg(true)).without_subring_cache());
+    let uncached = Arc::new(
+        RingSnapshot::new(desc, cfg(true))
+            .expect("valid ring config")
+            .without_subring_cache(),
+    );
     for tenant in 1..=100 {
         let tenant = tenant.to_string();
         for size in [3, 6, 9, 12, 15] {
@@ -1047,7 +1062,11 @@ fn cache_hits_return_the_same_shard_and_disabled_cache_recomputes() {
     let b = r.shuffle_shard("tenant", 6);
     assert!(Arc::ptr_eq(&a, &b));
     assert!(!Arc::ptr_eq(&a, &r.shuffle_shard("tenant", 9)));
-    let off = Arc::new(RingSnapshot::new(desc, cfg(true)).without_subring_cache());
+    let off = Arc::new(
+        RingSnapshot::new(desc, cfg(true))
+            .expect("valid ring config")
+            .without_subring_cache(),
+    );
     assert!(!off.subring_cache_enabled());
     let c = off.shuffle_shard("tenant", 6);
     let d = off.shuffle_shard("tenant", 6);
@@ -1114,7 +1133,7 @@ fn a_shard_answers_lookups_with_its_own_instances_only() {
         }
     }
     // Same answers as a ring built from scratch from the shard's descriptor.
-    let fresh = RingSnapshot::new(shard.to_desc(), cfg(true));
+    let fresh = RingSnapshot::new(shard.to_desc(), cfg(true)).expect("valid ring config");
     assert_eq!(fresh.tokens(), shard.tokens());
     assert_eq!(fresh.token_owners(), shard.token_owners());
     for i in 0..shard.instances_count() as u32 {
@@ -1181,7 +1200,9 @@ fn shards_of_shards_behave_like_snapshots_built_from_their_descriptors() {
         let r = snapshot(d, zone_aware);
         let outer = r.shuffle_shard("tenant-a", 24);
         let inner = outer.shuffle_shard("tenant-b", 9);
-        let fresh_outer = Arc::new(RingSnapshot::new(outer.to_desc(), cfg(zone_aware)));
+        let fresh_outer = Arc::new(
+            RingSnapshot::new(outer.to_desc(), cfg(zone_aware)).expect("valid ring config"),
+        );
         let fresh_inner = fresh_outer.shuffle_shard("tenant-b", 9);
         for (got, want) in [(&outer, &fresh_outer), (&inner, &fresh_inner)] {
             assert_eq!(ids(got), ids(want));

@@ -343,7 +343,7 @@ fn shards_match_the_go_reference_for_30_tenants_and_five_sizes() {
             heartbeat_timeout: Duration::from_secs(60),
             ..RingConfig::default()
         };
-        let ring = Arc::new(RingSnapshot::new(desc.clone(), cfg));
+        let ring = Arc::new(RingSnapshot::new(desc.clone(), cfg).expect("valid ring config"));
         for line in GOLDEN
             .lines()
             .filter(|l| l.starts_with(&zone_aware.to_string()))

@@ -235,7 +235,7 @@ pub(crate) fn run(args: &DemoArgs, out: &mut impl Write) -> anyhow::Result<()> {
             now_secs,
         );
     }
-    let pending = RingSnapshot::new(desc.clone(), cfg.clone());
+    let pending = RingSnapshot::new(desc.clone(), cfg.clone())?;
     writeln!(
         out,
         "  registered with no tokens: {} instances visible, {} own tokens (they load their data first)",
@@ -253,7 +253,7 @@ pub(crate) fn run(args: &DemoArgs, out: &mut impl Write) -> anyhow::Result<()> {
             now_secs,
         );
     }
-    let ring3 = RingSnapshot::new(desc.clone(), cfg.clone());
+    let ring3 = RingSnapshot::new(desc.clone(), cfg.clone())?;
     writeln!(
         out,
         "  claimed tokens and went ACTIVE: {} tokens in the ring\n",

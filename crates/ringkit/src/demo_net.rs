@@ -422,7 +422,7 @@ impl Observer {
         let deadline = Instant::now() + RING_TIMEOUT;
         loop {
             let desc = self.kv.get("ring").await?.map(|v| v.0).unwrap_or_default();
-            let ring = RingSnapshot::new(desc, self.cfg.clone());
+            let ring = RingSnapshot::new(desc, self.cfg.clone())?;
             let mut active: Vec<String> = ring
                 .instances()
                 .iter()

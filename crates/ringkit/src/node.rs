@@ -275,7 +275,7 @@ pub(crate) async fn run_until(
         .with_context(|| format!("binding {}:{}", args.http_address, args.http_port))?;
     let local = listener.local_addr()?;
 
-    let watcher = RingWatcher::new(ring_cfg.clone());
+    let watcher = RingWatcher::new(ring_cfg.clone())?;
     let watch_task = tokio::spawn(Arc::clone(&watcher).run(
         Arc::clone(&kv),
         args.ring_key.clone(),

@@ -408,7 +408,8 @@ async fn show(args: &ShowArgs, session: &Session) -> anyhow::Result<String> {
     }
     let desc = store.desc().await?;
     let now_time = SystemTime::now();
-    let ring = RingSnapshot::new(desc, ring_config(&args.store));
+    let ring =
+        RingSnapshot::new(desc, ring_config(&args.store)).context("invalid ring settings")?;
     let rows = ring_page::rows(&ring, now_time);
     Ok(render_show(
         &ring,
@@ -438,7 +439,8 @@ async fn watch(
     loop {
         let desc = store.desc().await?;
         let now_time = SystemTime::now();
-        let ring = RingSnapshot::new(desc, ring_config(&args.store));
+        let ring =
+            RingSnapshot::new(desc, ring_config(&args.store)).context("invalid ring settings")?;
         let rows = ring_page::rows(&ring, now_time);
         let shape: Vec<_> = rows
             .iter()
@@ -898,7 +900,7 @@ async fn lookup(args: &LookupArgs, session: &Session) -> anyhow::Result<String> 
     cfg.validate().context("invalid ring settings")?;
     let store = Store::open(&args.store, session).await?;
     let desc = store.desc().await?;
-    let ring = RingSnapshot::new(desc, cfg);
+    let ring = RingSnapshot::new(desc, cfg).context("invalid ring settings")?;
     let now = SystemTime::now();
     let mut buf = GetBuffer::new();
     if many {
@@ -1107,7 +1109,7 @@ mod tests {
             1,
             900,
         );
-        let ring = RingSnapshot::new(d, RingConfig::default());
+        let ring = RingSnapshot::new(d, RingConfig::default()).expect("valid ring config");
         let rows = ring_page::rows(&ring, unix_seconds(1000));
         let text = render_show(&ring, &rows, 1000, "collectors/ring", Output::Table);
         assert!(text.contains("ing-1"), "{text}");

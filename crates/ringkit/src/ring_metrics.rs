@@ -318,7 +318,7 @@ mod tests {
 
     #[test]
     fn summary_counts_stale_members_as_unhealthy_and_keeps_the_oldest_heartbeat() {
-        let ring = RingSnapshot::new(desc(), RingConfig::default());
+        let ring = RingSnapshot::new(desc(), RingConfig::default()).expect("valid ring config");
         let s = summarize(&ring, unix_seconds(1005));
         assert_eq!(s.members, [1, 2, 0, 1, 0]);
         assert_eq!(s.oldest, [500, 990, 0, 1000, 0]);
@@ -339,7 +339,7 @@ mod tests {
             zone_awareness_enabled: true,
             ..RingConfig::default()
         };
-        let watcher = RingWatcher::new(cfg);
+        let watcher = RingWatcher::new(cfg).expect("valid ring config");
         let now = unix_now(SystemTime::now());
         let mut d = desc();
         for inst in d.ingesters.values_mut() {

@@ -546,7 +546,7 @@ mod tests {
             0,
             500,
         );
-        RingSnapshot::new(d, RingConfig::default())
+        RingSnapshot::new(d, RingConfig::default()).expect("valid ring config")
     }
 
     #[test]

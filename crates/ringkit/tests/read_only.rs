@@ -36,7 +36,7 @@ async fn snapshot(url: &str) -> Arc<RingSnapshot> {
         heartbeat_timeout: std::time::Duration::from_secs(60),
         ..RingConfig::default()
     };
-    Arc::new(RingSnapshot::new(desc, cfg))
+    Arc::new(RingSnapshot::new(desc, cfg).expect("valid ring config"))
 }
 
 /// How many of 100 tenants' shards of size 2 hold `id`.

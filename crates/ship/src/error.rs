@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 /// Why a block, a marker file or a bucket could not be handled.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ShipError {
     /// A local file or directory could not be read or written.
     #[error("{path}: {source}")]

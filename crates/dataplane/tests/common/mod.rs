@@ -117,7 +117,8 @@ pub(crate) fn ring_of(addrs: &[&str]) -> Arc<RingWatcher> {
     let watcher = RingWatcher::new(RingConfig {
         replication_factor: 3,
         ..RingConfig::default()
-    });
+    })
+    .expect("valid ring config");
     watcher.publish(desc);
     watcher
 }

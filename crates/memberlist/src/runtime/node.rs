@@ -30,6 +30,7 @@ use crate::wire::{Message, Packet, encode_packet};
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StartError {
     /// Binding the listener failed.
     #[error("cannot listen on {addr}: {source}")]
@@ -49,6 +50,7 @@ pub enum StartError {
 
 /// Why a join found nobody.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum JoinError {
     /// No seed address resolved.
     #[error("no address to join: {0}")]

@@ -264,6 +264,7 @@ impl Drop for BufferCharge<'_> {
 
 /// Errors of stream I/O.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StreamError {
     /// Socket error.
     #[error("{0}")]

@@ -509,6 +509,7 @@ impl PartitionRing {
                 ..RingConfig::default()
             },
         )
+        .expect("replication factor 1 and the default heartbeat timeout are valid")
     }
 
     /// Number of partitions, any state.
