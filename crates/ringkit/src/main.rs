@@ -25,6 +25,7 @@ mod kvstore;
 mod loadgen;
 mod memberlist_page;
 mod mimir_flags;
+mod netaddr;
 mod node;
 mod prepare;
 mod ring_cli;
