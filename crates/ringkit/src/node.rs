@@ -581,6 +581,30 @@ mod tests {
     }
 
     #[test]
+    fn mimirs_yaml_interface_keys_reach_the_flags() {
+        use clap::{CommandFactory as _, FromArgMatches as _};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mimir.yaml");
+        std::fs::write(
+            &path,
+            "ingester:\n  ring:\n    instance_interface_names: [ens5, eth0]\n    \
+             instance_enable_ipv6: true\n",
+        )
+        .unwrap();
+        let argv = ["ringkit", "node", "--config.file", path.to_str().unwrap()]
+            .map(std::ffi::OsString::from)
+            .to_vec();
+        let args = crate::config_file::expand(&crate::Cli::command(), argv).unwrap();
+        let matches = crate::Cli::command().try_get_matches_from(args).unwrap();
+        let crate::Command::Node(n) = crate::Cli::from_arg_matches(&matches).unwrap().command
+        else {
+            panic!("not a node command")
+        };
+        assert_eq!(n.instance_interface_names, ["ens5", "eth0"]);
+        assert!(n.instance_enable_ipv6);
+    }
+
+    #[test]
     fn spread_minimizing_strategy_is_checked_like_mimir() {
         let ok = node_args(&[
             "--ingester.ring.token-generation-strategy=spread-minimizing",
