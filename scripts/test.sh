@@ -7,7 +7,8 @@
 # Env:   RINGKIT_SKIP_INSTALL=1      skip apt-get (packages already present)
 #        RINGKIT_REQUIRE_BROWSER=0   let the /ring browser test skip when chromium is
 #                                    missing (default here: 1, a missing browser fails)
-# Needs: etcd-server and prometheus (Debian packages; installed here when missing),
+# Needs: etcd-server, prometheus, podman, debootstrap (Debian packages; installed here
+#        when missing),
 #        python3 + pip (kubernetes-validate, for scripts/validate-manifests.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,15 @@ install_packages() {
   [ -x /usr/bin/prometheus ] || need+=(prometheus)
   # promtool (same package) reads the blocks crates/tsdb writes (tests/prometheus_tools.rs).
   [ -x /usr/bin/promtool ] || need+=(prometheus)
+  # The container image (scripts/build-image.sh) and the cluster test run from it
+  # (crates/ringkit/tests/container_cluster.rs): podman, and debootstrap for the base.
+  command -v podman >/dev/null 2>&1 || need+=(podman)
+  command -v runc >/dev/null 2>&1 || need+=(runc)
+  command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+  command -v objcopy >/dev/null 2>&1 || need+=(binutils)
+  # crates/ringkit/tests/listen_all.rs makes a network namespace and queries a node in it.
+  command -v ip >/dev/null 2>&1 || need+=(iproute2)
+  command -v curl >/dev/null 2>&1 || need+=(curl)
   if [ "${#need[@]}" -eq 0 ] || [ "${RINGKIT_SKIP_INSTALL:-0}" = 1 ]; then
     return
   fi
@@ -55,6 +65,18 @@ cargo fmt --all -- --check
 
 log "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
+
+log "cargo test (build)"
+cargo test --workspace --all-targets --no-run
+
+# As root: the listen-all test makes its own network namespace, and the container image
+# is built (from the debug binary just built) for the cluster test, which then must run.
+if [ "$(id -u)" = 0 ]; then
+  export RINGKIT_REQUIRE_NETNS=1
+  log "container image (podman, Debian bookworm base, no registry)"
+  RINGKIT_IMAGE_BINARY=target/debug/ringkit RINGKIT_SKIP_INSTALL=1 bash scripts/build-image.sh
+  export RINGKIT_REQUIRE_CONTAINER=1
+fi
 
 log "cargo test"
 cargo test --workspace --all-targets

@@ -305,8 +305,10 @@ pub(crate) struct MemberlistArgs {
     /// Port to listen on for gossip (0 = any free port).
     #[arg(long = "memberlist.bind-port", default_value_t = DEFAULT_GOSSIP_PORT)]
     pub(crate) bind_port: u16,
-    /// Address other members reach this node at (default: the bind address, or the
-    /// outgoing interface's address when binding to every interface).
+    /// Address other members reach this node at (default: the bind address; when
+    /// binding to every interface, `ringkit node` takes the address of
+    /// `--ingester.ring.instance-interface-names`, other commands the outgoing
+    /// interface's). Never `0.0.0.0`/`::`.
     #[arg(long = "memberlist.advertise-addr")]
     pub(crate) advertise_addr: Option<std::net::IpAddr>,
     /// Port other members reach this node at (default: the bound port).
@@ -502,6 +504,13 @@ impl MemberlistArgs {
             self.cluster_label.len() <= 255,
             "--memberlist.cluster-label is longer than 255 bytes"
         );
+        if let Some(ip) = self.advertise_addr {
+            anyhow::ensure!(
+                !ip.is_unspecified(),
+                "--memberlist.advertise-addr {ip} is the unspecified address, which peers \
+                 cannot dial; give this node's own address or leave it empty"
+            );
+        }
         c.node_name = self.node_name.clone();
         c.randomize_node_name = self.randomize_node_name;
         c.bind_addr = self.bind_addr;

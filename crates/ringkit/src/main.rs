@@ -32,6 +32,7 @@ mod kvstore;
 mod loadgen;
 mod memberlist_page;
 mod mimir_flags;
+mod netaddr;
 mod node;
 mod partition;
 mod prepare;

@@ -7,7 +7,7 @@
 //! remote write/read at `/api/v1/push` and `/api/v1/read`. Every target watches the ring
 //! and serves `/ring`, `/ready` and `/metrics` over HTTP.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,12 +66,23 @@ pub(crate) struct NodeArgs {
         visible_alias = "ingester.ring.instance-id"
     )]
     pub(crate) id: Option<String>,
-    /// Address other components dial (`host:port`). Default: the gRPC listen address.
+    /// Address other components dial (`host:port`, or an IP to which the gRPC port is
+    /// added). Default: the gRPC listen address, or, when that is `0.0.0.0`/`::`, the
+    /// address of `--ingester.ring.instance-interface-names`. Never `0.0.0.0`/`::`.
     #[arg(
         long = "ingester.lifecycler.addr",
         visible_alias = "ingester.ring.instance-addr"
     )]
     pub(crate) addr: Option<String>,
+    /// Network interfaces whose address is advertised (in the ring and, without
+    /// `--memberlist.advertise-addr`, in gossip) when listening on `0.0.0.0`/`::`; the
+    /// first with a non-loopback address wins. Default: the interfaces holding a private
+    /// address, else eth0,en0 (Mimir's default).
+    #[arg(long = "ingester.ring.instance-interface-names", value_delimiter = ',')]
+    pub(crate) instance_interface_names: Vec<String>,
+    /// Take IPv6 addresses of the interfaces too (preferred over IPv4).
+    #[arg(long = "ingester.ring.instance-enable-ipv6", default_value_t = false, action = clap::ArgAction::Set)]
+    pub(crate) instance_enable_ipv6: bool,
     /// Availability zone of this instance.
     #[arg(
         long = "ingester.availability-zone",
@@ -192,16 +203,58 @@ fn token_generator(
 
 /// The address written in the ring: `--ingester.lifecycler.addr` as given when it has a
 /// port, with the gRPC port added when it is a bare IP or host (Mimir's
-/// `-ingester.ring.instance-addr` is an IP only), else the gRPC listen address.
-fn advertised_addr(addr: Option<&str>, grpc: SocketAddr) -> String {
-    match addr {
+/// `-ingester.ring.instance-addr` is an IP only), else the gRPC listen address, or the
+/// interfaces' address (`detect`) when the gRPC listener is bound to every interface. An
+/// unspecified address (`0.0.0.0`, `::`) is refused: nobody could dial it.
+fn advertised_addr(
+    addr: Option<&str>,
+    grpc: SocketAddr,
+    detect: impl FnOnce() -> anyhow::Result<IpAddr>,
+) -> anyhow::Result<String> {
+    let unspecified = |ip: IpAddr| {
+        anyhow::anyhow!(
+            "--ingester.ring.instance-addr {ip} is the unspecified address, which other \
+             components cannot dial; give this instance's own address or leave it empty"
+        )
+    };
+    Ok(match addr {
+        None | Some("") if grpc.ip().is_unspecified() => {
+            SocketAddr::new(detect()?, grpc.port()).to_string()
+        }
         None | Some("") => grpc.to_string(),
-        Some(a) => match a.parse::<std::net::IpAddr>() {
-            Ok(ip) => SocketAddr::new(ip, grpc.port()).to_string(),
-            Err(_) if a.starts_with('[') || a.contains(':') => a.to_owned(),
-            Err(_) => format!("{a}:{}", grpc.port()),
+        Some(a) => match (a.parse::<IpAddr>(), a.parse::<SocketAddr>()) {
+            (Ok(ip), _) if ip.is_unspecified() => return Err(unspecified(ip)),
+            (_, Ok(sa)) if sa.ip().is_unspecified() => return Err(unspecified(sa.ip())),
+            (Ok(ip), _) => SocketAddr::new(ip, grpc.port()).to_string(),
+            (Err(_), _) if a.starts_with('[') || a.contains(':') => a.to_owned(),
+            (Err(_), _) => format!("{a}:{}", grpc.port()),
         },
+    })
+}
+
+/// The address of this machine that `--ingester.ring.instance-interface-names` names.
+fn interface_addr(args: &NodeArgs) -> anyhow::Result<IpAddr> {
+    crate::netaddr::detect(&args.instance_interface_names, args.instance_enable_ipv6)
+        .context("finding this instance's address (it listens on every interface)")
+}
+
+/// Without `--memberlist.advertise-addr`, a gossip node bound to every interface
+/// advertises the address of `--ingester.ring.instance-interface-names` (never
+/// `0.0.0.0`); an error when there is none.
+fn gossip_advertise(args: &mut NodeArgs) -> anyhow::Result<()> {
+    let kv = &args.kv;
+    let uses_gossip = [&kv.store, &kv.multi_primary, &kv.multi_secondary]
+        .iter()
+        .any(|s| s.as_str() == "memberlist");
+    if uses_gossip
+        && kv.memberlist.advertise_addr.is_none()
+        && kv.memberlist.bind_addr.is_unspecified()
+    {
+        let ip = interface_addr(args).context("choosing --memberlist.advertise-addr")?;
+        tracing::info!(%ip, "memberlist advertise address from the network interfaces");
+        args.kv.memberlist.advertise_addr = Some(ip);
     }
+    Ok(())
 }
 
 /// Runs a node until SIGINT or SIGTERM.
@@ -246,6 +299,8 @@ pub(crate) async fn run_until(
     cancel: CancellationToken,
     on_listen: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
+    let mut args = args;
+    gossip_advertise(&mut args)?;
     let mut registry = Registry::default();
     let server_cfg = args.server.to_config();
     let server_metrics = ServerMetrics::register(&mut registry);
@@ -343,7 +398,7 @@ pub(crate) async fn run_until(
         let generator = token_generator(&args, &instance_id)?;
         let cfg = LifecyclerConfig {
             id: instance_id.clone(),
-            addr: advertised_addr(args.addr.as_deref(), grpc_addr),
+            addr: advertised_addr(args.addr.as_deref(), grpc_addr, || interface_addr(&args))?,
             zone: args.zone.clone(),
             num_tokens: args.num_tokens,
             heartbeat_period: args.heartbeat_period,
@@ -531,20 +586,77 @@ pub(crate) async fn run_until(
 mod tests {
     use super::*;
 
+    fn never(grpc: SocketAddr) -> impl Fn(Option<&str>) -> String {
+        move |addr| advertised_addr(addr, grpc, || panic!("no detection expected")).unwrap()
+    }
+
     #[test]
     fn bare_instance_addr_gets_the_grpc_port() {
-        let grpc: SocketAddr = "0.0.0.0:9095".parse().unwrap();
-        assert_eq!(advertised_addr(None, grpc), "0.0.0.0:9095");
-        assert_eq!(advertised_addr(Some("10.1.2.3"), grpc), "10.1.2.3:9095");
-        assert_eq!(advertised_addr(Some("fd00::1"), grpc), "[fd00::1]:9095");
+        let addr = never("0.0.0.0:9095".parse().unwrap());
+        assert_eq!(addr(Some("10.1.2.3")), "10.1.2.3:9095");
+        assert_eq!(addr(Some("fd00::1")), "[fd00::1]:9095");
+        assert_eq!(addr(Some("10.1.2.3:7000")), "10.1.2.3:7000");
+        assert_eq!(addr(Some("ing-1.svc")), "ing-1.svc:9095");
+        assert_eq!(addr(Some("ing-1.svc:7000")), "ing-1.svc:7000");
+        let bound = never("127.0.0.1:9095".parse().unwrap());
+        assert_eq!(bound(None), "127.0.0.1:9095");
+        assert_eq!(bound(Some("")), "127.0.0.1:9095");
+    }
+
+    #[test]
+    fn listening_on_every_interface_advertises_the_detected_address() {
+        for grpc in ["0.0.0.0:9095", "[::]:9095"] {
+            let grpc: SocketAddr = grpc.parse().unwrap();
+            let got = advertised_addr(None, grpc, || Ok("10.9.8.7".parse().unwrap())).unwrap();
+            assert_eq!(got, "10.9.8.7:9095");
+            let err = advertised_addr(None, grpc, || anyhow::bail!("no usable address"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("no usable address"), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_unspecified_instance_addr_is_refused() {
+        let grpc: SocketAddr = "10.0.0.1:9095".parse().unwrap();
+        for bad in ["0.0.0.0", "::", "0.0.0.0:9095", "[::]:9095"] {
+            let err = advertised_addr(Some(bad), grpc, || panic!("no detection expected"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("unspecified"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn gossip_bound_everywhere_advertises_an_interface_address() {
+        // Explicit advertise address or bind address: left as given.
+        let mut given = node_args(&[
+            "--kv.store=memberlist",
+            "--memberlist.advertise-addr=10.1.1.1",
+        ]);
+        gossip_advertise(&mut given).unwrap();
         assert_eq!(
-            advertised_addr(Some("10.1.2.3:7000"), grpc),
-            "10.1.2.3:7000"
+            given.kv.memberlist.advertise_addr,
+            Some("10.1.1.1".parse().unwrap())
         );
-        assert_eq!(advertised_addr(Some("ing-1.svc"), grpc), "ing-1.svc:9095");
-        assert_eq!(
-            advertised_addr(Some("ing-1.svc:7000"), grpc),
-            "ing-1.svc:7000"
+        let mut bound = node_args(&["--kv.store=memberlist", "--memberlist.bind-addr=127.0.0.1"]);
+        gossip_advertise(&mut bound).unwrap();
+        assert_eq!(bound.kv.memberlist.advertise_addr, None);
+        // No gossip: nothing to choose.
+        let mut etcd = node_args(&[
+            "--kv.store=etcd",
+            "--ingester.ring.instance-interface-names=lo",
+        ]);
+        gossip_advertise(&mut etcd).unwrap();
+        // Bound to 0.0.0.0 with only loopback named: a clear error, never 0.0.0.0.
+        let mut lo = node_args(&[
+            "--kv.store=memberlist",
+            "--ingester.ring.instance-interface-names=lo",
+        ]);
+        let err = format!("{:#}", gossip_advertise(&mut lo).unwrap_err());
+        assert!(
+            err.contains("advertise-addr") && err.contains("\"lo\""),
+            "{err}"
         );
     }
 
@@ -555,6 +667,30 @@ mod tests {
             crate::Command::Node(a) => *a,
             _ => unreachable!(),
         }
+    }
+
+    #[test]
+    fn mimirs_yaml_interface_keys_reach_the_flags() {
+        use clap::{CommandFactory as _, FromArgMatches as _};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mimir.yaml");
+        std::fs::write(
+            &path,
+            "ingester:\n  ring:\n    instance_interface_names: [ens5, eth0]\n    \
+             instance_enable_ipv6: true\n",
+        )
+        .unwrap();
+        let argv = ["ringkit", "node", "--config.file", path.to_str().unwrap()]
+            .map(std::ffi::OsString::from)
+            .to_vec();
+        let args = crate::config_file::expand(&crate::Cli::command(), argv).unwrap();
+        let matches = crate::Cli::command().try_get_matches_from(args).unwrap();
+        let crate::Command::Node(n) = crate::Cli::from_arg_matches(&matches).unwrap().command
+        else {
+            panic!("not a node command")
+        };
+        assert_eq!(n.instance_interface_names, ["ens5", "eth0"]);
+        assert!(n.instance_enable_ipv6);
     }
 
     #[test]
