@@ -1,5 +1,4 @@
-//! # ringkit-kv: typed key-value storage for the ring
-//!
+#![doc = include_str!("../README.md")]
 //! The ring lives in a key-value store under one key (`ring`, stored as `collectors/ring`
 //! with the default prefix). This crate is the interface to that store, with the semantics
 //! of dskit's KV client (`spec/memberlist.md` §3.3–3.4), made typed: a [`Client<V>`] reads
