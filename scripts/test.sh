@@ -82,6 +82,20 @@ log "cargo test"
 cargo test --workspace --all-targets
 cargo test --workspace --doc
 
+# Every crate's README is its crate documentation; rustdoc must not warn (broken links,
+# bad code blocks).
+log "cargo doc (warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
+# Every published crate must package for crates.io: licence, description, README, the
+# files it builds from, and versioned path dependencies that resolve (this reads the
+# crates.io index; nothing is compiled or uploaded).
+log "cargo package --no-verify"
+cargo package --no-verify --allow-dirty \
+  -p ringkit-ring -p ringkit-kv -p ringkit-lifecycle -p ringkit-memberlist -p ringkit-member \
+  -p ringkit-decompress -p ringkit-ingest -p ringkit-tsdb -p ringkit-dataplane -p ringkit-ship \
+  -p ringkit
+
 # The libFuzzer targets (fuzz/, its own workspace) must keep compiling; their bodies ran
 # above on stable Rust (crates/fuzz-bodies: seeds plus mutations of every target).
 log "fuzz targets compile"

@@ -1,3 +1,4 @@
+#![doc = include_str!("../README.md")]
 //! The networked data path of a ringkit node.
 //!
 //! # Layout

@@ -1,5 +1,4 @@
-//! # ringkit-decompress: one place that decides how much a peer may make us allocate
-//!
+#![doc = include_str!("../README.md")]
 //! Every byte sequence ringkit decompresses comes from someone else: a gossip peer, a
 //! remote-write client, a KV store another process wrote. A few bytes of snappy can
 //! *declare* any output length up to 4 GiB, and a few kilobytes of LZW can expand a

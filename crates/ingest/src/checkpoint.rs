@@ -1,6 +1,6 @@
 //! WAL checkpoints: what a tenant head still needs, so older segments can be deleted.
 //!
-//! After a block is cut and the head truncated, [`write`] saves every live series (a series
+//! After a block is cut and the head truncated, [`write()`] saves every live series (a series
 //! record with its reference) and its chunks (chunk records, Prometheus' XOR bytes) into
 //! `checkpoint.NNNNNNNN/00000000` inside the WAL directory, where `NNNNNNNN` is the last segment
 //! it replaces, then deletes those segments and any older checkpoint. It is the role of
@@ -41,7 +41,7 @@ fn parse(name: &str) -> Option<u64> {
         .flatten()
 }
 
-/// What [`write`] saved and removed.
+/// What [`write()`] saved and removed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CheckpointStats {
     /// Series saved.
@@ -167,7 +167,7 @@ pub struct Prepared {
     pub checkpoints_removed: usize,
 }
 
-/// Cleans the WAL directory after a crash at any step of [`write`] (see the module doc) and
+/// Cleans the WAL directory after a crash at any step of [`write()`] (see the module doc) and
 /// finds the checkpoint to replay.
 pub fn prepare(wal_dir: &Path) -> Result<Prepared, WalError> {
     let mut found = Vec::new();

@@ -1,3 +1,4 @@
+#![doc = include_str!("../README.md")]
 //! The remote-write data path of a ringkit node that needs no network.
 //!
 //! # Layout

@@ -1,5 +1,4 @@
-//! # ringkit-kv: typed key-value storage for the ring
-//!
+#![doc = include_str!("../README.md")]
 //! The ring lives in a key-value store under one key (`ring`, stored as `collectors/ring`
 //! with the default prefix). This crate is the interface to that store, with the semantics
 //! of dskit's KV client (`spec/memberlist.md` §3.3–3.4), made typed: a [`Client<V>`] reads
@@ -12,7 +11,7 @@
 //! - [`codec`]: [`Codec`], the [`CodecRegistry`] by id, and the `string` / bytes codecs.
 //! - [`mergeable`]: [`Mergeable`], the CRDT contract of values kept by the gossip store.
 //! - [`memory`]: [`MemoryStore`], the in-process store (the embedded default).
-//! - [`etcd`]: [`EtcdStore`], etcd v3 through tonic over our own minimal proto of etcd's
+//! - `etcd` (feature `etcd`): `EtcdStore`, etcd v3 through tonic over our own minimal proto of etcd's
 //!   gRPC API, compiled by protox. Not the `etcd-client` crate: it needs `protoc` at build
 //!   time, and we use five RPCs (details in the module doc).
 //! - [`multi`]: [`MultiClient`], a primary plus mirrors, switchable at run time.
@@ -35,6 +34,7 @@ mod cas;
 pub mod client;
 pub mod codec;
 pub mod error;
+#[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod memory;
 pub mod mergeable;
@@ -47,6 +47,7 @@ pub mod testsuite;
 pub use client::{CasDecision, CasFn, Client, ClientOptions, Value, WatchKeyFn, WatchPrefixFn};
 pub use codec::{BytesCodec, Codec, CodecRegistry, EncodedMerge, MergeScratch, StringCodec};
 pub use error::{BoxError, CodecError, Error};
+#[cfg(feature = "etcd")]
 pub use etcd::{EtcdClient, EtcdConfig, EtcdStore};
 pub use memory::{MemoryClient, MemoryStore};
 pub use mergeable::{Mergeable, TombstoneCount};

@@ -1,5 +1,4 @@
-//! # ringkit-lifecycle: joining, heartbeating and leaving the ring
-//!
+#![doc = include_str!("../README.md")]
 //! An instance's life in the ring (spec/ring.md §4), in ringkit's order:
 //!
 //! 1. **Register** with no tokens (new instance) so peers see it at once; a restarted

@@ -1,5 +1,4 @@
-//! # ringkit-memberlist: hashicorp memberlist, as dskit runs it, in Rust
-//!
+#![doc = include_str!("../README.md")]
 //! A memberlist node that joins a Grafana Mimir / Loki / Cortex gossip cluster (dskit's TCP
 //! transport) or a plain hashicorp memberlist cluster (UDP + TCP, e.g. Alertmanager), and
 //! dskit's gossip key-value store on top of it, implementing [`ringkit_kv::Client`]

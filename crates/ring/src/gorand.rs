@@ -9,7 +9,7 @@
 //! 273: every step adds the word 273 positions behind into the current one (wrapping) and
 //! returns it. The 607 initial words come from a Park–Miller "minimal standard" LCG
 //! (`x' = 48271·x mod (2^31−1)`) started from the reduced seed, three LCG outputs per word
-//! combined with shifts 40/20/0, each XOR-ed with a fixed word of [`COOKED`].
+//! combined with shifts 40/20/0, each XOR-ed with a fixed word of `COOKED`.
 //!
 //! Two forms are provided:
 //! - [`GoRand`]: the whole 607-word state, any number of draws.

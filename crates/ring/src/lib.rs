@@ -32,6 +32,7 @@
 //! A [`RingSnapshot`] is built from a [`Desc`] once per topology change and then only read;
 //! share it behind an `Arc` and swap in a new one when the descriptor changes. Lookups take
 //! a caller-owned buffer so the hot path does not allocate.
+#![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
 pub mod batch;

@@ -198,11 +198,21 @@ pub fn open_bucket(
             Ok(Arc::new(b.build()?))
         }
         #[allow(unreachable_patterns)]
-        other => Err(ShipError::Config(format!(
-            "backend {} is not compiled into this build (cargo features s3, gcs, azure)",
-            backend_name(other)
-        ))),
+        other => Err(not_compiled_in(backend_name(other))),
     }
+}
+
+/// The error for a cloud backend this build left out: it names the cargo feature that
+/// brings it in, since the `ringkit` binary ships without any by default.
+#[cfg_attr(
+    all(feature = "s3", feature = "gcs", feature = "azure"),
+    allow(dead_code)
+)]
+fn not_compiled_in(backend: &str) -> ShipError {
+    ShipError::Config(format!(
+        "blocks storage backend {backend} is not compiled into this build: \
+         rebuild with the cargo feature {backend} (e.g. `cargo build --release -p ringkit --features {backend}`)"
+    ))
 }
 
 /// The `-blocks-storage.backend` value of a configuration.
@@ -212,5 +222,15 @@ pub(crate) fn backend_name(cfg: &BucketConfig) -> &'static str {
         BucketConfig::S3 { .. } => "s3",
         BucketConfig::Gcs { .. } => "gcs",
         BucketConfig::Azure { .. } => "azure",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_backend_left_out_of_the_build_names_the_feature_that_brings_it() {
+        let e = super::not_compiled_in("gcs").to_string();
+        assert!(e.contains("backend gcs is not compiled"), "{e}");
+        assert!(e.contains("--features gcs"), "{e}");
     }
 }

@@ -1,3 +1,4 @@
+#![doc = include_str!("../README.md")]
 //! Ships finished TSDB blocks from an ingester's local disk to object storage, in the bucket
 //! layout that Mimir's store-gateways and compactor (and Thanos) read:
 //! `<tenant>/<ULID>/meta.json`, `<tenant>/<ULID>/index`, `<tenant>/<ULID>/chunks/000001`...

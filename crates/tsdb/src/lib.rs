@@ -1,3 +1,4 @@
+#![doc = include_str!("../README.md")]
 //! Prometheus' on-disk TSDB formats, so ringkit's ingester stores what Prometheus, promtool,
 //! Thanos and Mimir's store-gateways read.
 //!
