@@ -118,6 +118,10 @@ impl Backoff {
     }
 
     /// Back to the shortest wait, after a success.
+    #[cfg_attr(
+        not(feature = "etcd"),
+        allow(dead_code, reason = "only the etcd watch resets")
+    )]
     pub(crate) fn reset(&mut self) {
         self.cap = self.min;
     }
@@ -134,6 +138,10 @@ impl Backoff {
     }
 
     /// Waits, or returns `false` early if `cancel` fires.
+    #[cfg_attr(
+        not(feature = "etcd"),
+        allow(dead_code, reason = "only the etcd watch waits so")
+    )]
     pub(crate) async fn sleep_or_cancel(&mut self, cancel: &CancellationToken) -> bool {
         let d = self.next_delay();
         tokio::select! {

@@ -191,10 +191,6 @@ impl PartitionInstanceLifecycler {
         }
     }
 
-    fn now(&self) -> i64 {
-        unix((self.clock)())
-    }
-
     /// One CAS running `step` on the stored descriptor (an absent key is an empty ring);
     /// `step` gets the time at each attempt and says whether it changed anything.
     async fn update<T: Send>(
@@ -202,34 +198,7 @@ impl PartitionInstanceLifecycler {
         mut step: impl FnMut(&mut PartitionRingDesc, i64) -> Result<(bool, T), PartitionRingError>
         + Send,
     ) -> Result<T, PartitionLifecyclerError> {
-        let mut outcome: Option<Result<T, PartitionRingError>> = None;
-        let result = self
-            .kv
-            .cas(&self.key, &mut |current: Option<PartitionRingValue>| {
-                let mut desc = current.map(|v| v.0).unwrap_or_default();
-                match step(&mut desc, self.now()) {
-                    Ok((changed, value)) => {
-                        outcome = Some(Ok(value));
-                        if changed {
-                            CasDecision::Write(PartitionRingValue(desc))
-                        } else {
-                            CasDecision::Unchanged
-                        }
-                    }
-                    Err(e) => {
-                        let msg: BoxError = e.to_string().into();
-                        outcome = Some(Err(e));
-                        CasDecision::Abort(msg)
-                    }
-                }
-            })
-            .await;
-        match (result, outcome) {
-            (Ok(()), Some(Ok(v))) => Ok(v),
-            (_, Some(Err(rule))) => Err(PartitionLifecyclerError::Rule(rule)),
-            (Err(e), _) => Err(PartitionLifecyclerError::Kv(e)),
-            (Ok(()), None) => unreachable!("a CAS that succeeded called its callback"),
-        }
+        cas_partition_ring(self.kv.as_ref(), &self.key, &self.clock, &mut step).await
     }
 
     /// Startup (dskit's `starting`): with creation on, one CAS that adds the partition
@@ -395,13 +364,34 @@ pub async fn change_partition_state(
     to: PartitionState,
     clock: &Clock,
 ) -> Result<bool, PartitionLifecyclerError> {
-    let mut outcome: Option<Result<bool, PartitionRingError>> = None;
+    cas_partition_ring(kv, key, clock, &mut |desc, now| {
+        desc.change_partition_state(id, to, now)
+            .map(|changed| (changed, changed))
+    })
+    .await
+}
+
+/// A change to the partition ring at a time (Unix seconds): whether it changed anything,
+/// and what to return, or the dskit rule it broke.
+type PartitionStep<'a, T> =
+    dyn FnMut(&mut PartitionRingDesc, i64) -> Result<(bool, T), PartitionRingError> + Send + 'a;
+
+/// One CAS running `step` on the stored descriptor (an absent key is an empty ring);
+/// `step` gets the time at each attempt and says whether it changed anything. A rule
+/// `step` refuses aborts the CAS and comes back as [`PartitionLifecyclerError::Rule`].
+async fn cas_partition_ring<T: Send>(
+    kv: &dyn Client<PartitionRingValue>,
+    key: &str,
+    clock: &Clock,
+    step: &mut PartitionStep<'_, T>,
+) -> Result<T, PartitionLifecyclerError> {
+    let mut outcome: Option<Result<T, PartitionRingError>> = None;
     let result = kv
         .cas(key, &mut |current: Option<PartitionRingValue>| {
             let mut desc = current.map(|v| v.0).unwrap_or_default();
-            match desc.change_partition_state(id, to, unix(clock())) {
-                Ok(changed) => {
-                    outcome = Some(Ok(changed));
+            match step(&mut desc, unix(clock())) {
+                Ok((changed, value)) => {
+                    outcome = Some(Ok(value));
                     if changed {
                         CasDecision::Write(PartitionRingValue(desc))
                     } else {
