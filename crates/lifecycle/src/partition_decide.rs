@@ -60,6 +60,17 @@ impl PartitionLifecyclerConfig {
 }
 
 /// Whole seconds of `d`, saturating (descriptor times are Unix seconds).
+/// The timestamp for a state change of partition `id` made at `now`: at least one second
+/// past the partition's stored state timestamp. Peers merge a partition only when its
+/// state timestamp is strictly newer, and timestamps are whole seconds, so a change made in
+/// the same second as the previous one (an operator's scale-down right after the
+/// partition went ACTIVE) would stay on this node and never reach the others.
+pub fn state_change_time(desc: &PartitionRingDesc, id: i32, now: i64) -> i64 {
+    desc.partitions
+        .get(&id)
+        .map_or(now, |p| now.max(p.state_timestamp.saturating_add(1)))
+}
+
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
@@ -127,7 +138,8 @@ pub fn reconcile_owned_partition(
     }
     let before = now.saturating_sub(secs(cfg.wait_owners_duration_on_pending));
     if desc.partition_owners_count_updated_before(id, before) >= cfg.wait_owners_count_on_pending {
-        return Ok(desc.update_partition_state(id, PartitionState::PartitionActive, now));
+        let at = state_change_time(desc, id, now);
+        return Ok(desc.update_partition_state(id, PartitionState::PartitionActive, at));
     }
     Ok(false)
 }
@@ -175,6 +187,34 @@ mod tests {
 
     fn cfg(id: i32) -> PartitionLifecyclerConfig {
         PartitionLifecyclerConfig::new(&format!("ingester-zone-a-{id}"), id)
+    }
+
+    #[test]
+    fn a_state_change_in_the_same_second_is_stamped_one_second_later() {
+        let mut d = PartitionRingDesc::new();
+        d.add_partition(1, PartitionState::PartitionActive, T)
+            .unwrap();
+        // Same second as the ACTIVE change: one second past it, so peers take it.
+        assert_eq!(state_change_time(&d, 1, T), T + 1);
+        // The clock behind the stored time (another node's clock ahead): still newer.
+        assert_eq!(state_change_time(&d, 1, T - 5), T + 1);
+        // Later: the clock as it is.
+        assert_eq!(state_change_time(&d, 1, T + 30), T + 30);
+        // Unknown partition: the clock.
+        assert_eq!(state_change_time(&d, 9, T), T);
+        let at = state_change_time(&d, 1, T);
+        assert!(
+            d.change_partition_state(1, PartitionState::PartitionInactive, at)
+                .unwrap()
+        );
+        let mut peer = PartitionRingDesc::new();
+        peer.add_partition(1, PartitionState::PartitionActive, T)
+            .unwrap();
+        assert!(
+            peer.merge(Some(&d), false, T + 1).is_some(),
+            "the peer takes the change"
+        );
+        assert!(peer.partitions[&1].is_inactive());
     }
 
     #[test]

@@ -329,7 +329,8 @@ impl PartitionInstanceLifecycler {
         let _serial = self.steps.lock().await;
         let id = self.cfg.partition_id;
         self.update(|d, now| {
-            let changed = d.change_partition_state(id, to, now)?;
+            let at = crate::partition_decide::state_change_time(d, id, now);
+            let changed = d.change_partition_state(id, to, at)?;
             Ok((changed, changed))
         })
         .await
@@ -365,7 +366,8 @@ pub async fn change_partition_state(
     clock: &Clock,
 ) -> Result<bool, PartitionLifecyclerError> {
     cas_partition_ring(kv, key, clock, &mut |desc, now| {
-        desc.change_partition_state(id, to, now)
+        let at = crate::partition_decide::state_change_time(desc, id, now);
+        desc.change_partition_state(id, to, at)
             .map(|changed| (changed, changed))
     })
     .await
