@@ -600,7 +600,7 @@ impl RingSnapshot {
     /// stores strip them before a reader sees a value, so normally there are none.
     ///
     /// Every table a lookup needs is built here, the walk table included (see
-    /// [`PrimaryWalks`]), so the first [`Self::get`] costs what every other one does and a
+    /// `PrimaryWalks`), so the first [`Self::get`] costs what every other one does and a
     /// rebuild's cost is paid by whoever publishes the snapshot (the ring watcher), not by
     /// a request. Tables only status pages and shuffle sharding read (per-zone tokens,
     /// ownership) are still built on first use.
