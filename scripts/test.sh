@@ -68,6 +68,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 log "cargo test (build)"
 cargo test --workspace --all-targets --no-run
+# ringkit-member's tests run its examples as programs; `cargo test` builds examples only
+# with the test harness, so the programs themselves are built here.
+cargo build -p ringkit-member --examples
 
 # As root: the listen-all test makes its own network namespace, and the container image
 # is built (from the debug binary just built) for the cluster test, which then must run.

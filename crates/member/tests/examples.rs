@@ -32,7 +32,7 @@ fn example(name: &str) -> PathBuf {
     let path = dir.join(name);
     assert!(
         path.exists(),
-        "{} is missing: build the examples first (cargo test -p ringkit-member, or cargo build -p ringkit-member --examples)",
+        "{} is missing: build the example programs first: cargo build -p ringkit-member --examples (cargo test builds examples only with the test harness)",
         path.display()
     );
     path
