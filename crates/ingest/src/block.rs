@@ -58,6 +58,19 @@ pub struct BlockReaderCache {
     pub evictions: AtomicU64,
 }
 
+/// The remote-read matchers in the block reader's form; a bad regex is an error of `dir`'s
+/// query.
+fn tsdb_matchers(
+    dir: &Path,
+    matchers: &[Matcher],
+) -> Result<Vec<ringkit_tsdb::Matcher>, BlockError> {
+    matchers
+        .iter()
+        .map(to_tsdb_matcher)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| BlockError::new(dir, e))
+}
+
 impl BlockReaderCache {
     /// A cache of at most `max` open readers.
     pub fn new(max: usize) -> Self {
@@ -266,11 +279,7 @@ impl BlockStore for PrometheusBlocks {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<TimeSeries>, BlockError> {
-        let ms = matchers
-            .iter()
-            .map(to_tsdb_matcher)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| BlockError::new(dir, e))?;
+        let ms = tsdb_matchers(dir, matchers)?;
         let block = ringkit_tsdb::block::Block::open(dir).map_err(tsdb_err(dir))?;
         query_block(&block, dir, &ms, start_ms, end_ms)
     }
@@ -283,11 +292,7 @@ impl BlockStore for PrometheusBlocks {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<TimeSeries>, BlockError> {
-        let ms = matchers
-            .iter()
-            .map(to_tsdb_matcher)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| BlockError::new(dir, e))?;
+        let ms = tsdb_matchers(dir, matchers)?;
         let block = cache.get(dir)?;
         query_block(&block, dir, &ms, start_ms, end_ms)
     }
