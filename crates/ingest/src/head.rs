@@ -1034,22 +1034,30 @@ mod tests {
         assert_eq!(all(&head, "t"), expected);
     }
 
-    #[test]
-    fn blocks_past_retention_are_deleted() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A head with 10 minute blocks and 30 minute retention, scraped for 62.25 minutes
+    /// and compacted along the way and at the end: five blocks were cut, three of them
+    /// end before now − retention.
+    fn head_past_retention(dir: &Path, waits_for_shipping: bool) -> Head {
         let mut opts = options(10);
         opts.retention_ms = 30 * MIN;
-        let (head, _) = Head::open_with(dir.path(), opts).unwrap();
+        opts.retention_waits_for_shipping = waits_for_shipping;
+        let (head, _) = Head::open_with(dir, opts).unwrap();
         for k in 0..(4 * 60 + 10) {
             scrape(&head, "t", 2, k * 15_000);
             if k % 40 == 0 {
                 head.compact(k * 15_000);
             }
         }
+        head.compact((4 * 60 + 9) * 15_000);
+        head
+    }
+
+    #[test]
+    fn blocks_past_retention_are_deleted() {
+        let dir = tempfile::tempdir().unwrap();
         // Ranges [0,10), [10,20), ... minutes; now = 62.25 min: blocks ending before
         // 32.25 min are gone.
-        let now = (4 * 60 + 9) * 15_000;
-        head.compact(now);
+        let head = head_past_retention(dir.path(), false);
         let kept: Vec<i64> = head
             .blocks("t")
             .iter()
@@ -1069,18 +1077,7 @@ mod tests {
     #[test]
     fn with_shipping_on_retention_keeps_a_block_until_it_is_shipped() {
         let dir = tempfile::tempdir().unwrap();
-        let mut opts = options(10);
-        opts.retention_ms = 30 * MIN;
-        opts.retention_waits_for_shipping = true;
-        let (head, _) = Head::open_with(dir.path(), opts).unwrap();
-        for k in 0..(4 * 60 + 10) {
-            scrape(&head, "t", 2, k * 15_000);
-            if k % 40 == 0 {
-                head.compact(k * 15_000);
-            }
-        }
-        let now = (4 * 60 + 9) * 15_000;
-        head.compact(now);
+        let head = head_past_retention(dir.path(), true);
         // Nothing shipped yet: all five blocks stay, three of them past retention.
         assert_eq!(head.blocks("t").len(), 5);
         assert!(
@@ -1100,7 +1097,7 @@ mod tests {
             names[0], names[1]
         );
         fs::write(dir.path().join("t").join("mimir.shipper.json"), marker).unwrap();
-        head.compact(now);
+        head.compact((4 * 60 + 9) * 15_000);
         let kept: Vec<i64> = head
             .blocks("t")
             .iter()
