@@ -634,6 +634,7 @@ impl Actor {
                     while let Ok(b) = bcasts.try_recv() {
                         self.core.queue_user_broadcast(b);
                     }
+                    self.core.gossip_local_changes(Instant::now().into_std());
                 }
                 _ = tokio::time::sleep_until(deadline) => {
                     self.core.handle_timeout(Instant::now().into_std())

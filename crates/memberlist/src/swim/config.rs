@@ -47,6 +47,12 @@ pub struct Config {
     /// memberlist `GossipNodes`, dskit `-memberlist.gossip-nodes` (`gossip_nodes`),
     /// default 3: members gossiped to per interval.
     pub gossip_nodes: usize,
+    /// ringkit only (memberlist has no such setting): our own changes go out in a
+    /// gossip round at once instead of waiting for the next tick, at most once per
+    /// `gossip_interval`. Saves on average half an interval on the first hop of a
+    /// join or state change; bytes stay the same (each message is still sent its
+    /// `retransmit_mult` quota of times). Default true; false gives memberlist's timing.
+    pub gossip_local_changes_at_once: bool,
     /// memberlist `GossipToTheDeadTime`, dskit `-memberlist.gossip-to-dead-nodes-time`
     /// (`gossip_to_dead_nodes_time`), default 30 s: dead members keep receiving
     /// gossip (so they can refute) and stay in the table this long.
@@ -119,6 +125,7 @@ impl Config {
             push_pull_interval: Duration::from_secs(30),
             gossip_interval: Duration::from_millis(200),
             gossip_nodes: 3,
+            gossip_local_changes_at_once: true,
             gossip_to_the_dead_time: Duration::from_secs(30),
             awareness_max_multiplier: 8,
             dead_node_reclaim_time: Duration::ZERO,

@@ -129,6 +129,8 @@ pub struct Core<R> {
     probe_tick_pending: bool,
     next_probe: Instant,
     next_gossip: Option<Instant>,
+    /// When [`Core::gossip_local_changes`] last ran a round (rate limit).
+    last_local_gossip: Option<Instant>,
     next_push_pull: Option<Instant>,
     relays: Vec<Relay>,
     left: bool,
@@ -196,6 +198,7 @@ impl<R: Rng> Core<R> {
             probe_tick_pending: false,
             next_probe,
             next_gossip,
+            last_local_gossip: None,
             next_push_pull,
             relays: Vec::new(),
             left: false,
@@ -421,6 +424,27 @@ impl<R: Rng> Core<R> {
             Some(c) => q.push_covered(Message::User(b.bytes), len, c),
             None => q.push(Message::User(b.bytes), len, None, None),
         }
+    }
+
+    /// Sends our own queued changes now, in one gossip round, rather than at the next
+    /// tick (with [`Config::gossip_local_changes_at_once`]; at most once per gossip
+    /// interval, so a burst of changes costs one extra round). The driver calls it
+    /// after queueing local broadcasts. Returns whether a round ran.
+    pub fn gossip_local_changes(&mut self, now: Instant) -> bool {
+        if !self.config.gossip_local_changes_at_once
+            || self.next_gossip.is_none()
+            || self.local_broadcasts.is_empty()
+        {
+            return false;
+        }
+        if let Some(t) = self.last_local_gossip
+            && now.saturating_duration_since(t) < self.config.gossip_interval
+        {
+            return false;
+        }
+        self.last_local_gossip = Some(now);
+        self.gossip(now);
+        true
     }
 
     /// Our node states for a push/pull (request or reply). `user_state` is left
@@ -1656,6 +1680,48 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    fn user_packets(t: &[Transmit]) -> usize {
+        t.iter()
+            .filter(|x| match x {
+                Transmit::Packet { message, .. } => leaves(message)
+                    .iter()
+                    .any(|m| matches!(m, Message::User(_))),
+                _ => false,
+            })
+            .count()
+    }
+
+    #[test]
+    fn own_changes_are_gossiped_at_once_at_most_once_per_interval() {
+        let (mut c, now) = with_peers(Config::dskit(), 5);
+        // Relayed news waits for the tick.
+        c.queue_user_broadcast(user(b"relayed", Origin::Relayed, "ring", &["b"], 1));
+        assert!(!c.gossip_local_changes(now));
+        assert_eq!(user_packets(&drain(&mut c).0), 0);
+        // Our own change goes out now, to gossip_nodes members.
+        c.queue_user_broadcast(user(b"mine-1", Origin::Local, "ring", &["me"], 2));
+        assert!(c.gossip_local_changes(now));
+        assert_eq!(user_packets(&drain(&mut c).0), 3);
+        // A second change within the interval waits for the tick...
+        c.queue_user_broadcast(user(b"mine-2", Origin::Local, "ring", &["me"], 3));
+        assert!(!c.gossip_local_changes(now + Duration::from_millis(50)));
+        assert_eq!(user_packets(&drain(&mut c).0), 0);
+        // ...and one an interval later goes at once again.
+        assert!(c.gossip_local_changes(now + Duration::from_millis(200)));
+        assert_eq!(user_packets(&drain(&mut c).0), 3);
+        // memberlist's timing when switched off.
+        let (mut c, now) = with_peers(
+            Config {
+                gossip_local_changes_at_once: false,
+                ..Config::dskit()
+            },
+            5,
+        );
+        c.queue_user_broadcast(user(b"mine-1", Origin::Local, "ring", &["me"], 2));
+        assert!(!c.gossip_local_changes(now));
+        assert_eq!(user_packets(&drain(&mut c).0), 0);
     }
 
     #[test]
