@@ -25,7 +25,7 @@
 //! `RF - quorum` ingesters may fail, as many as a write may have missed; more is a 5xx.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use futures::future::join_all;
@@ -44,9 +44,11 @@ use tonic::{Code, Status};
 
 use crate::client::{IngesterPool, PoolConfig, push_encoded, with_tenant};
 use crate::encoded::RawWriteRequest;
+use crate::ingester::IngesterService;
 use crate::limits::{InstanceLimiter, LimitError};
 use crate::metrics::DistributorMetrics;
 use crate::proto::QueryRequest;
+use crate::proto::ingester_server::Ingester as _;
 use crate::tenant::TenantError;
 
 /// Distributor settings.
@@ -146,6 +148,19 @@ pub struct Distributor {
     pool: IngesterPool,
     metrics: DistributorMetrics,
     limiter: InstanceLimiter,
+    local: Option<LocalIngester>,
+}
+
+/// The ingester of this same process (`--target=all`): pushes for the ring instance at
+/// `addr` call it directly instead of going through gRPC over loopback. The slot is
+/// filled once the ingester has replayed its WAL and serves; until then (and for every
+/// other address) pushes take the gRPC path.
+#[derive(Clone, Debug)]
+pub struct LocalIngester {
+    /// The address this process' ingester advertises in the ring.
+    pub addr: String,
+    /// Set when the ingester service is up.
+    pub service: Arc<OnceLock<IngesterService>>,
 }
 
 impl Distributor {
@@ -158,7 +173,22 @@ impl Distributor {
             pool,
             metrics: DistributorMetrics::default(),
             limiter: InstanceLimiter::default(),
+            local: None,
         }
+    }
+
+    /// Calls this process' own ingester directly for its ring instance (see
+    /// [`LocalIngester`]); answers and limits are the same as over gRPC, with the same
+    /// [`PoolConfig::timeout`](crate::client::PoolConfig::timeout) on each call.
+    pub fn with_local_ingester(mut self, local: LocalIngester) -> Distributor {
+        self.local = Some(local);
+        self
+    }
+
+    /// This process' ingester when `addr` is its ring address and it is serving.
+    fn local_service(&self, addr: &str) -> Option<IngesterService> {
+        let local = self.local.as_ref()?;
+        (local.addr == addr).then(|| local.service.get().cloned())?
     }
 
     /// Applies instance and read limits (default: Mimir's defaults for instance limits,
@@ -279,10 +309,26 @@ impl Distributor {
                     RawWriteRequest::put_series(&mut body, bytes_of(i));
                 }
                 let req = RawWriteRequest(body.into());
-                let channel = self.pool.channel(&instance.addr);
+                let local = self.local_service(&instance.addr);
+                let channel = local.is_none().then(|| self.pool.channel(&instance.addr));
                 let request = with_tenant(req, tenant);
+                let timeout = self.cfg.pool.timeout;
                 async move {
-                    push_encoded(channel?, request?).await?;
+                    match (local, channel) {
+                        (Some(service), _) => {
+                            tokio::time::timeout(timeout, service.push(request?))
+                                .await
+                                .map_err(|_| {
+                                    Status::deadline_exceeded("local ingester push timed out")
+                                })??;
+                        }
+                        (None, Some(channel)) => {
+                            push_encoded(channel?, request?).await?;
+                        }
+                        (None, None) => {
+                            unreachable!("a channel is made whenever there is no local ingester")
+                        }
+                    }
                     Ok::<(), Status>(())
                 }
             },

@@ -240,3 +240,76 @@ async fn bodies_over_the_size_limit_are_refused_with_413_or_400() {
         "{text}"
     );
 }
+
+/// `--target=all`: the distributor calls its own process' ingester directly. The local
+/// ingester's ring address has nothing listening, so only the direct call can deliver; before
+/// the slot is filled (the ingester still replaying), its share goes to gRPC and fails, and
+/// the other two replicas still make the quorum.
+#[tokio::test]
+async fn the_local_ingester_is_called_without_grpc_once_it_serves() {
+    use ringkit_dataplane::distributor::LocalIngester;
+    use ringkit_dataplane::ingester::{IngesterService, load};
+    use ringkit_ingest::validate::Limits;
+    use std::sync::OnceLock;
+
+    // The answer comes at quorum (2 of 3); the third call may still run, so counts are
+    // awaited, bounded.
+    async fn series_count(head: &ringkit_ingest::head::Head, want: usize) -> usize {
+        for _ in 0..250 {
+            if head.store().series_count("tenant-a") == want {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        head.store().series_count("tenant-a")
+    }
+
+    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let remote = [
+        start_ingester(dirs[0].path()).await,
+        start_ingester(dirs[1].path()).await,
+    ];
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let (local_head, _) = load(&common::config(dirs[2].path())).await.unwrap();
+    let slot = Arc::new(OnceLock::new());
+    let addrs = [remote[0].addr.as_str(), remote[1].addr.as_str(), &closed];
+    let distributor = Distributor::new(DistributorConfig::default(), ring_of(&addrs))
+        .with_local_ingester(LocalIngester {
+            addr: closed.clone(),
+            service: Arc::clone(&slot),
+        });
+    let t = now_ms();
+    let push = |series: Vec<TimeSeries>| {
+        distributor.push(
+            "tenant-a",
+            WriteRequest {
+                timeseries: series,
+                metadata: Vec::new(),
+            },
+        )
+    };
+    // Not serving yet: gRPC to a closed port fails, quorum from the other two.
+    push(many("early", 30, t))
+        .await
+        .expect("quorum of the remote two");
+    assert_eq!(local_head.store().series_count("tenant-a"), 0);
+    // Serving: every series whose replicas include the local instance lands in its head.
+    let _ = slot.set(IngesterService::new(
+        Arc::clone(&local_head),
+        Limits::default(),
+    ));
+    push(many("late", 30, t + 1))
+        .await
+        .expect("all three replicas");
+    assert_eq!(
+        series_count(&local_head, 30).await,
+        30,
+        "RF 3 of 3 instances: the local ingester holds every series"
+    );
+    for r in &remote {
+        assert_eq!(series_count(&r.head, 60).await, 60);
+    }
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use ringkit_dataplane::client::PoolConfig;
-use ringkit_dataplane::distributor::{Distributor, DistributorConfig};
+use ringkit_dataplane::distributor::{Distributor, DistributorConfig, LocalIngester};
 use ringkit_dataplane::limits::{InstanceLimiter, InstanceLimits, LimitMetrics, ReadLimits};
 use ringkit_dataplane::metrics::DistributorMetrics;
 use ringkit_ingest::decode::DecodeLimits;
@@ -64,6 +64,7 @@ pub(crate) struct DistributorArgs {
 pub(crate) fn router(
     args: &DistributorArgs,
     watcher: Arc<RingWatcher>,
+    local: Option<LocalIngester>,
     registry: &mut Registry,
 ) -> axum::Router {
     let cfg = DistributorConfig {
@@ -90,8 +91,11 @@ pub(crate) fn router(
         },
     )
     .with_metrics(LimitMetrics::register(registry));
-    let distributor = Distributor::new(cfg, watcher)
+    let mut distributor = Distributor::new(cfg, watcher)
         .with_metrics(DistributorMetrics::register(registry))
         .with_limiter(limiter);
+    if let Some(local) = local {
+        distributor = distributor.with_local_ingester(local);
+    }
     ringkit_dataplane::http::router(Arc::new(distributor))
 }

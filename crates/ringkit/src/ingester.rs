@@ -75,6 +75,9 @@ pub(crate) struct Ingester {
     server: Option<(ServerConfig, ServerMetrics)>,
     /// Uploads finished blocks (only when `--blocks-storage.backend` is given).
     shipper: Option<std::sync::Arc<ringkit_ship::Shipper>>,
+    /// Filled with the service once it serves, for this process' distributor
+    /// (`--target=all`) to call it without gRPC.
+    local: Option<std::sync::Arc<std::sync::OnceLock<IngesterService>>>,
 }
 
 impl Ingester {
@@ -122,6 +125,7 @@ impl Ingester {
             metrics,
             server: None,
             shipper,
+            local: None,
         })
     }
 
@@ -129,6 +133,15 @@ impl Ingester {
     /// message sizes) instead of tonic's defaults.
     pub(crate) fn with_server(mut self, cfg: ServerConfig, metrics: ServerMetrics) -> Self {
         self.server = Some((cfg, metrics));
+        self
+    }
+
+    /// Hands the service, once it serves, to this process' distributor through `slot`.
+    pub(crate) fn with_local_slot(
+        mut self,
+        slot: std::sync::Arc<std::sync::OnceLock<IngesterService>>,
+    ) -> Self {
+        self.local = Some(slot);
         self
     }
 
@@ -170,6 +183,9 @@ impl Ingester {
         }
         let service =
             IngesterService::new(head, self.cfg.limits.clone()).with_metrics(self.metrics);
+        if let Some(slot) = &self.local {
+            let _ = slot.set(service.clone());
+        }
         let task = tokio::spawn(async move {
             match self.server {
                 Some((cfg, metrics)) => {

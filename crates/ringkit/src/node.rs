@@ -387,18 +387,29 @@ pub(crate) async fn run_until(
     };
 
     let mut ingester = None;
+    let mut local_ingester = None;
     let lifecycler = if args.target == "distributor" {
         None
     } else {
-        let ing = crate::ingester::Ingester::bind(&args.ingester, &mut registry)
+        let mut ing = crate::ingester::Ingester::bind(&args.ingester, &mut registry)
             .await?
             .with_server(server_cfg.clone(), server_metrics.clone());
         let grpc_addr = ing.local_addr()?;
+        let addr = advertised_addr(args.addr.as_deref(), grpc_addr, || interface_addr(&args))?;
+        if args.target == "all" {
+            // The distributor of this process calls its own ingester directly.
+            let slot = Arc::new(std::sync::OnceLock::new());
+            ing = ing.with_local_slot(Arc::clone(&slot));
+            local_ingester = Some(ringkit_dataplane::distributor::LocalIngester {
+                addr: addr.clone(),
+                service: slot,
+            });
+        }
         ingester = Some(ing);
         let generator = token_generator(&args, &instance_id)?;
         let cfg = LifecyclerConfig {
             id: instance_id.clone(),
-            addr: advertised_addr(args.addr.as_deref(), grpc_addr, || interface_addr(&args))?,
+            addr,
             zone: args.zone.clone(),
             num_tokens: args.num_tokens,
             heartbeat_period: args.heartbeat_period,
@@ -429,7 +440,12 @@ pub(crate) async fn run_until(
         .with_prefix(&args.metrics_ring_prefix),
     ));
     let distributor_routes = (args.target != "ingester").then(|| {
-        crate::distributor::router(&args.distributor, Arc::clone(&watcher), &mut registry)
+        crate::distributor::router(
+            &args.distributor,
+            Arc::clone(&watcher),
+            local_ingester.take(),
+            &mut registry,
+        )
     });
     let prepare = lifecycler.as_ref().map(|l| {
         crate::prepare::Prepare::new(Arc::clone(l), &args.ingester.tsdb_dir, &mut registry)
