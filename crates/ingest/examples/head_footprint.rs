@@ -17,13 +17,19 @@
 //! gauges (4 KiB steps), 10 % CPU-seconds counters (hundredths), 5 % two-decimal gauges.
 //! Timestamps: per-instance offsets on the interval, 2 % of samples with up to 20 ms jitter.
 //!
-//! Memory is measured twice: the process' resident set (`VmRSS` from `/proc/self/status`)
+//! Memory is measured twice: the process' resident set (`VmRSS` from `/proc/self/status`,
+//! and of it `RssAnon`, the heap, and `RssFile`, mapped file pages such as head chunk files)
 //! before the head is made and after the last push, divided by the series count (allocator
-//! overhead and fragmentation included), and the head's own accounting
+//! overhead and fragmentation included; the example uses mimalloc, as the `ringkit` binary
+//! does), and the head's own accounting
 //! ([`Store::memory_bytes`](ringkit_ingest::store::Store::memory_bytes)). Then the head is
 //! dropped and the directory replayed, timed.
 
 use std::time::Instant;
+
+/// The allocator of the `ringkit` binary, so resident memory is what a node would show.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use ringkit_ingest::head::{Head, HeadOptions};
 use ringkit_ingest::prompb::{Label, Sample, TimeSeries};
@@ -64,15 +70,17 @@ struct Series {
     offset_ms: i64,
 }
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
+/// Resident memory in KiB: (`VmRSS`, `RssAnon`, `RssFile`) from `/proc/self/status`.
+fn rss_kib() -> (u64, u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("RssAnon:"), field("RssFile:"))
 }
 
 fn make_series(n: usize, rng: &mut Rng) -> Vec<Series> {
@@ -210,11 +218,21 @@ fn main() {
         push_secs,
         samples as f64 / push_secs
     );
+    let per_series =
+        |after: u64, before: u64| (after.saturating_sub(before) * 1024) as f64 / n as f64;
     println!(
-        "memory per series: {:.0} B resident (RSS {} -> {} KiB), {:.0} B accounted by the head",
-        (rss_after.saturating_sub(rss_before) * 1024) as f64 / n as f64,
-        rss_before,
-        rss_after,
+        "memory per series: {:.0} B resident (RSS {} -> {} KiB), of which {:.0} B heap \
+         (RssAnon {} -> {} KiB) and {:.0} B mapped files (RssFile {} -> {} KiB); \
+         {:.0} B accounted by the head",
+        per_series(rss_after.0, rss_before.0),
+        rss_before.0,
+        rss_after.0,
+        per_series(rss_after.1, rss_before.1),
+        rss_before.1,
+        rss_after.1,
+        per_series(rss_after.2, rss_before.2),
+        rss_before.2,
+        rss_after.2,
         accounted as f64 / n as f64
     );
     let (mut chunk_bytes, mut label_bytes) = (0usize, 0usize);
