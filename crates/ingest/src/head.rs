@@ -42,7 +42,7 @@ use crate::checkpoint;
 use crate::labels::{LabelPair, PackedLabels};
 use crate::prompb::{Sample, TimeSeries};
 use crate::record::{Record, RefSample};
-use crate::store::{AppendError, Matcher, Store, StoreConfig};
+use crate::store::{AppendError, Matcher, SeriesHandle, Store, StoreConfig};
 use crate::validate::SeriesText;
 use crate::wal::{self, ReplayStats, Wal, WalConfig, WalError, io_err};
 
@@ -130,6 +130,21 @@ pub enum HeadError {
     /// A block could not be read or written.
     #[error(transparent)]
     Block(#[from] BlockError),
+    /// The thread appending replayed samples panicked (a bug; the head is incomplete).
+    #[error("WAL replay: the sample appender thread panicked")]
+    ReplayPanicked,
+}
+
+/// Samples batches in flight from the WAL reader to the appender thread during replay
+/// (each one WAL record, a few thousand samples at most).
+const REPLAY_QUEUE: usize = 16;
+
+/// What the WAL reader hands the appender thread during replay.
+enum ReplayBatch {
+    /// One samples record, references already mapped to series.
+    Samples(Vec<(SeriesHandle, i64, f64)>),
+    /// Answered once everything sent before is appended.
+    Barrier(std::sync::mpsc::Sender<()>),
 }
 
 /// Counters of what the head did since it was opened (for metrics).
@@ -365,55 +380,99 @@ impl Head {
         }
         let wal_dir = tdir.join("wal");
         let prepared = checkpoint::prepare(&wal_dir)?;
-        let mut refs: HashMap<u64, PackedLabels> = HashMap::new();
+        // Series by WAL reference: labels (for checkpoint chunks) and where the series lives,
+        // so a samples record appends without hashing its labels again.
+        let mut refs: HashMap<
+            u64,
+            (PackedLabels, Option<SeriesHandle>),
+            foldhash::fast::RandomState,
+        > = HashMap::default();
         let mut unknown = 0usize;
         let store = &self.store;
-        let mut apply = |rec: Record| match rec {
-            Record::Series(series) => {
-                for s in series {
-                    store.replay_series(tenant, s.series_ref, &s.labels);
-                    refs.insert(s.series_ref, s.labels);
-                }
-            }
-            Record::Samples(samples) => {
+        let replay = store.replay_of(tenant);
+        // Two threads, as Prometheus replays: this one reads and decodes records and maps
+        // references to series; the other appends samples to the series' chunks. Samples go
+        // over in record order, so each series gets its samples in order; a series record is
+        // applied here before any later samples record can name it; a chunks record (only in
+        // a checkpoint, before any samples) waits until the appender has caught up.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<ReplayBatch>(REPLAY_QUEUE);
+        let stats = std::thread::scope(|scope| -> Result<ReplayStats, HeadError> {
+            let appender = scope.spawn(|| {
                 let mut run: Vec<(i64, f64)> = Vec::new();
-                for (i, s) in samples.iter().enumerate() {
-                    run.push((s.t, s.v));
-                    let last_of_run = samples
-                        .get(i + 1)
-                        .is_none_or(|n| n.series_ref != s.series_ref);
-                    if last_of_run {
-                        match refs.get(&s.series_ref) {
-                            Some(l) => {
-                                store.replay_samples(tenant, l, &run);
+                for batch in rx {
+                    match batch {
+                        ReplayBatch::Samples(samples) => {
+                            for (i, &(h, t, v)) in samples.iter().enumerate() {
+                                run.push((t, v));
+                                if samples.get(i + 1).is_none_or(|n| n.0 != h) {
+                                    replay.samples(h, &run);
+                                    run.clear();
+                                }
                             }
-                            None => unknown += run.len(),
                         }
-                        run.clear();
+                        ReplayBatch::Barrier(done) => {
+                            let _ = done.send(());
+                        }
                     }
                 }
-            }
-            Record::Chunks(chunks) => {
-                for c in chunks {
-                    match refs.get(&c.series_ref) {
-                        Some(l) => {
-                            store.replay_chunk(tenant, l, &c.bytes);
-                        }
-                        None => unknown += 1,
+            });
+            let mut sent_since_barrier = false;
+            let mut apply = |rec: Record| match rec {
+                Record::Series(series) => {
+                    for s in series {
+                        let handle = replay.series(s.series_ref, &s.labels);
+                        refs.insert(s.series_ref, (s.labels, handle));
                     }
                 }
-            }
-        };
-        let mut stats = ReplayStats::default();
-        let after = match &prepared.checkpoint {
-            Some((index, cp)) => {
-                stats.add(&checkpoint::replay(cp, &mut apply)?);
-                tracing::info!(tenant, checkpoint = %cp.display(), "WAL checkpoint replayed");
-                Some(*index)
-            }
-            None => None,
-        };
-        stats.add(&wal::replay(&wal_dir, after, &mut apply)?);
+                Record::Samples(samples) => {
+                    let mut batch = Vec::with_capacity(samples.len());
+                    for s in &samples {
+                        match refs.get(&s.series_ref) {
+                            Some((_, Some(h))) => batch.push((*h, s.t, s.v)),
+                            Some((l, None)) => {
+                                store.replay_samples(tenant, l, &[(s.t, s.v)]);
+                            }
+                            None => unknown += 1,
+                        }
+                    }
+                    if !batch.is_empty() && tx.send(ReplayBatch::Samples(batch)).is_ok() {
+                        sent_since_barrier = true;
+                    }
+                }
+                Record::Chunks(chunks) => {
+                    if std::mem::take(&mut sent_since_barrier) {
+                        let (done, wait) = std::sync::mpsc::channel();
+                        if tx.send(ReplayBatch::Barrier(done)).is_ok() {
+                            let _ = wait.recv();
+                        }
+                    }
+                    for c in chunks {
+                        match refs.get(&c.series_ref) {
+                            Some((l, _)) => {
+                                store.replay_chunk(tenant, l, &c.bytes);
+                            }
+                            None => unknown += 1,
+                        }
+                    }
+                }
+            };
+            let read = (|| {
+                let mut stats = ReplayStats::default();
+                let after = match &prepared.checkpoint {
+                    Some((index, cp)) => {
+                        stats.add(&checkpoint::replay(cp, &mut apply)?);
+                        tracing::info!(tenant, checkpoint = %cp.display(), "WAL checkpoint replayed");
+                        Some(*index)
+                    }
+                    None => None,
+                };
+                stats.add(&wal::replay(&wal_dir, after, &mut apply)?);
+                Ok::<_, HeadError>(stats)
+            })();
+            drop(tx);
+            appender.join().map_err(|_| HeadError::ReplayPanicked)?;
+            read
+        })?;
         let orphans = self.store.end_replay(tenant);
         if orphans > 0 {
             tracing::info!(

@@ -593,6 +593,39 @@ pub struct Truncated {
     pub files: usize,
 }
 
+/// Where a replayed series lives: its shard, its slab slot and its reference (to check
+/// that the slot still holds it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SeriesHandle {
+    shard: u32,
+    slot: u32,
+    series_ref: u64,
+}
+
+/// One tenant's replay (see [`Store::replay_of`]).
+pub(crate) struct TenantReplay<'s> {
+    store: &'s Store,
+    tenant: Arc<Tenant>,
+}
+
+impl TenantReplay<'_> {
+    /// A series record: creates or finds the series, attaches its recovered head chunks.
+    pub(crate) fn series(&self, series_ref: u64, labels: &PackedLabels) -> Option<SeriesHandle> {
+        Store::replay_series_in(&self.tenant, series_ref, labels)
+    }
+
+    /// Samples of the series `h` (see [`Store::replay_samples`]).
+    pub(crate) fn samples(&self, h: SeriesHandle, samples: &[(i64, f64)]) -> usize {
+        self.store.replay_samples_in(
+            &self.tenant,
+            h.shard as usize,
+            h.slot,
+            Some(h.series_ref),
+            samples,
+        )
+    }
+}
+
 /// The per-tenant series store. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct Store {
     config: StoreConfig,
@@ -758,8 +791,14 @@ impl Store {
     /// The shard of a label set and its hash (the shard takes high bits, the shard's index
     /// the low ones, so the two choices stay independent).
     fn shard_of<'t>(t: &'t Tenant, packed: &[u8]) -> (&'t Shard, u64) {
+        let (i, h) = Self::shard_index(t, packed);
+        (&t.shards[i], h)
+    }
+
+    /// The shard of the series `packed` (by index) and the labels' hash.
+    fn shard_index(t: &Tenant, packed: &[u8]) -> (usize, u64) {
         let h = labels_hash(packed);
-        (&t.shards[(h >> 40) as usize % t.shards.len()], h)
+        ((h >> 40) as usize % t.shards.len(), h)
     }
 
     /// Appends samples to the series `labels` of `tenant` with Prometheus' head answers (see the
@@ -865,6 +904,16 @@ impl Store {
     /// returns the reference the head uses for it (another one when the labels already exist).
     pub fn replay_series(&self, tenant: &str, series_ref: u64, labels: &PackedLabels) -> u64 {
         let t = self.tenant(tenant);
+        Self::replay_series_in(&t, series_ref, labels).map_or(series_ref, |h| h.series_ref)
+    }
+
+    /// [`Store::replay_series`] within a tenant already looked up; the handle finds the
+    /// series again without its labels (`None` if its slot is gone).
+    fn replay_series_in(
+        t: &Tenant,
+        series_ref: u64,
+        labels: &PackedLabels,
+    ) -> Option<SeriesHandle> {
         t.next_ref
             .fetch_max(series_ref.saturating_add(1), Ordering::Relaxed);
         let found = t
@@ -872,15 +921,13 @@ impl Store {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&series_ref);
-        let (shard, hash) = Self::shard_of(&t, labels.as_bytes());
-        let mut shard = write(shard);
+        let (shard_idx, hash) = Self::shard_index(t, labels.as_bytes());
+        let mut shard = write(&t.shards[shard_idx]);
         let idx = match shard.find(labels.as_bytes(), hash) {
             Some(i) => i,
             None => shard.insert(labels.clone(), MemSeries::new(series_ref), hash),
         };
-        let Some((_, s)) = shard.slot_mut(idx) else {
-            return series_ref;
-        };
+        let (_, s) = shard.slot_mut(idx)?;
         s.logged = true;
         if let Some(found) = found {
             let min_valid = t.min_valid.load(Ordering::Acquire);
@@ -888,7 +935,11 @@ impl Store {
                 t.max_t.fetch_max(s.last_t, Ordering::AcqRel);
             }
         }
-        s.series_ref
+        Some(SeriesHandle {
+            shard: shard_idx as u32,
+            slot: idx,
+            series_ref: s.series_ref,
+        })
     }
 
     /// Replay: appends logged samples of the series `labels`. Samples at or before the
@@ -901,13 +952,33 @@ impl Store {
         samples: &[(i64, f64)],
     ) -> usize {
         let t = self.tenant(tenant);
-        let min_valid = t.min_valid.load(Ordering::Acquire);
-        let range = self.config.block_range_ms;
-        let (shard, hash) = Self::shard_of(&t, labels.as_bytes());
-        let mut shard = write(shard);
-        let Some(series) = shard.get_mut(labels.as_bytes(), hash) else {
+        let (shard_idx, hash) = Self::shard_index(&t, labels.as_bytes());
+        let slot = read(&t.shards[shard_idx]).find(labels.as_bytes(), hash);
+        let Some(slot) = slot else {
             return 0;
         };
+        self.replay_samples_in(&t, shard_idx, slot, None, samples)
+    }
+
+    /// Appends replayed samples to the series at `slot` of shard `shard_idx` (checked
+    /// against `series_ref` when given); see [`Store::replay_samples`].
+    fn replay_samples_in(
+        &self,
+        t: &Tenant,
+        shard_idx: usize,
+        slot: u32,
+        series_ref: Option<u64>,
+        samples: &[(i64, f64)],
+    ) -> usize {
+        let min_valid = t.min_valid.load(Ordering::Acquire);
+        let range = self.config.block_range_ms;
+        let mut shard = write(&t.shards[shard_idx]);
+        let Some((_, series)) = shard.slot_mut(slot) else {
+            return 0;
+        };
+        if series_ref.is_some_and(|r| r != series.series_ref) {
+            return 0;
+        }
         let mut added = 0;
         for &(ts, v) in samples {
             if ts < min_valid || (series.last_t != i64::MIN && ts <= series.last_t) {
@@ -918,6 +989,16 @@ impl Store {
             added += 1;
         }
         added
+    }
+
+    /// Replay of one tenant's WAL by series reference (module doc of `head`): a series'
+    /// place is looked up once, at its series record, so samples records append without
+    /// hashing and comparing labels again.
+    pub(crate) fn replay_of(&self, tenant: &str) -> TenantReplay<'_> {
+        TenantReplay {
+            store: self,
+            tenant: self.tenant(tenant),
+        }
     }
 
     /// Replay: takes over a chunk of the series `labels` read from a checkpoint; returns the
