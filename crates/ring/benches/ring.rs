@@ -11,6 +11,11 @@ use rand::{Rng, SeedableRng};
 use ringkit_ring::snapshot::{ReplicationStrategy, unix_seconds};
 use ringkit_ring::{Desc, GetBuffer, InstanceState, Operation, RingConfig, RingSnapshot};
 
+/// The `ringkit` binary's allocator: a node's rebuilds allocate and free with it, and a
+/// states-only update is mostly freeing the previous descriptors.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const NOW: i64 = 1_800_000_000;
 
 fn random_ring(instances: usize, zones: usize, tokens: usize, rng: &mut SmallRng) -> Desc {
