@@ -350,10 +350,6 @@ pub(crate) struct MemberlistArgs {
     /// most once per gossip interval; ringkit only, false gives dskit's timing).
     #[arg(long = "memberlist.gossip-local-changes-at-once", default_value_t = true, action = clap::ArgAction::Set)]
     pub(crate) gossip_local_changes_at_once: bool,
-    /// Also gossip news relayed from other nodes at once (sharing that once-per-interval
-    /// limit; ringkit only).
-    #[arg(long = "memberlist.gossip-relayed-changes-at-once", default_value_t = false, action = clap::ArgAction::Set)]
-    pub(crate) gossip_relayed_changes_at_once: bool,
     /// How often to exchange the full state with a random member (0 disables).
     #[arg(long = "memberlist.pullpush-interval", default_value = "30s", value_parser = parse_duration)]
     pub(crate) pullpush_interval: Duration,
@@ -536,7 +532,6 @@ impl MemberlistArgs {
         c.swim.gossip_interval = self.gossip_interval;
         c.swim.gossip_nodes = self.gossip_nodes;
         c.swim.gossip_local_changes_at_once = self.gossip_local_changes_at_once;
-        c.swim.gossip_relayed_changes_at_once = self.gossip_relayed_changes_at_once;
         c.swim.push_pull_interval = self.pullpush_interval;
         c.swim.retransmit_mult = self.retransmit_factor;
         c.swim.gossip_to_the_dead_time = self.gossip_to_dead_nodes_time;

@@ -53,10 +53,6 @@ pub struct Config {
     /// join or state change; bytes stay the same (each message is still sent its
     /// `retransmit_mult` quota of times). Default true; false gives memberlist's timing.
     pub gossip_local_changes_at_once: bool,
-    /// ringkit only: news relayed from other nodes also starts a gossip round at once,
-    /// sharing the once-per-`gossip_interval` limit with our own changes (so at most twice
-    /// memberlist's rounds; bytes stay the same, each message keeps its transmit quota).
-    pub gossip_relayed_changes_at_once: bool,
     /// memberlist `GossipToTheDeadTime`, dskit `-memberlist.gossip-to-dead-nodes-time`
     /// (`gossip_to_dead_nodes_time`), default 30 s: dead members keep receiving
     /// gossip (so they can refute) and stay in the table this long.
@@ -130,7 +126,6 @@ impl Config {
             gossip_interval: Duration::from_millis(200),
             gossip_nodes: 3,
             gossip_local_changes_at_once: true,
-            gossip_relayed_changes_at_once: false,
             gossip_to_the_dead_time: Duration::from_secs(30),
             awareness_max_multiplier: 8,
             dead_node_reclaim_time: Duration::ZERO,

@@ -431,10 +431,10 @@ impl<R: Rng> Core<R> {
     /// interval, so a burst of changes costs one extra round). The driver calls it
     /// after queueing local broadcasts. Returns whether a round ran.
     pub fn gossip_local_changes(&mut self, now: Instant) -> bool {
-        let local = self.config.gossip_local_changes_at_once && !self.local_broadcasts.is_empty();
-        let relayed =
-            self.config.gossip_relayed_changes_at_once && !self.gossip_broadcasts.is_empty();
-        if self.next_gossip.is_none() || !(local || relayed) {
+        if !self.config.gossip_local_changes_at_once
+            || self.next_gossip.is_none()
+            || self.local_broadcasts.is_empty()
+        {
             return false;
         }
         if let Some(t) = self.last_local_gossip
@@ -1722,19 +1722,6 @@ mod tests {
         c.queue_user_broadcast(user(b"mine-1", Origin::Local, "ring", &["me"], 2));
         assert!(!c.gossip_local_changes(now));
         assert_eq!(user_packets(&drain(&mut c).0), 0);
-        // Relayed news too, when asked, under the same once-per-interval limit.
-        let (mut c, now) = with_peers(
-            Config {
-                gossip_relayed_changes_at_once: true,
-                ..Config::dskit()
-            },
-            5,
-        );
-        c.queue_user_broadcast(user(b"relayed", Origin::Relayed, "ring", &["b"], 1));
-        assert!(c.gossip_local_changes(now));
-        assert_eq!(user_packets(&drain(&mut c).0), 3);
-        c.queue_user_broadcast(user(b"mine-1", Origin::Local, "ring", &["me"], 2));
-        assert!(!c.gossip_local_changes(now + Duration::from_millis(100)));
     }
 
     #[test]
