@@ -37,6 +37,7 @@ mod netaddr;
 mod node;
 mod partition;
 mod prepare;
+mod remote_read;
 mod ring_cli;
 mod ring_metrics;
 mod ring_page;
