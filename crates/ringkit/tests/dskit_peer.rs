@@ -123,18 +123,7 @@ async fn until<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
     probe: impl Fn() -> F,
     ok: impl Fn(&T) -> bool,
 ) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let v = probe().await;
-        if ok(&v) {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {v:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    ringkit_testkit::wait::until_ok(what, WAIT, async || probe().await, ok).await
 }
 
 /// dskit's state of one instance in the peer's ring JSON (ACTIVE, the zero value, is omitted).
