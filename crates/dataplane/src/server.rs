@@ -307,41 +307,41 @@ impl<T: AsyncRead + Unpin> AsyncRead for DeadlineIo<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(r) => {
-                this.read_sleep = None;
-                this.touch();
-                Poll::Ready(r)
-            }
-            Poll::Pending => {
-                if stalled(&mut this.read_sleep, this.read_timeout, cx) {
-                    this.read_sleep = None;
-                    return Poll::Ready(Err(timed_out("read")));
-                }
-                Poll::Pending
-            }
-        }
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        this.after(Direction::Read, polled, cx)
     }
 }
 
+/// Which side of a [`DeadlineIo`] an attempt was on (each has its own stall timer).
+#[derive(Clone, Copy)]
+enum Direction {
+    Read,
+    Write,
+}
+
 impl<T> DeadlineIo<T> {
-    /// One write attempt's outcome: progress resets the stall timer; a write pending past
-    /// the write timeout fails.
-    fn after_write(
+    /// One read or write attempt's outcome: progress resets that side's stall timer and
+    /// marks activity; an attempt pending past that side's timeout fails.
+    fn after<R>(
         &mut self,
-        polled: Poll<io::Result<usize>>,
+        side: Direction,
+        polled: Poll<io::Result<R>>,
         cx: &mut Context<'_>,
-    ) -> Poll<io::Result<usize>> {
+    ) -> Poll<io::Result<R>> {
+        let (sleep, limit, what) = match side {
+            Direction::Read => (&mut self.read_sleep, self.read_timeout, "read"),
+            Direction::Write => (&mut self.write_sleep, self.write_timeout, "write"),
+        };
         match polled {
             Poll::Ready(r) => {
-                self.write_sleep = None;
+                *sleep = None;
                 self.touch();
                 Poll::Ready(r)
             }
             Poll::Pending => {
-                if stalled(&mut self.write_sleep, self.write_timeout, cx) {
-                    self.write_sleep = None;
-                    return Poll::Ready(Err(timed_out("write")));
+                if stalled(sleep, limit, cx) {
+                    *sleep = None;
+                    return Poll::Ready(Err(timed_out(what)));
                 }
                 Poll::Pending
             }
@@ -357,7 +357,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for DeadlineIo<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
-        this.after_write(polled, cx)
+        this.after(Direction::Write, polled, cx)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -375,7 +375,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for DeadlineIo<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        this.after_write(polled, cx)
+        this.after(Direction::Write, polled, cx)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -7,24 +7,19 @@
 //! rebuild them.
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ringkit_kv::testsuite::{EtcdTarget, etcd_target};
 use ringkit_member::{Member, Store};
+use ringkit_testkit::proc::Guard;
+use ringkit_testkit::{port, wait};
 
 /// A child process killed (by its pid) when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+type Proc = Guard;
 
 fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -39,10 +34,7 @@ fn example(name: &str) -> PathBuf {
 }
 
 fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    port::free_addr()
 }
 
 fn spawn(name: &str, args: &[String]) -> Proc {
@@ -52,12 +44,12 @@ fn spawn(name: &str, args: &[String]) -> Proc {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    Proc(child)
+    Guard::new(child)
 }
 
 /// The lines a child prints, delivered by a reader thread.
 fn lines(p: &mut Proc) -> mpsc::Receiver<String> {
-    let out = p.0.stdout.take().unwrap();
+    let out = p.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
@@ -87,14 +79,7 @@ async fn eventually<T, F: Future<Output = Option<T>>>(
     what: &str,
     mut check: impl FnMut() -> F,
 ) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Some(v) = check().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("timed out waiting for {what}");
+    wait::until_async(what, Duration::from_secs(60), async || check().await).await
 }
 
 struct Kv {
@@ -184,8 +169,7 @@ async fn kv_service_writes_with_quorum_and_reads_with_one_instance_killed() {
     assert_eq!(get(&http, c.http, "key-0").await.1, "changed");
 
     // Kill c: every key still has 2 of its 3 replicas, enough for reads and writes.
-    c.proc.0.kill().unwrap();
-    c.proc.0.wait().unwrap();
+    c.proc.kill();
     for k in 1..30 {
         let (status, body) = get(&http, nodes[k % 2], &format!("key-{k}")).await;
         assert_eq!(
@@ -200,14 +184,11 @@ async fn kv_service_writes_with_quorum_and_reads_with_one_instance_killed() {
     }
 
     // b leaves cleanly on Ctrl-C: it exits 0 and a's ring no longer lists it.
-    let status = Command::new("kill")
-        .args(["-INT", &b.proc.0.id().to_string()])
-        .status();
-    assert!(status.unwrap().success());
+    b.proc.signal("-INT");
     let mut b = b;
     let deadline = Instant::now() + Duration::from_secs(30);
     let exit = loop {
-        if let Some(exit) = b.proc.0.try_wait().unwrap() {
+        if let Some(exit) = b.proc.try_wait().unwrap() {
             break exit;
         }
         assert!(

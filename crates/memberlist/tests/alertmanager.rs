@@ -9,48 +9,30 @@
 //! test is skipped with a message, unless `RINGKIT_REQUIRE_ALERTMANAGER=1` (set in CI),
 //! which makes a missing binary a failure.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ringkit_memberlist::kv::{GossipKv, KvConfig};
 use ringkit_memberlist::runtime::{Memberlist, MemberlistConfig};
 use ringkit_memberlist::swim::{Event, State};
+use ringkit_testkit::proc::Guard;
+use ringkit_testkit::{port, require, wait};
 
 const DEFAULT_BIN: &str = "/usr/bin/prometheus-alertmanager";
 
 fn binary() -> Option<PathBuf> {
-    let p = std::env::var_os("RINGKIT_ALERTMANAGER_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_BIN));
-    if p.exists() {
-        return Some(p);
-    }
-    if std::env::var("RINGKIT_REQUIRE_ALERTMANAGER").is_ok_and(|v| v == "1") {
-        panic!(
-            "{} not found and RINGKIT_REQUIRE_ALERTMANAGER=1",
-            p.display()
-        );
-    }
-    eprintln!(
-        "SKIPPED: {} not found (apt-get install prometheus-alertmanager)",
-        p.display()
-    );
-    None
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    require::binary(
+        DEFAULT_BIN,
+        Some("RINGKIT_ALERTMANAGER_BIN"),
+        "RINGKIT_REQUIRE_ALERTMANAGER",
+        "apt-get install prometheus-alertmanager",
+    )
 }
 
 /// One Alertmanager process, killed (by pid) on drop.
 struct Alertmanager {
-    child: Child,
+    child: Guard,
     web: u16,
     cluster: u16,
     _dir: tempfile::TempDir,
@@ -65,7 +47,7 @@ impl Alertmanager {
             "route:\n  receiver: 'null'\nreceivers:\n  - name: 'null'\n",
         )
         .unwrap();
-        let (web, cluster) = (free_port(), free_port());
+        let (web, cluster) = (port::free(), port::free());
         let mut cmd = Command::new(bin);
         cmd.arg(format!("--config.file={}", config.display()))
             .arg(format!(
@@ -81,7 +63,7 @@ impl Alertmanager {
         if let Some(p) = peer {
             cmd.arg(format!("--cluster.peer=127.0.0.1:{p}"));
         }
-        let child = cmd.spawn().expect("start alertmanager");
+        let child = Guard::spawn(&mut cmd).expect("start alertmanager");
         Alertmanager {
             child,
             web,
@@ -127,28 +109,7 @@ impl Alertmanager {
     }
 
     fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-async fn eventually<T>(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.child.kill();
     }
 }
 
@@ -161,13 +122,13 @@ async fn ringkit_joins_an_alertmanager_cluster_and_leaves_it() {
         .unwrap();
     let am1 = Alertmanager::start(&bin, None);
     let mut am2 = Alertmanager::start(&bin, Some(am1.cluster));
-    let am2_name = eventually(
+    let am2_name = wait::until_async(
         "alertmanager 2 to serve",
         Duration::from_secs(30),
         async || am2.own_name(&http).await,
     )
     .await;
-    eventually(
+    wait::until_async(
         "the two alertmanagers to cluster",
         Duration::from_secs(30),
         async || (am1.peers(&http).await.len() == 2).then_some(()),
@@ -192,14 +153,14 @@ async fn ringkit_joins_an_alertmanager_cluster_and_leaves_it() {
 
     // Both Alertmanagers list us; we see all three alive.
     for (i, am) in [&am1, &am2].into_iter().enumerate() {
-        eventually(
+        wait::until_async(
             &format!("alertmanager {} to list {me}", i + 1),
             Duration::from_secs(20),
             async || am.peers(&http).await.contains(&me).then_some(()),
         )
         .await;
     }
-    eventually(
+    wait::until_async(
         "ringkit to see 3 alive members",
         Duration::from_secs(20),
         async || (node.alive_members() == 3).then_some(()),
@@ -237,7 +198,7 @@ async fn ringkit_joins_an_alertmanager_cluster_and_leaves_it() {
 
     // We leave gracefully: Alertmanager 1 drops us.
     node.leave().await;
-    eventually(
+    wait::until_async(
         "alertmanager 1 to drop ringkit",
         Duration::from_secs(20),
         async || (!am1.peers(&http).await.contains(&me)).then_some(()),

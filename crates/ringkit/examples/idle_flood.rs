@@ -14,64 +14,15 @@
 
 use std::time::{Duration, Instant};
 
-use ringkit_ingest::decode::encode_snappy;
-use ringkit_ingest::prompb::{Label, Sample, TimeSeries, WriteRequest};
+use ringkit_testkit::conn::{open_fds, open_idle, status_kb};
+use ringkit_testkit::push;
 use tokio::net::TcpStream;
 
-fn proc_kb(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
-
-fn body(i: usize) -> Vec<u8> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    encode_snappy(&WriteRequest {
-        timeseries: vec![TimeSeries {
-            labels: vec![
-                Label::new("__name__", "idle_flood"),
-                Label::new("i", i.to_string()),
-            ],
-            samples: vec![Sample {
-                value: i as f64,
-                timestamp: now,
-            }],
-            ..Default::default()
-        }],
-        metadata: Vec::new(),
-    })
-}
-
+/// Opens `n` idle connections in waves of 1,000 (3 s per attempt); returns them and the
+/// time it took.
 async fn flood(port: u16, n: usize) -> (Vec<TcpStream>, Duration) {
     let started = Instant::now();
-    let mut conns = Vec::with_capacity(n);
-    // In waves of 1,000: connections past the server's limit wait in (or overflow) the
-    // listen backlog, so each attempt gets a bound.
-    for wave in (0..n).step_by(1000) {
-        let tries = (wave..n.min(wave + 1000)).map(|_| {
-            tokio::time::timeout(
-                Duration::from_secs(3),
-                TcpStream::connect(("127.0.0.1", port)),
-            )
-        });
-        for r in futures::future::join_all(tries).await {
-            if let Ok(Ok(s)) = r {
-                conns.push(s);
-            }
-        }
-    }
+    let conns = open_idle(port, n, 1000, Duration::from_secs(3)).await;
     (conns, started.elapsed())
 }
 
@@ -95,7 +46,7 @@ async fn main() {
             let status = client
                 .post(format!("http://127.0.0.1:{http}/api/v1/push"))
                 .header("Content-Encoding", "snappy")
-                .body(body(i))
+                .body(push::one_sample("idle_flood", i))
                 .send()
                 .await
                 .map_or(0, |r| r.status().as_u16());
@@ -105,12 +56,12 @@ async fn main() {
     println!(
         "before: push {:?}, node fds {}, RSS {} kB",
         push(0).await,
-        fds(pid),
-        proc_kb(pid, "VmRSS:")
+        open_fds(pid),
+        status_kb(pid, "VmRSS:").unwrap_or(0)
     );
     for (what, port) in [("http", http), ("memberlist", gossip)] {
         let (conns, took) = flood(port, n).await;
-        let peak_fds = fds(pid);
+        let peak_fds = open_fds(pid);
         let mut worst = Duration::ZERO;
         let mut failed = 0;
         for i in 1..=10 {
@@ -122,8 +73,8 @@ async fn main() {
             "{what}: {} of {n} connections opened in {took:?}; 10 pushes during the flood: \
              {failed} failed, slowest {worst:?}; node fds {peak_fds}, RSS {} kB (peak {} kB)",
             conns.len(),
-            proc_kb(pid, "VmRSS:"),
-            proc_kb(pid, "VmHWM:")
+            status_kb(pid, "VmRSS:").unwrap_or(0),
+            status_kb(pid, "VmHWM:").unwrap_or(0)
         );
         drop(conns);
     }

@@ -76,7 +76,7 @@ pub(crate) struct BlocksStorageArgs {
     #[arg(long = "blocks-storage.tsdb.ship-interval", default_value = "1m", value_parser = parse_duration)]
     pub(crate) ship_interval: Duration,
     /// Tenants shipped at once.
-    #[arg(long = "blocks-storage.tsdb.ship-concurrency", default_value_t = 10)]
+    #[arg(long = "blocks-storage.tsdb.ship-concurrency", default_value_t = ShipperConfig::new("").concurrency)]
     pub(crate) ship_concurrency: usize,
 }
 
@@ -113,6 +113,14 @@ impl BlocksStorageArgs {
         }
     }
 
+    /// The shipper's config for the blocks under `tsdb_dir` (interval, concurrency).
+    pub(crate) fn shipper_config(&self, tsdb_dir: PathBuf) -> ShipperConfig {
+        let mut cfg = ShipperConfig::new(tsdb_dir);
+        cfg.interval = self.ship_interval;
+        cfg.concurrency = self.ship_concurrency;
+        cfg
+    }
+
     /// A shipper of the blocks under `tsdb_dir` to the configured bucket, its metrics
     /// registered in `registry`. Run it with `tokio::spawn(shipper.run(cancel))`.
     pub(crate) fn shipper(
@@ -122,12 +130,9 @@ impl BlocksStorageArgs {
     ) -> anyhow::Result<Arc<Shipper>> {
         let bucket = ringkit_ship::open_bucket(&self.bucket_config(), &RequestRetry::default())
             .with_context(|| format!("opening the {} blocks bucket", self.backend_name()))?;
-        let mut cfg = ShipperConfig::new(tsdb_dir);
-        cfg.interval = self.ship_interval;
-        cfg.concurrency = self.ship_concurrency;
         Ok(Arc::new(Shipper::new(
             bucket,
-            cfg,
+            self.shipper_config(tsdb_dir),
             ShipperMetrics::register(registry),
         )))
     }
@@ -140,7 +145,7 @@ pub(crate) struct ShipArgs {
     #[arg(long = "blocks-storage.tsdb.dir", default_value = "./tsdb/")]
     pub(crate) tsdb_dir: PathBuf,
     /// Attempts per block before giving up.
-    #[arg(long = "ship.attempts", default_value_t = 3)]
+    #[arg(long = "ship.attempts", default_value_t = ShipperConfig::new("").attempts)]
     pub(crate) attempts: u32,
     /// Wait after a failed attempt (doubles each time).
     #[arg(long = "ship.backoff", default_value = "1s", value_parser = parse_duration)]

@@ -24,12 +24,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, anyhow, bail};
 use clap::Parser as _;
 use prometheus_client::registry::Registry;
-use prost::Message as _;
-use ringkit_ingest::decode::{DecodeLimits, decode_write_request, decompress, encode_snappy};
+use ringkit_ingest::decode::{DecodeLimits, decode_write_request, encode_snappy};
 use ringkit_ingest::hash::series_key;
 use ringkit_ingest::prompb::{
-    Label, LabelMatcher, MatcherType, Query, ReadRequest, ReadResponse, Sample, TimeSeries,
-    WriteRequest,
+    Label, LabelMatcher, MatcherType, Query, Sample, TimeSeries, WriteRequest,
 };
 use ringkit_ingest::validate::{Limits, validate_request};
 use ringkit_kv::{Client, MemoryStore};
@@ -549,43 +547,17 @@ async fn read_all(
     url: &str,
     tenant: &str,
 ) -> anyhow::Result<Vec<TimeSeries>> {
-    let req = ReadRequest {
-        queries: vec![Query {
-            start_timestamp_ms: 0,
-            end_timestamp_ms: i64::MAX,
-            matchers: vec![LabelMatcher {
-                r#type: MatcherType::Re as i32,
-                name: "__name__".into(),
-                value: ".+".into(),
-            }],
-            hints: None,
+    let query = Query {
+        start_timestamp_ms: 0,
+        end_timestamp_ms: i64::MAX,
+        matchers: vec![LabelMatcher {
+            r#type: MatcherType::Re as i32,
+            name: "__name__".into(),
+            value: ".+".into(),
         }],
-        accepted_response_types: Vec::new(),
+        hints: None,
     };
-    let resp = http
-        .post(url)
-        .header("Content-Type", "application/x-protobuf")
-        .header("Content-Encoding", "snappy")
-        .header("X-Prometheus-Remote-Read-Version", "0.1.0")
-        .header("X-Scope-OrgID", tenant)
-        .body(encode_snappy(&req))
-        .send()
-        .await?;
-    let status = resp.status();
-    let bytes = resp.bytes().await?;
-    anyhow::ensure!(
-        status.is_success(),
-        "remote read of {tenant}: {status}: {}",
-        String::from_utf8_lossy(&bytes)
-    );
-    let raw = decompress(&bytes, &DecodeLimits::default())
-        .map_err(|e| anyhow!("remote read answer: {e}"))?;
-    let resp = ReadResponse::decode(&raw[..])?;
-    Ok(resp
-        .results
-        .into_iter()
-        .flat_map(|r| r.timeseries)
-        .collect())
+    crate::remote_read::read(http, url, tenant, query, &DecodeLimits::default()).await
 }
 
 /// What the continuous writer counted.

@@ -25,38 +25,66 @@ pub(crate) struct DistributorArgs {
     #[arg(long = "distributor.remote-timeout", default_value = "2s", value_parser = parse_duration)]
     pub(crate) remote_timeout: Duration,
     /// Largest accepted request body, compressed and decompressed (bytes).
-    #[arg(long = "distributor.max-recv-msg-size", default_value_t = 100 << 20)]
+    #[arg(long = "distributor.max-recv-msg-size", default_value_t = DecodeLimits::default().max_compressed_size)]
     pub(crate) max_recv_msg_size: usize,
     /// Pushes handled at once; more are answered 503 (0: no limit).
     #[arg(
         long = "distributor.instance-limits.max-inflight-push-requests",
-        default_value_t = 2000
+        default_value_t = InstanceLimits::default().max_inflight_push_requests
     )]
     pub(crate) max_inflight_push_requests: usize,
     /// Bytes (as received) of pushes handled at once; more are answered 503 (0: no limit).
     #[arg(
         long = "distributor.instance-limits.max-inflight-push-requests-bytes",
-        default_value_t = 0
+        default_value_t = InstanceLimits::default().max_inflight_push_requests_bytes
     )]
     pub(crate) max_inflight_push_requests_bytes: usize,
     /// Samples per second this distributor accepts (EWMA); above it pushes get 503 (0: no limit).
     #[arg(
         long = "distributor.instance-limits.max-ingestion-rate",
-        default_value_t = 0.0
+        default_value_t = InstanceLimits::default().max_ingestion_rate
     )]
     pub(crate) max_ingestion_rate: f64,
     /// Series in one remote-read query's answer; more is a 400 (0: no limit).
     #[arg(
         long = "querier.max-fetched-series-per-query",
-        default_value_t = 100_000
+        default_value_t = ReadLimits::default().max_fetched_series_per_query
     )]
     pub(crate) max_fetched_series_per_query: usize,
     /// Samples in one remote-read query's answer; more is a 400 (0: no limit).
     #[arg(
         long = "querier.max-fetched-samples-per-query",
-        default_value_t = 50_000_000
+        default_value_t = ReadLimits::default().max_fetched_samples_per_query
     )]
     pub(crate) max_fetched_samples_per_query: usize,
+}
+
+impl DistributorArgs {
+    /// The distributor's config and its instance and read limits, as the flags set them.
+    pub(crate) fn configs(&self) -> (DistributorConfig, InstanceLimits, ReadLimits) {
+        let cfg = DistributorConfig {
+            default_tenant: self.default_tenant.clone(),
+            decode_limits: DecodeLimits {
+                max_compressed_size: self.max_recv_msg_size,
+                max_decompressed_size: self.max_recv_msg_size,
+            },
+            pool: PoolConfig {
+                timeout: self.remote_timeout,
+                ..PoolConfig::default()
+            },
+            ..DistributorConfig::default()
+        };
+        let instance = InstanceLimits {
+            max_inflight_push_requests: self.max_inflight_push_requests,
+            max_inflight_push_requests_bytes: self.max_inflight_push_requests_bytes,
+            max_ingestion_rate: self.max_ingestion_rate,
+        };
+        let read = ReadLimits {
+            max_fetched_series_per_query: self.max_fetched_series_per_query,
+            max_fetched_samples_per_query: self.max_fetched_samples_per_query,
+        };
+        (cfg, instance, read)
+    }
 }
 
 /// The routes of a distributor writing to and reading from the ring `watcher` follows.
@@ -67,30 +95,9 @@ pub(crate) fn router(
     local: Option<LocalIngester>,
     registry: &mut Registry,
 ) -> axum::Router {
-    let cfg = DistributorConfig {
-        default_tenant: args.default_tenant.clone(),
-        decode_limits: DecodeLimits {
-            max_compressed_size: args.max_recv_msg_size,
-            max_decompressed_size: args.max_recv_msg_size,
-        },
-        pool: PoolConfig {
-            timeout: args.remote_timeout,
-            ..PoolConfig::default()
-        },
-        ..DistributorConfig::default()
-    };
-    let limiter = InstanceLimiter::new(
-        InstanceLimits {
-            max_inflight_push_requests: args.max_inflight_push_requests,
-            max_inflight_push_requests_bytes: args.max_inflight_push_requests_bytes,
-            max_ingestion_rate: args.max_ingestion_rate,
-        },
-        ReadLimits {
-            max_fetched_series_per_query: args.max_fetched_series_per_query,
-            max_fetched_samples_per_query: args.max_fetched_samples_per_query,
-        },
-    )
-    .with_metrics(LimitMetrics::register(registry));
+    let (cfg, instance, read) = args.configs();
+    let limiter =
+        InstanceLimiter::new(instance, read).with_metrics(LimitMetrics::register(registry));
     let mut distributor = Distributor::new(cfg, watcher)
         .with_metrics(DistributorMetrics::register(registry))
         .with_limiter(limiter);

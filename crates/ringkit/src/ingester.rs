@@ -49,20 +49,50 @@ pub(crate) struct IngesterArgs {
     #[arg(long = "blocks-storage.tsdb.head-compaction-interval", default_value = "1m", value_parser = crate::duration::parse_duration)]
     pub(crate) head_compaction_interval: Duration,
     /// WAL segment size; a checkpoint deletes whole segments.
-    #[arg(long = "blocks-storage.tsdb.wal-segment-size-bytes", default_value_t = 128 << 20)]
+    #[arg(long = "blocks-storage.tsdb.wal-segment-size-bytes", default_value_t = WalConfig::default().segment_size)]
     pub(crate) wal_segment_size: u64,
     /// Open block readers kept for remote-read queries (each holds its block's index in
     /// memory; the least recently used is closed first). 0 opens the block for every query.
-    #[arg(long = "blocks-storage.tsdb.block-readers", default_value_t = 16)]
+    #[arg(long = "blocks-storage.tsdb.block-readers", default_value_t = HeadOptions::default().block_readers)]
     pub(crate) block_readers: usize,
     /// fdatasync the WAL before acknowledging each push (off: a crash of the machine, not
     /// of the process, may lose acknowledged samples).
-    #[arg(long = "ingester.wal-sync-every-write", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long = "ingester.wal-sync-every-write", default_value_t = WalConfig::default().sync_every_write, action = clap::ArgAction::Set)]
     pub(crate) wal_sync: bool,
     /// Where finished blocks are shipped (Mimir's `-blocks-storage.*`); with
     /// `--blocks-storage.backend` set, every block cut from the head is uploaded.
     #[command(flatten)]
     pub(crate) storage: crate::blocks_storage::BlocksStorageArgs,
+}
+
+impl IngesterArgs {
+    /// The ingester's head, WAL and limits config the flags set.
+    pub(crate) fn config(&self) -> anyhow::Result<IngesterConfig> {
+        let block_range_ms = i64::try_from(self.block_range.as_millis())
+            .ok()
+            .filter(|&ms| ms > 0)
+            .context("--blocks-storage.tsdb.block-ranges-period must be positive")?;
+        Ok(IngesterConfig {
+            tsdb_dir: self.tsdb_dir.clone(),
+            head: HeadOptions {
+                store: StoreConfig {
+                    block_range_ms,
+                    ..StoreConfig::default()
+                },
+                wal: WalConfig {
+                    sync_every_write: self.wal_sync,
+                    segment_size: self.wal_segment_size.max(1 << 10),
+                },
+                retention_ms: i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX),
+                block_readers: self.block_readers,
+                // Mimir's rule: with shipping on, a local block outlives retention until it
+                // is in the bucket.
+                retention_waits_for_shipping: self.storage.backend.is_some(),
+                ..HeadOptions::default()
+            },
+            limits: Limits::default(),
+        })
+    }
 }
 
 /// The bound gRPC listener of an ingester that has not loaded its data yet.
@@ -89,30 +119,7 @@ impl Ingester {
         let listener = TcpListener::bind((args.grpc_address.as_str(), args.grpc_port))
             .await
             .with_context(|| format!("binding gRPC {}:{}", args.grpc_address, args.grpc_port))?;
-        let block_range_ms = i64::try_from(args.block_range.as_millis())
-            .ok()
-            .filter(|&ms| ms > 0)
-            .context("--blocks-storage.tsdb.block-ranges-period must be positive")?;
-        let cfg = IngesterConfig {
-            tsdb_dir: args.tsdb_dir.clone(),
-            head: HeadOptions {
-                store: StoreConfig {
-                    block_range_ms,
-                    ..StoreConfig::default()
-                },
-                wal: WalConfig {
-                    sync_every_write: args.wal_sync,
-                    segment_size: args.wal_segment_size.max(1 << 10),
-                },
-                retention_ms: i64::try_from(args.retention.as_millis()).unwrap_or(i64::MAX),
-                block_readers: args.block_readers,
-                // Mimir's rule: with shipping on, a local block outlives retention until it
-                // is in the bucket.
-                retention_waits_for_shipping: args.storage.backend.is_some(),
-                ..HeadOptions::default()
-            },
-            limits: Limits::default(),
-        };
+        let cfg = args.config()?;
         let metrics = IngesterMetrics::register(registry);
         let shipper = match &args.storage.backend {
             Some(_) => Some(args.storage.shipper(args.tsdb_dir.clone(), registry)?),

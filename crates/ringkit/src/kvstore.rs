@@ -36,10 +36,10 @@ pub(crate) struct KvArgs {
     )]
     pub(crate) prefix: String,
     /// Largest encoded value accepted (bytes).
-    #[arg(long = "kv.max-value-size", default_value_t = 1536 * 1024)]
+    #[arg(long = "kv.max-value-size", default_value_t = ClientOptions::default().max_value_size)]
     pub(crate) max_value_size: usize,
     /// CAS attempts before giving up.
-    #[arg(long = "etcd.max-retries", default_value_t = 10)]
+    #[arg(long = "etcd.max-retries", default_value_t = ClientOptions::default().max_cas_attempts)]
     pub(crate) max_retries: u32,
     /// etcd endpoints, comma-separated `host:port` or URLs.
     #[arg(long = "etcd.endpoints", value_delimiter = ',')]
@@ -64,7 +64,7 @@ pub(crate) struct KvArgs {
     #[arg(long = "multi.secondary", default_value = "")]
     pub(crate) multi_secondary: String,
     /// multi: also write every CAS result to the secondary.
-    #[arg(long = "multi.mirror-enabled", default_value_t = false)]
+    #[arg(long = "multi.mirror-enabled", default_value_t = MultiConfig::default().mirror_enabled)]
     pub(crate) multi_mirror_enabled: bool,
     /// multi: bound on one mirror write.
     #[arg(long = "multi.mirror-timeout", default_value = "2s", value_parser = parse_duration)]
@@ -72,6 +72,37 @@ pub(crate) struct KvArgs {
     /// Gossip settings (`--kv.store=memberlist`).
     #[command(flatten)]
     pub(crate) memberlist: MemberlistArgs,
+}
+
+impl KvArgs {
+    /// Value size and CAS attempts of every client of the store.
+    pub(crate) fn client_options(&self) -> ClientOptions {
+        ClientOptions {
+            max_value_size: self.max_value_size,
+            max_cas_attempts: self.max_retries,
+        }
+    }
+
+    /// The etcd connection the flags describe.
+    pub(crate) fn etcd_config(&self) -> EtcdConfig {
+        EtcdConfig {
+            endpoints: self.etcd_endpoints.clone(),
+            dial_timeout: self.etcd_dial_timeout,
+            username: self.etcd_username.clone(),
+            password: self.etcd_password.clone(),
+            ..EtcdConfig::default()
+        }
+    }
+
+    /// The multi store's primary, secondary and mirroring.
+    pub(crate) fn multi_config(&self) -> MultiConfig {
+        MultiConfig {
+            primary: self.multi_primary.clone(),
+            secondary: self.multi_secondary.clone(),
+            mirror_enabled: self.multi_mirror_enabled,
+            mirror_timeout: self.multi_mirror_timeout,
+        }
+    }
 }
 
 /// The ring store and, with memberlist, the running gossip node (to leave it on
@@ -172,11 +203,7 @@ async fn start_memberlist(
     args: &MemberlistArgs,
     registry: &mut Registry,
 ) -> anyhow::Result<Memberlist> {
-    let kv = GossipKv::new(KvConfig {
-        left_ingesters_timeout: args.left_ingesters_timeout,
-        obsolete_entries_timeout: args.obsolete_entries_timeout,
-        notify_interval: args.notify_interval,
-    });
+    let kv = GossipKv::new(args.kv_config());
     // Partition rings (Mimir's ingest storage) are merged and relayed like the ring.
     kv.client(
         ringkit_lifecycle::PartitionRingCodec::shared(),
@@ -199,10 +226,7 @@ fn build_raw_client<V: Mergeable>(
     registry: Option<&mut Registry>,
     codec: Arc<dyn Codec<V>>,
 ) -> anyhow::Result<Arc<dyn Client<V>>> {
-    let options = ClientOptions {
-        max_value_size: args.max_value_size,
-        max_cas_attempts: args.max_retries,
-    };
+    let options = args.client_options();
     let raw: Arc<dyn Client<V>> = match args.store.as_str() {
         "multi" => {
             let primary = backend(&args.multi_primary, args, memory, gossip, &options, &codec)
@@ -216,13 +240,12 @@ fn build_raw_client<V: Mergeable>(
                 &codec,
             )
             .context("--multi.secondary")?;
-            let cfg = MultiConfig {
-                primary: args.multi_primary.clone(),
-                secondary: args.multi_secondary.clone(),
-                mirror_enabled: args.multi_mirror_enabled,
-                mirror_timeout: args.multi_mirror_timeout,
-            };
-            Arc::new(MultiClient::new(&cfg, primary, secondary, registry)?)
+            Arc::new(MultiClient::new(
+                &args.multi_config(),
+                primary,
+                secondary,
+                registry,
+            )?)
         }
         other => backend(other, args, memory, gossip, &options, &codec)?,
     };
@@ -248,14 +271,7 @@ fn backend<V: Mergeable>(
                 !args.etcd_endpoints.is_empty(),
                 "--etcd.endpoints is required with the etcd store"
             );
-            let cfg = EtcdConfig {
-                endpoints: args.etcd_endpoints.clone(),
-                dial_timeout: args.etcd_dial_timeout,
-                username: args.etcd_username.clone(),
-                password: args.etcd_password.clone(),
-                ..EtcdConfig::default()
-            };
-            let store = EtcdStore::new(&cfg).context("etcd store")?;
+            let store = EtcdStore::new(&args.etcd_config()).context("etcd store")?;
             Ok(Arc::new(store.client(Arc::clone(codec), options.clone())))
         }
         other => anyhow::bail!("unknown KV store {other:?} (inmemory, etcd or memberlist)"),
@@ -269,21 +285,10 @@ pub(crate) fn etcd_bytes_client(args: &KvArgs) -> anyhow::Result<Arc<dyn Client<
         !args.etcd_endpoints.is_empty(),
         "--etcd.endpoints is required with the etcd store"
     );
-    let cfg = EtcdConfig {
-        endpoints: args.etcd_endpoints.clone(),
-        dial_timeout: args.etcd_dial_timeout,
-        username: args.etcd_username.clone(),
-        password: args.etcd_password.clone(),
-        ..EtcdConfig::default()
-    };
-    let store = EtcdStore::new(&cfg).context("etcd store")?;
-    let options = ClientOptions {
-        max_value_size: args.max_value_size,
-        max_cas_attempts: args.max_retries,
-    };
+    let store = EtcdStore::new(&args.etcd_config()).context("etcd store")?;
     Ok(Arc::new(store.client(
         Arc::new(ringkit_kv::BytesCodec::default()),
-        options,
+        args.client_options(),
     )))
 }
 
@@ -297,7 +302,7 @@ pub(crate) struct MemberlistArgs {
     #[arg(long = "memberlist.nodename", default_value = "")]
     pub(crate) node_name: String,
     /// Append a random suffix to the node name, so a restarted process is a new member.
-    #[arg(long = "memberlist.randomize-node-name", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long = "memberlist.randomize-node-name", default_value_t = MemberlistConfig::dskit().randomize_node_name, action = clap::ArgAction::Set)]
     pub(crate) randomize_node_name: bool,
     /// Address to listen on for gossip.
     #[arg(long = "memberlist.bind-addr", default_value = "0.0.0.0")]
@@ -325,7 +330,7 @@ pub(crate) struct MemberlistArgs {
     /// Accept messages whatever their cluster label.
     #[arg(
         long = "memberlist.cluster-label-verification-disabled",
-        default_value_t = false
+        default_value_t = MemberlistConfig::dskit().cluster_label_verification_disabled
     )]
     pub(crate) cluster_label_verification_disabled: bool,
     /// Transport: `dskit-tcp` (Mimir, Loki, Cortex, Tempo) or `udp` (plain hashicorp
@@ -333,7 +338,7 @@ pub(crate) struct MemberlistArgs {
     #[arg(long = "memberlist.transport", default_value = "dskit-tcp", value_parser = ["dskit-tcp", "udp"])]
     pub(crate) transport: String,
     /// LZW-compress streams, and packets when smaller.
-    #[arg(long = "memberlist.compression-enabled", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long = "memberlist.compression-enabled", default_value_t = MemberlistConfig::dskit().compression_enabled, action = clap::ArgAction::Set)]
     pub(crate) compression_enabled: bool,
     /// Compression of outgoing messages when compression is enabled: `lzw` or
     /// `snappy` (received messages are decoded whatever their algorithm). Switch to
@@ -344,7 +349,7 @@ pub(crate) struct MemberlistArgs {
     #[arg(long = "memberlist.gossip-interval", default_value = "200ms", value_parser = parse_duration)]
     pub(crate) gossip_interval: Duration,
     /// Members gossiped to per interval.
-    #[arg(long = "memberlist.gossip-nodes", default_value_t = 3)]
+    #[arg(long = "memberlist.gossip-nodes", default_value_t = MemberlistConfig::dskit().swim.gossip_nodes)]
     pub(crate) gossip_nodes: usize,
     /// Gossip this node's own changes at once instead of at the next gossip tick (at
     /// most once per gossip interval; ringkit only, false gives dskit's timing).
@@ -354,7 +359,7 @@ pub(crate) struct MemberlistArgs {
     #[arg(long = "memberlist.pullpush-interval", default_value = "30s", value_parser = parse_duration)]
     pub(crate) pullpush_interval: Duration,
     /// Retransmit multiplier of gossiped messages.
-    #[arg(long = "memberlist.retransmit-factor", default_value_t = 4)]
+    #[arg(long = "memberlist.retransmit-factor", default_value_t = MemberlistConfig::dskit().swim.retransmit_mult)]
     pub(crate) retransmit_factor: usize,
     /// How long dead members keep receiving gossip.
     #[arg(long = "memberlist.gossip-to-dead-nodes-time", default_value = "30s", value_parser = parse_duration)]
@@ -384,7 +389,7 @@ pub(crate) struct MemberlistArgs {
     #[arg(long = "memberlist.packet-write-timeout", default_value = "5s", value_parser = parse_duration)]
     pub(crate) packet_write_timeout: Duration,
     /// Packets sent concurrently.
-    #[arg(long = "memberlist.max-concurrent-writes", default_value_t = 3)]
+    #[arg(long = "memberlist.max-concurrent-writes", default_value_t = MemberlistConfig::dskit().max_concurrent_writes)]
     pub(crate) max_concurrent_writes: usize,
     /// A packet waiting longer than this for a writer is dropped.
     #[arg(long = "memberlist.acquire-writer-timeout", default_value = "250ms", value_parser = parse_duration)]
@@ -396,20 +401,20 @@ pub(crate) struct MemberlistArgs {
     #[arg(long = "memberlist.max-join-backoff", default_value = "1m", value_parser = parse_duration)]
     pub(crate) max_join_backoff: Duration,
     /// Attempts to join the cluster at startup before giving up.
-    #[arg(long = "memberlist.max-join-retries", default_value_t = 10)]
+    #[arg(long = "memberlist.max-join-retries", default_value_t = MemberlistConfig::dskit().max_join_retries)]
     pub(crate) max_join_retries: u32,
     /// Exit if the fast join at startup (done before the ring is used) reaches fewer
     /// than --memberlist.abort-if-fast-join-fails-min-nodes members.
-    #[arg(long = "memberlist.abort-if-fast-join-fails", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long = "memberlist.abort-if-fast-join-fails", default_value_t = MemberlistConfig::dskit().abort_if_fast_join_fails, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub(crate) abort_if_fast_join_fails: bool,
     /// Members the fast join must reach (with --memberlist.abort-if-fast-join-fails).
     #[arg(
         long = "memberlist.abort-if-fast-join-fails-min-nodes",
-        default_value_t = 1
+        default_value_t = MemberlistConfig::dskit().abort_if_fast_join_fails_min_nodes
     )]
     pub(crate) abort_if_fast_join_fails_min_nodes: usize,
     /// Exit if joining the cluster at startup failed every retry.
-    #[arg(long = "memberlist.abort-if-join-fails", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long = "memberlist.abort-if-join-fails", default_value_t = MemberlistConfig::dskit().abort_if_join_fails, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub(crate) abort_if_join_fails: bool,
     /// How often to join the seeds again (0 = never); mends a split cluster, e.g.
     /// when --memberlist.join names a few seeds and one of them restarted.
@@ -424,33 +429,33 @@ pub(crate) struct MemberlistArgs {
     pub(crate) notify_interval: Duration,
     /// Inbound gossip connections served at once; more are closed at once and counted
     /// (ringkit's own bound; dskit has none).
-    #[arg(long = "memberlist.max-incoming-connections", default_value_t = 256)]
+    #[arg(long = "memberlist.max-incoming-connections", default_value_t = MemberlistConfig::dskit().max_incoming_connections)]
     pub(crate) max_incoming_connections: usize,
     /// Bytes all gossip connections may hold in read buffers at once; a connection that
     /// would pass it is closed and counted (ringkit's own bound).
-    #[arg(long = "memberlist.max-read-buffer-bytes", default_value_t = 256 << 20)]
+    #[arg(long = "memberlist.max-read-buffer-bytes", default_value_t = MemberlistConfig::dskit().max_read_buffer_bytes)]
     pub(crate) max_read_buffer_bytes: usize,
     /// Received gossip messages waiting to be merged; more are dropped and counted.
     #[arg(
         long = "memberlist.received-messages-queue-size",
-        default_value_t = 1024
+        default_value_t = MemberlistConfig::dskit().swim.handoff_queue_depth
     )]
     pub(crate) received_messages_queue_size: usize,
     /// Changes waiting to enter the broadcast queues; more are dropped and counted.
     #[arg(
         long = "memberlist.processed-messages-queue-size",
-        default_value_t = 1024
+        default_value_t = MemberlistConfig::dskit().broadcast_channel_capacity
     )]
     pub(crate) processed_messages_queue_size: usize,
     /// Most messages in each broadcast queue (own changes, relayed changes); past it
     /// the most-sent ones are dropped and counted (ringkit only; dskit has no bound).
     #[arg(
         long = "memberlist.broadcast-queue-max-messages",
-        default_value_t = 8192
+        default_value_t = MemberlistConfig::dskit().swim.broadcast_queue_limits.max_messages
     )]
     pub(crate) broadcast_queue_max_messages: usize,
     /// Most bytes in each broadcast queue (ringkit only).
-    #[arg(long = "memberlist.broadcast-queue-max-bytes", default_value_t = 32 << 20)]
+    #[arg(long = "memberlist.broadcast-queue-max-bytes", default_value_t = MemberlistConfig::dskit().swim.broadcast_queue_limits.max_bytes)]
     pub(crate) broadcast_queue_max_bytes: usize,
     /// Route gossip and push/pull by zone (dskit's zone-aware routing, to cut
     /// cross-zone traffic): members talk within their zone, bridges also to the
@@ -496,6 +501,15 @@ impl MemberlistArgs {
             role,
             zone: zone.as_bytes().to_vec(),
         }))
+    }
+
+    /// The gossip KV's timeouts these flags set.
+    pub(crate) fn kv_config(&self) -> KvConfig {
+        KvConfig {
+            left_ingesters_timeout: self.left_ingesters_timeout,
+            obsolete_entries_timeout: self.obsolete_entries_timeout,
+            notify_interval: self.notify_interval,
+        }
     }
 
     /// The runtime configuration these flags describe.

@@ -22,11 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use prost::Message as _;
-use ringkit_ingest::decode::{DecodeLimits, decompress, encode_snappy};
+use ringkit_ingest::decode::{DecodeLimits, encode_snappy};
 use ringkit_ingest::prompb::{
-    Label, LabelMatcher, MatcherType, Query, ReadRequest, ReadResponse, Sample, TimeSeries,
-    WriteRequest,
+    Label, LabelMatcher, MatcherType, Query, Sample, TimeSeries, WriteRequest,
 };
 
 use crate::duration::parse_duration;
@@ -882,39 +880,17 @@ async fn read_instance(
         name: name.into(),
         value: value.into(),
     };
-    let req = ReadRequest {
-        queries: vec![Query {
-            start_timestamp_ms: start,
-            end_timestamp_ms: end,
-            matchers: vec![eq("job", "node"), eq("instance", instance)],
-            hints: None,
-        }],
-        accepted_response_types: Vec::new(),
+    let query = Query {
+        start_timestamp_ms: start,
+        end_timestamp_ms: end,
+        matchers: vec![eq("job", "node"), eq("instance", instance)],
+        hints: None,
     };
-    let resp = http
-        .post(url)
-        .header("Content-Type", "application/x-protobuf")
-        .header("Content-Encoding", "snappy")
-        .header("X-Prometheus-Remote-Read-Version", "0.1.0")
-        .header("X-Scope-OrgID", tenant)
-        .body(encode_snappy(&req))
-        .send()
-        .await?;
-    let status = resp.status();
-    let bytes = resp.bytes().await?;
-    anyhow::ensure!(
-        status.is_success(),
-        "remote read answered {status}: {}",
-        String::from_utf8_lossy(&bytes).trim()
-    );
     let limits = DecodeLimits {
         max_compressed_size: 1 << 30,
         max_decompressed_size: 1 << 30,
     };
-    let raw = decompress(&bytes, &limits).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut resp = ReadResponse::decode(&raw[..])?;
-    anyhow::ensure!(resp.results.len() == 1, "expected one query result");
-    Ok(resp.results.remove(0).timeseries)
+    crate::remote_read::read(http, url, tenant, query, &limits).await
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod blocks_storage;
+mod cli_defaults;
 mod config_file;
 mod demo;
 mod demo_net;
@@ -36,6 +37,7 @@ mod netaddr;
 mod node;
 mod partition;
 mod prepare;
+mod remote_read;
 mod ring_cli;
 mod ring_metrics;
 mod ring_page;

@@ -94,7 +94,7 @@ pub(crate) struct NodeArgs {
     #[arg(
         long = "ingester.num-tokens",
         visible_alias = "ingester.ring.num-tokens",
-        default_value_t = 128
+        default_value_t = LifecyclerConfig::default().num_tokens
     )]
     pub(crate) num_tokens: usize,
     /// Heartbeat period.
@@ -134,13 +134,16 @@ pub(crate) struct NodeArgs {
     #[arg(long = "ingester.ring.spread-minimizing-join-ring-in-order", default_value_t = false, action = clap::ArgAction::Set)]
     pub(crate) spread_minimizing_join_ring_in_order: bool,
     /// Remove the ring entry on a clean shutdown.
-    #[arg(long = "ingester.unregister-on-shutdown", visible_alias = "ingester.ring.unregister-on-shutdown", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long = "ingester.unregister-on-shutdown", visible_alias = "ingester.ring.unregister-on-shutdown", default_value_t = LifecyclerConfig::default().unregister_on_shutdown, action = clap::ArgAction::Set)]
     pub(crate) unregister_on_shutdown: bool,
     /// Readiness requires every ring member ACTIVE and healthy.
-    #[arg(long = "ingester.readiness-check-ring-health", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long = "ingester.readiness-check-ring-health", default_value_t = LifecyclerConfig::default().readiness_check_ring_health, action = clap::ArgAction::Set)]
     pub(crate) readiness_check_ring_health: bool,
     /// Forget members unhealthy for this many heartbeat timeouts (0: never).
-    #[arg(long = "ingester.auto-forget-unhealthy-periods", default_value_t = 10)]
+    #[arg(
+        long = "ingester.auto-forget-unhealthy-periods",
+        default_value_t = LifecyclerConfig::default().auto_forget_unhealthy_periods
+    )]
     pub(crate) auto_forget_periods: u32,
     /// Ring client: heartbeat timeout after which lookups treat an instance as unhealthy.
     #[arg(long = "ring.heartbeat-timeout", default_value = "1m", value_parser = parse_duration)]
@@ -149,11 +152,11 @@ pub(crate) struct NodeArgs {
     #[arg(
         long = "distributor.replication-factor",
         visible_alias = "ingester.ring.replication-factor",
-        default_value_t = 3
+        default_value_t = RingConfig::default().replication_factor
     )]
     pub(crate) replication_factor: usize,
     /// Place replicas in distinct zones.
-    #[arg(long = "distributor.zone-awareness-enabled", visible_alias = "ingester.ring.zone-awareness-enabled", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long = "distributor.zone-awareness-enabled", visible_alias = "ingester.ring.zone-awareness-enabled", default_value_t = RingConfig::default().zone_awareness_enabled, action = clap::ArgAction::Set)]
     pub(crate) zone_awareness_enabled: bool,
     /// HTTP listen address.
     #[arg(long = "server.http-listen-address", default_value = "127.0.0.1")]
@@ -161,6 +164,39 @@ pub(crate) struct NodeArgs {
     /// HTTP listen port (0: any free port).
     #[arg(long = "server.http-listen-port", default_value_t = 8080)]
     pub(crate) http_port: u16,
+}
+
+impl NodeArgs {
+    /// The ring client's config (replication, zones, health) the flags set.
+    pub(crate) fn ring_config(&self) -> RingConfig {
+        RingConfig {
+            replication_factor: self.replication_factor,
+            zone_awareness_enabled: self.zone_awareness_enabled,
+            heartbeat_timeout: self.ring_heartbeat_timeout,
+            excluded_zones: Vec::new(),
+            strategy: ReplicationStrategy::Default,
+        }
+    }
+
+    /// The lifecycler's config for instance `id` registered at `addr`.
+    pub(crate) fn lifecycler_config(&self, id: String, addr: String) -> LifecyclerConfig {
+        LifecyclerConfig {
+            id,
+            addr,
+            zone: self.zone.clone(),
+            num_tokens: self.num_tokens,
+            heartbeat_period: self.heartbeat_period,
+            heartbeat_timeout: self.lifecycler_heartbeat_timeout,
+            join_after: self.join_after,
+            observe_period: self.observe_period,
+            min_ready_duration: self.min_ready_duration,
+            final_sleep: self.final_sleep,
+            tokens_file_path: self.tokens_file_path.clone(),
+            unregister_on_shutdown: self.unregister_on_shutdown,
+            readiness_check_ring_health: self.readiness_check_ring_health,
+            auto_forget_unhealthy_periods: self.auto_forget_periods,
+        }
+    }
 }
 
 fn hostname() -> String {
@@ -316,13 +352,7 @@ pub(crate) async fn run_until(
     let kv = store.client_for(&format!("{}-ring", args.ring_name));
     let lifecycler_kv = store.client_for(&format!("{}-lifecycler", args.ring_name));
     let memberlist = store.memberlist.clone();
-    let ring_cfg = RingConfig {
-        replication_factor: args.replication_factor,
-        zone_awareness_enabled: args.zone_awareness_enabled,
-        heartbeat_timeout: args.ring_heartbeat_timeout,
-        excluded_zones: Vec::new(),
-        strategy: ReplicationStrategy::Default,
-    };
+    let ring_cfg = args.ring_config();
     ring_cfg.validate()?;
 
     let listener = tokio::net::TcpListener::bind((args.http_address.as_str(), args.http_port))
@@ -407,22 +437,7 @@ pub(crate) async fn run_until(
         }
         ingester = Some(ing);
         let generator = token_generator(&args, &instance_id)?;
-        let cfg = LifecyclerConfig {
-            id: instance_id.clone(),
-            addr,
-            zone: args.zone.clone(),
-            num_tokens: args.num_tokens,
-            heartbeat_period: args.heartbeat_period,
-            heartbeat_timeout: args.lifecycler_heartbeat_timeout,
-            join_after: args.join_after,
-            observe_period: args.observe_period,
-            min_ready_duration: args.min_ready_duration,
-            final_sleep: args.final_sleep,
-            tokens_file_path: args.tokens_file_path.clone(),
-            unregister_on_shutdown: args.unregister_on_shutdown,
-            readiness_check_ring_health: args.readiness_check_ring_health,
-            auto_forget_unhealthy_periods: args.auto_forget_periods,
-        };
+        let cfg = args.lifecycler_config(instance_id.clone(), addr);
         Some(Arc::new(Lifecycler::new(
             cfg,
             lifecycler_kv,

@@ -178,10 +178,10 @@ struct LookupArgs {
     #[arg(long, requires = "tenant")]
     labels: Option<String>,
     /// Replication factor.
-    #[arg(long = "replication-factor", default_value_t = 3)]
+    #[arg(long = "replication-factor", default_value_t = RingConfig::default().replication_factor)]
     replication_factor: usize,
     /// Place replicas in distinct zones.
-    #[arg(long = "zone-awareness-enabled", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long = "zone-awareness-enabled", default_value_t = RingConfig::default().zone_awareness_enabled, action = clap::ArgAction::Set)]
     zone_awareness_enabled: bool,
     /// Operation whose rules pick the replicas.
     #[arg(long, value_enum, default_value = "write")]
@@ -370,6 +370,18 @@ fn describe_store(kv: &KvArgs) -> String {
 fn unix(now: SystemTime) -> i64 {
     now.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The ring config `ring lookup` reads with: the store's health rule and the replication
+/// flags.
+fn lookup_ring_config(args: &LookupArgs) -> RingConfig {
+    RingConfig {
+        replication_factor: args.replication_factor,
+        zone_awareness_enabled: args.zone_awareness_enabled,
+        heartbeat_timeout: args.store.heartbeat_timeout,
+        excluded_zones: Vec::new(),
+        strategy: ReplicationStrategy::Default,
+    }
 }
 
 fn ring_config(store: &StoreArgs) -> RingConfig {
@@ -890,13 +902,7 @@ async fn lookup(args: &LookupArgs, session: &Session) -> anyhow::Result<String> 
     } else {
         lookup_key(args)?
     };
-    let cfg = RingConfig {
-        replication_factor: args.replication_factor,
-        zone_awareness_enabled: args.zone_awareness_enabled,
-        heartbeat_timeout: args.store.heartbeat_timeout,
-        excluded_zones: Vec::new(),
-        strategy: ReplicationStrategy::Default,
-    };
+    let cfg = lookup_ring_config(args);
     cfg.validate().context("invalid ring settings")?;
     let store = Store::open(&args.store, session).await?;
     let desc = store.desc().await?;
@@ -1052,6 +1058,21 @@ fn lookup_many(
 mod tests {
     use super::*;
     use ringkit_ring::InstanceState;
+
+    /// `ring` subcommand flags on their own, for parsing.
+    #[derive(clap::Parser)]
+    struct LookupOnly {
+        #[command(flatten)]
+        args: LookupArgs,
+    }
+
+    #[test]
+    fn ring_commands_without_flags_read_with_the_ring_crates_default_config() {
+        use clap::Parser as _;
+        let parsed = LookupOnly::try_parse_from(["ringkit", "1"]).unwrap().args;
+        assert_eq!(ring_config(&parsed.store), RingConfig::default());
+        assert_eq!(lookup_ring_config(&parsed), RingConfig::default());
+    }
     use ringkit_ring::snapshot::unix_seconds;
 
     #[test]

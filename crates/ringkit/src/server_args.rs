@@ -39,13 +39,13 @@ pub(crate) struct ServerArgs {
     )]
     pub(crate) grpc_conn_limit: i64,
     /// Largest gRPC message received.
-    #[arg(long = "server.grpc-max-recv-msg-size-bytes", default_value_t = 100 << 20)]
+    #[arg(long = "server.grpc-max-recv-msg-size-bytes", default_value_t = ServerConfig::default().grpc_max_recv_msg_size)]
     pub(crate) grpc_max_recv_msg_size: usize,
     /// Largest gRPC message sent.
-    #[arg(long = "server.grpc-max-send-msg-size-bytes", default_value_t = 100 << 20)]
+    #[arg(long = "server.grpc-max-send-msg-size-bytes", default_value_t = ServerConfig::default().grpc_max_send_msg_size)]
     pub(crate) grpc_max_send_msg_size: usize,
     /// Concurrent streams per gRPC connection (0: unlimited).
-    #[arg(long = "server.grpc-max-concurrent-streams", default_value_t = 100)]
+    #[arg(long = "server.grpc-max-concurrent-streams", default_value_t = ServerConfig::default().grpc_max_concurrent_streams)]
     pub(crate) grpc_max_concurrent_streams: u32,
     /// Ping an idle gRPC client this often.
     #[arg(long = "server.grpc.keepalive.time", default_value = "2h", value_parser = parse_duration)]

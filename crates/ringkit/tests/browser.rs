@@ -14,7 +14,6 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -23,6 +22,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use common::{Node, NodeOpts, all_active, ids, wait_for};
 use ringkit_kv::testsuite::{EtcdServer, skip_etcd};
+use ringkit_testkit::{port, require};
 use serde_json::{Value, json};
 
 /// W3C WebDriver's key for element references.
@@ -45,11 +45,7 @@ struct Browser {
 
 impl Browser {
     async fn start(chromium: &Path, chromedriver: &Path) -> Browser {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = port::free();
         let driver = Command::new(chromedriver)
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())
@@ -265,7 +261,7 @@ impl Drop for Browser {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ring_page_in_a_browser_lists_the_ring_and_forgets_a_dead_ingester() {
-    let required = std::env::var("RINGKIT_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
+    let required = require::required("RINGKIT_REQUIRE_BROWSER");
     let chromium = binary("RINGKIT_CHROMIUM", "/usr/bin/chromium");
     let chromedriver = binary("RINGKIT_CHROMEDRIVER", "/usr/bin/chromedriver");
     if !chromium.exists() || !chromedriver.exists() {

@@ -13,10 +13,12 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Node, NodeOpts, free_port, get_json, gossip_flags, ids, ring, ring_cli_via_gossip};
+use common::{Node, NodeOpts, get_json, gossip_flags, ids, ring, ring_cli_via_gossip};
+use ringkit_testkit::port;
+use ringkit_testkit::proc::Guard;
 use serde_json::Value;
 
 const LABEL: &str = "dskit-interop";
@@ -25,7 +27,7 @@ const WAIT: Duration = Duration::from_secs(40);
 
 /// The Go dskit node; killed (by its pid) when dropped.
 struct Peer {
-    child: Child,
+    child: Guard,
     http: String,
 }
 
@@ -63,11 +65,8 @@ impl Peer {
         } else {
             Stdio::null()
         };
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("dskit peer starts");
+        let mut child =
+            Guard::spawn(cmd.stdout(Stdio::piped()).stderr(stderr)).expect("dskit peer starts");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
@@ -106,28 +105,15 @@ impl Peer {
 
     /// Sends a signal (e.g. `-TERM`) to this peer's pid only.
     fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
+        self.child.signal(sig);
     }
 
     /// Waits (bounded) for the process to exit after a signal.
     fn wait_exit(&mut self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "dskit peer still running");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        assert!(
+            self.child.wait_exit(limit).is_some(),
+            "dskit peer still running"
+        );
     }
 }
 
@@ -137,18 +123,7 @@ async fn until<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
     probe: impl Fn() -> F,
     ok: impl Fn(&T) -> bool,
 ) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let v = probe().await;
-        if ok(&v) {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {v:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    ringkit_testkit::wait::until_ok(what, WAIT, async || probe().await, ok).await
 }
 
 /// dskit's state of one instance in the peer's ring JSON (ACTIVE, the zero value, is omitted).
@@ -196,7 +171,7 @@ async fn start_seen_by_dskit_then_kill(n: &str, peer: &Peer, peer_port: u16, opt
     let id = format!("ing-{n}");
     let mut node = Node::start_with(
         &id,
-        &node_flags(&format!("ringkit-{n}"), free_port(), peer_port, LABEL),
+        &node_flags(&format!("ringkit-{n}"), port::free(), peer_port, LABEL),
         opts,
     );
     until(
@@ -222,11 +197,11 @@ async fn ringkit_and_a_dskit_node_share_one_ring() {
         auto_forget_periods: 0,
         ..NodeOpts::default()
     };
-    let peer_port = free_port();
+    let peer_port = port::free();
     let peer = Peer::start(&bin, "dskit-1", peer_port, None, LABEL, &[]);
 
     // 1. The dskit node accepts a ringkit node as a member.
-    let n1_port = free_port();
+    let n1_port = port::free();
     let n1 = Node::start_with(
         "ing-1",
         &node_flags("ringkit-1", n1_port, peer_port, LABEL),
@@ -350,7 +325,7 @@ async fn ringkit_and_a_dskit_node_share_one_ring() {
     let mut peer2 = Peer::start(
         &bin,
         "dskit-2",
-        free_port(),
+        port::free(),
         Some(n1_port),
         LABEL,
         &["-memberlist.compression-enabled=false", "-versions=1=7,2=3"],
@@ -398,13 +373,13 @@ async fn ringkit_and_a_dskit_node_share_one_ring() {
     // nothing merges.
     let other = Node::start_with(
         "ing-x",
-        &node_flags("ringkit-x", free_port(), peer_port, "another-cluster"),
+        &node_flags("ringkit-x", port::free(), peer_port, "another-cluster"),
         &opts,
     );
     let other_peer = Peer::start(
         &bin,
         "dskit-x",
-        free_port(),
+        port::free(),
         Some(n1_port),
         "another-cluster",
         &[],

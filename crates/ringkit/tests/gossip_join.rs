@@ -12,7 +12,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use cluster::{Node, active_ids, now_ms, post, series, write_body};
-use common::{free_port, get_json, ring};
+use common::{get_json, ring};
+use ringkit_testkit::port;
 
 const LABEL: &str = "ringkit-join-test";
 /// Longest any wait here lasts.
@@ -131,7 +132,7 @@ async fn a_restarted_seed_is_joined_again_within_the_rejoin_interval() {
     // same list (the distributor lists itself) and rejoins every 2 s. Nobody learns
     // the new address by gossip (no member ever had it), so only the rejoin can
     // mend the split; without it the cluster stays split for good.
-    let (before, after) = (free_port(), free_port());
+    let (before, after) = (port::free(), port::free());
     let seeds = [before, after];
     let rejoin = ["--memberlist.rejoin-interval=2s"];
     let distributor_args = |port: u16| {
@@ -149,7 +150,7 @@ async fn a_restarted_seed_is_joined_again_within_the_rejoin_interval() {
     let ingesters: Vec<Node> = (0..3)
         .map(|i| {
             let mut a = ingester(i, dir.path(), "1s");
-            a.extend(gossip(free_port(), &seeds, &rejoin));
+            a.extend(gossip(port::free(), &seeds, &rejoin));
             Node::start(a, &dir.path().join(format!("ing-{i}.log")))
         })
         .collect();
@@ -194,7 +195,7 @@ async fn a_restarted_seed_is_joined_again_within_the_rejoin_interval() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_ingester_is_active_on_its_peers_long_before_its_first_heartbeat() {
     let dir = tempfile::tempdir().unwrap();
-    let seed = free_port();
+    let seed = port::free();
     // One heartbeat an hour: whatever the peers see ACTIVE came from the join itself.
     let mut a = ingester(0, dir.path(), "1h");
     a.extend(gossip(seed, &[seed], &[]));
@@ -205,7 +206,7 @@ async fn a_new_ingester_is_active_on_its_peers_long_before_its_first_heartbeat()
     .await;
 
     let mut a = ingester(1, dir.path(), "1h");
-    a.extend(gossip(free_port(), &[seed], &[]));
+    a.extend(gossip(port::free(), &[seed], &[]));
     let second = Node::start(a, &dir.path().join("ing-1.log"));
     for n in [&first, &second] {
         wait_ring(n, "both ingesters ACTIVE with 64 tokens", |r| {
@@ -234,7 +235,7 @@ async fn a_new_ingester_is_active_on_its_peers_long_before_its_first_heartbeat()
 #[test]
 fn a_node_that_cannot_join_stops_when_told_to_abort() {
     // Nothing listens at the seed: a port bound and released.
-    let dead = free_port();
+    let dead = port::free();
     let dir = tempfile::tempdir().unwrap();
     let base = |extra: &[&str]| {
         let mut a: Vec<String> = vec!["node".to_owned()];

@@ -8,63 +8,15 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{free_port, spawn_node, wait_for};
-use ringkit_ingest::decode::encode_snappy;
-use ringkit_ingest::prompb::{Label, Sample, TimeSeries, WriteRequest};
+use common::{spawn_node, wait_for};
+use ringkit_testkit::conn::{open_fds, open_idle, status_kb};
+use ringkit_testkit::{port, push};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 const IDLE: usize = 2_000;
 const HTTP_CONN_LIMIT: usize = 1_000;
 const GOSSIP_CONN_LIMIT: usize = 64;
-
-fn body(i: usize) -> Vec<u8> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    encode_snappy(&WriteRequest {
-        timeseries: vec![TimeSeries {
-            labels: vec![
-                Label::new("__name__", "hostile_test"),
-                Label::new("i", i.to_string()),
-            ],
-            samples: vec![Sample {
-                value: i as f64,
-                timestamp: now,
-            }],
-            ..Default::default()
-        }],
-        metadata: Vec::new(),
-    })
-}
-
-fn proc_status(pid: u32, key: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = text.lines().find(|l| l.starts_with(key)).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
-
-async fn connect_idle(port: u16, n: usize) -> Vec<TcpStream> {
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        // Connections beyond the server's limit wait in the listen backlog; a full
-        // backlog makes connect slow, so each gets a bound.
-        if let Ok(Ok(s)) = tokio::time::timeout(
-            Duration::from_secs(5),
-            TcpStream::connect(("127.0.0.1", port)),
-        )
-        .await
-        {
-            out.push(s);
-        }
-    }
-    out
-}
 
 /// How many of `conns` the server closed within `limit` (all of them are read at once).
 async fn closed_by_server(conns: Vec<TcpStream>, limit: Duration) -> usize {
@@ -87,7 +39,7 @@ async fn closed_by_server(conns: Vec<TcpStream>, limit: Duration) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_floods_on_http_and_gossip_ports_leave_pushes_served() {
-    let gossip = free_port();
+    let gossip = port::free();
     let wal = tempfile::tempdir().unwrap();
     let args = vec![
         "--target=all".to_owned(),
@@ -125,7 +77,7 @@ async fn idle_floods_on_http_and_gossip_ports_leave_pushes_served() {
             let r = client
                 .post(url)
                 .header("Content-Encoding", "snappy")
-                .body(body(i))
+                .body(push::one_sample("hostile_test", i))
                 .send()
                 .await
                 .expect("push answered");
@@ -133,10 +85,12 @@ async fn idle_floods_on_http_and_gossip_ports_leave_pushes_served() {
         }
     };
     assert_eq!(push(0).await, 200);
-    let rss_before = proc_status(pid, "VmRSS:");
+    let rss_before = status_kb(pid, "VmRSS:").unwrap();
 
-    let http_idle = connect_idle(http_port, IDLE).await;
-    let gossip_idle = connect_idle(gossip, IDLE).await;
+    // One after another, each connect bounded: past the server's limit they wait in (or
+    // overflow) the listen backlog.
+    let http_idle = open_idle(http_port, IDLE, 1, Duration::from_secs(5)).await;
+    let gossip_idle = open_idle(gossip, IDLE, 1, Duration::from_secs(5)).await;
     assert!(http_idle.len() >= HTTP_CONN_LIMIT, "{}", http_idle.len());
     assert!(gossip_idle.len() >= IDLE / 2, "{}", gossip_idle.len());
 
@@ -166,7 +120,7 @@ async fn idle_floods_on_http_and_gossip_ports_leave_pushes_served() {
         "{closed_gossip} gossip connections closed"
     );
 
-    let rss_after = proc_status(pid, "VmRSS:");
+    let rss_after = status_kb(pid, "VmRSS:").unwrap();
     assert!(
         rss_after < rss_before + 256 * 1024,
         "RSS grew from {rss_before} kB to {rss_after} kB"

@@ -10,6 +10,7 @@ mod common;
 use std::time::Duration;
 
 use cluster::Cluster;
+use ringkit_testkit::port;
 
 /// The number after `prefix` in `text` (digits only).
 fn number_after(text: &str, prefix: &str) -> u64 {
@@ -89,7 +90,7 @@ async fn loadgen_reads_back_every_acknowledged_sample_from_a_running_cluster() {
 
 #[test]
 fn loadgen_counts_refused_connections_as_errors_not_throughput() {
-    let port = common::free_port();
+    let port = port::free();
     let out = common::ringkit(
         &[
             "loadgen".to_owned(),

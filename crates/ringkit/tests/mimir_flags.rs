@@ -7,11 +7,12 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Node, NodeOpts, free_port, ring, ringkit, spawn_node, wait_for};
+use common::{Node, NodeOpts, ring, ringkit, spawn_node, wait_for};
+use ringkit_testkit::port;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mimir_ingester_flag_set_starts_a_node_with_the_same_meaning() {
-    let seed_port = free_port();
+    let seed_port = port::free();
     let opts = NodeOpts {
         zone: "zone-b".to_owned(),
         num_tokens: 32,
@@ -25,7 +26,7 @@ async fn a_mimir_ingester_flag_set_starts_a_node_with_the_same_meaning() {
     );
 
     let wal = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = port::free();
     let args: Vec<String> = [
         "-target=ingester",
         "-ingester.ring.instance-id=ingester-zone-a-0",
@@ -51,7 +52,7 @@ async fn a_mimir_ingester_flag_set_starts_a_node_with_the_same_meaning() {
     .map(|s| s.to_string())
     .collect();
     let (child, url) = spawn_node(&args, Stdio::null(), None);
-    let _mimir = KillOnDrop(child);
+    let _mimir = child;
 
     for u in [&url, &seed.url] {
         wait_for(u, "both ingesters ACTIVE via gossip", |r| {
@@ -109,14 +110,4 @@ fn a_mimir_module_ringkit_does_not_run_is_refused_by_name() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("querier"), "{err}");
-}
-
-/// Kills the child (by its pid) when the test ends.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

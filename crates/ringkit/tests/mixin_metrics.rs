@@ -6,10 +6,11 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Node, NodeOpts, all_active, free_port, spawn_node, wait_for};
+use common::{Node, NodeOpts, all_active, spawn_node, wait_for};
+use ringkit_testkit::port;
 
 /// Every ring / lifecycler / memberlist / KV series name in grafana/mimir's compiled
 /// mixin (operations/mimir-mixin-compiled): alerts.yaml at commit 01217a9c01ee
@@ -86,26 +87,13 @@ async fn metrics(url: &str) -> String {
         .unwrap()
 }
 
-/// A `ringkit node` child process, killed by pid when dropped.
-struct Process {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn gossip(port: u16, join: Option<u16>, label: &str) -> Vec<String> {
     common::gossip_flags(port, join, label)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_mixin_metric_is_exposed_with_its_labels() {
-    let ports = [free_port(), free_port()];
+    let ports = [port::free(), port::free()];
     let ingester = Node::start_with(
         "ing-1",
         &gossip(ports[0], None, LABEL),
@@ -117,18 +105,14 @@ async fn every_mixin_metric_is_exposed_with_its_labels() {
         "--server.grpc-listen-port=0".to_owned(),
         "--ring.heartbeat-timeout=2s".to_owned(),
     ]);
-    let (child, url) = spawn_node(&args, Stdio::null(), None);
-    let distributor = Process { child, url };
-    for url in [&ingester.url, &distributor.url] {
+    let (_distributor, url) = spawn_node(&args, Stdio::null(), None);
+    for url in [&ingester.url, &url] {
         wait_for(url, "the ingester ACTIVE", |r| all_active(r, 1, 64)).await;
     }
     // Both see both members once the join's push/pull is through.
     let deadline = Instant::now() + Duration::from_secs(20);
     let (ing, dist) = loop {
-        let (ing, dist) = (
-            metrics(&ingester.url).await,
-            metrics(&distributor.url).await,
-        );
+        let (ing, dist) = (metrics(&ingester.url).await, metrics(&url).await);
         let members = |t: &str| value(t, "memberlist_client_cluster_members_count", &[]);
         if members(&ing) == Some(2.0) && members(&dist) == Some(2.0) {
             break (ing, dist);
@@ -203,7 +187,7 @@ async fn a_member_of_another_cluster_is_logged_at_warn() {
     let dir = tempfile::tempdir().unwrap();
     let wal = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("a.log");
-    let ports = [free_port(), free_port()];
+    let ports = [port::free(), port::free()];
     let mut args = gossip(ports[0], None, "cluster-a");
     args.extend([
         "--target=ingester".to_owned(),
@@ -214,21 +198,13 @@ async fn a_member_of_another_cluster_is_logged_at_warn() {
     ]);
     let log = std::fs::File::create(&log_path).unwrap();
     let (a, _url) = spawn_node(&args, Stdio::from(log), Some(&log_path));
-    let a = Process {
-        child: a,
-        url: _url,
-    };
     // A node of another cluster keeps trying to join `a`.
     let mut args = gossip(ports[1], Some(ports[0]), "cluster-b");
     args.extend([
         "--target=distributor".to_owned(),
         "--server.grpc-listen-port=0".to_owned(),
     ]);
-    let (b, _) = spawn_node(&args, Stdio::null(), None);
-    let _b = Process {
-        child: b,
-        url: String::new(),
-    };
+    let (_b, _) = spawn_node(&args, Stdio::null(), None);
     let deadline = Instant::now() + Duration::from_secs(20);
     let line = loop {
         let text = std::fs::read_to_string(&log_path).unwrap_or_default();

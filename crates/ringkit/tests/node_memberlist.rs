@@ -7,9 +7,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{
-    Node, NodeOpts, all_active, free_port, ids, ring, ring_cli_via_gossip, ringkit, wait_for,
-};
+use common::{Node, NodeOpts, all_active, ids, ring, ring_cli_via_gossip, ringkit, wait_for};
+use ringkit_testkit::port;
 
 const LABEL: &str = "ringkit-test";
 
@@ -24,7 +23,7 @@ async fn three_nodes_gossip_their_ring_and_the_cli_reads_it() {
         auto_forget_periods: 0,
         ..NodeOpts::default()
     };
-    let ports = [free_port(), free_port(), free_port()];
+    let ports = [port::free(), port::free(), port::free()];
     let n1 = Node::start_with("ing-1", &gossip_flags(ports[0], None), &opts);
     let n2 = Node::start_with("ing-2", &gossip_flags(ports[1], Some(ports[0])), &opts);
     let mut n3 = Node::start_with("ing-3", &gossip_flags(ports[2], Some(ports[0])), &opts);
@@ -58,7 +57,7 @@ async fn three_nodes_gossip_their_ring_and_the_cli_reads_it() {
     }
 
     // Nothing listens there: a clear error, quickly.
-    let dead = free_port();
+    let dead = port::free();
     let out = ringkit(
         &[
             "ring",

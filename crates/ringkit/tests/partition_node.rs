@@ -10,8 +10,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Node, NodeOpts, free_port, get_json};
+use common::{Node, NodeOpts, get_json};
 use ringkit_ring::partition::{PartitionRingDesc, PartitionState};
+use ringkit_testkit::port;
 
 const LABEL: &str = "ringkit-partition-test";
 const KEY: &str = "collectors/ingester-partitions";
@@ -108,7 +109,7 @@ async fn downscale(method: reqwest::Method, url: &str) -> (u16, i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partition_ring_is_owned_shown_changed_through_the_page_and_measured() {
-    let ports = [free_port(), free_port()];
+    let ports = [port::free(), port::free()];
     let a = start("ingester-zone-a-0", ports[0], None);
     let b = start("ingester-zone-a-1", ports[1], Some(ports[0]));
 

@@ -12,36 +12,23 @@ mod cluster;
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cluster::{Cluster, WAIT, eq, now_ms, post, read, series, write_body};
+use ringkit_testkit::proc::Guard;
+use ringkit_testkit::{port, require};
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 
-/// A Prometheus process, killed by pid if the test fails before stopping it.
+/// A Prometheus process, killed by pid (by its guard) if the test fails before stopping it.
 struct Prometheus {
-    child: Child,
+    child: Guard,
     url: String,
 }
 
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start_prometheus(dir: &Path, distributor: &str) -> Prometheus {
-    let port = free_port();
+    let port = port::free();
     let config = format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
          scrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n\
@@ -51,17 +38,18 @@ fn start_prometheus(dir: &Path, distributor: &str) -> Prometheus {
     let config_path = dir.join("prometheus.yml");
     std::fs::write(&config_path, config).unwrap();
     let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-    let child = Command::new(PROMETHEUS)
-        .arg(format!("--config.file={}", config_path.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("tsdb").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("prometheus starts");
+    let child = Guard::spawn(
+        Command::new(PROMETHEUS)
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(log),
+    )
+    .expect("prometheus starts");
     Prometheus {
         child,
         url: format!("http://127.0.0.1:{port}"),
@@ -86,14 +74,14 @@ fn metric_sum(text: &str, name: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_prometheus_writes_and_reads_through_the_distributor() {
-    if !Path::new(PROMETHEUS).exists() {
-        assert!(
-            std::env::var_os("RINGKIT_REQUIRE_PROMETHEUS").is_none(),
-            "RINGKIT_REQUIRE_PROMETHEUS is set but {PROMETHEUS} is missing (apt-get install prometheus)"
-        );
-        eprintln!(
-            "!!! SKIPPED: {PROMETHEUS} not found; apt-get install prometheus to run this test"
-        );
+    if require::binary(
+        PROMETHEUS,
+        None,
+        "RINGKIT_REQUIRE_PROMETHEUS",
+        "apt-get install prometheus",
+    )
+    .is_none()
+    {
         return;
     }
     if cluster::skip() {
@@ -192,11 +180,7 @@ async fn real_prometheus_writes_and_reads_through_the_distributor() {
     )
     .unwrap_or(0.0);
     assert_eq!((failed, dropped), (0.0, 0.0), "log:\n{}", prom_log());
-    let kill = Command::new("kill")
-        .args(["-TERM", &prom.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    prom.child.signal("-TERM");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(status) = prom.child.try_wait().unwrap() {

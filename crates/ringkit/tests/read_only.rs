@@ -8,8 +8,9 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Node, NodeOpts, all_active, free_port, ring, ring_cli_via_gossip, wait_for};
+use common::{Node, NodeOpts, all_active, ring, ring_cli_via_gossip, wait_for};
 use ringkit_ring::{RingConfig, RingSnapshot};
+use ringkit_testkit::port;
 
 const LABEL: &str = "ringkit-ro-test";
 const KEY: &str = "collectors/ring";
@@ -70,7 +71,7 @@ async fn prepare_downscale_makes_an_instance_read_only_in_every_ring_and_shard()
         auto_forget_periods: 0,
         ..NodeOpts::default()
     };
-    let ports = [free_port(), free_port(), free_port()];
+    let ports = [port::free(), port::free(), port::free()];
     let flags = |i: usize, join: Option<u16>| common::gossip_flags(ports[i], join, LABEL);
     let n1 = Node::start_with("ing-1", &flags(0, None), &opts);
     let n2 = Node::start_with("ing-2", &flags(1, Some(ports[0])), &opts);
@@ -155,7 +156,7 @@ async fn prepare_shutdown_makes_the_next_shutdown_unregister() {
         auto_forget_periods: 0,
         ..NodeOpts::default()
     };
-    let ports = [free_port(), free_port()];
+    let ports = [port::free(), port::free()];
     let n1 = Node::start_with("ing-1", &common::gossip_flags(ports[0], None, LABEL), &opts);
     let mut keep = common::gossip_flags(ports[1], Some(ports[0]), LABEL);
     keep.push("--ingester.unregister-on-shutdown=false".to_owned());

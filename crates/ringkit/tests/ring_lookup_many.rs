@@ -7,13 +7,14 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Node, NodeOpts, all_active, free_port, ring_cli_via_gossip, wait_for};
+use common::{Node, NodeOpts, all_active, ring_cli_via_gossip, wait_for};
+use ringkit_testkit::port;
 
 const LABEL: &str = "lookup-many";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_keys_in_one_call_match_single_lookups() {
-    let ports = [free_port(), free_port(), free_port()];
+    let ports = [port::free(), port::free(), port::free()];
     let opts = NodeOpts::default();
     let nodes: Vec<Node> = ports
         .iter()
@@ -154,7 +155,7 @@ async fn ten_thousand_keys_in_one_call_match_single_lookups() {
     }
     let fourth = Node::start_with(
         "ing-3",
-        &common::gossip_flags(free_port(), Some(ports[0]), LABEL),
+        &common::gossip_flags(port::free(), Some(ports[0]), LABEL),
         &opts,
     );
     let status = loop {

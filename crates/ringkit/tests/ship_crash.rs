@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use ringkit_testkit::port;
+use ringkit_testkit::proc::Guard;
+
 const TENANTS: [&str; 2] = ["team-a", "team-b"];
 const BLOCKS_PER_TENANT: usize = 4;
 
@@ -148,11 +151,11 @@ fn sigkill_during_uploads_never_leaves_a_partial_block_complete_nor_uploads_one_
         if seen.len() == blocks.len() || Instant::now() > deadline {
             break;
         }
-        let mut child = ship_cmd(&tsdb, &bucket, &log).spawn().unwrap();
+        let mut child = Guard::spawn(&mut ship_cmd(&tsdb, &bucket, &log)).unwrap();
         let delay = Duration::from_millis(rng.next() % 400);
         std::thread::sleep(delay);
         if child.try_wait().unwrap().is_none() {
-            common::signal(&child, "-KILL");
+            child.signal("-KILL");
             kills += 1;
         }
         let status = child.wait().unwrap();
@@ -230,7 +233,7 @@ fn ship_to_an_unreachable_s3_endpoint_fails_and_counts_every_attempt() {
     let meta =
         serde_json::json!({"ulid": ulid_for(0, 0), "minTime": 0, "maxTime": 1, "version": 1});
     std::fs::write(dir.join("meta.json"), meta.to_string()).unwrap();
-    let port = common::free_port();
+    let port = port::free();
     let out = common::ringkit(
         &[
             "ship".to_owned(),

@@ -13,12 +13,14 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{assert_samples_eq, parse_series, same_value};
+use ringkit_testkit::proc::Guard;
+use ringkit_testkit::wait::http_get;
+use ringkit_testkit::{port, require};
 use ringkit_tsdb::{
     BlockOptions, BlockSeries, Label, ThanosMeta, XorChunk, labels_from_pairs, write_block_with,
 };
@@ -32,15 +34,13 @@ const END: i64 = START + 2 * 3600 * 1000;
 
 /// True when `bin` exists; false (skip) when it does not and nothing requires it.
 fn have(bin: &str) -> bool {
-    if Path::new(bin).exists() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("RINGKIT_REQUIRE_PROMETHEUS").is_none(),
-        "RINGKIT_REQUIRE_PROMETHEUS is set but {bin} is missing (apt-get install prometheus)"
-    );
-    eprintln!("!!! SKIPPED: {bin} not found; apt-get install prometheus to run this test");
-    false
+    require::binary(
+        bin,
+        None,
+        "RINGKIT_REQUIRE_PROMETHEUS",
+        "apt-get install prometheus",
+    )
+    .is_some()
 }
 
 type Model = BTreeMap<Vec<Label>, Vec<(i64, f64)>>;
@@ -244,42 +244,10 @@ fn promtool_dump_prints_exactly_the_samples_we_wrote() {
     }
 }
 
-/// A Prometheus process, killed by pid when the test ends.
+/// A Prometheus process, killed by pid (by its guard) when the test ends.
 struct Prometheus {
-    child: Child,
+    child: Guard,
     port: u16,
-    log: PathBuf,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A plain HTTP/1.0 GET on 127.0.0.1; `None` when the connection fails.
-fn http_get(port: u16, path_and_query: &str) -> Option<(u16, String)> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    write!(
-        s,
-        "GET {path_and_query} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
-    )
-    .ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let (head, body) = raw.split_once("\r\n\r\n")?;
-    let status = head.split(' ').nth(1)?.parse().ok()?;
-    Some((status, body.to_string()))
 }
 
 fn url_encode(s: &str) -> String {
@@ -352,19 +320,21 @@ fn real_prometheus_answers_promql_from_our_block() {
         "global:\n  scrape_interval: 1m\nscrape_configs: []\n",
     )
     .unwrap();
-    let port = free_port();
+    let port = port::free();
     let log = dir.path().join("prometheus.log");
-    let child = Command::new(PROMETHEUS)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", data.display()))
-        .arg("--storage.tsdb.retention.time=100y")
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("prometheus starts");
-    let prom = Prometheus { child, port, log };
-    let log_text = || std::fs::read_to_string(&prom.log).unwrap_or_default();
+    let child = Guard::spawn(
+        Command::new(PROMETHEUS)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", data.display()))
+            .arg("--storage.tsdb.retention.time=100y")
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap()),
+    )
+    .expect("prometheus starts")
+    .log_to(log);
+    let prom = Prometheus { child, port };
+    let log_text = || prom.child.log_text();
 
     // Bounded wait for readiness (the block is loaded before /-/ready answers 200).
     let deadline = Instant::now() + Duration::from_secs(60);

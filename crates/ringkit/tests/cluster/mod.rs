@@ -6,7 +6,6 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prost::Message;
@@ -16,15 +15,16 @@ use ringkit_ingest::prompb::{
     WriteRequest,
 };
 use ringkit_kv::testsuite::EtcdServer;
+use ringkit_testkit::proc::Guard;
 
 use crate::common::{ring, signal, spawn_node};
 
 /// Longest any wait of these tests lasts.
 pub(crate) const WAIT: Duration = Duration::from_secs(40);
 
-/// One `ringkit node` process.
+/// One `ringkit node` process, killed (by pid) when dropped.
 pub(crate) struct Node {
-    pub(crate) child: Child,
+    pub(crate) child: Guard,
     /// `http://127.0.0.1:port`.
     pub(crate) url: String,
     pub(crate) args: Vec<String>,
@@ -62,14 +62,7 @@ impl Node {
 
     /// The process' log so far.
     pub(crate) fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.log_text()
     }
 }
 

@@ -5,9 +5,10 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::TcpListener;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use ringkit_testkit::proc::Guard;
 
 /// How a test node is configured beyond its id and store.
 #[derive(Clone, Debug)]
@@ -33,9 +34,9 @@ impl Default for NodeOpts {
     }
 }
 
-/// A `ringkit node` child process; killed (by its pid) when dropped.
+/// A `ringkit node` child process; killed (by its pid) when dropped (by its [`Guard`]).
 pub(crate) struct Node {
-    pub(crate) child: Child,
+    pub(crate) child: Guard,
     pub(crate) url: String,
     pub(crate) id: String,
     /// The ingester's write-ahead log, removed with the node.
@@ -91,54 +92,44 @@ impl Node {
 
     /// SIGKILL, then reap the process so it is surely gone.
     pub(crate) fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
+        self.child.kill();
     }
 }
 
 /// Starts `ringkit node ARGS` with its HTTP server on a free port and waits for its
-/// listen line; returns the child and `http://127.0.0.1:port`. Its stderr goes to
-/// `stderr`; `log` (where that is a file) is shown if the listen line never comes.
+/// listen line; returns the guarded child and `http://127.0.0.1:port`. Its stderr goes to
+/// `stderr`; `log` (where that is a file) is kept in the guard and shown if the listen
+/// line never comes.
 pub(crate) fn spawn_node(
     args: &[String],
     stderr: Stdio,
     log: Option<&std::path::Path>,
-) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ringkit"))
-        .arg("node")
-        .args(args)
-        .arg("--server.http-listen-port=0")
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .expect("ringkit binary starts");
+) -> (Guard, String) {
+    let mut child = Guard::spawn(
+        Command::new(env!("CARGO_BIN_EXE_ringkit"))
+            .arg("node")
+            .args(args)
+            .arg("--server.http-listen-port=0")
+            .stdout(Stdio::piped())
+            .stderr(stderr),
+    )
+    .expect("ringkit binary starts");
+    if let Some(log) = log {
+        child = child.log_to(log);
+    }
     let stdout = child.stdout.take().unwrap();
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line).unwrap();
     let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) else {
-        let log = log
-            .and_then(|l| std::fs::read_to_string(l).ok())
-            .unwrap_or_default();
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("no listen line: {line:?}; log:\n{log}");
+        child.kill();
+        panic!("no listen line: {line:?}; log:\n{}", child.log_text());
     };
     (child, url.to_owned())
 }
 
 /// Sends a signal (`-TERM`, `-KILL`) to `child`'s pid only.
 pub(crate) fn signal(child: &Child, sig: &str) {
-    let status = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    ringkit_testkit::proc::signal(child, sig);
 }
 
 /// A JSON answer of `url` (asking for JSON; 5 s timeout).
@@ -243,15 +234,6 @@ pub(crate) fn ringkit<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
         stdout: out_t.join().unwrap(),
         stderr: err_t.join().unwrap(),
     }
-}
-
-/// A free TCP port on 127.0.0.1 (free when asked; the caller binds it soon after).
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `ringkit node` flags for a memberlist store on 127.0.0.1:`port` with cluster `label`,
