@@ -428,8 +428,11 @@ impl<R: Rng> Core<R> {
 
     /// Sends our own queued changes now, in one gossip round, rather than at the next
     /// tick (with [`Config::gossip_local_changes_at_once`]; at most once per gossip
-    /// interval, so a burst of changes costs one extra round). The driver calls it
-    /// after queueing local broadcasts. Returns whether a round ran.
+    /// interval, so a burst of changes costs one extra round). The round goes to as many
+    /// members as a broadcast's transmit quota (`retransmit_limit`): the change would be
+    /// sent that many times over the next ticks anyway, so the bytes are the same and
+    /// one tick of the spread is saved. The driver calls it after queueing local
+    /// broadcasts. Returns whether a round ran.
     pub fn gossip_local_changes(&mut self, now: Instant) -> bool {
         if !self.config.gossip_local_changes_at_once
             || self.next_gossip.is_none()
@@ -443,7 +446,8 @@ impl<R: Rng> Core<R> {
             return false;
         }
         self.last_local_gossip = Some(now);
-        self.gossip(now);
+        let quota = retransmit_limit(self.config.retransmit_mult, self.num_alive());
+        self.gossip_to(now, quota.max(self.config.gossip_nodes));
         true
     }
 
@@ -948,9 +952,14 @@ impl<R: Rng> Core<R> {
     /// One gossip round: fresh broadcasts to `gossip_nodes` random members that are
     /// alive, suspect, or dead for less than `gossip_to_the_dead_time`.
     fn gossip(&mut self, now: Instant) {
+        self.gossip_to(now, self.config.gossip_nodes);
+    }
+
+    /// A gossip round to `k` random members (see [`Core::gossip`]).
+    fn gossip_to(&mut self, now: Instant, k: usize) {
         let me = self.me.clone();
         let dead_window = self.config.gossip_to_the_dead_time;
-        let targets = self.targets(self.config.gossip_nodes, |m| {
+        let targets = self.targets(k, |m| {
             if m.name == me {
                 return false;
             }
@@ -1700,17 +1709,19 @@ mod tests {
         c.queue_user_broadcast(user(b"relayed", Origin::Relayed, "ring", &["b"], 1));
         assert!(!c.gossip_local_changes(now));
         assert_eq!(user_packets(&drain(&mut c).0), 0);
-        // Our own change goes out now, to gossip_nodes members.
+        // Our own change goes out now, to as many members as its transmit quota
+        // (4 × ⌈log10(6 alive + 1)⌉ = 4), more than gossip_nodes (3).
         c.queue_user_broadcast(user(b"mine-1", Origin::Local, "ring", &["me"], 2));
         assert!(c.gossip_local_changes(now));
-        assert_eq!(user_packets(&drain(&mut c).0), 3);
+        assert_eq!(user_packets(&drain(&mut c).0), 4);
+        assert_eq!(c.queued_local_broadcasts(), 0, "its quota is spent");
         // A second change within the interval waits for the tick...
         c.queue_user_broadcast(user(b"mine-2", Origin::Local, "ring", &["me"], 3));
         assert!(!c.gossip_local_changes(now + Duration::from_millis(50)));
         assert_eq!(user_packets(&drain(&mut c).0), 0);
         // ...and one an interval later goes at once again.
         assert!(c.gossip_local_changes(now + Duration::from_millis(200)));
-        assert_eq!(user_packets(&drain(&mut c).0), 3);
+        assert_eq!(user_packets(&drain(&mut c).0), 4);
         // memberlist's timing when switched off.
         let (mut c, now) = with_peers(
             Config {
