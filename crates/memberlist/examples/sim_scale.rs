@@ -19,10 +19,10 @@
 //! is gossiped. Only the ring load runs then (join convergence is not measured);
 //! the ring views start empty as in the join mode.
 //!
-//! The ring load costs about 3–4 s of CPU per virtual second per million node
-//! pairs (N²): 1000 nodes about 4 min for 60 s, 2000 nodes about 11 s per
-//! virtual second. Every core holds every member (about 550 B each), so memory
-//! grows with N² too: 0.8 GB at 1000 nodes, 3 GB at 2000.
+//! The ring load costs about 4–4.5 s of CPU per virtual second per million node
+//! pairs (N²): 1000 nodes about 4 min for 60 s, 2000 nodes about 18 s per
+//! virtual second. Every core holds every member (about 750 B per node pair in
+//! all), so memory grows with N² too: 0.8 GB at 1000 nodes, 3.2 GB at 2000.
 //!
 //! Cost grows faster than N²: every node gossips news of every join
 //! `retransmit_limit` times (16 at 5000 nodes) and each of those messages is
