@@ -19,6 +19,13 @@
 //! state is a fixed per-node byte string, see [`Sim::set_user_state`]), except for
 //! [`Sim::start_ring_load`]: every node heartbeats its own entry of a stand-in ring,
 //! merged newer-timestamp-wins and gossiped on like dskit's KV does.
+//!
+//! Two shortcuts make the ring load affordable at thousands of nodes, both off by
+//! default and both leaving the core, its queues and the counted bytes as they are:
+//! [`Sim::shared_ring_entries`] sends each ring entry as its instance index and
+//! timestamp only and counts the padding it stands for, and
+//! [`Sim::assume_converged`] starts every node knowing every other one alive
+//! instead of replaying the joins.
 
 pub mod network;
 
@@ -33,7 +40,8 @@ use rand::{RngCore, SeedableRng};
 pub use network::{Delivery, LinkConfig, Network, Payload};
 
 use crate::swim::{Config, Core, Cover, Event, LocalNode, Origin, Transmit, UserBroadcast};
-use crate::wire::message::IpForm;
+use crate::wire::message::{IpForm, PushNodeState};
+use crate::wire::msgpack::write_int;
 use crate::wire::packet::{Packet, decode_packet, encode_packet};
 use crate::wire::stream::{StreamMessage, decode_stream, encode_stream};
 use crate::wire::{Dialect, Message};
@@ -150,6 +158,9 @@ pub struct RingLoad {
 const RING_KEY: &str = "ring";
 /// First byte of a stand-in ring message.
 const RING_MAGIC: u8 = b'R';
+/// First byte of a shared-entry ring message: the same header and entries without
+/// the padding (see [`Sim::shared_ring_entries`]).
+const RING_SHARED: u8 = b'r';
 /// Bytes of one entry's id and timestamp.
 const ENTRY_HEAD: usize = 12;
 
@@ -162,10 +173,12 @@ struct RingView {
 }
 
 impl RingView {
-    /// Newer-timestamp-wins merge; returns the entries that changed.
-    fn merge(&mut self, entries: &[(u32, u64)]) -> Vec<(u32, u64)> {
-        let mut changed = Vec::new();
-        for &(i, t) in entries {
+    /// Newer-timestamp-wins merge of the entries in `body` (see [`ring_body`]);
+    /// fills `changed` with those that changed (timestamps are compared before
+    /// anything else is touched).
+    fn merge(&mut self, body: &[u8], changed: &mut Vec<(u32, u64)>) {
+        changed.clear();
+        for (i, t) in ring_entries(body) {
             if let Some(slot) = self.ts.get_mut(i as usize)
                 && t > *slot
             {
@@ -173,42 +186,164 @@ impl RingView {
                 changed.push((i, t));
             }
         }
-        changed
     }
+
+    /// Every entry heard of, as a message of the given form.
+    fn encode(&self, entry_len: usize, shared: bool) -> Vec<u8> {
+        let n = self.ts.iter().filter(|t| **t > 0).count();
+        let mut b = ring_header(n, entry_len, shared);
+        for (j, &t) in self.ts.iter().enumerate() {
+            if t > 0 {
+                b.extend_from_slice(&(j as u32).to_be_bytes());
+                b.extend_from_slice(&t.to_be_bytes());
+            }
+        }
+        if !shared {
+            b.resize(b.len() + n * entry_len.saturating_sub(ENTRY_HEAD), 0);
+        }
+        b
+    }
+}
+
+fn ring_header(n: usize, entry_len: usize, shared: bool) -> Vec<u8> {
+    let per_entry = if shared {
+        ENTRY_HEAD
+    } else {
+        ENTRY_HEAD.max(entry_len)
+    };
+    let mut b = Vec::with_capacity(5 + n * per_entry);
+    b.push(if shared { RING_SHARED } else { RING_MAGIC });
+    b.extend_from_slice(&(n as u32).to_be_bytes());
+    b
 }
 
 /// A stand-in ring message (a change or a full state): magic, count, then per entry
 /// its instance index and timestamp, then `entry_len - 12` padding bytes per entry so
 /// the sizes are those of real ring changes.
-fn encode_ring(entries: &[(u32, u64)], entry_len: usize) -> Vec<u8> {
-    let pad = entry_len.saturating_sub(ENTRY_HEAD);
-    let mut b = Vec::with_capacity(5 + entries.len() * (ENTRY_HEAD + pad));
-    b.push(RING_MAGIC);
-    b.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+/// With `shared`, the same message without the padding: the entries are the
+/// shared part and only their (index, timestamp) handles travel.
+fn encode_ring(entries: &[(u32, u64)], entry_len: usize, shared: bool) -> Vec<u8> {
+    let mut b = ring_header(entries.len(), entry_len, shared);
     for &(i, t) in entries {
         b.extend_from_slice(&i.to_be_bytes());
         b.extend_from_slice(&t.to_be_bytes());
     }
-    b.resize(b.len() + entries.len() * pad, 0);
+    if !shared {
+        b.resize(
+            b.len() + entries.len() * entry_len.saturating_sub(ENTRY_HEAD),
+            0,
+        );
+    }
     b
 }
 
-fn decode_ring(b: &[u8]) -> Option<Vec<(u32, u64)>> {
+/// The entries of a ring message of either form (index and timestamp, 12 bytes
+/// each), without copying; `None` for anything else.
+fn ring_body(b: &[u8]) -> Option<&[u8]> {
     let (&magic, rest) = b.split_first()?;
-    if magic != RING_MAGIC || rest.len() < 4 {
+    if (magic != RING_MAGIC && magic != RING_SHARED) || rest.len() < 4 {
         return None;
     }
     let n = u32::from_be_bytes(rest[..4].try_into().ok()?) as usize;
-    let body = rest.get(4..4 + n.checked_mul(ENTRY_HEAD)?)?;
-    Some(
-        body.chunks_exact(ENTRY_HEAD)
-            .map(|c| {
-                let i = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
-                let t = u64::from_be_bytes([c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11]]);
-                (i, t)
-            })
-            .collect(),
-    )
+    rest.get(4..4 + n.checked_mul(ENTRY_HEAD)?)
+}
+
+fn ring_entries(body: &[u8]) -> impl Iterator<Item = (u32, u64)> + '_ {
+    body.chunks_exact(ENTRY_HEAD).map(|c| {
+        let i = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
+        let t = u64::from_be_bytes([c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11]]);
+        (i, t)
+    })
+}
+
+/// Bytes a shared-entry ring message leaves out: what its full form would add.
+fn ring_padding(b: &[u8], entry_len: usize) -> usize {
+    match b.first() {
+        Some(&RING_SHARED) => {
+            ring_body(b).map_or(0, |body| body.len() / ENTRY_HEAD)
+                * entry_len.saturating_sub(ENTRY_HEAD)
+        }
+        _ => 0,
+    }
+}
+
+/// Padding left out by every shared-entry ring message inside a packet.
+fn packet_padding(m: &Message, entry_len: usize) -> usize {
+    match m {
+        Message::Compound(c) => c.parts.iter().map(|p| packet_padding(p, entry_len)).sum(),
+        Message::Compressed(c) => packet_padding(&c.inner, entry_len),
+        Message::User(b) => ring_padding(b, entry_len),
+        _ => 0,
+    }
+}
+
+/// Encoded length of the integer `v` in a push/pull header.
+fn int_len(v: usize) -> usize {
+    let mut b = Vec::with_capacity(9);
+    write_int(&mut b, v as i64, Dialect::V2);
+    b.len()
+}
+
+/// Stream bytes a push/pull with shared-entry user state `state` leaves out: the
+/// padding, and the longer `UserStateLen` the full state would need.
+fn push_pull_padding(state: &[u8], entry_len: usize) -> usize {
+    let pad = ring_padding(state, entry_len);
+    if pad == 0 {
+        return 0;
+    }
+    pad + int_len(state.len() + pad) - int_len(state.len())
+}
+
+/// The KV stand-in for one received ring message: merge, then gossip on only
+/// what changed, covering older news of the same instances.
+fn relay_ring(
+    core: &mut Core<StdRng>,
+    view: &mut RingView,
+    load: RingLoad,
+    shared: bool,
+    bytes: Vec<u8>,
+    changed: &mut Vec<(u32, u64)>,
+) -> Result<(), ()> {
+    let body = ring_body(&bytes).ok_or(())?;
+    let total = body.len() / ENTRY_HEAD;
+    view.merge(body, changed);
+    if changed.is_empty() {
+        return Ok(());
+    }
+    view.version += 1;
+    let cover = ring_cover(changed, view.version);
+    let body = if changed.len() == total {
+        bytes
+    } else {
+        encode_ring(changed, load.entry_len, shared)
+    };
+    queue_ring(core, load, body, Origin::Relayed, cover);
+    Ok(())
+}
+
+/// Queues a ring message, counted at the length of its full form.
+fn queue_ring(
+    core: &mut Core<StdRng>,
+    load: RingLoad,
+    bytes: Vec<u8>,
+    origin: Origin,
+    cover: Cover,
+) {
+    let wire_len = bytes.len() + ring_padding(&bytes, load.entry_len);
+    let b = UserBroadcast {
+        bytes,
+        origin,
+        cover: Some(cover),
+    };
+    if bytes_are_shared(&b.bytes) {
+        core.queue_user_broadcast_as(b, wire_len);
+    } else {
+        core.queue_user_broadcast(b);
+    }
+}
+
+fn bytes_are_shared(b: &[u8]) -> bool {
+    b.first() == Some(&RING_SHARED)
 }
 
 fn ring_cover(entries: &[(u32, u64)], version: u64) -> Cover {
@@ -245,6 +380,15 @@ pub struct Sim {
     ring_started: u64,
     /// Next heartbeat of each node.
     heartbeats: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// With a ring load: ring entries are shared, not copied. A message carries
+    /// each entry's instance index and timestamp only (the entry itself is
+    /// implied by them, as an interned handle), but the queues, the packet
+    /// budgets and the byte counters see it at the length of its full form
+    /// (`entry_len` per entry), so the results are the same as without it, for
+    /// less copying. Off by default; set it before [`Sim::start_ring_load`].
+    pub shared_ring_entries: bool,
+    /// Scratch for the entries a merge changed.
+    changed: Vec<(u32, u64)>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -294,6 +438,8 @@ impl Sim {
             ring_load: None,
             ring_started: 0,
             heartbeats: BinaryHeap::new(),
+            shared_ring_entries: false,
+            changed: Vec::new(),
         };
         for (i, config) in configs.into_iter().enumerate() {
             let addr = node_addr(i);
@@ -443,14 +589,39 @@ impl Sim {
             return;
         };
         let entry = [(i as u32, t)];
-        view.merge(&entry);
+        if let Some(slot) = view.ts.get_mut(i) {
+            *slot = (*slot).max(t);
+        }
         view.version += 1;
-        core.queue_user_broadcast(UserBroadcast {
-            bytes: encode_ring(&entry, load.entry_len),
-            origin: Origin::Local,
-            cover: Some(ring_cover(&entry, view.version)),
-        });
+        let bytes = encode_ring(&entry, load.entry_len, self.shared_ring_entries);
+        queue_ring(
+            core,
+            load,
+            bytes,
+            Origin::Local,
+            ring_cover(&entry, view.version),
+        );
         self.drain(i);
+    }
+
+    /// Starts the cluster converged: every running node learns every other running
+    /// node alive, as a finished join would have taught it, without the news of
+    /// each join being gossiped (see [`Core::assume_converged`]). For large
+    /// simulations that measure the steady state rather than the joins.
+    pub fn assume_converged(&mut self) {
+        let now = self.now;
+        let states: Vec<PushNodeState> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.core.as_ref())
+            .flat_map(|c| c.member(c.name()).map(|m| m.to_push_state()))
+            .collect();
+        for i in 0..self.nodes.len() {
+            if let Some(core) = self.nodes[i].core.as_mut() {
+                core.assume_converged(now, states.clone());
+            }
+            self.drain(i);
+        }
     }
 
     /// Runs a command on node `i` at the current instant, then drains its outputs.
@@ -558,7 +729,7 @@ impl Sim {
         let now = self.now;
         let from_addr = self.nodes[d.from].addr;
         let to = d.to;
-        let user_state = self.user_state_of(to);
+        let (user_state, state_pad) = self.user_state_of(to);
         let Some(core) = self.nodes[to].core.as_mut() else {
             return;
         };
@@ -577,8 +748,9 @@ impl Sim {
                 reply.user_state = user_state;
                 let _ = core.handle_push_pull(now, from_addr, req);
                 if let Some(bytes) = encode_push_pull(reply) {
-                    self.nodes[to].stats.stream_bytes += bytes.len() as u64;
-                    self.links.entry((to, d.from)).or_default().stream_bytes += bytes.len() as u64;
+                    let len = (bytes.len() + state_pad) as u64;
+                    self.nodes[to].stats.stream_bytes += len;
+                    self.links.entry((to, d.from)).or_default().stream_bytes += len;
                     self.net.send_stream(
                         &mut self.rng,
                         now,
@@ -599,20 +771,16 @@ impl Sim {
     }
 
     /// What node `i` sends as push/pull user state: its whole ring view with a ring
-    /// load, else the fixed bytes set with [`Sim::set_user_state`].
-    fn user_state_of(&self, i: usize) -> Vec<u8> {
+    /// load, else the fixed bytes set with [`Sim::set_user_state`]; with the stream
+    /// bytes shared entries leave out.
+    fn user_state_of(&self, i: usize) -> (Vec<u8>, usize) {
         match (&self.nodes[i].ring, self.ring_load) {
             (Some(view), Some(load)) => {
-                let entries: Vec<(u32, u64)> = view
-                    .ts
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, t)| **t > 0)
-                    .map(|(j, t)| (j as u32, *t))
-                    .collect();
-                encode_ring(&entries, load.entry_len)
+                let state = view.encode(load.entry_len, self.shared_ring_entries);
+                let pad = push_pull_padding(&state, load.entry_len);
+                (state, pad)
             }
-            _ => self.nodes[i].user_state.clone(),
+            _ => (self.nodes[i].user_state.clone(), 0),
         }
     }
 
@@ -629,35 +797,20 @@ impl Sim {
             out.push(t);
         }
         while let Some(event) = core.poll_event() {
-            if let (Some(view), Some(load)) = (node.ring.as_mut(), self.ring_load) {
+            let event = match (node.ring.as_mut(), self.ring_load) {
                 // The KV stand-in: merge, gossip on only the change.
-                let bytes = match &event {
-                    Event::UserMessage { bytes, .. } => Some(bytes),
-                    Event::RemoteState { state, .. } => Some(state),
-                    _ => None,
-                };
-                if let Some(bytes) = bytes {
-                    if let Some(entries) = decode_ring(bytes) {
-                        let changed = view.merge(&entries);
-                        if !changed.is_empty() {
-                            view.version += 1;
-                            let body = if changed.len() == entries.len() {
-                                bytes.clone()
-                            } else {
-                                encode_ring(&changed, load.entry_len)
-                            };
-                            core.queue_user_broadcast(UserBroadcast {
-                                bytes: body,
-                                origin: Origin::Relayed,
-                                cover: Some(ring_cover(&changed, view.version)),
-                            });
+                (Some(view), Some(load)) => match event {
+                    Event::UserMessage { bytes, .. } | Event::RemoteState { state: bytes, .. } => {
+                        let shared = self.shared_ring_entries;
+                        if relay_ring(core, view, load, shared, bytes, &mut self.changed).is_err() {
+                            node.stats.decode_errors += 1;
                         }
-                    } else {
-                        node.stats.decode_errors += 1;
+                        continue;
                     }
-                    continue;
-                }
-            }
+                    other => other,
+                },
+                _ => event,
+            };
             if self.rebroadcast_user_messages
                 && let Event::UserMessage { bytes, .. } = &event
                 && node.seen.insert(bytes.clone())
@@ -693,6 +846,10 @@ impl Sim {
             match t {
                 Transmit::Packet { message, crc, .. } => {
                     let probe = is_probe(&message);
+                    let pad = match (self.shared_ring_entries, self.ring_load) {
+                        (true, Some(load)) => packet_padding(&message, load.entry_len),
+                        _ => 0,
+                    };
                     let p = Packet {
                         label: None,
                         crc,
@@ -702,28 +859,31 @@ impl Sim {
                         self.nodes[i].stats.decode_errors += 1;
                         continue;
                     };
+                    let len = (bytes.len() + pad) as u64;
                     let s = &mut self.nodes[i].stats;
                     s.packets += 1;
-                    s.packet_bytes += bytes.len() as u64;
+                    s.packet_bytes += len;
                     let l = self.links.entry((i, to)).or_default();
                     if probe {
                         l.probe_packets += 1;
-                        l.probe_bytes += bytes.len() as u64;
+                        l.probe_bytes += len;
                     } else {
                         l.gossip_packets += 1;
-                        l.gossip_bytes += bytes.len() as u64;
+                        l.gossip_bytes += len;
                     }
                     self.net.send_packet(&mut self.rng, now, i, to, bytes);
                 }
                 Transmit::PushPull { mut request, .. } => {
-                    request.user_state = self.user_state_of(i);
+                    let (state, pad) = self.user_state_of(i);
+                    request.user_state = state;
                     let Some(bytes) = encode_push_pull(request) else {
                         continue;
                     };
-                    self.nodes[i].stats.stream_bytes += bytes.len() as u64;
+                    let len = (bytes.len() + pad) as u64;
+                    self.nodes[i].stats.stream_bytes += len;
                     let l = self.links.entry((i, to)).or_default();
                     l.push_pulls += 1;
-                    l.stream_bytes += bytes.len() as u64;
+                    l.stream_bytes += len;
                     self.net.send_stream(
                         &mut self.rng,
                         now,

@@ -22,7 +22,7 @@ use crate::wire::Message;
 use crate::wire::frame::{MAX_COMPOUND_PART_LEN, MAX_COMPOUND_PARTS};
 use crate::wire::message::{
     Ack, Alive, Compound, Dead, IndirectPing, IpForm, MAX_META_LEN, Nack, NodeState, Ping,
-    PushPull, Suspect, ip_from_wire, ip_to_wire,
+    PushNodeState, PushPull, Suspect, ip_from_wire, ip_to_wire,
 };
 use crate::wire::node_meta::NodeMeta;
 use crate::wire::packet::encode_packet_message;
@@ -449,6 +449,42 @@ impl<R: Rng> Core<R> {
         let quota = retransmit_limit(self.config.retransmit_mult, self.num_alive());
         self.gossip_to(now, quota.max(self.config.gossip_nodes));
         true
+    }
+
+    /// Like [`Core::queue_user_broadcast`], but the queue counts the message as
+    /// `wire_len` body bytes. For a simulator that sends a compact stand-in of a
+    /// larger message: queue sizes, bounds and packet budgets stay those of the
+    /// message it stands for. Not part of memberlist.
+    #[doc(hidden)]
+    pub fn queue_user_broadcast_as(&mut self, b: UserBroadcast, wire_len: usize) {
+        let len = wire_len.max(b.bytes.len()) + 1;
+        let q = match b.origin {
+            Origin::Local => &mut self.local_broadcasts,
+            Origin::Relayed => &mut self.gossip_broadcasts,
+        };
+        match b.cover {
+            Some(c) => q.push_covered(Message::User(b.bytes), len, c),
+            None => q.push(Message::User(b.bytes), len, None, None),
+        }
+    }
+
+    /// Learns `nodes` as a finished join would have taught them, then drops the
+    /// membership news this queued: for a simulator that starts a large cluster in
+    /// its converged state instead of replaying every join (each node would
+    /// otherwise gossip news of every other node). Marks the node joined. Not part
+    /// of memberlist.
+    #[doc(hidden)]
+    pub fn assume_converged(&mut self, now: Instant, nodes: Vec<PushNodeState>) {
+        let remote = PushPull {
+            join: true,
+            nodes,
+            user_state: Vec::new(),
+        };
+        if self.handle_push_pull(now, self.addr, remote).is_ok() {
+            self.broadcasts.clear();
+            self.broadcasts.drain_finished();
+        }
+        self.mark_joined();
     }
 
     /// Our node states for a push/pull (request or reply). `user_state` is left
