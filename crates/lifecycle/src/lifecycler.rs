@@ -142,7 +142,7 @@ impl Lifecycler {
             kv,
             key: key.into(),
             generator,
-            rng: Mutex::new(StdRng::from_os_rng()),
+            rng: Mutex::new(rand::make_rng::<StdRng>()),
             clock: Arc::new(SystemTime::now),
             ready_since: Mutex::new(None),
             heartbeats: AtomicU64::new(0),

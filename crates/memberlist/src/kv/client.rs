@@ -18,7 +18,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
-use rand::Rng;
+use rand::RngExt;
 use ringkit_kv::{
     CancellationToken, CasDecision, CasFn, Client, ClientOptions, Codec, Error, Mergeable, Value,
     WatchKeyFn, WatchPrefixFn,

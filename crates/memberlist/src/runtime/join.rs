@@ -22,8 +22,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use rand::Rng;
 use rand::seq::SliceRandom;
+use rand::{Rng, RngExt};
 use tokio::sync::watch;
 
 use super::log_limit::{PeerWarning, peer_warn};

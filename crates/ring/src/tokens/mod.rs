@@ -10,12 +10,12 @@
 //!   ordinal and zone, identical to dskit's, giving near-equal ownership when instances are
 //!   added in ordinal order.
 //!
-//! Generation is pure: randomness comes from a caller-supplied [`RngCore`], and the tokens
+//! Generation is pure: randomness comes from a caller-supplied [`Rng`], and the tokens
 //! already in the ring come in as a slice. [`mod@format`] encodes and decodes the tokens file the
 //! lifecycler persists tokens in across restarts; the file I/O itself lives in the lifecycle
 //! crate, so this module does none.
 
-use rand::RngCore;
+use rand::Rng;
 use std::borrow::Cow;
 
 use crate::Desc;
@@ -49,7 +49,7 @@ pub trait TokenGenerator {
         &self,
         n: usize,
         taken: &[u32],
-        rng: &mut dyn RngCore,
+        rng: &mut dyn Rng,
     ) -> Result<Vec<u32>, GenerateError>;
 
     /// Whether the lifecycler should poll [`TokenGenerator::can_join`] before joining.
