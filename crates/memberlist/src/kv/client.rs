@@ -359,7 +359,7 @@ impl GossipKv {
 
     /// [`GossipKv::notify_msg_owned`] that says why a message was dropped (counted
     /// as invalid), so the caller, who knows the sender, can tell the operator.
-    pub fn receive_broadcast(&self, bytes: Vec<u8>) -> Result<(), Rejected> {
+    pub(crate) fn receive_broadcast(&self, bytes: Vec<u8>) -> Result<(), Rejected> {
         let m = &self.shared.metrics;
         m.received_broadcasts.inc();
         m.received_broadcasts_bytes.inc_by(bytes.len() as u64);

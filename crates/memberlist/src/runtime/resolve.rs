@@ -13,14 +13,14 @@ use hickory_resolver::proto::rr::RData;
 use hickory_resolver::{Resolver, TokioResolver};
 
 /// memberlist's default port.
-pub const DEFAULT_PORT: u16 = 7946;
+pub(crate) const DEFAULT_PORT: u16 = 7946;
 
 /// Most addresses one SRV entry may contribute (the rest is dropped with a warning).
-pub const MAX_SRV_ADDRESSES: usize = 1024;
+pub(crate) const MAX_SRV_ADDRESSES: usize = 1024;
 
 /// Splits one join entry into `host:port` text for the system resolver, or an error
 /// text for forms it does not resolve (`dnssrv+`, `dnssrvnoa+`: see [`resolve_members`]).
-pub fn normalize_member(entry: &str) -> Result<String, String> {
+pub(crate) fn normalize_member(entry: &str) -> Result<String, String> {
     let entry = entry.trim();
     if let Some(rest) = entry.strip_prefix("dns+") {
         if !has_port(rest) {
@@ -149,7 +149,10 @@ async fn resolve_srv(
 
 /// Resolves every entry; entries that fail are logged and skipped. Duplicates removed.
 /// `dns_servers` answer SRV entries (empty: the system's DNS servers).
-pub async fn resolve_members(entries: &[String], dns_servers: &[SocketAddr]) -> Vec<SocketAddr> {
+pub(crate) async fn resolve_members(
+    entries: &[String],
+    dns_servers: &[SocketAddr],
+) -> Vec<SocketAddr> {
     let mut out: Vec<SocketAddr> = Vec::new();
     for e in entries {
         if let Some((name, a_lookup)) = srv_name(e.trim()) {
