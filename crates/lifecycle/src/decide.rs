@@ -11,7 +11,7 @@
 //! registers as JOINING: it keeps its ranges (no reshuffle) while writes extend past it
 //! and reads skip it, until its load step is done.
 
-use rand::RngCore;
+use rand::Rng;
 use rand::seq::SliceRandom;
 use ringkit_ring::model::{Desc, InstanceDesc, InstanceState};
 use ringkit_ring::tokens::{GenerateError, TokenGenerator};
@@ -141,7 +141,7 @@ pub fn claim_tokens(
     file_tokens: &[u32],
     observe: bool,
     generator: &dyn TokenGenerator,
-    rng: &mut dyn RngCore,
+    rng: &mut dyn Rng,
     now: i64,
 ) -> Result<bool, LifecycleError> {
     let mine: Vec<u32> = match desc.ingesters.get(&me.id) {
@@ -193,7 +193,7 @@ pub fn verify_tokens(
     me: &mut Instance,
     num_tokens: usize,
     generator: &dyn TokenGenerator,
-    rng: &mut dyn RngCore,
+    rng: &mut dyn Rng,
     now: i64,
 ) -> Result<bool, LifecycleError> {
     let in_ring = desc

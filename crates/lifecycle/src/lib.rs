@@ -32,6 +32,7 @@ pub mod partition_decide;
 pub mod partition_lifecycler;
 pub mod partition_store;
 pub mod store;
+pub mod tokens_file;
 pub mod watcher;
 
 pub use config::LifecyclerConfig;
@@ -44,4 +45,5 @@ pub use partition_lifecycler::{
 };
 pub use partition_store::{PartitionRingCodec, PartitionRingValue};
 pub use store::{RingDesc, RingDescCodec};
+pub use tokens_file::TokensFileError;
 pub use watcher::RingWatcher;

@@ -20,11 +20,12 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use ringkit_kv::{BoxError, CancellationToken, CasDecision, Client};
 use ringkit_ring::model::{Desc, InstanceDesc, InstanceState};
-use ringkit_ring::tokens::{self, TokenGenerator, TokensFileError};
+use ringkit_ring::tokens::TokenGenerator;
 
 use crate::config::LifecyclerConfig;
 use crate::decide::{self, Instance, LifecycleError};
 use crate::store::RingDesc;
+use crate::tokens_file::{self, TokensFileError};
 
 /// Source of wall-clock time (Unix timestamps go into the descriptor); replaceable in
 /// tests.
@@ -141,7 +142,7 @@ impl Lifecycler {
             kv,
             key: key.into(),
             generator,
-            rng: Mutex::new(StdRng::from_os_rng()),
+            rng: Mutex::new(rand::make_rng::<StdRng>()),
             clock: Arc::new(SystemTime::now),
             ready_since: Mutex::new(None),
             heartbeats: AtomicU64::new(0),
@@ -292,7 +293,7 @@ impl Lifecycler {
     /// until no conflict took any, then goes ACTIVE. Persists the tokens file.
     pub async fn claim_tokens(&self) -> Result<(), LifecyclerError> {
         let file_tokens = match &self.cfg.tokens_file_path {
-            Some(path) => match tokens::file::load(path) {
+            Some(path) => match tokens_file::load(path) {
                 Ok(t) => t,
                 Err(TokensFileError::NotFound { .. }) => Vec::new(),
                 Err(e) => {
@@ -346,7 +347,7 @@ impl Lifecycler {
         if let Some(path) = &self.cfg.tokens_file_path {
             let tokens = self.tokens();
             if !tokens.is_empty() {
-                tokens::file::store(path, &tokens)?;
+                tokens_file::store(path, &tokens)?;
             }
         }
         Ok(())

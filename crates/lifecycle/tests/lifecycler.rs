@@ -167,7 +167,7 @@ async fn restart_reuses_the_tokens_file_and_ring_tokens() {
     first.register().await.unwrap();
     first.claim_tokens().await.unwrap();
     let tokens = first.tokens();
-    assert_eq!(ringkit_ring::tokens::file::load(&path).unwrap(), tokens);
+    assert_eq!(ringkit_lifecycle::tokens_file::load(&path).unwrap(), tokens);
     first.leave().await.unwrap();
 
     // Ring entry gone, file kept: the restarted instance reclaims the same tokens.

@@ -13,6 +13,14 @@
 //! the peer's [`wire::Dialect`] reproduces Go's bytes exactly; see
 //! `tests/captures.rs` for the known exceptions.
 //!
+//! ## Stability
+//!
+//! The supported API is [`kv`] (the gossip store) and [`runtime`] (a node). [`swim`] (the
+//! sans-IO core, for simulators and custom drivers), [`wire`] (the codec, public for the
+//! golden and capture tests, benches and the fuzz targets in `ringkit-fuzz-bodies`) and
+//! [`sim`] (test support for the integration tests and the `sim_scale` example) are public
+//! internals: they may change in any release.
+//!
 //! ## Layers
 //!
 //! - [`wire`]: the codec (bytes ⇄ [`wire::Message`]).

@@ -6,10 +6,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::str::FromStr as _;
 use std::time::Duration;
 
-use hickory_resolver::proto::op::{Message, MessageType, ResponseCode};
+use hickory_resolver::proto::op::{Message, ResponseCode};
 use hickory_resolver::proto::rr::rdata::{A, SRV};
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
-use hickory_resolver::proto::serialize::binary::{BinDecodable as _, BinEncodable as _};
 use ringkit_memberlist::kv::{GossipKv, KvConfig};
 use ringkit_memberlist::runtime::{Memberlist, MemberlistConfig};
 use tokio::net::UdpSocket;
@@ -26,19 +25,16 @@ async fn dns_server(port: u16) -> (SocketAddr, tokio::task::JoinHandle<()>) {
             let Ok((n, from)) = sock.recv_from(&mut buf).await else {
                 return;
             };
-            let Ok(req) = Message::from_bytes(&buf[..n]) else {
+            let Ok(req) = Message::from_vec(&buf[..n]) else {
                 continue;
             };
-            let mut resp = Message::new();
-            resp.set_id(req.id())
-                .set_message_type(MessageType::Response)
-                .set_op_code(req.op_code())
-                .set_recursion_desired(req.recursion_desired())
-                .set_recursion_available(true)
-                .set_authoritative(true);
-            resp.add_queries(req.queries().to_vec());
+            let mut resp = Message::response(req.metadata.id, req.metadata.op_code);
+            resp.metadata.recursion_desired = req.metadata.recursion_desired;
+            resp.metadata.recursion_available = true;
+            resp.metadata.authoritative = true;
+            resp.queries = req.queries.clone();
             let mut known = false;
-            for q in req.queries() {
+            for q in &req.queries {
                 let name = q.name().to_ascii().to_lowercase();
                 let srv_target = match name.as_str() {
                     "_gossip._tcp.ringkit.test." => Some("node-a.ringkit.test."),
@@ -60,9 +56,9 @@ async fn dns_server(port: u16) -> (SocketAddr, tokio::task::JoinHandle<()>) {
                 }
             }
             if !known {
-                resp.set_response_code(ResponseCode::NXDomain);
+                resp.metadata.response_code = ResponseCode::NXDomain;
             }
-            if let Ok(bytes) = resp.to_bytes() {
+            if let Ok(bytes) = resp.to_vec() {
                 let _ = sock.send_to(&bytes, from).await;
             }
         }

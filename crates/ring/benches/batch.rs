@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group};
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use ringkit_ring::snapshot::unix_seconds;
 use ringkit_ring::{
     BatchBuffers, BatchOptions, Desc, InstanceState, Operation, RingConfig, RingSnapshot, do_batch,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group};
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use ringkit_ring::gorand::{GoRand, ShardRng};
 use ringkit_ring::shuffle::shuffle_shard_seed;
 use ringkit_ring::{Desc, InstanceState, RingConfig, RingSnapshot};

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use ringkit_ring::{Desc, InstanceState, RingConfig, RingSnapshot};
 
 fn main() {

@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use ringkit_ring::snapshot::{ReplicationStrategy, unix_seconds};
 use ringkit_ring::{Desc, GetBuffer, InstanceState, Operation, RingConfig, RingSnapshot};
 

@@ -336,7 +336,7 @@ fn zone_aware_plan_counts_one_replica_per_zone_with_one_error_allowed() {
 
 /// A ring of `n` instances with `tokens` random tokens each, as the benchmark builds.
 fn random_ring(n: usize, tokens: usize, seed: u64) -> RingSnapshot {
-    use rand::{Rng, SeedableRng, rngs::SmallRng};
+    use rand::{RngExt, SeedableRng, rngs::SmallRng};
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut d = Desc::new();
     for i in 0..n {
@@ -356,7 +356,7 @@ fn random_ring(n: usize, tokens: usize, seed: u64) -> RingSnapshot {
 
 #[test]
 fn plan_calls_each_instance_once_with_every_replica_of_every_key() {
-    use rand::{Rng, SeedableRng, rngs::SmallRng};
+    use rand::{RngExt, SeedableRng, rngs::SmallRng};
     let r = random_ring(20, 64, 7);
     let keys: Vec<u32> = {
         let mut rng = SmallRng::seed_from_u64(8);
@@ -642,7 +642,7 @@ fn batch_runs_on_the_futures_executor_without_tokio() {
 /// with the first failing key's error.
 #[test]
 fn plan_matches_get_on_rings_with_unhealthy_and_extending_instances() {
-    use rand::{Rng, SeedableRng, rngs::SmallRng};
+    use rand::{RngExt, SeedableRng, rngs::SmallRng};
     use ringkit_ring::snapshot::ReplicationStrategy;
     let states = [
         InstanceState::Active,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use ringkit_ring::gorand::GoRand;
 use ringkit_ring::shuffle::{
     shuffle_shard_expected_instances, shuffle_shard_expected_instances_per_zone, shuffle_shard_seed,

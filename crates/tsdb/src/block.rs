@@ -237,7 +237,7 @@ impl BlockWriter {
         // Not `unwrap_or_default`: `Ulid::default()` is the nil ULID, not a fresh one.
         let ulid = match opts.ulid {
             Some(u) => u,
-            None => Ulid::new(),
+            None => Ulid::generate(),
         };
         let tmp = parent.join(format!("{ulid}{TMP_SUFFIX}"));
         if tmp.exists() {

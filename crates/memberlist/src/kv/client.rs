@@ -18,7 +18,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
-use rand::Rng;
+use rand::RngExt;
 use ringkit_kv::{
     CancellationToken, CasDecision, CasFn, Client, ClientOptions, Codec, Error, Mergeable, Value,
     WatchKeyFn, WatchPrefixFn,
@@ -359,7 +359,7 @@ impl GossipKv {
 
     /// [`GossipKv::notify_msg_owned`] that says why a message was dropped (counted
     /// as invalid), so the caller, who knows the sender, can tell the operator.
-    pub fn receive_broadcast(&self, bytes: Vec<u8>) -> Result<(), Rejected> {
+    pub(crate) fn receive_broadcast(&self, bytes: Vec<u8>) -> Result<(), Rejected> {
         let m = &self.shared.metrics;
         m.received_broadcasts.inc();
         m.received_broadcasts_bytes.inc_by(bytes.len() as u64);

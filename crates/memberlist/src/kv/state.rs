@@ -157,7 +157,7 @@ fn left_limit(config: &KvConfig, now: SystemTime) -> Option<SystemTime> {
 /// The heartbeat shortcut looks for expired tombstones on every this many changes of a
 /// key (and still at most once a second): a quiet key is scanned on its next change, a
 /// busy one about once a second, and the clock is not read for the changes between.
-pub const PURGE_CHECK_EVERY: u32 = 16;
+pub(crate) const PURGE_CHECK_EVERY: u32 = 16;
 
 /// Why a received pair was not applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,7 +244,7 @@ pub struct KvState {
 }
 
 /// Unix milliseconds of `t` (0 before the epoch).
-pub fn unix_millis(t: SystemTime) -> i64 {
+pub(crate) fn unix_millis(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
@@ -391,7 +391,7 @@ impl KvState {
     /// [`KvState::receive_message`] reading the time from `clock` only when it is needed:
     /// the heartbeat shortcut needs it only to look for expired tombstones, which it does
     /// on every [`PURGE_CHECK_EVERY`]th change of a key.
-    pub fn receive_message_clocked(
+    pub(crate) fn receive_message_clocked(
         &mut self,
         raw: Vec<u8>,
         clock: &dyn Fn() -> SystemTime,
@@ -696,7 +696,7 @@ impl KvState {
 
     /// A local CAS write of a mergeable value (dskit: merge with `localCAS = true`).
     /// `None` when the key changed since version `seen` was read.
-    pub fn cas_merge(
+    pub(crate) fn cas_merge(
         &mut self,
         key: &str,
         seen: u64,
@@ -731,7 +731,7 @@ impl KvState {
     }
 
     /// A local write of raw bytes (a client without merge): replaces the value.
-    pub fn cas_raw(
+    pub(crate) fn cas_raw(
         &mut self,
         key: &str,
         seen: u64,

@@ -22,8 +22,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use rand::Rng;
 use rand::seq::SliceRandom;
+use rand::{Rng, RngExt};
 use tokio::sync::watch;
 
 use super::log_limit::{PeerWarning, peer_warn};
@@ -44,7 +44,7 @@ pub enum JoinStatus {
 
 /// How many members a fast join stops at: memberlist's gossip fan-out formula,
 /// `retransmit_mult × ceil(log10(found + 1))`.
-pub fn fast_join_target(retransmit_mult: usize, found: usize) -> usize {
+pub(crate) fn fast_join_target(retransmit_mult: usize, found: usize) -> usize {
     let log = ((found + 1) as f64).log10().ceil() as usize;
     retransmit_mult.saturating_mul(log)
 }

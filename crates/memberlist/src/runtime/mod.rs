@@ -1,22 +1,22 @@
 //! The tokio driver: sockets, the task owning the SWIM core, and the glue to the
 //! gossip KV.
 //!
-//! - [`config`]: [`MemberlistConfig`], dskit's `-memberlist.*` settings.
-//! - [`transport`]: dskit's TCP transport and the plain UDP+TCP one.
-//! - [`resolve`]: join addresses.
-//! - [`node`]: [`Memberlist`], a running node.
+//! - `config`: [`MemberlistConfig`], dskit's `-memberlist.*` settings.
+//! - `transport`: dskit's TCP transport and the plain UDP+TCP one.
+//! - `resolve`: join addresses.
+//! - `node`: [`Memberlist`], a running node.
 //! - `metrics`: the node's `memberlist_client_*` gauges ([`Memberlist::register_metrics`]).
-//! - [`join`]: fast join, full join with retries, periodic rejoin (dskit's).
-//! - [`queue_metrics`]: dskit's broadcast queue metrics of a node.
+//! - `join`: fast join, full join with retries, periodic rejoin (dskit's).
+//! - `queue_metrics`: dskit's broadcast queue metrics of a node.
 
-pub mod config;
-pub mod join;
+pub(crate) mod config;
+pub(crate) mod join;
 mod log_limit;
 mod metrics;
-pub mod node;
-pub mod queue_metrics;
-pub mod resolve;
-pub mod transport;
+pub(crate) mod node;
+pub(crate) mod queue_metrics;
+pub(crate) mod resolve;
+pub(crate) mod transport;
 
 pub use config::{MemberlistConfig, TransportKind};
 pub use join::JoinStatus;

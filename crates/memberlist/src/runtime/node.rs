@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rand::RngExt;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -173,7 +173,7 @@ impl Memberlist {
             }
             _ => IpForm::V4,
         };
-        let mut rng = StdRng::from_os_rng();
+        let mut rng = rand::make_rng::<StdRng>();
         let mut name = if config.node_name.is_empty() {
             host_name()
         } else {

@@ -7,20 +7,20 @@
 
 use std::net::SocketAddr;
 
-use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
-use hickory_resolver::name_server::TokioConnectionProvider;
-use hickory_resolver::proto::xfer::Protocol;
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::RData;
 use hickory_resolver::{Resolver, TokioResolver};
 
 /// memberlist's default port.
-pub const DEFAULT_PORT: u16 = 7946;
+pub(crate) const DEFAULT_PORT: u16 = 7946;
 
 /// Most addresses one SRV entry may contribute (the rest is dropped with a warning).
-pub const MAX_SRV_ADDRESSES: usize = 1024;
+pub(crate) const MAX_SRV_ADDRESSES: usize = 1024;
 
 /// Splits one join entry into `host:port` text for the system resolver, or an error
 /// text for forms it does not resolve (`dnssrv+`, `dnssrvnoa+`: see [`resolve_members`]).
-pub fn normalize_member(entry: &str) -> Result<String, String> {
+pub(crate) fn normalize_member(entry: &str) -> Result<String, String> {
     let entry = entry.trim();
     if let Some(rest) = entry.strip_prefix("dns+") {
         if !has_port(rest) {
@@ -70,16 +70,25 @@ fn dns_resolver(servers: &[SocketAddr]) -> Result<TokioResolver, String> {
     let mut builder = if servers.is_empty() {
         TokioResolver::builder_tokio().map_err(|e| format!("reading the system DNS config: {e}"))?
     } else {
-        let mut cfg = ResolverConfig::new();
+        let mut cfg = ResolverConfig::from_name_servers(Vec::new());
         for s in servers {
-            cfg.add_name_server(NameServerConfig::new(*s, Protocol::Udp));
-            cfg.add_name_server(NameServerConfig::new(*s, Protocol::Tcp));
+            let mut ns = NameServerConfig::udp_and_tcp(s.ip());
+            ns.connections = [ConnectionConfig::udp(), ConnectionConfig::tcp()]
+                .into_iter()
+                .map(|mut c| {
+                    c.port = s.port();
+                    c
+                })
+                .collect();
+            cfg.add_name_server(ns);
         }
-        Resolver::builder_with_config(cfg, TokioConnectionProvider::default())
+        Resolver::builder_with_config(cfg, TokioRuntimeProvider::default())
     };
     let opts: &mut ResolverOpts = builder.options_mut();
     opts.cache_size = 0;
-    Ok(builder.build())
+    builder
+        .build()
+        .map_err(|e| format!("building the DNS resolver: {e}"))
 }
 
 /// The addresses behind one SRV entry.
@@ -96,11 +105,14 @@ async fn resolve_srv(
         .await
         .map_err(|e| format!("SRV lookup of {name:?}: {e}"))?;
     let mut added = 0usize;
-    for rec in srv.iter() {
-        let port = rec.port();
-        let target = rec.target().to_utf8();
+    for rec in srv.answers() {
+        let RData::SRV(rec) = &rec.data else {
+            continue;
+        };
+        let port = rec.port;
+        let target = rec.target.to_utf8();
         let addrs: Vec<SocketAddr> = if a_lookup {
-            match resolver.lookup_ip(rec.target().clone()).await {
+            match resolver.lookup_ip(rec.target.clone()).await {
                 Ok(ips) => ips.iter().map(|ip| SocketAddr::new(ip, port)).collect(),
                 Err(e) => {
                     tracing::warn!(entry, target, error = %e, "cannot resolve SRV target");
@@ -137,7 +149,10 @@ async fn resolve_srv(
 
 /// Resolves every entry; entries that fail are logged and skipped. Duplicates removed.
 /// `dns_servers` answer SRV entries (empty: the system's DNS servers).
-pub async fn resolve_members(entries: &[String], dns_servers: &[SocketAddr]) -> Vec<SocketAddr> {
+pub(crate) async fn resolve_members(
+    entries: &[String],
+    dns_servers: &[SocketAddr],
+) -> Vec<SocketAddr> {
     let mut out: Vec<SocketAddr> = Vec::new();
     for e in entries {
         if let Some((name, a_lookup)) = srv_name(e.trim()) {

@@ -9,14 +9,14 @@ use std::time::Duration;
 
 /// The health score, kept in `0..max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Awareness {
+pub(crate) struct Awareness {
     max: u32,
     score: u32,
 }
 
 impl Awareness {
     /// A healthy node (score 0); `max` is memberlist's `AwarenessMaxMultiplier`.
-    pub fn new(max: u32) -> Self {
+    pub(crate) fn new(max: u32) -> Self {
         Awareness {
             max: max.max(1),
             score: 0,
@@ -24,19 +24,19 @@ impl Awareness {
     }
 
     /// Current score, 0 = healthy (memberlist `GetHealthScore`).
-    pub fn score(&self) -> u32 {
+    pub(crate) fn score(&self) -> u32 {
         self.score
     }
 
     /// Adds `delta` (negative for good news), clamped to `0..=max-1`.
-    pub fn apply_delta(&mut self, delta: i64) {
+    pub(crate) fn apply_delta(&mut self, delta: i64) {
         let v = (i64::from(self.score) + delta).clamp(0, i64::from(self.max) - 1);
         // The clamp keeps v within u32 range.
         self.score = u32::try_from(v).unwrap_or(0);
     }
 
     /// `timeout × (score + 1)`.
-    pub fn scale(&self, timeout: Duration) -> Duration {
+    pub(crate) fn scale(&self, timeout: Duration) -> Duration {
         timeout * (self.score + 1)
     }
 }

@@ -28,13 +28,13 @@ use std::collections::{BTreeMap, HashMap};
 use crate::wire::Message;
 
 /// `mult × ceil(log10(n + 1))`: how often one broadcast is sent in a cluster of `n`.
-pub fn retransmit_limit(mult: usize, n: usize) -> usize {
+pub(crate) fn retransmit_limit(mult: usize, n: usize) -> usize {
     let scale = ((n as f64) + 1.0).log10().ceil();
     mult * scale as usize
 }
 
 /// Identifies a queued broadcast, so the owner can learn when it is finished.
-pub type Tag = u64;
+pub(crate) type Tag = u64;
 
 /// Ordering key: fewest transmits, then largest, then newest.
 type Key = (usize, Reverse<usize>, Reverse<u64>);
@@ -89,7 +89,7 @@ pub struct QueueLimits {
 impl QueueLimits {
     /// No bound (tests and the membership queue, whose names bound it by the member
     /// count).
-    pub const UNBOUNDED: QueueLimits = QueueLimits {
+    pub(crate) const UNBOUNDED: QueueLimits = QueueLimits {
         max_messages: usize::MAX,
         max_bytes: usize::MAX,
     };
@@ -193,7 +193,7 @@ fn remove_id(ids: &mut Vec<u64>, id: u64) {
 
 /// A queue of messages to piggyback, each with its encoded length.
 #[derive(Debug, Clone, Default)]
-pub struct BroadcastQueue {
+pub(crate) struct BroadcastQueue {
     /// Boxed, so the tree's node shifts on every take and reinsert move a
     /// pointer rather than a whole message.
     items: BTreeMap<Key, Box<Item>>,
@@ -219,12 +219,12 @@ pub struct BroadcastQueue {
 
 impl BroadcastQueue {
     /// An empty, unbounded queue.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// An empty queue with bounds.
-    pub fn with_limits(limits: QueueLimits) -> Self {
+    pub(crate) fn with_limits(limits: QueueLimits) -> Self {
         BroadcastQueue {
             limits,
             ..Self::default()
@@ -232,22 +232,23 @@ impl BroadcastQueue {
     }
 
     /// Number of queued messages.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.items.len()
     }
 
     /// True when nothing is queued.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 
     /// Encoded bytes queued.
-    pub fn bytes(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
 
     /// Size now and drops so far.
-    pub fn stats(&self) -> QueueStats {
+    pub(crate) fn stats(&self) -> QueueStats {
         QueueStats {
             messages: self.items.len(),
             bytes: self.bytes,
@@ -260,7 +261,7 @@ impl BroadcastQueue {
     /// replaces any queued message with the same name; `tag` is reported by
     /// [`BroadcastQueue::drain_finished`] once the message is done (sent to its
     /// limit, replaced or dropped).
-    pub fn push(
+    pub(crate) fn push(
         &mut self,
         message: Message,
         encoded_len: usize,
@@ -280,7 +281,7 @@ impl BroadcastQueue {
 
     /// Queues a message with a [`Cover`]: queued messages it covers are dropped
     /// (counted as invalidated), then the message joins with zero transmits.
-    pub fn push_covered(&mut self, message: Message, encoded_len: usize, cover: Cover) {
+    pub(crate) fn push_covered(&mut self, message: Message, encoded_len: usize, cover: Cover) {
         self.push_item(
             Item {
                 message,
@@ -420,7 +421,13 @@ impl BroadcastQueue {
     /// Takes messages for one packet: each costs `overhead` plus its length, the
     /// total stays within `limit`. Every message taken counts one transmit; those
     /// reaching `transmit_limit` leave the queue.
-    pub fn take(&mut self, overhead: usize, limit: usize, transmit_limit: usize) -> Vec<Message> {
+    #[cfg(test)]
+    pub(crate) fn take(
+        &mut self,
+        overhead: usize,
+        limit: usize,
+        transmit_limit: usize,
+    ) -> Vec<Message> {
         self.take_sized(overhead, limit, transmit_limit)
             .into_iter()
             .map(|(m, _)| m)
@@ -428,7 +435,7 @@ impl BroadcastQueue {
     }
 
     /// [`BroadcastQueue::take`], returning each message with its encoded length.
-    pub fn take_sized(
+    pub(crate) fn take_sized(
         &mut self,
         overhead: usize,
         limit: usize,
@@ -484,12 +491,12 @@ impl BroadcastQueue {
     }
 
     /// Tags of messages finished since the last call.
-    pub fn drain_finished(&mut self) -> Vec<Tag> {
+    pub(crate) fn drain_finished(&mut self) -> Vec<Tag> {
         std::mem::take(&mut self.finished)
     }
 
     /// Drops everything (memberlist `Reset`), reporting tags as finished.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         let items = std::mem::take(&mut self.items);
         self.pos.clear();
         self.by_name.clear();

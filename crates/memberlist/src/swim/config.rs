@@ -95,12 +95,12 @@ pub struct Config {
     pub push_pull_nodes: usize,
     /// dskit's zone-aware routing (`-memberlist.zone-aware-routing.*`); `None` (the
     /// default) gossips and push/pulls with anyone. When set, the core announces the
-    /// routing's metadata (see [`super::routing`]).
+    /// routing's metadata (see [`super::ZoneAwareRouting`]).
     pub zone_aware_routing: Option<ZoneAwareRouting>,
 }
 
 /// Default of [`Config::broadcast_queue_limits`].
-pub const DEFAULT_BROADCAST_QUEUE_LIMITS: QueueLimits = QueueLimits {
+pub(crate) const DEFAULT_BROADCAST_QUEUE_LIMITS: QueueLimits = QueueLimits {
     max_messages: 8192,
     max_bytes: 32 << 20,
 };

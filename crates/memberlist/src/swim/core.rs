@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use rand::Rng;
+use rand::{Rng, RngExt};
 
 use super::awareness::Awareness;
 use super::broadcast::{
@@ -39,7 +39,7 @@ const LEAVE_TAG: Tag = 1;
 /// `interval × (ceil(log2(n) − log2(32)) + 1)` for `n > 32`, else `interval`:
 /// memberlist's push/pull scaling, keeping the full-state traffic per node roughly
 /// constant as the cluster grows.
-pub fn push_pull_scale(interval: Duration, n: usize) -> Duration {
+pub(crate) fn push_pull_scale(interval: Duration, n: usize) -> Duration {
     if n <= PUSH_PULL_SCALE_THRESHOLD {
         return interval;
     }

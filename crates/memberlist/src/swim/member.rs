@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use rand::Rng;
 use rand::seq::SliceRandom;
+use rand::{Rng, RngExt};
 
 use crate::wire::message::{NodeState, PushNodeState, ip_from_wire};
 
@@ -34,7 +34,7 @@ impl State {
     }
 
     /// The push/pull wire value.
-    pub fn to_wire(self) -> NodeState {
+    pub(crate) fn to_wire(self) -> NodeState {
         match self {
             State::Alive => NodeState::Alive,
             State::Suspect => NodeState::Suspect,
@@ -77,7 +77,7 @@ impl Member {
     }
 
     /// The entry for a push/pull exchange.
-    pub fn to_push_state(&self) -> PushNodeState {
+    pub(crate) fn to_push_state(&self) -> PushNodeState {
         PushNodeState {
             name: self.name.clone(),
             addr: self.addr.clone(),
@@ -91,7 +91,7 @@ impl Member {
 }
 
 /// Copies the first six bytes of a wire `Vsn`, or zeros when it is shorter.
-pub fn vsn_array(v: &[u8]) -> Option<[u8; 6]> {
+pub(crate) fn vsn_array(v: &[u8]) -> Option<[u8; 6]> {
     v.get(..6).and_then(|s| s.try_into().ok())
 }
 
@@ -104,7 +104,7 @@ pub fn vsn_array(v: &[u8]) -> Option<[u8; 6]> {
 /// random picks need no lookup at all. Per-state counts make
 /// [`Members::count`] O(1).
 #[derive(Debug, Clone, Default)]
-pub struct Members {
+pub(crate) struct Members {
     slots: Vec<Member>,
     index: HashMap<Vec<u8>, usize>,
     sorted: BTreeMap<Vec<u8>, usize>,
@@ -124,35 +124,30 @@ fn state_slot(s: State) -> usize {
 
 impl Members {
     /// An empty table.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Number of entries, dead ones not yet reaped included (memberlist's
     /// `estNumNodes`, which drives every log-scaled limit).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.slots.len()
-    }
-
-    /// True when the table is empty.
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
     }
 
     /// How many members are in `state`, in O(1) (convergence checks and the
     /// user-broadcast retransmit limit ask this often).
-    pub fn count(&self, state: State) -> usize {
+    pub(crate) fn count(&self, state: State) -> usize {
         self.counts[state_slot(state)]
     }
 
     /// Looks a member up by name.
-    pub fn get(&self, name: &[u8]) -> Option<&Member> {
+    pub(crate) fn get(&self, name: &[u8]) -> Option<&Member> {
         self.index.get(name).map(|&i| &self.slots[i])
     }
 
     /// Changes a member in place; the state counts follow whatever `f` does.
     /// (No `&mut Member` is handed out, so the counts cannot go stale.)
-    pub fn update<T>(&mut self, name: &[u8], f: impl FnOnce(&mut Member) -> T) -> Option<T> {
+    pub(crate) fn update<T>(&mut self, name: &[u8], f: impl FnOnce(&mut Member) -> T) -> Option<T> {
         let &i = self.index.get(name)?;
         let m = &mut self.slots[i];
         let before = m.state;
@@ -165,12 +160,12 @@ impl Members {
     }
 
     /// Every member, ordered by name.
-    pub fn iter(&self) -> impl Iterator<Item = &Member> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Member> {
         self.sorted.values().map(|&i| &self.slots[i])
     }
 
     /// Adds a new member at a random position of the probe order.
-    pub fn insert_new<R: Rng>(&mut self, m: Member, rng: &mut R) {
+    pub(crate) fn insert_new<R: Rng>(&mut self, m: Member, rng: &mut R) {
         if self.index.contains_key(&m.name) {
             // Replaced as a whole, as a map insert would.
             let name = m.name.clone();
@@ -193,7 +188,7 @@ impl Members {
     /// The next member to probe: round robin over the shuffled order, skipping
     /// `me` and dead/left members. On wrap-around, members dead or left for longer
     /// than `reap_after` are forgotten and the order is reshuffled.
-    pub fn next_probe_target<R: Rng>(
+    pub(crate) fn next_probe_target<R: Rng>(
         &mut self,
         me: &[u8],
         now: Instant,
@@ -254,14 +249,14 @@ impl Members {
 
     /// Every member in probe order (memberlist's node slice order), which is the
     /// order zone-aware routing looks at them in.
-    pub fn iter_probe_order(&self) -> impl Iterator<Item = &Member> {
+    pub(crate) fn iter_probe_order(&self) -> impl Iterator<Item = &Member> {
         self.order.iter().map(|&s| &self.slots[s])
     }
 
     /// Up to `k` distinct random members for which `pick` is true, chosen like
     /// memberlist's `kRandomNodes` (a shuffle for small tables, bounded random
     /// draws otherwise).
-    pub fn k_random<R: Rng>(
+    pub(crate) fn k_random<R: Rng>(
         &self,
         k: usize,
         rng: &mut R,
@@ -276,7 +271,7 @@ impl Members {
     /// fork's hook, used by zone-aware routing): `preferred`, if given and `pick`
     /// accepts it, comes first; the rest are drawn from the members `candidate`
     /// accepts.
-    pub fn k_random_selected<R: Rng>(
+    pub(crate) fn k_random_selected<R: Rng>(
         &self,
         k: usize,
         rng: &mut R,

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 /// The phase of the probe in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     /// Waiting for the direct ack until `ack_deadline`.
     Direct,
     /// Helpers asked; waiting until `end`.
@@ -20,7 +20,7 @@ pub enum Phase {
 
 /// The probe in flight (at most one per node).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Probe {
+pub(crate) struct Probe {
     /// Sequence number of our ping; helpers echo it.
     pub seq_no: u32,
     /// Probed member.
@@ -41,7 +41,7 @@ pub struct Probe {
 
 impl Probe {
     /// The next instant this probe needs attention.
-    pub fn deadline(&self) -> Instant {
+    pub(crate) fn deadline(&self) -> Instant {
         match self.phase {
             Phase::Direct => self.ack_deadline,
             Phase::Indirect => self.end,
@@ -50,7 +50,7 @@ impl Probe {
 
     /// Awareness change when the probe fails: one point per missing nack, or one
     /// point when no helper could send nacks.
-    pub fn failure_delta(&self) -> i64 {
+    pub(crate) fn failure_delta(&self) -> i64 {
         if self.expected_nacks > 0 {
             i64::from(self.expected_nacks.saturating_sub(self.nacks))
         } else {
@@ -61,7 +61,7 @@ impl Probe {
 
 /// An indirect ping we perform for another node.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Relay {
+pub(crate) struct Relay {
     /// Our ping's sequence number.
     pub local_seq: u32,
     /// The requester's sequence number, echoed in the forwarded ack or nack.

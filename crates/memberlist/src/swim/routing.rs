@@ -20,7 +20,7 @@
 //! Probes (direct and indirect) and joins are not routed: health checks still cross
 //! zones, and so do the broadcasts piggybacked on them.
 
-use rand::Rng;
+use rand::{Rng, RngExt};
 
 use super::member::{Member, State};
 use crate::wire::node_meta::{MAX_ZONE_LEN, NodeMeta, NodeRole, encode_node_meta};

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 /// memberlist's minimum suspicion timeout:
 /// `mult × max(1, log10(max(1, n))) × interval`, with the node scale truncated to
 /// thousandths as memberlist does.
-pub fn suspicion_timeout(mult: u32, n: usize, interval: Duration) -> Duration {
+pub(crate) fn suspicion_timeout(mult: u32, n: usize, interval: Duration) -> Duration {
     let scale = (n.max(1) as f64).log10().max(1.0);
     let millis = (scale * 1000.0) as u64;
     let nanos = u128::from(mult) * u128::from(millis) * interval.as_nanos() / 1000;
@@ -21,7 +21,12 @@ pub fn suspicion_timeout(mult: u32, n: usize, interval: Duration) -> Duration {
 /// Total timeout after `confirmations` of `k` expected confirmations:
 /// `max − ln(c + 1) / ln(k + 1) × (max − min)`, floored to whole milliseconds and
 /// never below `min`.
-pub fn confirmed_timeout(confirmations: u32, k: u32, min: Duration, max: Duration) -> Duration {
+pub(crate) fn confirmed_timeout(
+    confirmations: u32,
+    k: u32,
+    min: Duration,
+    max: Duration,
+) -> Duration {
     if k == 0 {
         return min;
     }
@@ -38,7 +43,7 @@ pub fn confirmed_timeout(confirmations: u32, k: u32, min: Duration, max: Duratio
 
 /// One running suspicion about one member.
 #[derive(Debug, Clone)]
-pub struct Suspicion {
+pub(crate) struct Suspicion {
     /// Confirmations expected before the timer reaches `min`.
     k: u32,
     /// Confirmations received so far (not counting the first accuser).
@@ -52,7 +57,7 @@ pub struct Suspicion {
 
 impl Suspicion {
     /// Starts a timer at `now` for an accusation by `from`.
-    pub fn new(now: Instant, from: &[u8], k: u32, min: Duration, max: Duration) -> Self {
+    pub(crate) fn new(now: Instant, from: &[u8], k: u32, min: Duration, max: Duration) -> Self {
         let timeout = if k < 1 { min } else { max };
         Suspicion {
             k,
@@ -67,7 +72,7 @@ impl Suspicion {
 
     /// Records an accusation by `from`. Returns true if it was a new independent
     /// confirmation (then the accusation deserves re-gossip) and the deadline moved.
-    pub fn confirm(&mut self, from: &[u8]) -> bool {
+    pub(crate) fn confirm(&mut self, from: &[u8]) -> bool {
         if self.n >= self.k || self.accusers.contains(from) {
             return false;
         }
@@ -78,12 +83,13 @@ impl Suspicion {
     }
 
     /// When the member is to be declared dead.
-    pub fn deadline(&self) -> Instant {
+    pub(crate) fn deadline(&self) -> Instant {
         self.deadline
     }
 
     /// Independent confirmations so far.
-    pub fn confirmations(&self) -> u32 {
+    #[cfg(test)]
+    pub(crate) fn confirmations(&self) -> u32 {
         self.n
     }
 }

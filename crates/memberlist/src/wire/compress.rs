@@ -32,7 +32,7 @@ pub enum CompressionAlgo {
 
 impl CompressionAlgo {
     /// The wire value of the `Algo` field.
-    pub fn to_wire(self) -> u8 {
+    pub(crate) fn to_wire(self) -> u8 {
         match self {
             CompressionAlgo::Lzw => 0,
             CompressionAlgo::Snappy => 1,
@@ -109,7 +109,7 @@ pub fn decompress(
 }
 
 /// [`decompress`] with explicit limits (absolute and relative to the input).
-pub fn decompress_within(
+pub(crate) fn decompress_within(
     algo: CompressionAlgo,
     data: &[u8],
     limits: &bounded::Limits,

@@ -17,11 +17,11 @@ use md5::{Digest, Md5};
 use thiserror::Error;
 
 /// First byte of a packet connection.
-pub const PACKET_MARKER: u8 = 0x01;
+pub(crate) const PACKET_MARKER: u8 = 0x01;
 /// First byte of a stream connection.
 pub const STREAM_MARKER: u8 = 0x02;
 /// Length of the MD5 trailer.
-pub const DIGEST_LEN: usize = 16;
+pub(crate) const DIGEST_LEN: usize = 16;
 
 /// What was wrong with a dskit TCP connection's bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -77,7 +77,7 @@ pub fn decode_connection(bytes: &[u8]) -> Result<Connection<'_>, TcpFrameError> 
 }
 
 /// Splits a packet connection (starting with `0x01`) and requires a matching MD5.
-pub fn decode_packet_frame(bytes: &[u8]) -> Result<PacketFrame<'_>, TcpFrameError> {
+pub(crate) fn decode_packet_frame(bytes: &[u8]) -> Result<PacketFrame<'_>, TcpFrameError> {
     let f = decode_packet_frame_unchecked(bytes)?;
     if f.digest_ok {
         Ok(f)
@@ -127,7 +127,7 @@ pub fn encode_packet_frame(from: &str, packet: &[u8]) -> Result<Vec<u8>, TcpFram
 /// Formats an address the way Go's `TCPAddr.String()` does, which is what dskit
 /// expects in the packet header: IPv4-mapped IPv6 addresses print as plain IPv4
 /// (Rust would print `::ffff:a.b.c.d`), IPv6 in brackets.
-pub fn go_addr_string(addr: SocketAddr) -> String {
+pub(crate) fn go_addr_string(addr: SocketAddr) -> String {
     let ip = match addr.ip() {
         IpAddr::V6(v6) => v6
             .to_ipv4_mapped()

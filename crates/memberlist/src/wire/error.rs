@@ -76,7 +76,7 @@ pub enum DecodeError {
 impl DecodeError {
     /// True when the error only means "the input ended early", which on a stream
     /// means more bytes must be read.
-    pub fn is_eof(&self) -> bool {
+    pub(crate) fn is_eof(&self) -> bool {
         matches!(self, DecodeError::Body { source, .. } if source.is_eof())
     }
 }

@@ -8,17 +8,17 @@ use thiserror::Error;
 
 /// Type byte of the label header (`hasLabel`). 244 was chosen so it cannot be mistaken
 /// for an encryption version byte or a message type.
-pub const LABEL_TYPE: u8 = 244;
+pub(crate) const LABEL_TYPE: u8 = 244;
 /// Type byte of the CRC header (`hasCrc`).
-pub const CRC_TYPE: u8 = 12;
+pub(crate) const CRC_TYPE: u8 = 12;
 /// Type byte of a compound message.
-pub const COMPOUND_TYPE: u8 = 7;
+pub(crate) const COMPOUND_TYPE: u8 = 7;
 /// Most parts one compound message may hold (the count is one byte).
-pub const MAX_COMPOUND_PARTS: usize = 255;
+pub(crate) const MAX_COMPOUND_PARTS: usize = 255;
 /// Largest part a compound message may hold (lengths are u16).
-pub const MAX_COMPOUND_PART_LEN: usize = u16::MAX as usize;
+pub(crate) const MAX_COMPOUND_PART_LEN: usize = u16::MAX as usize;
 /// Longest label memberlist accepts.
-pub const MAX_LABEL_LEN: usize = 255;
+pub(crate) const MAX_LABEL_LEN: usize = 255;
 
 /// What was wrong with a wrapper.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -60,7 +60,7 @@ pub enum FrameError {
 /// Splits a label header off the front of `buf`, if one is there.
 ///
 /// Returns the label (`None` without header) and the rest.
-pub fn split_label(buf: &[u8]) -> Result<(Option<&[u8]>, &[u8]), FrameError> {
+pub(crate) fn split_label(buf: &[u8]) -> Result<(Option<&[u8]>, &[u8]), FrameError> {
     if buf.first() != Some(&LABEL_TYPE) {
         return Ok((None, buf));
     }
@@ -83,7 +83,7 @@ pub fn split_label(buf: &[u8]) -> Result<(Option<&[u8]>, &[u8]), FrameError> {
 }
 
 /// Appends a label header; an empty label writes nothing, as in Go.
-pub fn write_label(out: &mut Vec<u8>, label: &[u8]) -> Result<(), FrameError> {
+pub(crate) fn write_label(out: &mut Vec<u8>, label: &[u8]) -> Result<(), FrameError> {
     if label.is_empty() {
         return Ok(());
     }
@@ -98,7 +98,7 @@ pub fn write_label(out: &mut Vec<u8>, label: &[u8]) -> Result<(), FrameError> {
 
 /// Checks and strips a CRC header (`0x0c` + CRC-32 IEEE, big-endian, of the rest).
 /// `buf` must start with the type byte.
-pub fn split_crc(buf: &[u8]) -> Result<&[u8], FrameError> {
+pub(crate) fn split_crc(buf: &[u8]) -> Result<&[u8], FrameError> {
     if buf.len() < 5 {
         return Err(FrameError::Truncated {
             what: "CRC header",
@@ -116,7 +116,7 @@ pub fn split_crc(buf: &[u8]) -> Result<&[u8], FrameError> {
 }
 
 /// Wraps `payload` in a CRC header.
-pub fn write_crc(out: &mut Vec<u8>, payload: &[u8]) {
+pub(crate) fn write_crc(out: &mut Vec<u8>, payload: &[u8]) {
     out.push(CRC_TYPE);
     out.extend_from_slice(&crc32fast::hash(payload).to_be_bytes());
     out.extend_from_slice(payload);
@@ -133,7 +133,7 @@ pub struct CompoundParts<'a> {
 }
 
 /// Splits a compound body (after the `0x07` type byte): count, u16 BE lengths, parts.
-pub fn split_compound(body: &[u8]) -> Result<CompoundParts<'_>, FrameError> {
+pub(crate) fn split_compound(body: &[u8]) -> Result<CompoundParts<'_>, FrameError> {
     let Some((&count, rest)) = body.split_first() else {
         return Err(FrameError::Truncated {
             what: "compound count",
@@ -170,7 +170,10 @@ pub fn split_compound(body: &[u8]) -> Result<CompoundParts<'_>, FrameError> {
 }
 
 /// Appends a compound message (type byte included) holding `parts`.
-pub fn write_compound<P: AsRef<[u8]>>(out: &mut Vec<u8>, parts: &[P]) -> Result<(), FrameError> {
+pub(crate) fn write_compound<P: AsRef<[u8]>>(
+    out: &mut Vec<u8>,
+    parts: &[P],
+) -> Result<(), FrameError> {
     if parts.len() > MAX_COMPOUND_PARTS {
         return Err(FrameError::TooManyParts(parts.len()));
     }

@@ -22,41 +22,41 @@ use super::msgpack::{
 /// Message type bytes (`spec/memberlist.md` §1.2).
 pub mod ty {
     /// ping
-    pub const PING: u8 = 0;
+    pub(crate) const PING: u8 = 0;
     /// indirectPing
-    pub const INDIRECT_PING: u8 = 1;
+    pub(crate) const INDIRECT_PING: u8 = 1;
     /// ackResp
     pub const ACK: u8 = 2;
     /// suspect
-    pub const SUSPECT: u8 = 3;
+    pub(crate) const SUSPECT: u8 = 3;
     /// alive
-    pub const ALIVE: u8 = 4;
+    pub(crate) const ALIVE: u8 = 4;
     /// dead
-    pub const DEAD: u8 = 5;
+    pub(crate) const DEAD: u8 = 5;
     /// pushPull
-    pub const PUSH_PULL: u8 = 6;
+    pub(crate) const PUSH_PULL: u8 = 6;
     /// compound
-    pub const COMPOUND: u8 = 7;
+    pub(crate) const COMPOUND: u8 = 7;
     /// user
-    pub const USER: u8 = 8;
+    pub(crate) const USER: u8 = 8;
     /// compress
-    pub const COMPRESS: u8 = 9;
+    pub(crate) const COMPRESS: u8 = 9;
     /// encrypt
-    pub const ENCRYPT: u8 = 10;
+    pub(crate) const ENCRYPT: u8 = 10;
     /// nackResp
-    pub const NACK: u8 = 11;
+    pub(crate) const NACK: u8 = 11;
     /// hasCrc
-    pub const HAS_CRC: u8 = 12;
+    pub(crate) const HAS_CRC: u8 = 12;
     /// errResp
-    pub const ERR: u8 = 13;
+    pub(crate) const ERR: u8 = 13;
     /// hasLabel
-    pub const HAS_LABEL: u8 = 244;
+    pub(crate) const HAS_LABEL: u8 = 244;
 }
 
 /// Largest node count a push/pull header may announce (upstream's limit).
-pub const MAX_PUSH_PULL_NODES: i64 = 1 << 20;
+pub(crate) const MAX_PUSH_PULL_NODES: i64 = 1 << 20;
 /// Largest `Meta` memberlist allows.
-pub const MAX_META_LEN: usize = 512;
+pub(crate) const MAX_META_LEN: usize = 512;
 
 /// The `Vsn` a dskit node sends: protocol min 1, max 5, current 2, delegate 0/0/0.
 pub const DSKIT_VSN: [u8; 6] = [1, 5, 2, 0, 0, 0];
@@ -177,7 +177,7 @@ pub enum NodeState {
 
 impl NodeState {
     /// Wire value.
-    pub fn to_wire(self) -> i64 {
+    pub(crate) fn to_wire(self) -> i64 {
         match self {
             NodeState::Alive => 0,
             NodeState::Suspect => 1,
@@ -283,7 +283,7 @@ pub enum Message {
 
 impl Message {
     /// The type byte this message is sent with.
-    pub fn type_byte(&self) -> u8 {
+    pub(crate) fn type_byte(&self) -> u8 {
         match self {
             Message::Ping(_) => ty::PING,
             Message::IndirectPing(_) => ty::INDIRECT_PING,
@@ -317,7 +317,7 @@ impl Message {
 }
 
 /// The README name of a type byte.
-pub fn type_name(t: u8) -> &'static str {
+pub(crate) fn type_name(t: u8) -> &'static str {
     match t {
         ty::PING => "ping",
         ty::INDIRECT_PING => "indirectPing",
@@ -354,7 +354,7 @@ pub enum IpForm {
 }
 
 /// The wire bytes of `ip`; IPv6 addresses are always 16 bytes.
-pub fn ip_to_wire(ip: IpAddr, form: IpForm) -> Vec<u8> {
+pub(crate) fn ip_to_wire(ip: IpAddr, form: IpForm) -> Vec<u8> {
     match (ip, form) {
         (IpAddr::V4(v4), IpForm::V4) => v4.octets().to_vec(),
         (IpAddr::V4(v4), IpForm::Mapped) => v4.to_ipv6_mapped().octets().to_vec(),
@@ -364,7 +364,7 @@ pub fn ip_to_wire(ip: IpAddr, form: IpForm) -> Vec<u8> {
 
 /// Reads wire IP bytes (4 or 16); IPv4-mapped addresses come back as IPv4 so they can
 /// be dialled. `None` for any other length.
-pub fn ip_from_wire(bytes: &[u8]) -> Option<IpAddr> {
+pub(crate) fn ip_from_wire(bytes: &[u8]) -> Option<IpAddr> {
     match bytes.len() {
         4 => Some(IpAddr::V4(Ipv4Addr::new(
             bytes[0], bytes[1], bytes[2], bytes[3],
@@ -393,7 +393,7 @@ fn present(flags: &[bool]) -> u32 {
 
 impl Ping {
     /// Appends the msgpack body (no type byte).
-    pub fn encode_body(&self, out: &mut Vec<u8>) {
+    pub(crate) fn encode_body(&self, out: &mut Vec<u8>) {
         let (a, n, p) = (
             !self.source_addr.is_empty(),
             !self.source_node.is_empty(),
@@ -419,7 +419,7 @@ impl Ping {
     }
 
     /// Decodes the msgpack body.
-    pub fn decode_body(r: &mut Reader<'_>) -> msgpack::Result<Self> {
+    pub(crate) fn decode_body(r: &mut Reader<'_>) -> msgpack::Result<Self> {
         let mut m = Ping::default();
         r.read_struct(|k, r| {
             match k {
@@ -438,7 +438,7 @@ impl Ping {
 
 impl IndirectPing {
     /// Appends the msgpack body (no type byte).
-    pub fn encode_body(&self, out: &mut Vec<u8>) {
+    pub(crate) fn encode_body(&self, out: &mut Vec<u8>) {
         let (a, n, p) = (
             !self.source_addr.is_empty(),
             !self.source_node.is_empty(),
@@ -470,7 +470,7 @@ impl IndirectPing {
     }
 
     /// Decodes the msgpack body.
-    pub fn decode_body(r: &mut Reader<'_>) -> msgpack::Result<Self> {
+    pub(crate) fn decode_body(r: &mut Reader<'_>) -> msgpack::Result<Self> {
         let mut m = IndirectPing::default();
         r.read_struct(|k, r| {
             match k {
@@ -492,7 +492,7 @@ impl IndirectPing {
 
 impl Ack {
     /// Appends the msgpack body (no type byte).
-    pub fn encode_body(&self, out: &mut Vec<u8>) {
+    pub(crate) fn encode_body(&self, out: &mut Vec<u8>) {
         write_map_len(out, 2);
         write_raw(out, b"Payload");
         write_opt_raw(out, self.payload.as_deref());
@@ -501,7 +501,7 @@ impl Ack {
     }
 
     /// Decodes the msgpack body.
-    pub fn decode_body(r: &mut Reader<'_>) -> msgpack::Result<Self> {
+    pub(crate) fn decode_body(r: &mut Reader<'_>) -> msgpack::Result<Self> {
         let mut m = Ack::default();
         r.read_struct(|k, r| {
             match k {
@@ -517,14 +517,14 @@ impl Ack {
 
 impl Nack {
     /// Appends the msgpack body (no type byte).
-    pub fn encode_body(&self, out: &mut Vec<u8>) {
+    pub(crate) fn encode_body(&self, out: &mut Vec<u8>) {
         write_map_len(out, 1);
         write_raw(out, b"SeqNo");
         write_uint(out, self.seq_no.into());
     }
 
     /// Decodes the msgpack body.
-    pub fn decode_body(r: &mut Reader<'_>) -> msgpack::Result<Self> {
+    pub(crate) fn decode_body(r: &mut Reader<'_>) -> msgpack::Result<Self> {
         let mut m = Nack::default();
         r.read_struct(|k, r| {
             if k == b"SeqNo" {
@@ -540,14 +540,14 @@ impl Nack {
 
 impl ErrResp {
     /// Appends the msgpack body (no type byte).
-    pub fn encode_body(&self, out: &mut Vec<u8>) {
+    pub(crate) fn encode_body(&self, out: &mut Vec<u8>) {
         write_map_len(out, 1);
         write_raw(out, b"Error");
         write_raw(out, &self.error);
     }
 
     /// Decodes the msgpack body.
-    pub fn decode_body(r: &mut Reader<'_>) -> msgpack::Result<Self> {
+    pub(crate) fn decode_body(r: &mut Reader<'_>) -> msgpack::Result<Self> {
         let mut m = ErrResp::default();
         r.read_struct(|k, r| {
             if k == b"Error" {
@@ -588,12 +588,12 @@ fn decode_accusation(r: &mut Reader<'_>) -> msgpack::Result<(Vec<u8>, u32, Vec<u
 
 impl Suspect {
     /// Appends the msgpack body (no type byte).
-    pub fn encode_body(&self, out: &mut Vec<u8>) {
+    pub(crate) fn encode_body(&self, out: &mut Vec<u8>) {
         encode_accusation(out, &self.from, self.incarnation, &self.node);
     }
 
     /// Decodes the msgpack body.
-    pub fn decode_body(r: &mut Reader<'_>) -> msgpack::Result<Self> {
+    pub(crate) fn decode_body(r: &mut Reader<'_>) -> msgpack::Result<Self> {
         let (from, incarnation, node) = decode_accusation(r)?;
         Ok(Suspect {
             incarnation,
@@ -605,12 +605,12 @@ impl Suspect {
 
 impl Dead {
     /// Appends the msgpack body (no type byte).
-    pub fn encode_body(&self, out: &mut Vec<u8>) {
+    pub(crate) fn encode_body(&self, out: &mut Vec<u8>) {
         encode_accusation(out, &self.from, self.incarnation, &self.node);
     }
 
     /// Decodes the msgpack body.
-    pub fn decode_body(r: &mut Reader<'_>) -> msgpack::Result<Self> {
+    pub(crate) fn decode_body(r: &mut Reader<'_>) -> msgpack::Result<Self> {
         let (from, incarnation, node) = decode_accusation(r)?;
         Ok(Dead {
             incarnation,
@@ -627,7 +627,7 @@ impl Dead {
 
 impl Alive {
     /// Appends the msgpack body (no type byte).
-    pub fn encode_body(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    pub(crate) fn encode_body(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         check_meta(self.meta.as_deref())?;
         write_map_len(out, 6);
         write_raw(out, b"Addr");
@@ -646,7 +646,7 @@ impl Alive {
     }
 
     /// Decodes the msgpack body.
-    pub fn decode_body(r: &mut Reader<'_>) -> msgpack::Result<Self> {
+    pub(crate) fn decode_body(r: &mut Reader<'_>) -> msgpack::Result<Self> {
         let mut m = Alive::default();
         r.read_struct(|k, r| {
             match k {
@@ -715,7 +715,11 @@ impl PushNodeState {
 
 impl PushPull {
     /// Appends header, node states and user state (no type byte).
-    pub fn encode_body(&self, out: &mut Vec<u8>, dialect: Dialect) -> Result<(), EncodeError> {
+    pub(crate) fn encode_body(
+        &self,
+        out: &mut Vec<u8>,
+        dialect: Dialect,
+    ) -> Result<(), EncodeError> {
         write_map_len(out, 3);
         write_raw(out, b"Join");
         write_bool(out, self.join);
@@ -734,7 +738,10 @@ impl PushPull {
     /// from the end of input; a missing tail is reported as end of input so a stream
     /// reader can wait for more bytes. A `UserStateLen` above `max_user_state` is
     /// refused up front, so a reader never waits for (or buffers) such a payload.
-    pub fn decode_body(r: &mut Reader<'_>, max_user_state: usize) -> Result<Self, DecodeError> {
+    pub(crate) fn decode_body(
+        r: &mut Reader<'_>,
+        max_user_state: usize,
+    ) -> Result<Self, DecodeError> {
         let body = |source: MsgpackError| DecodeError::Body {
             message: "pushPull",
             source,
@@ -775,7 +782,7 @@ impl PushPull {
 }
 
 /// Appends a stream user message body: msgpack `{UserMsgLen}` then the bytes.
-pub fn encode_stream_user_body(out: &mut Vec<u8>, data: &[u8], dialect: Dialect) {
+pub(crate) fn encode_stream_user_body(out: &mut Vec<u8>, data: &[u8], dialect: Dialect) {
     write_map_len(out, 1);
     write_raw(out, b"UserMsgLen");
     write_int(out, data.len() as i64, dialect);
@@ -795,7 +802,10 @@ fn check_payload_len(len: i64, limit: usize, message: &'static str) -> Result<()
 
 /// Decodes a stream user message body (header and exactly that many bytes, at most
 /// `max_len`).
-pub fn decode_stream_user_body(r: &mut Reader<'_>, max_len: usize) -> Result<Vec<u8>, DecodeError> {
+pub(crate) fn decode_stream_user_body(
+    r: &mut Reader<'_>,
+    max_len: usize,
+) -> Result<Vec<u8>, DecodeError> {
     let body = |source: MsgpackError| DecodeError::Body {
         message: "user",
         source,

@@ -102,7 +102,7 @@ pub enum MsgpackError {
 impl MsgpackError {
     /// True when more input could complete the value (used to tell a partial stream
     /// read from a malformed one).
-    pub fn is_eof(&self) -> bool {
+    pub(crate) fn is_eof(&self) -> bool {
         matches!(self, MsgpackError::UnexpectedEof { .. })
     }
 }
@@ -115,7 +115,7 @@ pub type Result<T> = std::result::Result<T, MsgpackError>;
 // ---------------------------------------------------------------------------
 
 /// Appends a map header for `len` entries.
-pub fn write_map_len(out: &mut Vec<u8>, len: u32) {
+pub(crate) fn write_map_len(out: &mut Vec<u8>, len: u32) {
     if len < 16 {
         out.push(0x80 | len as u8);
     } else if len <= u16::MAX as u32 {
@@ -128,7 +128,7 @@ pub fn write_map_len(out: &mut Vec<u8>, len: u32) {
 }
 
 /// Appends an array header for `len` elements.
-pub fn write_array_len(out: &mut Vec<u8>, len: u32) {
+pub(crate) fn write_array_len(out: &mut Vec<u8>, len: u32) {
     if len < 16 {
         out.push(0x90 | len as u8);
     } else if len <= u16::MAX as u32 {
@@ -148,7 +148,7 @@ pub fn write_array_len(out: &mut Vec<u8>, len: u32) {
 /// Never for inputs under 4 GiB; longer slices cannot be represented in msgpack and
 /// are truncated in the length prefix, so callers must not pass them (no memberlist
 /// message comes close).
-pub fn write_raw(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn write_raw(out: &mut Vec<u8>, bytes: &[u8]) {
     let len = bytes.len();
     if len < 32 {
         out.push(0xa0 | len as u8);
@@ -164,7 +164,7 @@ pub fn write_raw(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// Appends a Go `[]byte` that may be nil: `None` is msgpack nil, as Go writes a nil
 /// slice; `Some(empty)` is `0xa0`.
-pub fn write_opt_raw(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+pub(crate) fn write_opt_raw(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
     match bytes {
         Some(b) => write_raw(out, b),
         None => write_nil(out),
@@ -172,18 +172,18 @@ pub fn write_opt_raw(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
 }
 
 /// Appends msgpack nil.
-pub fn write_nil(out: &mut Vec<u8>) {
+pub(crate) fn write_nil(out: &mut Vec<u8>) {
     out.push(0xc0);
 }
 
 /// Appends a bool.
-pub fn write_bool(out: &mut Vec<u8>, v: bool) {
+pub(crate) fn write_bool(out: &mut Vec<u8>, v: bool) {
     out.push(if v { 0xc3 } else { 0xc2 });
 }
 
 /// Appends an unsigned Go integer (`uint8`..`uint64`) with the smallest unsigned marker,
 /// as both library generations do.
-pub fn write_uint(out: &mut Vec<u8>, v: u64) {
+pub(crate) fn write_uint(out: &mut Vec<u8>, v: u64) {
     if v < 0x80 {
         out.push(v as u8);
     } else if v <= u8::MAX as u64 {
@@ -223,7 +223,7 @@ fn write_signed(out: &mut Vec<u8>, v: i64) {
 
 /// Appends a Go `int` field the way the chosen library generation does (see
 /// [`Dialect`]).
-pub fn write_int(out: &mut Vec<u8>, v: i64, dialect: Dialect) {
+pub(crate) fn write_int(out: &mut Vec<u8>, v: i64, dialect: Dialect) {
     match dialect {
         Dialect::Legacy if v >= 0 => write_uint(out, v as u64),
         _ => write_signed(out, v),
@@ -322,7 +322,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Consumes a nil if one is next and reports whether it did.
-    pub fn read_nil(&mut self) -> Result<bool> {
+    pub(crate) fn read_nil(&mut self) -> Result<bool> {
         if self.peek()? == 0xc0 {
             self.pos += 1;
             Ok(true)
@@ -333,7 +333,7 @@ impl<'a> Reader<'a> {
 
     /// Reads a map header. The count is checked against the remaining input (each
     /// entry takes at least two bytes), so callers may size buffers from it.
-    pub fn read_map_len(&mut self) -> Result<usize> {
+    pub(crate) fn read_map_len(&mut self) -> Result<usize> {
         let at = self.pos;
         let m = self.byte()?;
         let n = match m {
@@ -347,7 +347,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads an array header, checked like [`Reader::read_map_len`] (one byte per element).
-    pub fn read_array_len(&mut self) -> Result<usize> {
+    pub(crate) fn read_array_len(&mut self) -> Result<usize> {
         let at = self.pos;
         let m = self.byte()?;
         let n = match m {
@@ -370,7 +370,7 @@ impl<'a> Reader<'a> {
 
     /// Reads a string or binary value (fixstr, str8/16/32, bin8/16/32) and borrows its
     /// bytes. Nil reads as empty, like Go.
-    pub fn read_str_like(&mut self) -> Result<&'a [u8]> {
+    pub(crate) fn read_str_like(&mut self) -> Result<&'a [u8]> {
         let at = self.pos;
         let m = self.byte()?;
         let n = match m {
@@ -386,7 +386,7 @@ impl<'a> Reader<'a> {
 
     /// Reads a Go `[]byte` field: any string/binary form, or an array of small
     /// integers (which Go also accepts). Nil becomes `None`.
-    pub fn read_opt_bytes(&mut self) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn read_opt_bytes(&mut self) -> Result<Option<Vec<u8>>> {
         if self.read_nil()? {
             return Ok(None);
         }
@@ -402,12 +402,12 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a Go `[]byte` or `string` field where nil and empty are not told apart.
-    pub fn read_bytes(&mut self) -> Result<Vec<u8>> {
+    pub(crate) fn read_bytes(&mut self) -> Result<Vec<u8>> {
         Ok(self.read_opt_bytes()?.unwrap_or_default())
     }
 
     /// Reads any integer marker (or nil, as zero).
-    pub fn read_int(&mut self) -> Result<WireInt> {
+    pub(crate) fn read_int(&mut self) -> Result<WireInt> {
         let offset = self.pos;
         let m = self.byte()?;
         let value: i128 = match m {
@@ -428,27 +428,27 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a `uint8` field.
-    pub fn read_u8(&mut self) -> Result<u8> {
+    pub(crate) fn read_u8(&mut self) -> Result<u8> {
         self.read_int()?.fit("uint8")
     }
 
     /// Reads a `uint16` field.
-    pub fn read_u16(&mut self) -> Result<u16> {
+    pub(crate) fn read_u16(&mut self) -> Result<u16> {
         self.read_int()?.fit("uint16")
     }
 
     /// Reads a `uint32` field.
-    pub fn read_u32(&mut self) -> Result<u32> {
+    pub(crate) fn read_u32(&mut self) -> Result<u32> {
         self.read_int()?.fit("uint32")
     }
 
     /// Reads a Go `int` field (64-bit on every platform memberlist runs on).
-    pub fn read_i64(&mut self) -> Result<i64> {
+    pub(crate) fn read_i64(&mut self) -> Result<i64> {
         self.read_int()?.fit("int")
     }
 
     /// Reads a bool; Go also accepts the integers 0 and 1, and nil as false.
-    pub fn read_bool(&mut self) -> Result<bool> {
+    pub(crate) fn read_bool(&mut self) -> Result<bool> {
         let at = self.pos;
         match self.byte()? {
             0xc2 | 0xc0 | 0x00 => Ok(false),
@@ -517,7 +517,7 @@ impl<'a> Reader<'a> {
     /// skipped (unknown key). Keys that are not strings are skipped with their value.
     ///
     /// Keys are compared exactly, as Go does; missing keys simply never reach `field`.
-    pub fn read_struct<F>(&mut self, mut field: F) -> Result<()>
+    pub(crate) fn read_struct<F>(&mut self, mut field: F) -> Result<()>
     where
         F: FnMut(&[u8], &mut Reader<'a>) -> Result<bool>,
     {

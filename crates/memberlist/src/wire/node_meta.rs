@@ -23,7 +23,7 @@ use std::fmt;
 use thiserror::Error;
 
 /// The only metadata version dskit writes.
-pub const NODE_META_VERSION: u8 = 1;
+pub(crate) const NODE_META_VERSION: u8 = 1;
 /// Longest zone name dskit accepts (keeps the metadata small: it rides on every
 /// `alive`).
 pub const MAX_ZONE_LEN: usize = 16;
@@ -43,7 +43,7 @@ pub enum NodeRole {
 
 impl NodeRole {
     /// The role byte on the wire.
-    pub fn to_byte(self) -> u8 {
+    pub(crate) fn to_byte(self) -> u8 {
         match self {
             NodeRole::Member => 1,
             NodeRole::Bridge => 2,
@@ -52,7 +52,7 @@ impl NodeRole {
     }
 
     /// The role a byte stands for.
-    pub fn from_byte(b: u8) -> Self {
+    pub(crate) fn from_byte(b: u8) -> Self {
         match b {
             1 => NodeRole::Member,
             2 => NodeRole::Bridge,

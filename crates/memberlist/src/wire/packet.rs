@@ -235,7 +235,7 @@ pub fn encode_packet(p: &Packet) -> Result<Vec<u8>, EncodeError> {
 }
 
 /// Appends one packet-context message (type byte first), wrappers included.
-pub fn encode_packet_message(out: &mut Vec<u8>, m: &Message) -> Result<(), EncodeError> {
+pub(crate) fn encode_packet_message(out: &mut Vec<u8>, m: &Message) -> Result<(), EncodeError> {
     out.push(m.type_byte());
     match m {
         Message::Ping(b) => b.encode_body(out),

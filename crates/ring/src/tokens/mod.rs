@@ -1,4 +1,4 @@
-//! Token generators and the tokens file (spec/ring.md §1.3, §3.9).
+//! Token generators and the tokens file format (spec/ring.md §1.3, §3.9).
 //!
 //! An instance joining the ring needs tokens: points on the 32-bit circle whose ranges it
 //! will own. Two strategies exist, both behind [`TokenGenerator`]:
@@ -10,20 +10,20 @@
 //!   ordinal and zone, identical to dskit's, giving near-equal ownership when instances are
 //!   added in ordinal order.
 //!
-//! Generation is pure: randomness comes from a caller-supplied [`RngCore`], and the tokens
-//! already in the ring come in as a slice. The only I/O in this module is [`mod@file`], the small
-//! `std::fs` helper the lifecycler uses to persist tokens across restarts.
+//! Generation is pure: randomness comes from a caller-supplied [`Rng`], and the tokens
+//! already in the ring come in as a slice. [`mod@format`] encodes and decodes the tokens file the
+//! lifecycler persists tokens in across restarts; the file I/O itself lives in the lifecycle
+//! crate, so this module does none.
 
-use rand::RngCore;
+use rand::Rng;
 use std::borrow::Cow;
 
 use crate::Desc;
 
-pub mod file;
+pub mod format;
 pub mod random;
 pub mod spread_minimizing;
 
-pub use file::{TokensFileError, load, store};
 pub use random::RandomTokenGenerator;
 pub use spread_minimizing::{
     ConfigError as SpreadMinimizingConfigError, PlacementError, SpreadMinimizingTokenGenerator,
@@ -49,7 +49,7 @@ pub trait TokenGenerator {
         &self,
         n: usize,
         taken: &[u32],
-        rng: &mut dyn RngCore,
+        rng: &mut dyn Rng,
     ) -> Result<Vec<u32>, GenerateError>;
 
     /// Whether the lifecycler should poll [`TokenGenerator::can_join`] before joining.

@@ -1,6 +1,6 @@
 //! Uniform random tokens, dskit's default strategy (spec/ring.md §3.9).
 
-use rand::RngCore;
+use rand::Rng;
 
 use super::{
     CanJoinError, GenerateError, TOKEN_SPACE, TokenGenerator, distinct_sorted, sorted_taken,
@@ -9,7 +9,7 @@ use crate::Desc;
 
 /// Draws tokens uniformly from the free part of the 32-bit ring.
 ///
-/// Stateless: the randomness is the caller's [`RngCore`], so tests can seed it and the
+/// Stateless: the randomness is the caller's [`Rng`], so tests can seed it and the
 /// lifecycler can share one generator without locking. Membership in `taken` is checked by
 /// binary search on a sorted slice, so a ring of 250k tokens costs no set construction.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -29,7 +29,7 @@ impl TokenGenerator for RandomTokenGenerator {
         &self,
         n: usize,
         taken: &[u32],
-        rng: &mut dyn RngCore,
+        rng: &mut dyn Rng,
     ) -> Result<Vec<u32>, GenerateError> {
         if n == 0 {
             return Ok(Vec::new());
@@ -80,23 +80,26 @@ mod tests {
     use rand::SeedableRng;
     use rand::rngs::SmallRng;
     use std::collections::HashSet;
+    use std::convert::Infallible;
 
     /// An rng that replays a fixed list of values, to force collisions.
     struct Replay(Vec<u32>, usize);
 
-    impl RngCore for Replay {
-        fn next_u32(&mut self) -> u32 {
+    impl rand::TryRng for Replay {
+        type Error = Infallible;
+        fn try_next_u32(&mut self) -> Result<u32, Infallible> {
             let v = self.0[self.1 % self.0.len()];
             self.1 += 1;
-            v
+            Ok(v)
         }
-        fn next_u64(&mut self) -> u64 {
-            u64::from(self.next_u32())
+        fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+            self.try_next_u32().map(u64::from)
         }
-        fn fill_bytes(&mut self, dst: &mut [u8]) {
+        fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
             for b in dst {
                 *b = self.next_u32() as u8;
             }
+            Ok(())
         }
     }
 
@@ -212,10 +215,11 @@ mod tests {
         ) {
             // A narrow rng forces collisions with `taken` and between draws.
             struct Narrow(SmallRng);
-            impl RngCore for Narrow {
-                fn next_u32(&mut self) -> u32 { self.0.next_u32() % 8192 }
-                fn next_u64(&mut self) -> u64 { u64::from(self.next_u32()) }
-                fn fill_bytes(&mut self, dst: &mut [u8]) { self.0.fill_bytes(dst) }
+            impl rand::TryRng for Narrow {
+                type Error = Infallible;
+                fn try_next_u32(&mut self) -> Result<u32, Infallible> { Ok(self.0.next_u32() % 8192) }
+                fn try_next_u64(&mut self) -> Result<u64, Infallible> { self.try_next_u32().map(u64::from) }
+                fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> { self.0.fill_bytes(dst); Ok(()) }
             }
             let mut rng = Narrow(SmallRng::seed_from_u64(seed));
             let tokens = RandomTokenGenerator.generate_tokens(n, &taken, &mut rng).unwrap();

@@ -26,7 +26,7 @@ use std::collections::BinaryHeap;
 use std::collections::binary_heap::PeekMut;
 use std::sync::OnceLock;
 
-use rand::RngCore;
+use rand::Rng;
 
 use super::{CanJoinError, GenerateError, TOKEN_SPACE, TokenGenerator, sorted_taken};
 use crate::Desc;
@@ -242,7 +242,7 @@ impl TokenGenerator for SpreadMinimizingTokenGenerator {
         &self,
         n: usize,
         taken: &[u32],
-        _rng: &mut dyn RngCore,
+        _rng: &mut dyn Rng,
     ) -> Result<Vec<u32>, GenerateError> {
         let all = self.all_tokens()?;
         let taken = sorted_taken(taken);

@@ -1,19 +1,27 @@
-//! The tokens file (spec/ring.md §1.3): the one piece of file I/O in this crate.
+//! The tokens file on disk (spec/ring.md §1.3): where a member keeps its tokens across
+//! restarts, so that the data it holds still belongs to it when it comes back.
 //!
-//! An instance that restarts should come back with the tokens it had, so that the data it
-//! holds still belongs to it. The lifecycler persists them with [`store`] and reads them back
-//! with [`load`]. The format is dskit's: `{"tokens":[1,2,3]}`.
+//! The format (dskit's `{"tokens":[1,2,3]}`) is [`ringkit_ring::tokens::format`]; this
+//! module adds the file I/O, which the sans-IO ring crate does not do. The
+//! [`Lifecycler`](crate::Lifecycler) calls it when `tokens_file_path` is set.
 //!
 //! [`store`] is crash-safe: it writes `<path>.tmp`, fsyncs it, renames it over `<path>` and
 //! fsyncs the directory, so a reader sees either the old file or the new one, never a torn
 //! one. On failure the `.tmp` file is left behind for debugging, as dskit does.
+//!
+//! ```
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("tokens");
+//! ringkit_lifecycle::tokens_file::store(&path, &[9, 4]).unwrap();
+//! assert_eq!(ringkit_lifecycle::tokens_file::load(&path).unwrap(), vec![4, 9]);
+//! ```
 
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use ringkit_ring::tokens::format;
 
 /// Why the tokens file could not be stored or loaded.
 #[derive(Debug, thiserror::Error)]
@@ -38,17 +46,9 @@ pub enum TokensFileError {
     Corrupt {
         /// The file that was read.
         path: PathBuf,
-        /// What the JSON parser rejected.
-        source: serde_json::Error,
+        /// What the decoder rejected.
+        source: format::DecodeError,
     },
-}
-
-/// On-disk shape. A missing or `null` `"tokens"` reads as no tokens (Go writes `null` for an
-/// empty list); unknown keys such as Cortex's `"previousState"` are ignored.
-#[derive(Serialize, Deserialize)]
-struct TokensJson<T> {
-    #[serde(default)]
-    tokens: Option<T>,
 }
 
 /// Atomically replaces the file at `path` with `tokens` as `{"tokens":[...]}`.
@@ -65,12 +65,9 @@ pub fn store(path: impl AsRef<Path>, tokens: &[u32]) -> Result<(), TokensFileErr
         move |source| TokensFileError::Io { path: p, source }
     };
 
-    let json = serde_json::to_vec(&TokensJson {
-        tokens: Some(tokens),
-    })
-    .map_err(|e| io_err(&tmp)(io::Error::other(e)))?;
+    let bytes = format::encode(tokens);
     let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
-    file.write_all(&json).map_err(io_err(&tmp))?;
+    file.write_all(&bytes).map_err(io_err(&tmp))?;
     file.sync_all().map_err(io_err(&tmp))?;
     drop(file);
     fs::rename(&tmp, path).map_err(io_err(path))?;
@@ -94,16 +91,10 @@ pub fn load(path: impl AsRef<Path>) -> Result<Vec<u32>, TokensFileError> {
             }
         }
     })?;
-    let parsed: TokensJson<Vec<u32>> =
-        serde_json::from_slice(&bytes).map_err(|source| TokensFileError::Corrupt {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let mut tokens = parsed.tokens.unwrap_or_default();
-    if !tokens.is_sorted() {
-        tokens.sort_unstable();
-    }
-    Ok(tokens)
+    format::decode(&bytes).map_err(|source| TokensFileError::Corrupt {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Makes the rename durable by syncing the directory that holds `path` (Unix only; other
@@ -178,36 +169,24 @@ mod tests {
     }
 
     #[test]
-    fn corrupt_files_are_reported_as_corrupt() {
+    fn corrupt_files_are_reported_as_corrupt_naming_the_file() {
         let d = dir();
         let path = d.path().join("tokens");
-        for bad in [
-            "",
-            "not json",
-            r#"{"tokens":[1,2"#,
-            r#"{"tokens":[-1]}"#,
-            r#"{"tokens":[4294967296]}"#,
-            r#"{"tokens":"1,2"}"#,
-            "[1,2,3]",
-        ] {
+        for bad in ["", "not json", r#"{"tokens":[4294967296]}"#, "[1,2,3]"] {
             fs::write(&path, bad).unwrap();
-            assert!(
-                matches!(load(&path), Err(TokensFileError::Corrupt { .. })),
-                "{bad:?} should be corrupt"
-            );
+            match load(&path) {
+                Err(TokensFileError::Corrupt { path: p, .. }) => assert_eq!(p, path),
+                other => panic!("{bad:?} should be corrupt, got {other:?}"),
+            }
         }
     }
 
     #[test]
-    fn go_style_null_or_absent_tokens_and_extra_keys_are_accepted() {
+    fn go_style_null_tokens_load_as_none() {
         let d = dir();
         let path = d.path().join("tokens");
         fs::write(&path, r#"{"tokens":null}"#).unwrap();
         assert_eq!(load(&path).unwrap(), Vec::<u32>::new());
-        fs::write(&path, "{}").unwrap();
-        assert_eq!(load(&path).unwrap(), Vec::<u32>::new());
-        fs::write(&path, r#"{"tokens":[3,1],"previousState":"READONLY"}"#).unwrap();
-        assert_eq!(load(&path).unwrap(), vec![1, 3]);
     }
 
     #[test]
