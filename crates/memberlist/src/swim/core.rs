@@ -27,6 +27,10 @@ use crate::wire::message::{
 use crate::wire::node_meta::NodeMeta;
 use crate::wire::packet::encode_packet_message;
 
+/// Fast rounds of our own changes allowed back to back (see
+/// [`Core::gossip_local_changes`]).
+const FAST_ROUNDS_BURST: u32 = 2;
+
 /// memberlist's assumed compound header size (`compoundHeaderOverhead`).
 const COMPOUND_HEADER_OVERHEAD: usize = 2;
 /// memberlist's assumed per-part compound overhead (`compoundOverhead`).
@@ -129,8 +133,10 @@ pub struct Core<R> {
     probe_tick_pending: bool,
     next_probe: Instant,
     next_gossip: Option<Instant>,
-    /// When [`Core::gossip_local_changes`] last ran a round (rate limit).
-    last_local_gossip: Option<Instant>,
+    /// Rounds [`Core::gossip_local_changes`] may still run at once (at most
+    /// `FAST_ROUNDS_BURST`), and when the last one was earned (one per gossip interval).
+    fast_rounds: u32,
+    fast_round_earned: Option<Instant>,
     next_push_pull: Option<Instant>,
     relays: Vec<Relay>,
     left: bool,
@@ -198,7 +204,8 @@ impl<R: Rng> Core<R> {
             probe_tick_pending: false,
             next_probe,
             next_gossip,
-            last_local_gossip: None,
+            fast_rounds: FAST_ROUNDS_BURST,
+            fast_round_earned: None,
             next_push_pull,
             relays: Vec::new(),
             left: false,
@@ -427,8 +434,8 @@ impl<R: Rng> Core<R> {
     }
 
     /// Sends our own queued changes now, in one gossip round, rather than at the next
-    /// tick (with [`Config::gossip_local_changes_at_once`]; at most once per gossip
-    /// interval, so a burst of changes costs one extra round). The round goes to as many
+    /// tick (with [`Config::gossip_local_changes_at_once`]; a burst of two, then at most
+    /// one per gossip interval, so a burst of changes costs few extra rounds). The round goes to as many
     /// members as a broadcast's transmit quota (`retransmit_limit`): the change would be
     /// sent that many times over the next ticks anyway, so the bytes are the same and
     /// one tick of the spread is saved. The driver calls it after queueing local
@@ -440,12 +447,27 @@ impl<R: Rng> Core<R> {
         {
             return false;
         }
-        if let Some(t) = self.last_local_gossip
-            && now.saturating_duration_since(t) < self.config.gossip_interval
-        {
+        // A small burst (a join's PENDING then ACTIVE, a few milliseconds apart), then one
+        // round per gossip interval.
+        let every = self.config.gossip_interval.max(Duration::from_millis(1));
+        let earned_at = *self.fast_round_earned.get_or_insert(now);
+        let earned = now.saturating_duration_since(earned_at).as_nanos() / every.as_nanos();
+        if earned > 0 {
+            let earned = u32::try_from(earned).unwrap_or(u32::MAX);
+            self.fast_rounds = self
+                .fast_rounds
+                .saturating_add(earned)
+                .min(FAST_ROUNDS_BURST);
+            self.fast_round_earned = Some(if self.fast_rounds == FAST_ROUNDS_BURST {
+                now
+            } else {
+                earned_at + every * earned
+            });
+        }
+        if self.fast_rounds == 0 {
             return false;
         }
-        self.last_local_gossip = Some(now);
+        self.fast_rounds -= 1;
         let quota = retransmit_limit(self.config.retransmit_mult, self.num_alive());
         self.gossip_to(now, quota.max(self.config.gossip_nodes));
         true
@@ -1751,11 +1773,15 @@ mod tests {
         assert!(c.gossip_local_changes(now));
         assert_eq!(user_packets(&drain(&mut c).0), 4);
         assert_eq!(c.queued_local_broadcasts(), 0, "its quota is spent");
-        // A second change within the interval waits for the tick...
+        // A second one right after (a join's ACTIVE after its PENDING) goes at once too...
         c.queue_user_broadcast(user(b"mine-2", Origin::Local, "ring", &["me"], 3));
+        assert!(c.gossip_local_changes(now + Duration::from_millis(20)));
+        assert_eq!(user_packets(&drain(&mut c).0), 4);
+        // ...a third within the interval waits for the tick...
+        c.queue_user_broadcast(user(b"mine-3", Origin::Local, "ring", &["me"], 4));
         assert!(!c.gossip_local_changes(now + Duration::from_millis(50)));
         assert_eq!(user_packets(&drain(&mut c).0), 0);
-        // ...and one an interval later goes at once again.
+        // ...and one earned an interval later goes at once again.
         assert!(c.gossip_local_changes(now + Duration::from_millis(200)));
         assert_eq!(user_packets(&drain(&mut c).0), 4);
         // memberlist's timing when switched off.
