@@ -351,8 +351,9 @@ pub(crate) struct MemberlistArgs {
     /// Members gossiped to per interval.
     #[arg(long = "memberlist.gossip-nodes", default_value_t = MemberlistConfig::dskit().swim.gossip_nodes)]
     pub(crate) gossip_nodes: usize,
-    /// Gossip this node's own changes at once instead of at the next gossip tick (at
-    /// most once per gossip interval; ringkit only, false gives dskit's timing).
+    /// Gossip this node's own changes at once, to as many members as their transmit quota,
+    /// instead of at the next gossip tick (a burst of two, then one per gossip interval;
+    /// ringkit only, false gives dskit's timing).
     #[arg(long = "memberlist.gossip-local-changes-at-once", default_value_t = true, action = clap::ArgAction::Set)]
     pub(crate) gossip_local_changes_at_once: bool,
     /// How often to exchange the full state with a random member (0 disables).

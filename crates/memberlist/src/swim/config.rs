@@ -47,11 +47,12 @@ pub struct Config {
     /// memberlist `GossipNodes`, dskit `-memberlist.gossip-nodes` (`gossip_nodes`),
     /// default 3: members gossiped to per interval.
     pub gossip_nodes: usize,
-    /// ringkit only (memberlist has no such setting): our own changes go out in a
-    /// gossip round at once instead of waiting for the next tick, at most once per
-    /// `gossip_interval`. Saves on average half an interval on the first hop of a
-    /// join or state change; bytes stay the same (each message is still sent its
-    /// `retransmit_mult` quota of times). Default true; false gives memberlist's timing.
+    /// ringkit only (memberlist has no such setting): our own changes go out at once,
+    /// in a round to as many members as their transmit quota, instead of waiting for
+    /// the next tick (a burst of two such rounds, then one per `gossip_interval`).
+    /// Saves at least one tick of a join's or state change's spread; bytes stay the
+    /// same (each message is still sent its quota of times). Default true; false gives
+    /// memberlist's timing.
     pub gossip_local_changes_at_once: bool,
     /// memberlist `GossipToTheDeadTime`, dskit `-memberlist.gossip-to-dead-nodes-time`
     /// (`gossip_to_dead_nodes_time`), default 30 s: dead members keep receiving
