@@ -422,15 +422,8 @@ impl<R: Rng> Core<R> {
     /// Queues a user broadcast in the queue of its origin; with a cover it replaces
     /// the queued broadcasts of that queue it covers (dskit's rule, §2.8).
     pub fn queue_user_broadcast(&mut self, b: UserBroadcast) {
-        let len = b.bytes.len() + 1;
-        let q = match b.origin {
-            Origin::Local => &mut self.local_broadcasts,
-            Origin::Relayed => &mut self.gossip_broadcasts,
-        };
-        match b.cover {
-            Some(c) => q.push_covered(Message::User(b.bytes), len, c),
-            None => q.push(Message::User(b.bytes), len, None, None),
-        }
+        // Counted at its own length (`wire_len` 0 never exceeds it).
+        self.queue_user_broadcast_as(b, 0);
     }
 
     /// Sends our own queued changes now, in one gossip round, rather than at the next
