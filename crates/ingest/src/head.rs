@@ -395,9 +395,12 @@ impl Head {
         // over in record order, so each series gets its samples in order; a series record is
         // applied here before any later samples record can name it; a chunks record (only in
         // a checkpoint, before any samples) waits until the appender has caught up.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<ReplayBatch>(REPLAY_QUEUE);
+        let replay = &replay;
         let stats = std::thread::scope(|scope| -> Result<ReplayStats, HeadError> {
-            let appender = scope.spawn(|| {
+            // The sender lives inside the scope, so even an unwinding reader drops it and
+            // the appender ends instead of waiting forever.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<ReplayBatch>(REPLAY_QUEUE);
+            let appender = scope.spawn(move || {
                 let mut run: Vec<(i64, f64)> = Vec::new();
                 for batch in rx {
                     match batch {
