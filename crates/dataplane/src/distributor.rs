@@ -151,6 +151,12 @@ pub struct Distributor {
     local: Option<LocalIngester>,
 }
 
+/// How a push reaches one ingester: this process' own, or gRPC.
+enum Hop<C> {
+    Local(IngesterService),
+    Grpc(C),
+}
+
 /// The ingester of this same process (`--target=all`): pushes for the ring instance at
 /// `addr` call it directly instead of going through gRPC over loopback. The slot is
 /// filled once the ingester has replayed its WAL and serves; until then (and for every
@@ -309,24 +315,23 @@ impl Distributor {
                     RawWriteRequest::put_series(&mut body, bytes_of(i));
                 }
                 let req = RawWriteRequest(body.into());
-                let local = self.local_service(&instance.addr);
-                let channel = local.is_none().then(|| self.pool.channel(&instance.addr));
+                let hop = match self.local_service(&instance.addr) {
+                    Some(service) => Hop::Local(service),
+                    None => Hop::Grpc(self.pool.channel(&instance.addr)),
+                };
                 let request = with_tenant(req, tenant);
                 let timeout = self.cfg.pool.timeout;
                 async move {
-                    match (local, channel) {
-                        (Some(service), _) => {
+                    match hop {
+                        Hop::Local(service) => {
                             tokio::time::timeout(timeout, service.push(request?))
                                 .await
                                 .map_err(|_| {
                                     Status::deadline_exceeded("local ingester push timed out")
                                 })??;
                         }
-                        (None, Some(channel)) => {
+                        Hop::Grpc(channel) => {
                             push_encoded(channel?, request?).await?;
-                        }
-                        (None, None) => {
-                            unreachable!("a channel is made whenever there is no local ingester")
                         }
                     }
                     Ok::<(), Status>(())
