@@ -1,6 +1,6 @@
 //! The CLI's defaults agree with the libraries' `Default`s (issue 17): a `ringkit node`
 //! started with no flags builds the configs a library user gets from `Default` (or the
-//! named preset), except for the differences [`tests::INTENDED`] lists with their reason.
+//! named preset), except for the differences `tests::INTENDED` lists with their reason.
 //!
 //! Integer and boolean defaults are taken from the libraries in the clap attributes
 //! (`default_value_t = LifecyclerConfig::default().num_tokens`); durations and strings
