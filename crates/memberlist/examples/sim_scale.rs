@@ -175,28 +175,15 @@ fn run(n: usize, seed: u64, loss: f64) {
         return;
     }
     // Nodes start 10 ms apart and join node 0, retrying every second like dskit.
-    for i in 1..n {
-        sim.join(i, &[0]);
-        sim.run_for(Duration::from_millis(10));
-    }
+    sim.join_all_through(0, Duration::from_millis(10));
     let joined_at = sim.elapsed();
     eprintln!(
         "N={n}: all joined at {joined_at:?} virtual, wall {:.1?}",
         wall.elapsed()
     );
-    let mut join_took = None;
-    for step in 1..=600u32 {
-        sim.run_for(Duration::from_secs(1));
-        if converged(&sim) {
-            join_took = Some(Duration::from_secs(step.into()));
-            break;
-        }
-        for i in 0..n {
-            if sim.core(i).is_some_and(|c| c.num_alive() < 2) {
-                sim.join(i, &[0]);
-            }
-        }
-    }
+    let join_took = sim
+        .run_until_joined(0, Duration::from_secs(1), 600, converged)
+        .map(|steps| Duration::from_secs(steps.into()));
     eprintln!(
         "N={n}: convergence check done at {:?} virtual, wall {:.1?}",
         sim.elapsed(),

@@ -52,26 +52,13 @@ fn run_until_converged(sim: &mut Sim, step: Duration, limit: Duration) -> Option
 /// every node sees every other alive.
 fn joined_cluster(seed: u64) -> Sim {
     let mut sim = Sim::new(N, seed, Config::dskit(), lossy());
-    for i in 1..N {
-        sim.join(i, &[0]);
-        sim.run_for(Duration::from_millis(10));
-    }
+    sim.join_all_through(0, Duration::from_millis(10));
     // Like dskit's join with retries: a node whose join push/pull failed (5 %
-    // stream failures) tries again every second.
-    let mut took = None;
-    for step in 1..=300 {
-        sim.run_for(Duration::from_millis(500));
-        if converged(&sim) {
-            took = Some(Duration::from_millis(500) * step);
-            break;
-        }
-        for i in 0..N {
-            if sim.core(i).is_some_and(|c| c.num_alive() < 2) {
-                sim.join(i, &[0]);
-            }
-        }
-    }
-    let took = took.expect("the cluster did not converge after joining");
+    // stream failures) tries again.
+    let steps = sim
+        .run_until_joined(0, Duration::from_millis(500), 300, converged)
+        .expect("the cluster did not converge after joining");
+    let took = Duration::from_millis(500) * steps;
     println!("join convergence: {:?} after the last join", took);
     for i in 0..N {
         assert_eq!(sim.stats(i).decode_errors, 0, "codec failure at node {i}");
@@ -280,22 +267,9 @@ fn under_ring_heartbeats_every_view_stays_fresh_and_every_queue_small() {
     const M: usize = 30;
     let seed = seed_from_env(14);
     let mut sim = Sim::new(M, seed, Config::dskit(), lossy());
-    for i in 1..M {
-        sim.join(i, &[0]);
-        sim.run_for(Duration::from_millis(10));
-    }
-    for _ in 0..60 {
-        if converged(&sim) {
-            break;
-        }
-        sim.run_for(Duration::from_secs(1));
-        for i in 0..M {
-            if sim.core(i).is_some_and(|c| c.num_alive() < 2) {
-                sim.join(i, &[0]);
-            }
-        }
-    }
-    assert!(converged(&sim), "the cluster did not converge");
+    sim.join_all_through(0, Duration::from_millis(10));
+    let joined = sim.run_until_joined(0, Duration::from_secs(1), 60, converged);
+    assert!(joined.is_some(), "the cluster did not converge");
     sim.start_ring_load(RingLoad {
         period: Duration::from_secs(5),
         entry_len: 700,

@@ -57,22 +57,9 @@ struct Trace {
 fn run(seed: u64, shared: bool) -> Trace {
     let mut sim = Sim::new(M, seed, Config::dskit(), lossy());
     sim.shared_ring_entries = shared;
-    for i in 1..M {
-        sim.join(i, &[0]);
-        sim.run_for(Duration::from_millis(10));
-    }
-    for _ in 0..60 {
-        if converged(&sim) {
-            break;
-        }
-        sim.run_for(Duration::from_secs(1));
-        for i in 0..M {
-            if sim.core(i).is_some_and(|c| c.num_alive() < 2) {
-                sim.join(i, &[0]);
-            }
-        }
-    }
-    assert!(converged(&sim), "the cluster did not converge");
+    sim.join_all_through(0, Duration::from_millis(10));
+    let joined = sim.run_until_joined(0, Duration::from_secs(1), 60, converged);
+    assert!(joined.is_some(), "the cluster did not converge");
     sim.start_ring_load(load());
     let mut samples = Vec::new();
     for _ in 0..30 {

@@ -66,22 +66,9 @@ fn converged(sim: &Sim) -> bool {
 fn cluster(seed: u64, routed: bool) -> Sim {
     let configs = (0..N).map(|i| config(i, routed)).collect();
     let mut sim = Sim::with_configs(configs, seed, link());
-    for i in 1..N {
-        sim.join(i, &[0]);
-        sim.run_for(Duration::from_millis(10));
-    }
-    for _ in 0..120 {
-        if converged(&sim) {
-            break;
-        }
-        sim.run_for(Duration::from_millis(500));
-        for i in 1..N {
-            if sim.core(i).is_some_and(|c| c.num_alive() < 2) {
-                sim.join(i, &[0]);
-            }
-        }
-    }
-    assert!(converged(&sim), "membership did not converge");
+    sim.join_all_through(0, Duration::from_millis(10));
+    let joined = sim.run_until_joined(0, Duration::from_millis(500), 120, converged);
+    assert!(joined.is_some(), "membership did not converge");
     for i in 0..N {
         sim.command(i, |c, _| c.mark_joined());
     }

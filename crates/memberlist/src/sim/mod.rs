@@ -649,6 +649,40 @@ impl Sim {
         self.command(i, |c, now| c.join(now, &addrs));
     }
 
+    /// Every node but `seed` joins through `seed`, `gap` apart (nodes starting one after
+    /// another, as a rollout starts them).
+    pub fn join_all_through(&mut self, seed: usize, gap: Duration) {
+        for i in (0..self.nodes.len()).filter(|&i| i != seed) {
+            self.join(i, &[seed]);
+            self.run_for(gap);
+        }
+    }
+
+    /// Runs in steps of `step`, at most `steps` of them, until `done` holds; after each
+    /// step a node that knows no other member joins through `seed` again (dskit's join
+    /// retries: a failed join push/pull leaves a node alone). Returns the number of steps
+    /// after which `done` held.
+    pub fn run_until_joined(
+        &mut self,
+        seed: usize,
+        step: Duration,
+        steps: u32,
+        done: impl Fn(&Sim) -> bool,
+    ) -> Option<u32> {
+        for n in 1..=steps {
+            self.run_for(step);
+            if done(self) {
+                return Some(n);
+            }
+            for i in (0..self.nodes.len()).filter(|&i| i != seed) {
+                if self.core(i).is_some_and(|c| c.num_alive() < 2) {
+                    self.join(i, &[seed]);
+                }
+            }
+        }
+        None
+    }
+
     /// Crashes node `i`: its state is lost, messages to it vanish.
     pub fn crash(&mut self, i: usize) {
         self.nodes[i].core = None;
