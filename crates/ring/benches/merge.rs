@@ -10,25 +10,17 @@ use std::collections::HashSet;
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use rand::{RngExt, SeedableRng};
 use ringkit_ring::merge::merge;
 use ringkit_ring::{Desc, InstanceState, codec};
+use support::unique_tokens;
+
+mod support;
 
 const INSTANCES: usize = 600;
 const TOKENS: usize = 128;
 const REGISTERED: i64 = 1_700_000_000;
-
-fn unique_tokens(rng: &mut SmallRng, taken: &mut HashSet<u32>, n: usize) -> Vec<u32> {
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
-        let t: u32 = rng.random();
-        if taken.insert(t) {
-            out.push(t);
-        }
-    }
-    out
-}
 
 fn big_ring(rng: &mut SmallRng, taken: &mut HashSet<u32>) -> Desc {
     let mut d = Desc::new();

@@ -1,7 +1,6 @@
 //! Lookup and rebuild benchmarks shaped like dskit's `BenchmarkRing_Get` and
 //! `BenchmarkUpdateRingState` (spec/ring.md §8.2), so the figures compare.
 
-use std::collections::HashSet;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -9,39 +8,15 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use ringkit_ring::snapshot::{ReplicationStrategy, unix_seconds};
-use ringkit_ring::{Desc, GetBuffer, InstanceState, Operation, RingConfig, RingSnapshot};
+use ringkit_ring::{GetBuffer, InstanceState, Operation, RingConfig, RingSnapshot};
+use support::{NOW, random_ring};
 
 /// The `ringkit` binary's allocator: a node's rebuilds allocate and free with it, and a
 /// states-only update is mostly freeing the previous descriptors.
+mod support;
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-const NOW: i64 = 1_800_000_000;
-
-fn random_ring(instances: usize, zones: usize, tokens: usize, rng: &mut SmallRng) -> Desc {
-    let mut taken = HashSet::new();
-    let mut d = Desc::new();
-    for i in 0..instances {
-        let mut mine = Vec::with_capacity(tokens);
-        while mine.len() < tokens {
-            let t: u32 = rng.random();
-            if taken.insert(t) {
-                mine.push(t);
-            }
-        }
-        let zone = format!("zone-{}", i % zones);
-        d.add_instance(
-            &format!("instance-{i}"),
-            &format!("10.0.{}.{}:9095", i / 250, i % 250),
-            &zone,
-            mine,
-            InstanceState::Active,
-            NOW - 3600,
-            NOW,
-        );
-    }
-    d
-}
 
 fn bench_get(c: &mut Criterion) {
     let mut group = c.benchmark_group("Ring_Get");
@@ -53,7 +28,7 @@ fn bench_get(c: &mut Criterion) {
     ];
     for (name, instances, zones, zone_aware) in cases {
         let mut rng = SmallRng::seed_from_u64(42);
-        let desc = random_ring(instances, zones, 512, &mut rng);
+        let desc = random_ring(0..instances, zones, 512, &mut rng);
         let cfg = RingConfig {
             replication_factor: 3,
             zone_awareness_enabled: zone_aware,
@@ -94,8 +69,8 @@ fn bench_update_ring_state(c: &mut Criterion) {
     };
     for (instances, tokens) in [(50, 128), (100, 256), (500, 512)] {
         let mut rng = SmallRng::seed_from_u64(7);
-        let a = random_ring(instances, instances, tokens, &mut rng);
-        let b_tokens = random_ring(instances, instances, tokens, &mut rng);
+        let a = random_ring(0..instances, instances, tokens, &mut rng);
+        let b_tokens = random_ring(0..instances, instances, tokens, &mut rng);
         let mut b_state = a.clone();
         for d in b_state.ingesters.values_mut() {
             d.state = InstanceState::Joining as i32;
@@ -160,7 +135,7 @@ fn bench_get_one_zone_leaving(c: &mut Criterion) {
     let mut group = c.benchmark_group("Ring_Get_OneZoneLeaving");
     for leaving in [true, false] {
         let mut rng = SmallRng::seed_from_u64(3);
-        let mut desc = random_ring(1200, 4, 512, &mut rng);
+        let mut desc = random_ring(0..1200, 4, 512, &mut rng);
         if leaving {
             for d in desc.ingesters.values_mut().filter(|d| d.zone == "zone-2") {
                 d.state = InstanceState::Leaving as i32;

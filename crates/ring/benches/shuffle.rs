@@ -2,43 +2,19 @@
 //! and `BenchmarkRing_ShuffleShardCached`: zone awareness on, 128 random tokens per
 //! instance, the same tenant every iteration.
 
-use std::collections::HashSet;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group};
+use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use rand::{RngExt, SeedableRng};
 use ringkit_ring::gorand::{GoRand, ShardRng};
 use ringkit_ring::shuffle::shuffle_shard_seed;
-use ringkit_ring::{Desc, InstanceState, RingConfig, RingSnapshot};
+use ringkit_ring::{RingConfig, RingSnapshot};
+use support::random_ring;
 
-const NOW: i64 = 1_800_000_000;
-
-fn random_ring(instances: usize, zones: usize, tokens: usize, rng: &mut SmallRng) -> Desc {
-    let mut taken = HashSet::new();
-    let mut d = Desc::new();
-    for i in 1..=instances {
-        let mut mine = Vec::with_capacity(tokens);
-        while mine.len() < tokens {
-            let t: u32 = rng.random();
-            if taken.insert(t) {
-                mine.push(t);
-            }
-        }
-        d.add_instance(
-            &format!("instance-{i}"),
-            &format!("10.0.{}.{}:9095", i / 250, i % 250),
-            &format!("zone-{}", i % zones),
-            mine,
-            InstanceState::Active,
-            NOW - 3600,
-            NOW,
-        );
-    }
-    d
-}
+mod support;
 
 fn ring(instances: usize, zones: usize, cache: bool) -> Arc<RingSnapshot> {
     let mut rng = SmallRng::seed_from_u64(42);
@@ -47,7 +23,7 @@ fn ring(instances: usize, zones: usize, cache: bool) -> Arc<RingSnapshot> {
         heartbeat_timeout: Duration::from_secs(3600),
         ..RingConfig::default()
     };
-    let r = RingSnapshot::new(random_ring(instances, zones, 128, &mut rng), cfg)
+    let r = RingSnapshot::new(random_ring(1..instances + 1, zones, 128, &mut rng), cfg)
         .expect("valid ring config");
     Arc::new(if cache { r } else { r.without_subring_cache() })
 }

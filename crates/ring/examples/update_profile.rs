@@ -8,7 +8,6 @@
 //! (tokens changed, then one lookup) or `leaving` (lookups in a 1,200-instance, 4-zone ring
 //! with one zone LEAVING; INSTANCES and TOKENS are ignored).
 
-use std::collections::HashSet;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -16,32 +15,10 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use ringkit_ring::snapshot::{ReplicationStrategy, unix_seconds};
 use ringkit_ring::{Desc, GetBuffer, InstanceState, Operation, RingConfig, RingSnapshot};
+use support::{NOW, random_ring};
 
-const NOW: i64 = 1_800_000_000;
-
-fn random_ring(instances: usize, zones: usize, tokens: usize, rng: &mut SmallRng) -> Desc {
-    let mut taken = HashSet::new();
-    let mut d = Desc::new();
-    for i in 0..instances {
-        let mut mine = Vec::with_capacity(tokens);
-        while mine.len() < tokens {
-            let t: u32 = rng.random();
-            if taken.insert(t) {
-                mine.push(t);
-            }
-        }
-        d.add_instance(
-            &format!("instance-{i}"),
-            &format!("10.0.{}.{}:9095", i / 250, i % 250),
-            &format!("zone-{}", i % zones),
-            mine,
-            InstanceState::Active,
-            NOW - 3600,
-            NOW,
-        );
-    }
-    d
-}
+#[path = "../benches/support/mod.rs"]
+mod support;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -53,7 +30,7 @@ fn main() {
     let mut buf = GetBuffer::new();
     if mode == "leaving" {
         let mut rng = SmallRng::seed_from_u64(3);
-        let mut desc = random_ring(1200, 4, 512, &mut rng);
+        let mut desc = random_ring(0..1200, 4, 512, &mut rng);
         for d in desc.ingesters.values_mut().filter(|d| d.zone == "zone-2") {
             d.state = InstanceState::Leaving as i32;
         }
@@ -80,7 +57,7 @@ fn main() {
         ..RingConfig::default()
     };
     let mut rng = SmallRng::seed_from_u64(7);
-    let a = random_ring(instances, instances, tokens, &mut rng);
+    let a = random_ring(0..instances, instances, tokens, &mut rng);
     let other = if mode == "states" {
         let mut b = a.clone();
         for d in b.ingesters.values_mut() {
@@ -88,7 +65,7 @@ fn main() {
         }
         b
     } else {
-        random_ring(instances, instances, tokens, &mut rng)
+        random_ring(0..instances, instances, tokens, &mut rng)
     };
     // Copies made up front, as the bench makes them outside the timed part.
     let descs: Vec<Desc> = (0..iterations)
