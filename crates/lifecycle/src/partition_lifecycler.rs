@@ -216,12 +216,7 @@ impl PartitionInstanceLifecycler {
             .await?;
         } else {
             loop {
-                let desc = self
-                    .kv
-                    .get(&self.key)
-                    .await?
-                    .map(|v| v.0)
-                    .unwrap_or_default();
+                let desc = self.stored().await?;
                 if desc.has_partition(cfg.partition_id) {
                     break;
                 }
@@ -336,17 +331,22 @@ impl PartitionInstanceLifecycler {
         .await
     }
 
+    /// The partition ring as the store holds it now (empty when the key is absent).
+    async fn stored(&self) -> Result<PartitionRingDesc, PartitionLifecyclerError> {
+        Ok(self
+            .kv
+            .get(&self.key)
+            .await?
+            .map(|v| v.0)
+            .unwrap_or_default())
+    }
+
     /// The owned partition's state and when it last changed (Unix seconds), read from
     /// the store (dskit's `GetPartitionState`).
     pub async fn get_partition_state(
         &self,
     ) -> Result<(PartitionState, i64), PartitionLifecyclerError> {
-        let desc = self
-            .kv
-            .get(&self.key)
-            .await?
-            .map(|v| v.0)
-            .unwrap_or_default();
+        let desc = self.stored().await?;
         let p = desc
             .partitions
             .get(&self.cfg.partition_id)
