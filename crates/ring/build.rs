@@ -10,36 +10,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = prost_build::Config::new();
     // Ordered maps: deterministic iteration (merge, conflict resolution, encoding).
     config.btree_map(["."]);
+    // InstanceDesc is written by hand (src/model/instance.rs) so its tokens can be shared
+    // between copies of a descriptor; prost cannot give a repeated field another type.
+    config.extern_path(".ring.InstanceDesc", "crate::model::InstanceDesc");
     config.type_attribute(
         ".ring.Desc",
         "#[derive(serde::Serialize, serde::Deserialize)]",
     );
-    config.type_attribute(
-        ".ring.InstanceDesc",
-        "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default)]",
-    );
-    // JSON form uses dskit's field names and omits zero values, as Go's encoding/json
-    // does with `omitempty`.
-    for (field, skip) in [
-        ("addr", "String::is_empty"),
-        ("timestamp", "crate::codec::json::is_zero_i64"),
-        ("state", "crate::codec::json::is_zero_i32"),
-        ("tokens", "Vec::is_empty"),
-        ("zone", "String::is_empty"),
-        ("registered_timestamp", "crate::codec::json::is_zero_i64"),
-        ("id", "String::is_empty"),
-        (
-            "read_only_updated_timestamp",
-            "crate::codec::json::is_zero_i64",
-        ),
-        ("read_only", "crate::codec::json::is_false"),
-        ("versions", "::std::collections::BTreeMap::is_empty"),
-    ] {
-        config.field_attribute(
-            format!(".ring.InstanceDesc.{field}"),
-            format!("#[serde(skip_serializing_if = \"{skip}\")]"),
-        );
-    }
+    // InstanceDesc's JSON form (dskit's field names, zero values left out as Go's
+    // `omitempty` does) is declared on the hand-written type.
     // Partition ring JSON: Go's encoding/json form of dskit's types (camelCase names, map
     // keys as strings, enums as numbers, zero fields omitted except the two maps).
     for ty in ["PartitionRingDesc", "PartitionDesc", "OwnerDesc"] {

@@ -59,7 +59,7 @@ impl Instance {
             addr: self.addr.clone(),
             timestamp: now,
             state: self.state as i32,
-            tokens: self.tokens.clone(),
+            tokens: self.tokens.clone().into(),
             zone: self.zone.clone(),
             registered_timestamp: self.registered_at,
             id: self.id.clone(),
@@ -114,7 +114,7 @@ pub fn register(desc: &mut Desc, me: &mut Instance, now: i64) -> bool {
             me.registered_at = existing.registered_timestamp;
             me.read_only = existing.read_only;
             me.read_only_updated_at = existing.read_only_updated_timestamp;
-            me.tokens = sorted_unique(existing.tokens.clone());
+            me.tokens = sorted_unique(existing.tokens.to_vec());
             me.state = if me.tokens.is_empty() {
                 InstanceState::Pending
             } else {
@@ -145,7 +145,7 @@ pub fn claim_tokens(
     now: i64,
 ) -> Result<bool, LifecycleError> {
     let mine: Vec<u32> = match desc.ingesters.get(&me.id) {
-        Some(d) => d.tokens.clone(),
+        Some(d) => d.tokens.to_vec(),
         None => {
             me.registered_at = now;
             Vec::new()
@@ -199,7 +199,7 @@ pub fn verify_tokens(
     let in_ring = desc
         .ingesters
         .get(&me.id)
-        .map(|d| sorted_unique(d.tokens.clone()))
+        .map(|d| sorted_unique(d.tokens.to_vec()))
         .unwrap_or_default();
     if in_ring == me.tokens && in_ring.len() >= num_tokens {
         me.state = InstanceState::Active;
@@ -231,7 +231,7 @@ pub fn heartbeat(desc: &mut Desc, me: &mut Instance, now: i64) -> bool {
     match desc.ingesters.get(&me.id) {
         None => me.registered_at = now,
         Some(d) => {
-            let ring = sorted_unique(d.tokens.clone());
+            let ring = sorted_unique(d.tokens.to_vec());
             if !ring.is_empty() && ring.len() < me.tokens.len() {
                 me.tokens = ring;
             }
@@ -528,6 +528,7 @@ mod tests {
             .get_mut("ing-1")
             .unwrap()
             .tokens
+            .make_mut()
             .retain(|t| !stolen.contains(t));
         assert!(!verify_tokens(&mut desc, &mut me, 8, &g, &mut rng(), NOW + 5).unwrap());
         let e = &desc.ingesters["ing-1"];

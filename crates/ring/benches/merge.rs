@@ -44,7 +44,7 @@ fn heartbeat(ring: &Desc, timestamp: i64, tokens: Option<&[u32]>) -> Desc {
     let mut instance = ring.ingesters["instance-0"].clone();
     instance.timestamp = timestamp;
     if let Some(tokens) = tokens {
-        instance.tokens = tokens.to_vec();
+        instance.tokens = tokens.into();
     }
     let mut delta = Desc::new();
     delta.ingesters.insert("instance-0".to_owned(), instance);
@@ -98,7 +98,7 @@ fn bench_merge(c: &mut Criterion) {
     // detection over the whole ring every time (no conflict is found).
     {
         let other_tokens = unique_tokens(&mut rng, &mut taken, TOKENS);
-        let own_tokens = initial.ingesters["instance-0"].tokens.clone();
+        let own_tokens = initial.ingesters["instance-0"].tokens.to_vec();
         let mut local = initial.clone();
         let mut ts = REGISTERED;
         group.bench_function("heartbeat_new_tokens_600x128", |b| {

@@ -20,6 +20,11 @@ use support::{NOW, random_ring};
 #[path = "../benches/support/mod.rs"]
 mod support;
 
+/// The allocator the benches and the `ringkit` binary use: freeing descriptors is part of
+/// an update's cost, so it is counted with the allocator that pays it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg =

@@ -20,7 +20,7 @@
 
 use std::collections::HashMap;
 
-use crate::model::{Desc, InstanceDesc, InstanceState};
+use crate::model::{Desc, InstanceDesc, InstanceState, Tokens};
 
 /// Reusable state of [`merge_heartbeat_cached`]: the decompression buffer and, per
 /// instance id, the packed token bytes last seen with the tokens they stand for.
@@ -58,7 +58,9 @@ struct KnownTokens {
     /// The id as text (equal to the map key's bytes).
     id: String,
     packed: Vec<u8>,
-    tokens: Vec<u32>,
+    /// Shares the stored instance's token list, so the comparison with it is a pointer
+    /// comparison while nothing replaced them.
+    tokens: Tokens,
     /// The last message applied for this instance, split around its timestamp field
     /// (the bytes before its key, the bytes after its value), with the instance's
     /// stored fields right after it was applied (tokens left out: they are `tokens`).
@@ -158,7 +160,7 @@ impl HeartbeatCache {
         &mut self,
         id: &str,
         packed: &[u8],
-        tokens: &[u32],
+        tokens: &Tokens,
         instances: usize,
     ) -> &mut KnownTokens {
         // Instances come and go; forget them all rather than grow without bound.
@@ -171,13 +173,12 @@ impl HeartbeatCache {
             .or_insert_with(|| KnownTokens {
                 id: id.to_owned(),
                 packed: Vec::new(),
-                tokens: Vec::new(),
+                tokens: Tokens::new(),
                 last: None,
             });
         k.packed.clear();
         k.packed.extend_from_slice(packed);
-        k.tokens.clear();
-        k.tokens.extend_from_slice(tokens);
+        k.tokens = tokens.clone();
         k
     }
 }
@@ -599,7 +600,7 @@ mod tests {
         let cases = [
             one(&local, "ing-1", |i| {
                 i.timestamp = 2000;
-                i.tokens.push(99_999);
+                i.tokens.make_mut().push(99_999);
             }),
             one(&local, "ing-1", |i| {
                 i.timestamp = 2000;
@@ -667,7 +668,7 @@ mod tests {
         // The stored instance's tokens change (e.g. through the general merge); a
         // heartbeat still carrying the old tokens matches the cached bytes but not the
         // stored tokens, so it must go the general way.
-        local.ingesters.get_mut("ing-1").unwrap().tokens[0] += 1;
+        local.ingesters.get_mut("ing-1").unwrap().tokens.make_mut()[0] += 1;
         let mut old_tokens = local.clone();
         old_tokens.ingesters.get_mut("ing-1").unwrap().tokens = announced;
         let stale = hb(&old_tokens, 3000);
@@ -692,14 +693,14 @@ mod tests {
                 KnownTokens {
                     id: format!("gone-{i}"),
                     packed: vec![],
-                    tokens: vec![],
+                    tokens: Tokens::new(),
                     last: None,
                 },
             );
         }
         let next = codec::encode(&one(&local, "ing-2", |i| i.timestamp = 4000));
         let mut other = local.clone();
-        other.ingesters.get_mut("ing-1").unwrap().tokens[1] += 1;
+        other.ingesters.get_mut("ing-1").unwrap().tokens.make_mut()[1] += 1;
         let relearn = codec::encode(&one(&other, "ing-1", |i| i.timestamp = 4000));
         assert_eq!(
             merge_heartbeat_cached(&mut local, &relearn, &mut cache),
@@ -842,7 +843,7 @@ mod tests {
                 i.read_only = read_only;
                 i.read_only_updated_timestamp = if read_only { 7 } else { 0 };
                 if empty_id { i.id.clear(); }
-                if change_tokens { i.tokens[0] += 1; }
+                if change_tokens { i.tokens.make_mut()[0] += 1; }
             });
             let mut slow = local.clone();
             let (changed, verbatim) = reference(&mut slow, &hb);

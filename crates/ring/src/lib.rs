@@ -59,7 +59,7 @@ pub mod token_ranges;
 pub mod tokens;
 
 pub use batch::{BatchBuffers, BatchError, BatchOptions, BatchOutcome, do_batch};
-pub use model::{Desc, InstanceBuilder, InstanceDesc, InstanceState};
+pub use model::{Desc, InstanceBuilder, InstanceDesc, InstanceState, Tokens};
 pub use op::Operation;
 pub use quorum::{QuorumConfig, QuorumError};
 pub use replication::ReplicationSet;

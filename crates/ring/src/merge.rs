@@ -235,26 +235,9 @@ fn normalize_instance(d: &mut InstanceDesc) -> bool {
         let had = !d.tokens.is_empty();
         d.tokens.clear();
         had
-    } else if !strictly_increasing(&d.tokens) {
-        d.tokens.sort_unstable();
-        d.tokens.dedup();
-        true
     } else {
-        false
+        d.tokens.normalize()
     }
-}
-
-/// Sorted without duplicates. Written without an early exit so that it vectorises: it runs
-/// on every incoming instance, including the 128-token heartbeats of the hot path.
-fn strictly_increasing(tokens: &[u32]) -> bool {
-    let Some(rest) = tokens.get(1..) else {
-        return true;
-    };
-    let mut out_of_order = false;
-    for (a, b) in tokens.iter().zip(rest) {
-        out_of_order |= a >= b;
-    }
-    !out_of_order
 }
 
 /// Whether two live (non-LEFT) instances claim the same token: a ring in that state gives
@@ -338,7 +321,7 @@ pub fn resolve_token_conflicts(desc: &mut Desc) -> bool {
         losses = rest;
         // Both lists are sorted: walk them together.
         let mut lost = mine.iter().map(|&(_, t)| t).peekable();
-        d.tokens.retain(|&t| {
+        d.tokens.make_mut().retain(|&t| {
             while lost.next_if(|&l| l < t).is_some() {}
             lost.next_if_eq(&t).is_none()
         });
@@ -431,7 +414,7 @@ mod tests {
             addr: format!("10.0.0.1:{ts}"),
             timestamp: ts,
             state: state as i32,
-            tokens: tokens.to_vec(),
+            tokens: tokens.into(),
             zone: "z1".to_owned(),
             registered_timestamp: 1,
             ..Default::default()
@@ -749,7 +732,7 @@ mod tests {
         assert_eq!(tokens_of(&local, "a"), [3]);
         assert_eq!(tokens_of(&local, "b"), [1, 2]);
         assert_eq!(
-            change.map(|c| c.ingesters["a"].tokens.clone()),
+            change.map(|c| c.ingesters["a"].tokens.to_vec()),
             Some(vec![3])
         );
     }

@@ -10,10 +10,13 @@ mod generated {
     include!(concat!(env!("OUT_DIR"), "/ring.rs"));
 }
 
-pub use generated::{Desc, InstanceDesc, InstanceState};
+mod instance;
+
+pub use generated::{Desc, InstanceState};
 /// The partition ring types (dskit's `partition_ring_desc.proto`); helpers live in
 /// [`crate::partition`].
 pub use generated::{OwnerDesc, OwnerState, PartitionDesc, PartitionRingDesc, PartitionState};
+pub use instance::{InstanceDesc, Tokens};
 
 impl InstanceState {
     /// All states, in wire order.
@@ -228,7 +231,7 @@ impl InstanceBuilder {
 
     /// The tokens the instance owns, in any order; they are sorted and repeats dropped.
     pub fn tokens(mut self, tokens: Vec<u32>) -> InstanceBuilder {
-        self.desc.tokens = tokens;
+        self.desc.tokens = tokens.into();
         self
     }
 
@@ -260,8 +263,7 @@ impl InstanceBuilder {
 
     /// The descriptor, tokens sorted and unique.
     pub fn build(mut self) -> InstanceDesc {
-        self.desc.tokens.sort_unstable();
-        self.desc.tokens.dedup();
+        self.desc.tokens.normalize();
         self.desc
     }
 }

@@ -23,7 +23,7 @@ fn set(zones: &[&str], max_errors: usize, max_unavailable_zones: usize) -> Repli
                 addr: format!("10.0.0.{i}:9095"),
                 id: format!("instance-{i}"),
                 zone: z.to_string(),
-                tokens: vec![i as u32],
+                tokens: vec![i as u32].into(),
                 ..Default::default()
             })
             .collect(),
@@ -318,7 +318,7 @@ fn replication_set_change_ignores_timestamps_and_order() {
     after.instances.reverse();
     after.instances[0].timestamp = 12345;
     assert!(!has_replication_set_changed(&before, &after));
-    after.instances[1].tokens.push(99);
+    after.instances[1].tokens.make_mut().push(99);
     assert!(has_replication_set_changed(&before, &after));
     let mut fewer = before.clone();
     fewer.instances.pop();

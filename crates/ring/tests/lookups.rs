@@ -703,7 +703,7 @@ fn heartbeat_only_update_reuses_the_token_tables() {
     );
 
     let mut d = r2.to_desc();
-    d.ingesters.get_mut("b").unwrap().tokens.push(25);
+    d.ingesters.get_mut("b").unwrap().tokens.make_mut().push(25);
     let r3 = r2.update(d);
     assert!(!std::ptr::eq(r2.tokens().as_ptr(), r3.tokens().as_ptr()));
     assert_eq!(r3.tokens(), [10, 20, 25, 30, 40]);

@@ -163,7 +163,7 @@ fn reference_resolve(d: &Desc) -> Desc {
             continue;
         }
         let my_rank = rank(id, e);
-        e.tokens.retain(|t| {
+        e.tokens.make_mut().retain(|t| {
             !d.ingesters.iter().any(|(other_id, other)| {
                 other_id != id
                     && other.state != LEFT
@@ -216,7 +216,7 @@ fn arbitrary_desc() -> impl Strategy<Value = Desc> {
         .prop_map(|(timestamp, state, tokens, read_only)| InstanceDesc {
             timestamp,
             state,
-            tokens,
+            tokens: tokens.into(),
             read_only,
             ..Default::default()
         });
@@ -402,7 +402,7 @@ proptest! {
         prop_assert_eq!(changed, resolved != normalised);
         // Each contested token stays with exactly one live claimant: none is lost outright.
         let live_tokens = |x: &Desc| -> BTreeSet<u32> {
-            x.ingesters.values().filter(|e| e.state != LEFT).flat_map(|e| e.tokens.clone()).collect()
+            x.ingesters.values().filter(|e| e.state != LEFT).flat_map(|e| e.tokens.to_vec()).collect()
         };
         prop_assert_eq!(live_tokens(&resolved), live_tokens(&normalised));
     }
@@ -462,7 +462,7 @@ fn single(id: &str, e: &InstanceDesc) -> Desc {
 fn conflict_resolution_breaks_associativity_of_token_lists() {
     let entry = |ts: i64, tokens: &[u32]| InstanceDesc {
         timestamp: ts,
-        tokens: tokens.to_vec(),
+        tokens: tokens.into(),
         ..Default::default()
     };
     let one = |id: &str, e: InstanceDesc| single(id, &e);

@@ -523,7 +523,7 @@ fn instance_desc(insts: &[JInst]) -> Desc {
                 addr: i.addr.clone(),
                 timestamp: i.ts,
                 state: i.state,
-                tokens: i.tokens.clone(),
+                tokens: i.tokens.clone().into(),
                 zone: i.zone.clone(),
                 id: i.id.clone(),
                 read_only: i.read_only,

@@ -1194,8 +1194,8 @@ fn shards_of_shards_behave_like_snapshots_built_from_their_descriptors() {
             // Two instances claim the same token: the general table build resolves it.
             let t = d.ingesters["instance-1"].tokens[0];
             let other = d.ingesters.get_mut("instance-2").unwrap();
-            other.tokens.push(t);
-            other.tokens.sort_unstable();
+            other.tokens.make_mut().push(t);
+            other.tokens.make_mut().sort_unstable();
         }
         let r = snapshot(d, zone_aware);
         let outer = r.shuffle_shard("tenant-a", 24);

@@ -83,10 +83,7 @@ fn state_bit(state: i32) -> u32 {
 /// hold them in any order).
 fn normalize_tokens(instances: &mut [InstanceDesc]) {
     for d in instances {
-        if !d.tokens.is_sorted() {
-            d.tokens.sort_unstable();
-        }
-        d.tokens.dedup();
+        d.tokens.normalize();
     }
 }
 
@@ -245,9 +242,11 @@ impl RingSnapshot {
     /// timestamps"): the common heartbeat update costs no token work.
     ///
     /// A states-only update compares each instance's tokens with the ones this snapshot
-    /// holds (one `memcmp` each; equal tokens are known sorted and unique, so they are
-    /// not checked again), keeps the zone names, per-zone counts, token table and walk
-    /// table by reference, and only refreshes the per-instance state and heartbeat array.
+    /// holds: a list that shares storage with ours (a copy of the same descriptor, see
+    /// [`crate::Tokens`]) is equal without reading it, any other costs one `memcmp`
+    /// (equal tokens are known sorted and unique, so they are not checked again). It
+    /// keeps the zone names, per-zone counts, token table and walk table by reference,
+    /// and only refreshes the per-instance state and heartbeat array.
     /// Any other change rebuilds every lookup table, as [`Self::new`] does.
     pub fn update(&self, mut desc: Desc) -> RingSnapshot {
         let mut instances = Self::collect_instances(&mut desc, &self.cfg);
@@ -314,17 +313,25 @@ impl RingSnapshot {
     /// Tokens are left as they came (see [`normalize_tokens`]).
     fn collect_instances(desc: &mut Desc, cfg: &RingConfig) -> Vec<InstanceDesc> {
         let ingesters = std::mem::take(&mut desc.ingesters);
-        let mut out = Vec::with_capacity(ingesters.len());
-        for (id, mut d) in ingesters {
-            // LEFT tombstones are kept, as dskit's ring keeps them: they count as instances
-            // and are never healthy. KV stores strip tombstones before readers see a value.
-            if cfg.excluded_zones.contains(&d.zone) {
-                continue;
-            }
+        let backfill = |(id, mut d): (String, InstanceDesc)| {
             if d.id.is_empty() {
                 d.id = id;
             }
-            out.push(d);
+            d
+        };
+        // LEFT tombstones are kept, as dskit's ring keeps them: they count as instances
+        // and are never healthy. KV stores strip tombstones before readers see a value.
+        // `extend` over the map moves each entry once, straight into place.
+        let mut out = Vec::with_capacity(ingesters.len());
+        if cfg.excluded_zones.is_empty() {
+            out.extend(ingesters.into_iter().map(backfill));
+        } else {
+            out.extend(
+                ingesters
+                    .into_iter()
+                    .filter(|(_, d)| !cfg.excluded_zones.contains(&d.zone))
+                    .map(backfill),
+            );
         }
         // BTreeMap order is already sorted by key; ids equal keys after back-fill, but a
         // writer may have put a different id in the value, so sort by the id we show.

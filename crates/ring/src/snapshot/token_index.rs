@@ -58,6 +58,13 @@ impl RingSnapshot {
 }
 
 pub(super) fn build_token_table(instances: &[InstanceDesc], hot: &[Hot]) -> TokenTable {
+    // The normal ring claims no token twice: the lean build for that case, and the
+    // general one (pairs sorted by token and owner) only when the result shows a repeat.
+    let table = unique_token_table(instances.len(), |i| &instances[i].tokens);
+    if !has_adjacent_repeat(&table.tokens) {
+        return table;
+    }
+    drop(table);
     let total: usize = instances.iter().map(|d| d.tokens.len()).sum();
     let bits = bucket_bits(total);
     let (pairs, bucket) = bucket_sort(instances, total, bits);
@@ -149,6 +156,13 @@ pub(super) fn unique_token_table<'a>(
         owned_global: OnceLock::new(),
         unique: true,
     }
+}
+
+/// Whether sorted `tokens` hold some value twice. No early exit, so that it vectorises.
+fn has_adjacent_repeat(tokens: &[u32]) -> bool {
+    tokens
+        .windows(2)
+        .fold(false, |repeat, w| repeat | (w[0] == w[1]))
 }
 
 /// In-place inclusive prefix sums, as two independent chains (the halves, the second

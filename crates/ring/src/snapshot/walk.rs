@@ -156,6 +156,26 @@ impl<'a> KeyReplicas<'a> {
         }
     }
 }
+/// For each set of kept picks (bit `j` = pick `j` of the next row stays, at most 4 picks),
+/// the positions of the first, second, third and fourth kept pick; 4 where there is none.
+const NTH_KEPT: [[u8; 4]; 16] = {
+    let mut table = [[4u8; 4]; 16];
+    let mut mask = 0;
+    while mask < 16 {
+        let mut n = 0;
+        let mut bit = 0;
+        while bit < 4 {
+            if mask >> bit & 1 == 1 {
+                table[mask][n] = bit as u8;
+                n += 1;
+            }
+            bit += 1;
+        }
+        mask += 1;
+    }
+    table
+};
+
 impl RingSnapshot {
     /// Builds the walk table now unless it exists (it is shared by snapshots of one
     /// topology) or the ring has no tokens.
@@ -484,7 +504,8 @@ impl RingSnapshot {
 
     /// [`Self::primary_walks`] for `W` (at most 4) picks per token, the last row already
     /// filled. Branch-free: in a zone-aware ring exactly one of the next token's picks
-    /// shares the owner's zone, and which one is random.
+    /// shares the owner's zone, and which one is random; the picks that stay are found
+    /// as a bit mask and placed through [`NTH_KEPT`].
     pub(super) fn fill_walks<const W: usize>(&self, picks: &mut [InstanceIdx]) {
         let owners = &self.table.owners;
         let zone_aware = self.cfg.zone_awareness_enabled;
@@ -517,19 +538,27 @@ impl RingSnapshot {
         let mut next_key = next.map(|p| key[(p as usize).min(empty)]);
         for (row, &o) in rows.zip(owners.iter().rev().skip(1)) {
             let own_key = key[o as usize];
+            // Which of the next row's picks stay (not empty, not the owner, not its
+            // zone), as a bit mask; the table then names the first, second, ... kept one.
+            let mut kept = 0usize;
+            for (j, (&p, &k)) in next.iter().zip(&next_key).enumerate() {
+                let keep = p != u32::MAX && p != o && k != own_key;
+                kept |= usize::from(keep) << j;
+            }
+            let nth = &NTH_KEPT[kept];
+            // Slots past W stand for "none": an empty pick.
+            let mut vals = [u32::MAX; 5];
+            let mut keys = [u32::MAX; 5];
+            vals[..W].copy_from_slice(&next);
+            keys[..W].copy_from_slice(&next_key);
             let mut cur = [u32::MAX; W];
             let mut cur_key = [u32::MAX; W];
             cur[0] = o;
             cur_key[0] = own_key;
-            let mut len = 1usize;
-            for (&p, &k) in next.iter().zip(&next_key) {
-                let keep = p != u32::MAX && p != o && k != own_key;
-                for j in 1..W {
-                    let put = keep && len == j;
-                    cur[j] = if put { p } else { cur[j] };
-                    cur_key[j] = if put { k } else { cur_key[j] };
-                }
-                len += usize::from(keep);
+            for j in 1..W {
+                let from = usize::from(nth[j - 1]);
+                cur[j] = vals[from];
+                cur_key[j] = keys[from];
             }
             row.copy_from_slice(&cur);
             next = cur;

@@ -1177,7 +1177,7 @@ mod tests {
         desc.ingesters
             .get_mut("instance-zone-a-127")
             .unwrap()
-            .tokens = all[127].clone();
+            .tokens = all[127].clone().into();
         assert_eq!(target.can_join(&desc), Ok(()));
 
         desc.remove_instance("instance-zone-a-127");

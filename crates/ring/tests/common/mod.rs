@@ -31,7 +31,7 @@ pub(crate) fn desc_of(instances: &[Instance]) -> Desc {
             addr: i.addr.clone(),
             timestamp: i.timestamp,
             state: state as i32,
-            tokens: i.tokens.clone(),
+            tokens: i.tokens.clone().into(),
             zone: i.zone.clone(),
             registered_timestamp: i.registered_timestamp,
             id: i.id.clone(),
