@@ -107,8 +107,17 @@ const MAX_LEAVE_CLOCK_WAIT: Duration = Duration::from_secs(3);
 /// of the previous write) keeps the stored timestamp, so heartbeats faster than one per
 /// second never run the timestamp ahead of the clock. Other instances' entries are left
 /// alone. See [`Lifecycler::cas_step`].
+///
+/// A first registration (nothing stored) is dated one second back, so the ACTIVE write
+/// that usually follows within the same second is newer at the clock's own time instead
+/// of a second ahead of it. An entry ahead of the clock would beat a dskit `forget` (a
+/// LEFT tombstone stamped with dskit's clock) made within that second.
 fn newer_than_stored(desc: &mut Desc, id: &str, stored: Option<&InstanceDesc>) {
-    let (Some(stored), Some(d)) = (stored, desc.ingesters.get_mut(id)) else {
+    let Some(d) = desc.ingesters.get_mut(id) else {
+        return;
+    };
+    let Some(stored) = stored else {
+        d.timestamp = d.timestamp.saturating_sub(1);
         return;
     };
     if d.timestamp > stored.timestamp {

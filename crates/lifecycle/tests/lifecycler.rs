@@ -94,13 +94,16 @@ async fn changes_within_one_second_carry_strictly_newer_timestamps() {
     let a = lifecycler(&store, cfg("ing-a", ""), &clock, 1);
     a.register().await.unwrap();
     let registered = ring(&store).await.ingesters["ing-a"].clone();
-    assert_eq!(registered.timestamp, 1_800_000_000);
+    assert_eq!(
+        registered.timestamp, 1_799_999_999,
+        "a first registration is dated a second back"
+    );
     a.claim_tokens().await.unwrap();
     let active = ring(&store).await.ingesters["ing-a"].clone();
     assert_eq!(active.state(), InstanceState::Active);
     assert_eq!(
-        active.timestamp, 1_800_000_001,
-        "one past the PENDING write"
+        active.timestamp, 1_800_000_000,
+        "newer than the PENDING write, at the clock's time, not ahead of it"
     );
     assert_eq!(active.registered_timestamp, 1_800_000_000);
     // Heartbeats that change nothing else never run ahead of the clock, however
@@ -110,14 +113,14 @@ async fn changes_within_one_second_carry_strictly_newer_timestamps() {
     }
     assert_eq!(
         ring(&store).await.ingesters["ing-a"].timestamp,
-        1_800_000_001
+        1_800_000_000
     );
     a.change_state(InstanceState::Leaving).await.unwrap();
     let leaving = ring(&store).await.ingesters["ing-a"].clone();
     assert_eq!(leaving.state(), InstanceState::Leaving);
     assert_eq!(
-        leaving.timestamp, 1_800_000_002,
-        "a change in that second again"
+        leaving.timestamp, 1_800_000_001,
+        "a third change in that second goes one past the clock"
     );
     // Once the clock is ahead again, writes carry the clock's time.
     now.store(1_800_000_010, Ordering::SeqCst);
@@ -134,7 +137,10 @@ async fn changes_within_one_second_carry_strictly_newer_timestamps() {
     a.heartbeat().await.unwrap();
     let desc = ring(&store).await;
     assert_eq!(desc.ingesters["ing-a"].timestamp, 1_800_000_012);
-    assert_eq!(desc.ingesters["ing-b"].timestamp, 1_800_000_011);
+    assert_eq!(
+        desc.ingesters["ing-b"].timestamp, 1_800_000_010,
+        "b's first registration, a second back"
+    );
 }
 
 #[tokio::test]
