@@ -1,7 +1,8 @@
 //! Zone-aware routing on running nodes (dskit TCP transport on 127.0.0.1): two zones,
 //! each with a bridge and two members. Every node announces its zone and role in its
 //! metadata, the ring every node writes reaches every node, and the routing counters
-//! dskit exports move (and never count a skip: both zones have a bridge).
+//! dskit exports move (and never count a skip: both zones have a bridge). ringkit's own
+//! traffic counters show gossip and push/pulls crossing zones only bridge to bridge.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +57,39 @@ fn unix_secs_now() -> i64 {
 fn sample(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// The node's metrics in the text format.
+fn scrape(node: &Memberlist) -> String {
+    let mut reg = Registry::default();
+    node.register_metrics(&mut reg);
+    let mut text = String::new();
+    encode(&mut text, &reg).unwrap();
+    text
+}
+
+/// The value of `name{labels}` (labels exactly as the text format writes them).
+fn labeled(text: &str, name: &str, labels: &str) -> f64 {
+    let prefix = format!("{name}{{{labels}}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix}in:\n{text}"))
+}
+
+fn sent(text: &str, kind: &str, to: &str) -> f64 {
+    labeled(
+        text,
+        "memberlist_client_zone_aware_routing_sent_total",
+        &format!("kind=\"{kind}\",destination=\"{to}\""),
+    )
+}
+
+fn received(text: &str, kind: &str, from: &str) -> f64 {
+    labeled(
+        text,
+        "memberlist_client_zone_aware_routing_received_packets_total",
+        &format!("kind=\"{kind}\",source=\"{from}\""),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,25 +168,81 @@ async fn routed_nodes_announce_zone_and_role_and_the_ring_reaches_every_zone() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+    // Wait (bounded) until every node has gossiped, push/pulled (once a second) and
+    // heard a probe, and each bridge has gossiped with the other.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut texts = Vec::new();
     for (i, node) in nodes.iter().enumerate() {
-        let mut reg = Registry::default();
-        node.register_metrics(&mut reg);
-        let mut text = String::new();
-        encode(&mut text, &reg).unwrap();
+        let bridge = i.is_multiple_of(PER_ZONE);
+        loop {
+            let text = scrape(node);
+            let probes: f64 = ["same_zone", "other_zone_bridge", "other_zone_member"]
+                .iter()
+                .map(|p| received(&text, "probe", p))
+                .sum();
+            let done = sent(&text, "gossip", "same_zone") > 0.0
+                && sent(&text, "push_pull", "same_zone") > 0.0
+                && probes > 0.0
+                && (!bridge
+                    || (sent(&text, "gossip", "other_zone_bridge") > 0.0
+                        && received(&text, "gossip", "other_zone_bridge") > 0.0));
+            if done {
+                texts.push(text);
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "node {i} did not gossip, push/pull and hear probes in time:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    for (i, text) in texts.iter().enumerate() {
+        let text = text.as_str();
         let calls = sample(
-            &text,
+            text,
             "memberlist_client_zone_aware_routing_select_nodes_total",
         )
         .unwrap();
         assert!(calls > 0.0, "node {i}:\n{text}");
         assert_eq!(
             sample(
-                &text,
+                text,
                 "memberlist_client_zone_aware_routing_select_nodes_skipped_total"
             ),
             Some(0.0),
             "node {i}: both zones have an alive bridge"
         );
+        // Where gossip and push/pulls went (and, for packets, came from): members
+        // stay in their zone; bridges cross only to the other zone's bridge.
+        let bridge = i.is_multiple_of(PER_ZONE);
+        for kind in ["gossip", "push_pull"] {
+            assert_eq!(
+                sent(text, kind, "other_zone_member"),
+                0.0,
+                "node {i} {kind}"
+            );
+            assert_eq!(sent(text, kind, "unknown_zone"), 0.0, "node {i} {kind}");
+        }
+        assert_eq!(
+            received(text, "gossip", "other_zone_member"),
+            0.0,
+            "node {i}"
+        );
+        if !bridge {
+            for kind in ["gossip", "push_pull"] {
+                assert_eq!(
+                    sent(text, kind, "other_zone_bridge"),
+                    0.0,
+                    "node {i} {kind}"
+                );
+            }
+            assert_eq!(
+                received(text, "gossip", "other_zone_bridge"),
+                0.0,
+                "node {i}"
+            );
+        }
     }
     for node in nodes {
         node.shutdown().await;
