@@ -21,6 +21,10 @@ const ZONES: [&str; 2] = ["zone-a", "zone-b"];
 const PER_ZONE: usize = 3;
 
 fn config(i: usize, seed: Option<String>) -> MemberlistConfig {
+    config_with(i, seed, i.is_multiple_of(PER_ZONE))
+}
+
+fn config_with(i: usize, seed: Option<String>, bridge: bool) -> MemberlistConfig {
     let mut c = MemberlistConfig::dskit();
     c.bind_addr = [127, 0, 0, 1].into();
     c.bind_port = 0;
@@ -34,7 +38,6 @@ fn config(i: usize, seed: Option<String>) -> MemberlistConfig {
     c.swim.gossip_interval = Duration::from_millis(50);
     c.swim.push_pull_interval = Duration::from_secs(1);
     c.min_join_backoff = Duration::from_millis(100);
-    let bridge = i.is_multiple_of(PER_ZONE);
     c.swim.push_pull_nodes = if bridge { 2 } else { 1 };
     c.swim.zone_aware_routing = Some(ZoneAwareRouting {
         role: if bridge {
@@ -243,6 +246,78 @@ async fn routed_nodes_announce_zone_and_role_and_the_ring_reaches_every_zone() {
                 "node {i}"
             );
         }
+    }
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+/// The counters also see traffic that crosses zones: with no bridge in zone b, routing
+/// is skipped (dskit's fallback, so zone b is not cut off) and members of both zones
+/// gossip with members of the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_bridge_in_a_zone_the_counters_show_members_gossiping_across_zones() {
+    let n = ZONES.len() * PER_ZONE;
+    let mut nodes: Vec<Memberlist> = Vec::new();
+    let mut clients: Vec<Arc<dyn Client<RingDesc>>> = Vec::new();
+    for i in 0..n {
+        let kv = GossipKv::new(KvConfig::default());
+        let client = kv
+            .client(RingDescCodec::shared(), ClientOptions::default())
+            .unwrap();
+        let seed = nodes.first().map(|s| s.advertise_addr().to_string());
+        // Only node 0 (zone a) is a bridge.
+        let node = Memberlist::start(config_with(i, seed, i == 0), kv)
+            .await
+            .unwrap();
+        nodes.push(node);
+        clients.push(Arc::new(client));
+    }
+    for node in &nodes {
+        assert!(matches!(node.startup_join().await, JoinStatus::Joined(_)));
+    }
+    // Writes to gossip about: every node heartbeats its instance until the check ends.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let watched = [1, PER_ZONE];
+    let mut done = [false; 2];
+    let mut round = 0u32;
+    while !done.iter().all(|d| *d) {
+        round += 1;
+        for (i, c) in clients.iter().enumerate() {
+            let id = format!("ingester-{i}");
+            let zone = ZONES[i / PER_ZONE].to_owned();
+            c.cas("ring", &mut |cur: Option<RingDesc>| {
+                let mut d = cur.unwrap_or_default();
+                d.0.add_instance(
+                    &id,
+                    &format!("{id}:9095"),
+                    &zone,
+                    vec![i as u32 * 1000 + 1],
+                    InstanceState::Active,
+                    unix_secs_now(),
+                    unix_secs_now() + i64::from(round),
+                );
+                CasDecision::Write(d)
+            })
+            .await
+            .unwrap();
+        }
+        for (k, &i) in watched.iter().enumerate() {
+            let text = scrape(&nodes[i]);
+            let skipped = sample(
+                &text,
+                "memberlist_client_zone_aware_routing_select_nodes_skipped_total",
+            )
+            .unwrap();
+            // A member of zone a (node 1) and of zone b (node 3) both reach the other
+            // zone's members directly.
+            done[k] = skipped > 0.0 && sent(&text, "gossip", "other_zone_member") > 0.0;
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "node {i} never gossiped across zones with routing skipped:\n{text}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for node in nodes {
         node.shutdown().await;
