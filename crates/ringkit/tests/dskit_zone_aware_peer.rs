@@ -242,6 +242,51 @@ fn detail(d: &PartitionRingDesc) -> Detail {
     (parts, owners)
 }
 
+/// Partitions as (id, state, tokens) and owners as (owner, partition, state), sorted.
+type Summary = (Vec<(i32, String, usize)>, Vec<(String, i32, String)>);
+
+fn summary(d: &Detail) -> Summary {
+    (
+        d.0.iter()
+            .map(|(id, s, _, n)| (*id, s.clone(), *n))
+            .collect(),
+        d.1.iter()
+            .map(|(o, p, s, _)| (o.clone(), *p, s.clone()))
+            .collect(),
+    )
+}
+
+/// Polls the stored values of all `bases` until each summarizes to `want` and all are
+/// equal in detail (times too); then checks they are equal field for field (tokens
+/// too). Fails after [`WAIT`] with the last details.
+async fn agree(what: &str, bases: &[&str], want: &Summary) {
+    ringkit_testkit::wait::until_ok(
+        what,
+        WAIT,
+        async || {
+            let mut v = Vec::new();
+            for b in bases {
+                v.push(stored(b).await.as_ref().map(detail));
+            }
+            v
+        },
+        |v| {
+            v.iter()
+                .all(|d| d.as_ref().is_some_and(|d| summary(d) == *want))
+                && v.windows(2).all(|w| w[0] == w[1])
+        },
+    )
+    .await;
+    let first = stored(bases[0]).await.unwrap();
+    for b in &bases[1..] {
+        assert!(
+            stored(b).await.unwrap() == first,
+            "{b}'s stored value differs from {}'s",
+            bases[0]
+        );
+    }
+}
+
 /// Partition `id`'s row on a ringkit node's `/ingester/partition-ring` JSON.
 async fn ringkit_row(url: &str, id: i32) -> Option<Value> {
     let page = get_json(&format!("{url}/ingester/partition-ring")).await;
@@ -401,51 +446,26 @@ async fn zone_aware_routing_in_a_mixed_dskit_and_ringkit_cluster() {
 
     // 1. Convergence: the four stores agree field for field on partitions 1, 2, 5 and 6,
     // all ACTIVE with 512 tokens, one active owner each.
-    let want_parts: Vec<(i32, String, usize)> = [1, 2, 5, 6]
-        .iter()
-        .map(|id| (*id, "Active".to_owned(), 512))
-        .collect();
+    let parts = |states: [&str; 4]| -> Vec<(i32, String, usize)> {
+        [1, 2, 5, 6]
+            .into_iter()
+            .zip(states)
+            .map(|(id, s)| (id, s.to_owned(), 512))
+            .collect()
+    };
+    let want_parts = parts(["Active"; 4]);
     let mut want_owners: Vec<(String, i32, String)> = [(DSKIT_BRIDGE_A, 5), (DSKIT_MEMBER_B, 6)]
         .iter()
         .chain(&[(RINGKIT_MEMBER_A, 1), (RINGKIT_BRIDGE_B, 2)])
         .map(|(s, p)| (s.name.to_owned(), *p, "OwnerActive".to_owned()))
         .collect();
     want_owners.sort();
-    let summary = |d: &Detail| {
-        (
-            d.0.iter()
-                .map(|(id, s, _, n)| (*id, s.clone(), *n))
-                .collect::<Vec<_>>(),
-            d.1.iter()
-                .map(|(o, p, s, _)| (o.clone(), *p, s.clone()))
-                .collect::<Vec<_>>(),
-        )
-    };
-    ringkit_testkit::wait::until_ok(
+    agree(
         "the four stores to agree on partitions 1, 2, 5 and 6, all ACTIVE",
-        WAIT,
-        async || {
-            let mut v = Vec::new();
-            for u in urls {
-                v.push(stored(u).await.as_ref().map(detail));
-            }
-            v
-        },
-        |v| {
-            v.iter().all(|d| {
-                d.as_ref()
-                    .is_some_and(|d| summary(d) == (want_parts.clone(), want_owners.clone()))
-            }) && v.windows(2).all(|w| w[0] == w[1])
-        },
+        &urls,
+        &(want_parts, want_owners.clone()),
     )
     .await;
-    let first = stored(urls[0]).await.unwrap();
-    for u in &urls[1..] {
-        assert!(
-            stored(u).await.unwrap() == first,
-            "{u}'s stored value differs from the dskit bridge's"
-        );
-    }
     for (u, who) in [(&d1, DSKIT_BRIDGE_A), (&d2, DSKIT_MEMBER_B)] {
         ringkit_testkit::wait::until_ok(
             &format!("{}'s watcher to see 1, 2, 5, 6 ACTIVE", who.name),
@@ -519,6 +539,16 @@ async fn zone_aware_routing_in_a_mixed_dskit_and_ringkit_cluster() {
             peer_partition(v, 1)
                 .is_some_and(|p| p["state"] == "Inactive" && p["state_timestamp"] == since)
         },
+    )
+    .await;
+
+    agree(
+        "the four stores to agree again, partitions 1 and 6 INACTIVE",
+        &urls,
+        &(
+            parts(["Inactive", "Active", "Active", "Inactive"]),
+            want_owners,
+        ),
     )
     .await;
 
