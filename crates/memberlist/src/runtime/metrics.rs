@@ -73,8 +73,8 @@ impl Collector for NodeCollector {
 }
 
 impl Memberlist {
-    /// Registers the node's `memberlist_client_*` gauges and its
-    /// `memberlist_tcp_transport_*` counters (the store registers its own with
+    /// Registers the node's `memberlist_client_*` gauges, its zone traffic counters and
+    /// its `memberlist_tcp_transport_*` counters (the store registers its own with
     /// [`crate::kv::GossipKv::register_metrics`]).
     pub fn register_metrics(&self, registry: &mut Registry) {
         self.transport_metrics().register(registry);
@@ -84,6 +84,7 @@ impl Memberlist {
             self.peer_warnings().suppressed.clone(),
         );
         registry.register_collector(Box::new(NodeCollector { node: self.clone() }));
+        self.zone_traffic().register(registry);
         super::queue_metrics::register_broadcast_queue_metrics(registry, self);
     }
 }

@@ -8,6 +8,8 @@
 //! - `metrics`: the node's `memberlist_client_*` gauges ([`Memberlist::register_metrics`]).
 //! - `join`: fast join, full join with retries, periodic rejoin (dskit's).
 //! - `queue_metrics`: dskit's broadcast queue metrics of a node.
+//! - `zone_traffic`: ringkit's counters of packets and push/pulls by the peer's zone
+//!   and role.
 
 pub(crate) mod config;
 pub(crate) mod join;
@@ -17,6 +19,7 @@ pub(crate) mod node;
 pub(crate) mod queue_metrics;
 pub(crate) mod resolve;
 pub(crate) mod transport;
+mod zone_traffic;
 
 pub use config::{MemberlistConfig, TransportKind};
 pub use join::JoinStatus;

@@ -20,10 +20,11 @@ use super::config::{MemberlistConfig, TransportKind};
 use super::join::JoinStatus;
 use super::log_limit::{PeerLogLimiter, PeerWarning, peer_warn};
 use super::transport::{self, Inbound, StreamError, Transport, TransportMetrics};
+use super::zone_traffic::{self, ZoneTraffic};
 use crate::kv::{GossipKv, Rejected};
 use crate::swim::{
     self, BroadcastQueueStats, Core, Event, LocalNode, Member, RoutingStats, Transmit,
-    UserBroadcast,
+    UserBroadcast, ZoneAwareRouting,
 };
 use crate::wire::message::{Ack, Compressed, ErrResp, IpForm, PushPull};
 use crate::wire::{Message, Packet, encode_packet};
@@ -99,6 +100,8 @@ struct Inner {
     queue_stats: Mutex<BroadcastQueueStats>,
     /// The core's zone-aware routing counters after its last step.
     routing_stats: Mutex<RoutingStats>,
+    /// Where packets and push/pulls went and came from, by zone and role.
+    zone_traffic: ZoneTraffic,
     events: broadcast::Sender<Event>,
     cancel: CancellationToken,
     transport: Arc<Transport>,
@@ -219,6 +222,7 @@ impl Memberlist {
             health: AtomicU32::new(0),
             queue_stats: Mutex::new(BroadcastQueueStats::default()),
             routing_stats: Mutex::new(RoutingStats::default()),
+            zone_traffic: ZoneTraffic::default(),
             events: broadcast::channel(1024).0,
             cancel: cancel.clone(),
             transport: transport.clone(),
@@ -361,6 +365,11 @@ impl Memberlist {
             .routing_stats
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The per-zone traffic counters (registered by [`Memberlist::register_metrics`]).
+    pub(super) fn zone_traffic(&self) -> &ZoneTraffic {
+        &self.inner.zone_traffic
     }
 
     /// Tells the core the startup join is over (routing skips count from then on).
@@ -617,6 +626,11 @@ impl Actor {
                 _ = cancel.cancelled() => return,
                 Some(i) = inbound.recv() => match i {
                     Inbound::Packet { from, message } => {
+                        if let Some(z) = self.routing() {
+                            let peer = zone_traffic::Peer::of(z, self.core.members(), from);
+                            self.node.inner.zone_traffic
+                                .received(zone_traffic::Kind::of_packet(&message), peer);
+                        }
                         self.core.handle_packet(Instant::now().into_std(), from, message)
                     }
                     Inbound::Stream { from, stream, slot } => {
@@ -684,10 +698,29 @@ impl Actor {
         }
     }
 
+    /// Our zone and role when zone-aware routing is on with a zone set.
+    fn routing(&self) -> Option<&ZoneAwareRouting> {
+        self.node
+            .inner
+            .config
+            .swim
+            .zone_aware_routing
+            .as_ref()
+            .filter(|z| !z.zone.is_empty())
+    }
+
     /// Sends what the core wants sent and hands its events out.
     fn drain(&mut self) {
         let inner = &self.node.inner;
         while let Some(t) = self.core.poll_transmit() {
+            if let Some(z) = self.routing() {
+                let peer = zone_traffic::Peer::of(z, self.core.members(), t.to());
+                let kind = match &t {
+                    Transmit::Packet { message, .. } => zone_traffic::Kind::of_packet(message),
+                    Transmit::PushPull { .. } => zone_traffic::Kind::PushPull,
+                };
+                inner.zone_traffic.sent(kind, peer);
+            }
             match t {
                 Transmit::Packet { to, message, crc } => {
                     let Some(bytes) = self.encode_packet(message, crc) else {
