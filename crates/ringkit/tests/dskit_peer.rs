@@ -12,7 +12,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -60,21 +59,10 @@ impl Peer {
             cmd.arg(format!("-memberlist.join=127.0.0.1:{j}"));
         }
         cmd.args(extra);
-        let stderr = if std::env::var_os("RINGKIT_DSKIT_PEER_LOG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        };
-        let mut child =
-            Guard::spawn(cmd.stdout(Stdio::piped()).stderr(stderr)).expect("dskit peer starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .strip_prefix("HTTP ")
-            .unwrap_or_else(|| panic!("peer's first line: {line:?}"))
-            .trim();
+        if std::env::var_os("RINGKIT_DSKIT_PEER_LOG").is_none() {
+            cmd.stderr(Stdio::null());
+        }
+        let (child, addr) = Guard::spawn_announcing(&mut cmd, "HTTP ").expect("dskit peer starts");
         Peer {
             child,
             http: format!("http://{addr}"),

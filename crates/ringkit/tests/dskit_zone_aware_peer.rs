@@ -25,9 +25,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{Node, NodeOpts, get_json};
@@ -121,21 +120,14 @@ impl Peer {
             cmd.arg(format!("-memberlist.join=127.0.0.1:{j}"));
         }
         let file = std::fs::File::create(&log).unwrap();
-        let mut child = Guard::spawn(cmd.stdout(Stdio::piped()).stderr(file))
-            .expect("dskit peer starts")
-            .log_to(&log);
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let Some(addr) = line.strip_prefix("HTTP ") else {
-            let text = child.log_text();
-            child.kill();
-            panic!("peer's first line: {line:?}; log:\n{text}");
-        };
+        let (child, addr) =
+            Guard::spawn_announcing(cmd.stderr(file), "HTTP ").unwrap_or_else(|e| {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("dskit peer: {e}; log:\n{text}")
+            });
         Peer {
-            http: format!("http://{}", addr.trim()),
-            child,
+            http: format!("http://{addr}"),
+            child: child.log_to(&log),
             log,
         }
     }

@@ -4,7 +4,7 @@
 
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// A child process owned by a test; SIGKILL + wait on drop. Derefs to the [`Child`] (take
@@ -39,6 +39,25 @@ impl Guard {
             )
         })?;
         Ok(Guard::new(child))
+    }
+
+    /// Spawns `cmd` with its stdout piped, reads the first line it prints and returns it
+    /// without `prefix` (e.g. a server announcing `HTTP 127.0.0.1:1234`); where stderr
+    /// goes is left to `cmd`. Fails (the child killed) when the line does not start with
+    /// `prefix` or the process exits first.
+    pub fn spawn_announcing(cmd: &mut Command, prefix: &str) -> std::io::Result<(Guard, String)> {
+        use std::io::BufRead;
+        let mut guard = Guard::spawn(cmd.stdout(Stdio::piped()))?;
+        let stdout = guard.stdout.take().expect("stdout is piped");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        let Some(rest) = line.strip_prefix(prefix) else {
+            return Err(std::io::Error::other(format!(
+                "{:?} printed {line:?} first, not {prefix:?}…",
+                cmd.get_program()
+            )));
+        };
+        Ok((guard, rest.trim().to_owned()))
     }
 
     /// Sets (or replaces) the log path shown in failure messages.
