@@ -41,6 +41,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
         ("PartitionDesc.id", "id", "crate::codec::json::is_zero_i32"),
         (
+            "PartitionDesc.stateChangeLocked",
+            "stateChangeLocked",
+            "crate::codec::json::is_false",
+        ),
+        (
+            "PartitionDesc.stateChangeLockedTimestamp",
+            "stateChangeLockedTimestamp",
+            "crate::codec::json::is_zero_i64",
+        ),
+        (
             "OwnerDesc.ownedPartition",
             "ownedPartition",
             "crate::codec::json::is_zero_i32",

@@ -71,6 +71,15 @@ pub fn state_change_time(desc: &PartitionRingDesc, id: i32, now: i64) -> i64 {
         .map_or(now, |p| now.max(p.state_timestamp.saturating_add(1)))
 }
 
+/// The timestamp for a change of partition `id`'s state-change lock made at `now`: at
+/// least one second past the stored lock timestamp, for the same reason as
+/// [`state_change_time`] (the lock merges by its own timestamp).
+pub fn lock_change_time(desc: &PartitionRingDesc, id: i32, now: i64) -> i64 {
+    desc.partitions.get(&id).map_or(now, |p| {
+        now.max(p.state_change_locked_timestamp.saturating_add(1))
+    })
+}
+
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
@@ -139,7 +148,7 @@ pub fn reconcile_owned_partition(
     let before = now.saturating_sub(secs(cfg.wait_owners_duration_on_pending));
     if desc.partition_owners_count_updated_before(id, before) >= cfg.wait_owners_count_on_pending {
         let at = state_change_time(desc, id, now);
-        return Ok(desc.update_partition_state(id, PartitionState::PartitionActive, at));
+        return desc.update_partition_state(id, PartitionState::PartitionActive, at);
     }
     Ok(false)
 }

@@ -373,6 +373,25 @@ pub async fn change_partition_state(
     .await
 }
 
+/// Locks or unlocks partition `id`'s state in the stored ring (dskit's
+/// `PartitionRingEditor.SetPartitionStateChangeLock`, for operators and the partition ring
+/// page): while locked, no lifecycler or operator changes its state. An unknown partition
+/// changes nothing, as in dskit. Returns whether the lock changed.
+pub async fn set_partition_state_change_lock(
+    kv: &dyn Client<PartitionRingValue>,
+    key: &str,
+    id: i32,
+    locked: bool,
+    clock: &Clock,
+) -> Result<bool, PartitionLifecyclerError> {
+    cas_partition_ring(kv, key, clock, &mut |desc, now| {
+        let at = crate::partition_decide::lock_change_time(desc, id, now);
+        let changed = desc.update_partition_state_change_lock(id, locked, at);
+        Ok((changed, changed))
+    })
+    .await
+}
+
 /// A change to the partition ring at a time (Unix seconds): whether it changed anything,
 /// and what to return, or the dskit rule it broke.
 type PartitionStep<'a, T> =
@@ -451,9 +470,26 @@ impl PartitionRingWatcher {
         self.updates.subscribe()
     }
 
-    /// Publishes the ring of `desc` (tombstones dropped first).
+    /// Publishes the ring of `desc` (tombstones dropped first). A partition whose state
+    /// change is newly locked (or locked again later) is logged at warn, as dskit's
+    /// watcher logs locked partitions; an unchanged lock is not logged again.
     pub fn publish(&self, mut desc: PartitionRingDesc) {
         desc.remove_tombstones(None);
+        let before = self.current.load();
+        for (id, p) in &desc.partitions {
+            let was = before
+                .desc()
+                .partitions
+                .get(id)
+                .map(|b| (b.state_change_locked, b.state_change_locked_timestamp));
+            if p.state_change_locked && was != Some((true, p.state_change_locked_timestamp)) {
+                tracing::warn!(
+                    partition_id = id,
+                    partition_state = p.state_or_unknown().clean_name(),
+                    "partition state change is locked"
+                );
+            }
+        }
         self.current.store(Arc::new(PartitionRing::new(desc)));
         self.updates.send_modify(|n| *n += 1);
     }

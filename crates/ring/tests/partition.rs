@@ -275,6 +275,7 @@ fn token_ranges_of_partitions_match_the_spec() {
                     state: Active as i32,
                     state_timestamp: T,
                     id: *id,
+                    ..PartitionDesc::default()
                 },
             );
         }
@@ -361,7 +362,7 @@ fn state_changes_follow_dskits_rules() {
     assert_eq!(d.partitions[&1].state_timestamp, T + 2);
     assert_eq!(d.change_partition_state(1, Inactive, T + 3), Ok(true));
     assert_eq!(d.change_partition_state(1, Active, T + 4), Ok(true));
-    d.update_partition_state(1, Inactive, T + 5);
+    assert_eq!(d.update_partition_state(1, Inactive, T + 5), Ok(true));
     let err = d.change_partition_state(1, Pending, T + 6).unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -378,7 +379,7 @@ fn state_changes_follow_dskits_rules() {
         d.change_partition_state(2, Active, T),
         Err(PartitionRingError::PartitionDoesNotExist)
     );
-    assert!(!d.update_partition_state(2, Active, T));
+    assert_eq!(d.update_partition_state(2, Active, T), Ok(false));
     assert!(Pending.can_change_to(Inactive));
     assert!(!Active.can_change_to(Pending));
 }
@@ -410,6 +411,7 @@ fn merge_follows_the_spec_rules() {
         state: state as i32,
         state_timestamp: ts,
         id: 1,
+        ..PartitionDesc::default()
     };
     let owner = |p: i32, s: OwnerState, ts: i64| OwnerDesc {
         owned_partition: p,
@@ -475,7 +477,7 @@ fn tombstones_are_removed_by_age() {
     let mut d = PartitionRingDesc::new();
     d.add_partition(1, Active, T).unwrap();
     d.add_partition(2, Active, T).unwrap();
-    d.update_partition_state(2, Deleted, T + 10);
+    assert_eq!(d.update_partition_state(2, Deleted, T + 10), Ok(true));
     d.add_or_update_owner("a", OwnerDeleted, 1, T + 20);
     d.add_or_update_owner("b", OwnerActive, 1, T);
     let mut keep = d.clone();
@@ -496,6 +498,7 @@ fn codec_matches_the_spec_vector_and_gogo_map_entries() {
             state: Active as i32,
             state_timestamp: T,
             id: 1,
+            ..PartitionDesc::default()
         },
     );
     d.add_or_update_owner("ingester-zone-a-1", OwnerActive, 1, T);
@@ -705,6 +708,7 @@ fn arb_desc() -> impl Strategy<Value = PartitionRingDesc> {
                         state,
                         state_timestamp: ts,
                         id,
+                        ..PartitionDesc::default()
                     },
                 );
             }
@@ -742,6 +746,7 @@ fn arb_convergent_desc() -> impl Strategy<Value = PartitionRingDesc> {
                         state,
                         state_timestamp: era * 8 + i64::from(state),
                         id,
+                        ..PartitionDesc::default()
                     },
                 );
             }
@@ -888,4 +893,103 @@ async fn do_batch_over_the_batch_ring_sends_each_key_to_its_partition() {
     let want: BTreeMap<i32, Vec<usize>> = r.keys_by_partition(&keys).unwrap().into_iter().collect();
     assert_eq!(calls.into_inner(), want);
     assert!(want.keys().all(|p| r.active_partition_ids().contains(p)));
+}
+
+/// dskit #799: a partition's state can be locked; the lock has its own timestamp and
+/// merges on its own, and a locked state does not change.
+#[test]
+fn state_change_lock_blocks_changes_and_merges_by_its_own_timestamp() {
+    let mut d = PartitionRingDesc::new();
+    d.add_partition(1, Active, T).unwrap();
+    assert!(d.update_partition_state_change_lock(1, true, T + 1));
+    assert!(
+        !d.update_partition_state_change_lock(1, true, T + 2),
+        "same lock: no-op"
+    );
+    assert!(
+        !d.update_partition_state_change_lock(9, true, T + 2),
+        "unknown partition"
+    );
+    assert_eq!(d.partitions[&1].state_change_locked_timestamp, T + 1);
+    assert_eq!(
+        d.change_partition_state(1, Inactive, T + 3),
+        Err(PartitionRingError::PartitionStateChangeLocked)
+    );
+    assert_eq!(
+        d.update_partition_state(1, Inactive, T + 3),
+        Err(PartitionRingError::PartitionStateChangeLocked)
+    );
+    // A transition dskit never allows is reported as such before the lock is looked at;
+    // asking for the state it already has is a no-op even when locked.
+    assert!(matches!(
+        d.change_partition_state(1, Pending, T + 3),
+        Err(PartitionRingError::PartitionStateChangeNotAllowed { .. })
+    ));
+    assert_eq!(d.change_partition_state(1, Active, T + 3), Ok(false));
+    assert!(d.update_partition_state_change_lock(1, false, T + 4));
+    assert_eq!(d.change_partition_state(1, Inactive, T + 5), Ok(true));
+
+    // Merge: the lock moves only with a newer lock timestamp, whatever the state does.
+    let base = {
+        let mut b = PartitionRingDesc::new();
+        b.add_partition(1, Active, T).unwrap();
+        b
+    };
+    let mut locked = base.clone();
+    locked.update_partition_state_change_lock(1, true, T + 10);
+    let mut ours = base.clone();
+    let change = ours
+        .merge(Some(&locked), false, T + 20)
+        .expect("the lock is news");
+    assert!(change.partitions[&1].state_change_locked);
+    assert!(ours.partitions[&1].state_change_locked);
+    assert_eq!(ours.partitions[&1].state, Active as i32, "state untouched");
+    assert_eq!(
+        ours.merge(Some(&locked), false, T + 20),
+        None,
+        "same lock again"
+    );
+    // An older unlock loses; a newer one wins, also together with a state change.
+    let mut old_unlock = base.clone();
+    old_unlock
+        .partitions
+        .get_mut(&1)
+        .unwrap()
+        .state_change_locked_timestamp = T + 5;
+    assert_eq!(ours.merge(Some(&old_unlock), false, T + 20), None);
+    let mut newer = locked.clone();
+    newer.update_partition_state_change_lock(1, false, T + 11);
+    newer.update_partition_state(1, Inactive, T + 11).unwrap();
+    let change = ours.merge(Some(&newer), false, T + 20).unwrap();
+    let p = &change.partitions[&1];
+    assert!(!p.state_change_locked);
+    assert_eq!((p.state, p.state_timestamp), (Inactive as i32, T + 11));
+    assert_eq!(ours, newer);
+
+    // The wire: fields 5 (bool) and 6 (int64) of PartitionDesc, after the others.
+    let mut w = PartitionRingDesc::new();
+    w.partitions.insert(
+        7,
+        PartitionDesc {
+            state: Active as i32,
+            id: 7,
+            state_change_locked: true,
+            state_change_locked_timestamp: 300,
+            ..PartitionDesc::default()
+        },
+    );
+    let proto = codec::encode_protobuf(&w);
+    assert!(
+        proto.ends_with(&[0x20, 7, 0x28, 1, 0x30, 0xac, 0x02]),
+        "{proto:x?}"
+    );
+    assert_eq!(codec::decode(&codec::encode(&w)).unwrap(), w);
+    let json = codec::json::encode(&w);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["partitions"]["7"]["stateChangeLocked"], true, "{json}");
+    assert_eq!(
+        v["partitions"]["7"]["stateChangeLockedTimestamp"], 300,
+        "{json}"
+    );
+    assert_eq!(codec::json::decode(&json).unwrap(), w);
 }

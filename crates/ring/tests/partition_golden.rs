@@ -122,6 +122,7 @@ fn desc_of(j: &JDesc) -> PartitionRingDesc {
                 state: p.state,
                 state_timestamp: p.ts,
                 id: p.id,
+                ..PartitionDesc::default()
             },
         );
     }

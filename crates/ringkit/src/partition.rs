@@ -22,7 +22,9 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use ringkit_kv::Client;
 use ringkit_lifecycle::lifecycler::Clock;
-use ringkit_lifecycle::partition_lifecycler::change_partition_state;
+use ringkit_lifecycle::partition_lifecycler::{
+    change_partition_state, set_partition_state_change_lock,
+};
 use ringkit_lifecycle::{
     PartitionInstanceLifecycler, PartitionLifecyclerError, PartitionRingValue,
     PartitionRingWatcher, ReconcileKind,
@@ -137,6 +139,8 @@ struct PartitionRow {
     /// The enum number, as Go's JSON writes it.
     state: i32,
     state_timestamp: String,
+    /// dskit #799: while true, the state does not change.
+    state_change_locked: bool,
     owner_ids: Vec<String>,
     tokens: Vec<u32>,
     #[serde(skip)]
@@ -166,6 +170,7 @@ fn rows(ring: &PartitionRing) -> Vec<PartitionRow> {
             corrupted: false,
             state: p.state,
             state_timestamp: go_time(p.state_timestamp),
+            state_change_locked: p.state_change_locked,
             owner_ids: owners.get(id).cloned().unwrap_or_default(),
             tokens: p.tokens.clone(),
             ownership_percent: owned.get(id).copied().unwrap_or(0) as f64 / f64::from(u32::MAX)
@@ -183,6 +188,7 @@ fn rows(ring: &PartitionRing) -> Vec<PartitionRow> {
             corrupted: true,
             state: PartitionState::PartitionUnknown as i32,
             state_timestamp: "0001-01-01T00:00:00Z".to_owned(),
+            state_change_locked: false,
             owner_ids: owners.get(&id).cloned().unwrap_or_default(),
             tokens: Vec::new(),
             ownership_percent: 0.0,
@@ -232,8 +238,13 @@ fn render(rows: &[PartitionRow], show_tokens: bool, key: &str) -> String {
         let state = if r.corrupted {
             "Corrupt".to_owned()
         } else {
-            PartitionState::try_from(r.state)
-                .map_or_else(|_| format!("Unknown({})", r.state), |s| s.to_string())
+            let name = PartitionState::try_from(r.state)
+                .map_or_else(|_| format!("Unknown({})", r.state), |s| s.to_string());
+            if r.state_change_locked {
+                format!("{name} (locked)")
+            } else {
+                name
+            }
         };
         let updated = if r.corrupted {
             "N/A".to_owned()
@@ -251,16 +262,44 @@ fn render(rows: &[PartitionRow], show_tokens: bool, key: &str) -> String {
             r.ownership_percent,
         );
         if let (false, Some(to)) = (r.corrupted, ui_target(r.state)) {
+            // A locked partition's buttons are disabled, as on dskit's page.
+            let disabled = if r.state_change_locked {
+                " disabled"
+            } else {
+                ""
+            };
+            for (action, label) in [
+                ("change_state", "Change state to"),
+                ("change_state_and_lock", "Change state and lock to"),
+            ] {
+                let _ = write!(
+                    h,
+                    "<form method=\"POST\" onsubmit=\"return confirm('{label} {to} for partition {id}?')\">\
+                     <input type=\"hidden\" name=\"csrf_token\" value=\"$__CSRF_TOKEN_PLACEHOLDER__\">\
+                     <input type=\"hidden\" name=\"partition_id\" value=\"{id}\">\
+                     <input type=\"hidden\" name=\"partition_state\" value=\"{full}\">\
+                     <input type=\"hidden\" name=\"action\" value=\"{action}\">\
+                     <button type=\"submit\"{disabled}>{label} {to}</button></form>",
+                    id = r.id,
+                    full = to.as_str_name(),
+                );
+            }
+        }
+        if !r.corrupted {
+            let (locked, label) = if r.state_change_locked {
+                (false, "Unlock state change")
+            } else {
+                (true, "Lock state change")
+            };
             let _ = write!(
                 h,
-                "<form method=\"POST\" onsubmit=\"return confirm('Change partition {id} to {to}?')\">\
+                "<form method=\"POST\" onsubmit=\"return confirm('{label} of partition {id}?')\">\
                  <input type=\"hidden\" name=\"csrf_token\" value=\"$__CSRF_TOKEN_PLACEHOLDER__\">\
                  <input type=\"hidden\" name=\"partition_id\" value=\"{id}\">\
-                 <input type=\"hidden\" name=\"partition_state\" value=\"{full}\">\
-                 <input type=\"hidden\" name=\"action\" value=\"change_state\">\
-                 <button type=\"submit\">Change state to {to}</button></form>",
+                 <input type=\"hidden\" name=\"locked\" value=\"{locked}\">\
+                 <input type=\"hidden\" name=\"action\" value=\"state_change_lock\">\
+                 <button type=\"submit\">{label}</button></form>",
                 id = r.id,
-                full = to.as_str_name(),
             );
         }
         h.push_str("</td></tr>");
@@ -294,6 +333,9 @@ struct ChangeForm {
     partition_id: String,
     #[serde(default)]
     partition_state: String,
+    /// `state_change_lock`'s new value (`true`/`false`, as Go's `strconv.ParseBool`).
+    #[serde(default)]
+    locked: String,
 }
 
 /// Longest wait after a state change for the watcher to show it, so the page the browser
@@ -301,9 +343,17 @@ struct ChangeForm {
 const CHANGE_SETTLE: Duration = Duration::from_secs(3);
 
 async fn wait_for_state(watcher: &PartitionRingWatcher, id: i32, to: PartitionState) {
+    wait_for(watcher, |ring| {
+        ring.partition(id).map(|p| p.state) == Some(to as i32)
+    })
+    .await;
+}
+
+/// Waits (at most [`CHANGE_SETTLE`]) until the watcher's ring satisfies `done`.
+async fn wait_for(watcher: &PartitionRingWatcher, done: impl Fn(&PartitionRing) -> bool) {
     let mut updates = watcher.subscribe();
     let deadline = tokio::time::Instant::now() + CHANGE_SETTLE;
-    while watcher.ring().partition(id).map(|p| p.state) != Some(to as i32) {
+    while !done(&watcher.ring()) {
         match tokio::time::timeout_at(deadline, updates.changed()).await {
             Ok(Ok(())) => {}
             _ => return,
@@ -329,33 +379,64 @@ async fn page(
     Html(render(&rows, show_tokens, &st.key)).into_response()
 }
 
-/// The page's form (dskit's fields); any action other than `change_state` only
-/// redirects back, as dskit's handler does.
+/// The page's form (dskit's fields and actions): `change_state`, `change_state_and_lock`
+/// (the change, then the lock, as dskit does, not atomically) and `state_change_lock`;
+/// any other action only redirects back, as dskit's handler does.
 async fn change(
     State(st): State<Arc<PartitionRoutes>>,
     axum::Form(form): axum::Form<ChangeForm>,
 ) -> Response {
-    if form.action == "change_state" {
+    let bad = |msg: String| (StatusCode::BAD_REQUEST, msg).into_response();
+    let action = form.action.as_str();
+    if matches!(
+        action,
+        "change_state" | "change_state_and_lock" | "state_change_lock"
+    ) {
         let Ok(id) = form.partition_id.parse::<i32>() else {
-            return (
-                StatusCode::BAD_REQUEST,
-                format!("invalid partition ID: {:?}\n", form.partition_id),
-            )
-                .into_response();
+            return bad(format!("invalid partition ID: {:?}\n", form.partition_id));
         };
-        let Some(to) = PartitionState::from_str_name(&form.partition_state) else {
-            return (StatusCode::BAD_REQUEST, "invalid partition state\n").into_response();
-        };
-        if let Err(e) = change_partition_state(&*st.kv, &st.key, id, to, &st.clock).await {
-            return (
-                StatusCode::BAD_REQUEST,
-                format!("failed to change partition state: {e}\n"),
-            )
-                .into_response();
+        if action == "state_change_lock" {
+            let Some(locked) = go_parse_bool(&form.locked) else {
+                return bad(format!("invalid locked value: {:?}\n", form.locked));
+            };
+            if let Err(e) =
+                set_partition_state_change_lock(&*st.kv, &st.key, id, locked, &st.clock).await
+            {
+                return bad(format!("failed to lock partition state change: {e}\n"));
+            }
+            wait_for(&st.watcher, |ring| {
+                ring.desc()
+                    .partitions
+                    .get(&id)
+                    .is_none_or(|p| p.state_change_locked == locked)
+            })
+            .await;
+        } else {
+            let Some(to) = PartitionState::from_str_name(&form.partition_state) else {
+                return bad("invalid partition state\n".to_owned());
+            };
+            if let Err(e) = change_partition_state(&*st.kv, &st.key, id, to, &st.clock).await {
+                return bad(format!("failed to change partition state: {e}\n"));
+            }
+            if action == "change_state_and_lock"
+                && let Err(e) =
+                    set_partition_state_change_lock(&*st.kv, &st.key, id, true, &st.clock).await
+            {
+                return bad(format!("failed to lock partition state change: {e}\n"));
+            }
+            wait_for_state(&st.watcher, id, to).await;
         }
-        wait_for_state(&st.watcher, id, to).await;
     }
     (StatusCode::FOUND, [(header::LOCATION, "#")]).into_response()
+}
+
+/// Go's `strconv.ParseBool`: 1, t, T, TRUE, true, True and their false forms.
+fn go_parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
 }
 
 async fn unsupported() -> Response {
@@ -556,9 +637,22 @@ mod tests {
         );
         assert_eq!(
             html.matches("value=\"PartitionActive\"").count(),
-            2,
-            "pending and inactive → active"
+            4,
+            "pending and inactive → active, each with and without the lock"
         );
+        assert!(html.contains("value=\"change_state_and_lock\""));
+        assert!(html.contains("Lock state change") && !html.contains(" disabled>"));
+        let mut locked = ring().desc().clone();
+        locked.update_partition_state_change_lock(0, true, 5);
+        let html = render(&rows(&PartitionRing::new(locked)), false, "k");
+        assert!(html.contains("(locked)") && html.contains("Unlock state change"));
+        assert!(
+            html.contains(" disabled>"),
+            "a locked partition's change buttons"
+        );
+        assert_eq!(go_parse_bool("T"), Some(true));
+        assert_eq!(go_parse_bool("0"), Some(false));
+        assert_eq!(go_parse_bool("yes"), None);
         assert!(html.contains("&lt;ingester-5&gt;") && !html.contains("<ingester-5>"));
         assert!(html.contains("Corrupt") && html.contains("N/A"));
         assert!(html.contains("2023-11-14 22:13:20 UTC"));

@@ -62,6 +62,24 @@ async fn wait_state(url: &str, id: i64, state: PartitionState, owners: &[&str]) 
     }
 }
 
+/// Polls until partition `id` on `url`'s page shows `locked`; fails after 30 s.
+async fn wait_locked(url: &str, id: i64, locked: bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = row(url, id).await;
+        if r.as_ref()
+            .is_some_and(|r| r["state_change_locked"] == locked)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for partition {id} locked={locked} on {url}: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// The partition ring as a node's gossip KV stores it.
 async fn stored(url: &str) -> PartitionRingDesc {
     let raw = reqwest::get(format!("{url}/memberlist?downloadKey={KEY}"))
@@ -218,6 +236,67 @@ async fn partition_ring_is_owned_shown_changed_through_the_page_and_measured() {
     let (status, ts) = downscale(reqwest::Method::POST, &b.url).await;
     assert_eq!(status, 200);
     assert!(ts > 0);
+    wait_state(
+        &a.url,
+        1,
+        PartitionState::PartitionInactive,
+        &["ingester-zone-a-1"],
+    )
+    .await;
+
+    // dskit #799's lock through node a's page: the lock reaches node b's store, a locked
+    // state does not change (not even through the owner's downscale endpoint), unlocking
+    // allows it again, and change_state_and_lock does both.
+    let (status, _, _) = post_form(
+        &a.url,
+        "partition_id=1&locked=true&action=state_change_lock",
+    )
+    .await;
+    assert_eq!(status, 302);
+    wait_locked(&b.url, 1, true).await;
+    assert!(stored(&b.url).await.partitions[&1].state_change_locked);
+    let (status, body, _) = post_form(
+        &a.url,
+        "partition_id=1&partition_state=PartitionActive&action=change_state",
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("partition state change is locked"), "{body}");
+    assert_eq!(downscale(reqwest::Method::DELETE, &b.url).await.0, 500);
+    let (status, body, _) = post_form(
+        &a.url,
+        "partition_id=1&locked=maybe&action=state_change_lock",
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("invalid locked value"), "{body}");
+    let (status, _, _) = post_form(
+        &a.url,
+        "partition_id=1&locked=false&action=state_change_lock",
+    )
+    .await;
+    assert_eq!(status, 302);
+    wait_locked(&b.url, 1, false).await;
+    let (status, _, _) = post_form(
+        &a.url,
+        "partition_id=1&partition_state=PartitionActive&action=change_state_and_lock",
+    )
+    .await;
+    assert_eq!(status, 302);
+    wait_state(
+        &b.url,
+        1,
+        PartitionState::PartitionActive,
+        &["ingester-zone-a-1"],
+    )
+    .await;
+    wait_locked(&b.url, 1, true).await;
+    let (status, _, _) =
+        post_form(&a.url, "partition_id=1&locked=0&action=state_change_lock").await;
+    assert_eq!(status, 302);
+    wait_locked(&b.url, 1, false).await;
+    let (status, _) = downscale(reqwest::Method::POST, &b.url).await;
+    assert_eq!(status, 200);
     wait_state(
         &a.url,
         1,

@@ -74,6 +74,10 @@ pub enum PartitionRingError {
         /// Requested state.
         to: PartitionState,
     },
+    /// The partition's state is locked (dskit's `ErrPartitionStateChangeLocked`): clear
+    /// the lock first.
+    #[error("partition state change is locked")]
+    PartitionStateChangeLocked,
     /// Partition IDs must be non-negative and small enough for the token generator
     /// (dskit panics on negative IDs).
     #[error("invalid partition ID {0}: tokens can be generated for IDs 0 to 1048575")]

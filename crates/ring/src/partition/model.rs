@@ -184,6 +184,7 @@ impl PartitionRingDesc {
             state: state as i32,
             state_timestamp: now,
             id,
+            ..PartitionDesc::default()
         };
         self.partitions.insert(id, entry);
         Ok(self.partitions.get_mut(&id).expect("just inserted"))
@@ -191,12 +192,36 @@ impl PartitionRingDesc {
 
     /// Sets the state of partition `id` and stamps `now`, only if the state differs
     /// (dskit's `UpdatePartitionState`). Returns whether anything changed; an unknown ID
-    /// changes nothing.
-    pub fn update_partition_state(&mut self, id: i32, state: PartitionState, now: i64) -> bool {
+    /// changes nothing; a different state while the partition's state change is locked
+    /// is [`PartitionRingError::PartitionStateChangeLocked`].
+    pub fn update_partition_state(
+        &mut self,
+        id: i32,
+        state: PartitionState,
+        now: i64,
+    ) -> Result<bool, PartitionRingError> {
         match self.partitions.get_mut(&id) {
             Some(p) if p.state != state as i32 => {
+                if p.state_change_locked {
+                    return Err(PartitionRingError::PartitionStateChangeLocked);
+                }
                 p.state = state as i32;
                 p.state_timestamp = now;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Locks (or unlocks) the state of partition `id` and stamps `now`, only if the lock
+    /// differs (dskit's `UpdatePartitionStateChangeLock`). Returns whether anything
+    /// changed; an unknown ID changes nothing. Used to keep a partition INACTIVE during a
+    /// scale-down that must not be undone by an owner coming back.
+    pub fn update_partition_state_change_lock(&mut self, id: i32, locked: bool, now: i64) -> bool {
+        match self.partitions.get_mut(&id) {
+            Some(p) if p.state_change_locked != locked => {
+                p.state_change_locked = locked;
+                p.state_change_locked_timestamp = now;
                 true
             }
             _ => false,
@@ -206,7 +231,9 @@ impl PartitionRingDesc {
     /// An operator's or lifecycler's explicit state change, with dskit's rules: a missing
     /// partition is [`PartitionRingError::PartitionDoesNotExist`], the same state is a no-op
     /// (`Ok(false)`), and only the transitions of [`PartitionState::can_change_to`] are
-    /// allowed. Returns whether the descriptor changed.
+    /// allowed; a locked partition's state does not change
+    /// ([`PartitionRingError::PartitionStateChangeLocked`]). Returns whether the
+    /// descriptor changed.
     pub fn change_partition_state(
         &mut self,
         id: i32,
@@ -224,7 +251,7 @@ impl PartitionRingDesc {
         if !from.can_change_to(to) {
             return Err(PartitionRingError::PartitionStateChangeNotAllowed { from, to });
         }
-        Ok(self.update_partition_state(id, to, now))
+        self.update_partition_state(id, to, now)
     }
 
     /// Removes partition `id` (dskit's `RemovePartition`); under gossip the local CAS
@@ -432,8 +459,9 @@ impl PartitionRingDesc {
     /// Mutates `self` and returns the change, or `None` when nothing changed (also for
     /// `other = None`). Partitions: an unknown one is stored as received (any state and
     /// timestamp); a known one takes the incoming state and timestamp when the timestamp is
-    /// newer, or equal with the incoming state Deleted and the local one not; tokens and ID
-    /// are never merged. Owners: the incoming entry wins wholesale under the same rule
+    /// newer, or equal with the incoming state Deleted and the local one not, and the
+    /// incoming state-change lock when its own timestamp is newer; tokens and ID are never
+    /// merged. Owners: the incoming entry wins wholesale under the same rule
     /// against the local entry or the zero value. With `local_cas` (memberlist's local CAS
     /// path only; not commutative), every local partition or owner missing from `other`
     /// that is not already a tombstone becomes one, stamped `now` (Unix seconds).
@@ -461,6 +489,15 @@ impl PartitionRingDesc {
                     if newer {
                         ours.state = theirs.state;
                         ours.state_timestamp = theirs.state_timestamp;
+                    }
+                    // The lock has its own timestamp and merges on its own (dskit #799).
+                    let lock_newer =
+                        theirs.state_change_locked_timestamp > ours.state_change_locked_timestamp;
+                    if lock_newer {
+                        ours.state_change_locked = theirs.state_change_locked;
+                        ours.state_change_locked_timestamp = theirs.state_change_locked_timestamp;
+                    }
+                    if newer || lock_newer {
                         change.partitions.insert(*id, ours.clone());
                     }
                 }
