@@ -25,6 +25,8 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
 
+use foldhash::fast::FixedState;
+
 use crate::wire::Message;
 
 /// `mult × ceil(log10(n + 1))`: how often one broadcast is sent in a cluster of `n`.
@@ -36,8 +38,20 @@ pub(crate) fn retransmit_limit(mult: usize, n: usize) -> usize {
 /// Identifies a queued broadcast, so the owner can learn when it is finished.
 pub(crate) type Tag = u64;
 
-/// Ordering key: fewest transmits, then largest, then newest.
-type Key = (usize, Reverse<usize>, Reverse<u64>);
+/// Ordering key: fewest transmits, then largest, then newest. The first field is
+/// the transmit count as a rank, `RANK_BASE + transmits - shift` (see
+/// [`BroadcastQueue::take_sized`]): ranks order like transmit counts, and a take
+/// that sends every queued message adds one transmit to each by moving `shift`
+/// instead of every key.
+type Key = (u64, Reverse<usize>, Reverse<u64>);
+
+/// Rank of a message with no transmits before any whole-queue take. Far from both
+/// ends of `u64`: `shift` grows by one per take and transmits stay small.
+const RANK_BASE: u64 = 1 << 62;
+
+/// Hashing for the queue's lookup tables: fixed (no per-process seed) and fast; the
+/// tables are never iterated, so the order they would give does not matter.
+type Hasher = FixedState;
 
 /// What a user broadcast carries, so a newer one can replace it (dskit
 /// `ringBroadcast`: key, `MergeContent` of the change, local version).
@@ -181,7 +195,7 @@ struct Item {
 /// which every newer message of the key covers).
 #[derive(Debug, Clone, Default)]
 struct CoverIndex {
-    by_item: HashMap<String, Vec<u64>>,
+    by_item: HashMap<String, Vec<u64>, Hasher>,
     empty: Vec<u64>,
 }
 
@@ -197,13 +211,17 @@ pub(crate) struct BroadcastQueue {
     /// Boxed, so the tree's node shifts on every take and reinsert move a
     /// pointer rather than a whole message.
     items: BTreeMap<Key, Box<Item>>,
-    /// Where each item sits in `items`, by id (its key changes on every transmit).
-    pos: HashMap<u64, Key>,
+    /// Where each item sits in `items`, by id (its key changes on every transmit
+    /// that does not take the whole queue).
+    pos: HashMap<u64, Key, Hasher>,
     /// The id of each named item (hashed: names are looked up on every push, and
     /// node names share long prefixes).
-    by_name: HashMap<Vec<u8>, u64>,
+    by_name: HashMap<Vec<u8>, u64, Hasher>,
     /// Covered items by store key.
-    covers: HashMap<String, CoverIndex>,
+    covers: HashMap<String, CoverIndex, Hasher>,
+    /// Whole-queue takes so far: every queued message's transmit count is its
+    /// key's rank plus `shift` (less `RANK_BASE`).
+    shift: u64,
     /// How many queued items have each encoded length: once the packet's free
     /// space is below the shortest, `take_sized` stops instead of probing every
     /// transmit-count level in vain (changes only on push and removal, not on
@@ -306,7 +324,7 @@ impl BroadcastQueue {
         }
         self.next_id += 1;
         let id = self.next_id;
-        let key = (0, Reverse(encoded_len), Reverse(id));
+        let key = (RANK_BASE - self.shift, Reverse(encoded_len), Reverse(id));
         *self.lens.entry(encoded_len).or_default() += 1;
         self.bytes += encoded_len;
         if let Some(n) = &item.name {
@@ -434,13 +452,33 @@ impl BroadcastQueue {
             .collect()
     }
 
+    /// How often the message with `key` has been sent.
+    fn transmits(&self, key: &Key) -> u64 {
+        (key.0 + self.shift).saturating_sub(RANK_BASE)
+    }
+
     /// [`BroadcastQueue::take`], returning each message with its encoded length.
+    ///
+    /// When the whole queue fits the budget (the usual case with dskit's 10 MB
+    /// packets), every message is taken in key order, which is the order the
+    /// tier-by-tier search below would pick them in; one more transmit for all of
+    /// them keeps their relative order, so it is counted by moving `shift` rather
+    /// than by re-keying every message.
     pub(crate) fn take_sized(
         &mut self,
         overhead: usize,
         limit: usize,
         transmit_limit: usize,
     ) -> Vec<(Message, usize)> {
+        let fits_whole = self
+            .items
+            .len()
+            .checked_mul(overhead)
+            .and_then(|o| o.checked_add(self.bytes))
+            .is_some_and(|total| total <= limit);
+        if fits_whole && !self.items.is_empty() {
+            return self.take_all(transmit_limit as u64);
+        }
         let mut out = Vec::new();
         let Some((&(min_t, ..), _)) = self.items.first_key_value() else {
             return out;
@@ -468,7 +506,7 @@ impl BroadcastQueue {
             };
             let len = key.1.0;
             used += overhead + len;
-            if key.0 + 1 >= transmit_limit {
+            if self.transmits(&key) + 1 >= transmit_limit as u64 {
                 // The last transmit hands the message over instead of a copy.
                 let Some(item) = self.remove(key.2.0) else {
                     break;
@@ -486,6 +524,30 @@ impl BroadcastQueue {
         for (k, item) in reinsert {
             self.pos.insert(k.2.0, k);
             self.items.insert(k, item);
+        }
+        out
+    }
+
+    /// Every queued message, in key order, with one more transmit each; those
+    /// reaching `transmit_limit` leave the queue (the most sent, at the end).
+    fn take_all(&mut self, transmit_limit: u64) -> Vec<(Message, usize)> {
+        let mut out = Vec::with_capacity(self.items.len());
+        for (key, item) in &self.items {
+            out.push((item.message.clone(), key.1.0));
+        }
+        self.shift += 1;
+        // Finished in key order, as a take one by one would report them.
+        let done: Vec<u64> = self
+            .items
+            .keys()
+            .rev()
+            .take_while(|k| self.transmits(k) >= transmit_limit)
+            .map(|k| k.2.0)
+            .collect();
+        for id in done.into_iter().rev() {
+            if let Some(item) = self.remove(id) {
+                self.finish(item.tag);
+            }
         }
         out
     }
@@ -514,7 +576,7 @@ mod tests {
     use super::*;
 
     fn user(n: usize) -> Message {
-        Message::User(vec![b'x'; n])
+        Message::User(vec![b'x'; n].into())
     }
 
     #[test]
@@ -746,7 +808,7 @@ mod tests {
         fn body(id: u64, len: usize) -> Message {
             let mut b = id.to_be_bytes().to_vec();
             b.resize(len.max(8), 0);
-            Message::User(b)
+            Message::User(b.into())
         }
 
         /// Drops the last in send order while over the bound.

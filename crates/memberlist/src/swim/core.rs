@@ -416,7 +416,7 @@ impl<R: Rng> Core<R> {
     pub fn queue_named_broadcast(&mut self, name: Vec<u8>, bytes: Vec<u8>) {
         let len = bytes.len() + 1;
         self.gossip_broadcasts
-            .push(Message::User(bytes), len, Some(name), None);
+            .push(Message::User(bytes.into()), len, Some(name), None);
     }
 
     /// Queues a user broadcast in the queue of its origin; with a cover it replaces
@@ -478,8 +478,8 @@ impl<R: Rng> Core<R> {
             Origin::Relayed => &mut self.gossip_broadcasts,
         };
         match b.cover {
-            Some(c) => q.push_covered(Message::User(b.bytes), len, c),
-            None => q.push(Message::User(b.bytes), len, None, None),
+            Some(c) => q.push_covered(Message::User(b.bytes.into()), len, c),
+            None => q.push(Message::User(b.bytes.into()), len, None, None),
         }
     }
 
@@ -548,7 +548,10 @@ impl<R: Rng> Core<R> {
                     self.received_dropped += 1;
                 } else {
                     self.pending_user += 1;
-                    self.events.push_back(Event::UserMessage { from, bytes });
+                    self.events.push_back(Event::UserMessage {
+                        from,
+                        bytes: bytes.into(),
+                    });
                 }
             }
             Message::PushPull(_) | Message::Error(_) => {}
@@ -1706,7 +1709,7 @@ mod tests {
         let parts = leaves(message);
         assert!(matches!(message, Message::Compound(_)));
         assert!(matches!(parts[0], Message::Ack(_)), "the reply comes first");
-        assert!(parts.contains(&Message::User(b"kv-change".to_vec())));
+        assert!(parts.contains(&Message::User(b"kv-change".to_vec().into())));
     }
 
     fn user(bytes: &[u8], origin: Origin, key: &str, items: &[&str], v: u64) -> UserBroadcast {
@@ -1736,7 +1739,7 @@ mod tests {
             })
             .flatten()
             .filter_map(|m| match m {
-                Message::User(b) => Some(b),
+                Message::User(b) => Some(b.to_vec()),
                 _ => None,
             })
             .collect()
@@ -1856,7 +1859,7 @@ mod tests {
             ..Config::default_lan()
         };
         let (mut c, now) = new_core(cfg);
-        let parts = (0..5u8).map(|i| Message::User(vec![i])).collect();
+        let parts = (0..5u8).map(|i| Message::User(vec![i].into())).collect();
         c.handle_packet(
             now,
             addr(2),
@@ -1873,7 +1876,7 @@ mod tests {
             .collect();
         assert_eq!(users.len(), 3);
         // Polled events free their places.
-        c.handle_packet(now, addr(2), Message::User(vec![9]));
+        c.handle_packet(now, addr(2), Message::User(vec![9].into()));
         let (_, ev) = drain(&mut c);
         assert_eq!(ev.len(), 1);
         assert_eq!(c.broadcast_stats().received_dropped, 2);
@@ -2215,7 +2218,7 @@ mod tests {
                 node: random_name(rng),
                 from: random_name(rng),
             }),
-            7 => Message::User(random_bytes(rng, 30)),
+            7 => Message::User(random_bytes(rng, 30).into()),
             8 if depth < 3 => Message::Compound(Compound {
                 parts: (0..rng.random_range(0..5))
                     .map(|_| random_message(rng, depth + 1))
