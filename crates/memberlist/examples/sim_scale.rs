@@ -117,8 +117,9 @@ fn run_heartbeats(sim: &mut Sim, n: usize, secs: u64, entry_len: usize, wall: In
         // Every second at large N, where a virtual second takes minutes.
         if step % 10 == 0 || n >= 2000 {
             eprintln!(
-                "N={n}: ring load {step}/{secs} s virtual, wall {:.1?}, largest queue {m} msgs / {b} B, oldest heartbeat {:?}",
+                "N={n}: ring load {step}/{secs} s virtual, wall {:.1?}, RSS {} MB, largest queue {m} msgs / {b} B, oldest heartbeat {:?}",
                 wall.elapsed(),
+                rss_mb(),
                 sim.ring_staleness().map(|s| s.0).unwrap_or_default()
             );
         }
@@ -153,14 +154,16 @@ fn run(n: usize, seed: u64, loss: f64) {
     };
     let mut sim = Sim::new(n, seed, Config::dskit(), link);
     sim.record_membership = false;
+    sim.record_links = false;
     sim.shared_ring_entries = env_num::<u8>("SIM_PLAIN_ENTRIES").unwrap_or(0) == 0;
     let heartbeats = env_num::<u64>("SIM_HEARTBEATS");
     if let (Some(secs), Some(1)) = (heartbeats, env_num::<u8>("SIM_BOOTSTRAP")) {
         sim.assume_converged();
         let ok = converged(&sim);
         eprintln!(
-            "N={n}: bootstrapped converged ({ok}), wall {:.1?}",
-            wall.elapsed()
+            "N={n}: bootstrapped converged ({ok}), wall {:.1?}, RSS {} MB",
+            wall.elapsed(),
+            rss_mb()
         );
         println!("N={n:5} loss={loss:.2}: membership bootstrapped, converged: {ok}");
         // One second for the timers to settle, as the join mode's last check.
@@ -250,6 +253,15 @@ fn run(n: usize, seed: u64, loss: f64) {
         times.last().copied().unwrap_or_default(),
         wall.elapsed(),
     );
+}
+
+/// Resident memory of this process in MB, where Linux tells it (progress lines
+/// only; peak RSS comes from `/usr/bin/time -v`).
+fn rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| (pages * 4096) >> 20)
 }
 
 fn env_num<T: std::str::FromStr>(name: &str) -> Option<T> {

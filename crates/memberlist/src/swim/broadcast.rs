@@ -23,8 +23,10 @@
 //! retransmit limit keep them small, and the bound only guards against a burst.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasher;
 
+use bytes::Bytes;
 use foldhash::fast::FixedState;
 
 use crate::wire::Message;
@@ -185,18 +187,54 @@ impl BroadcastQueueStats {
 
 #[derive(Debug, Clone)]
 struct Item {
-    message: Message,
+    message: Body,
     name: Option<Vec<u8>>,
     cover: Option<Cover>,
     tag: Option<Tag>,
 }
 
-/// Where the covered messages of one key are: by item name (and those with no item,
-/// which every newer message of the key covers).
+/// A queued message: a user message's shared bytes as they are (the common case,
+/// kept small), anything else boxed.
+#[derive(Debug, Clone)]
+enum Body {
+    User(Bytes),
+    Other(Box<Message>),
+}
+
+impl Body {
+    fn new(m: Message) -> Self {
+        match m {
+            Message::User(b) => Body::User(b),
+            other => Body::Other(Box::new(other)),
+        }
+    }
+
+    fn to_message(&self) -> Message {
+        match self {
+            Body::User(b) => Message::User(b.clone()),
+            Body::Other(m) => (**m).clone(),
+        }
+    }
+
+    fn into_message(self) -> Message {
+        match self {
+            Body::User(b) => Message::User(b),
+            Body::Other(m) => *m,
+        }
+    }
+}
+
+/// Where the covered messages of one key are: (hash of an item name, id) pairs, so
+/// the names are not copied (a hash only finds candidates; [`Cover::covers`]
+/// decides), and those with no item, which every newer message of the key covers.
 #[derive(Debug, Clone, Default)]
 struct CoverIndex {
-    by_item: HashMap<String, Vec<u64>, Hasher>,
+    by_item: BTreeSet<(u64, u64)>,
     empty: Vec<u64>,
+}
+
+fn item_hash(name: &str) -> u64 {
+    Hasher::default().hash_one(name)
 }
 
 fn remove_id(ids: &mut Vec<u64>, id: u64) {
@@ -288,7 +326,7 @@ impl BroadcastQueue {
     ) {
         self.push_item(
             Item {
-                message,
+                message: Body::new(message),
                 name,
                 cover: None,
                 tag,
@@ -302,7 +340,7 @@ impl BroadcastQueue {
     pub(crate) fn push_covered(&mut self, message: Message, encoded_len: usize, cover: Cover) {
         self.push_item(
             Item {
-                message,
+                message: Body::new(message),
                 name: None,
                 cover: Some(cover),
                 tag: None,
@@ -336,7 +374,7 @@ impl BroadcastQueue {
                 idx.empty.push(id);
             }
             for name in &c.content {
-                idx.by_item.entry(name.clone()).or_default().push(id);
+                idx.by_item.insert((item_hash(name), id));
             }
         }
         self.pos.insert(id, key);
@@ -351,9 +389,8 @@ impl BroadcastQueue {
         };
         let mut candidates: Vec<u64> = idx.empty.clone();
         for name in &c.content {
-            if let Some(ids) = idx.by_item.get(name) {
-                candidates.extend_from_slice(ids);
-            }
+            let h = item_hash(name);
+            candidates.extend(idx.by_item.range((h, 0)..=(h, u64::MAX)).map(|&(_, id)| id));
         }
         candidates.sort_unstable();
         candidates.dedup();
@@ -407,12 +444,7 @@ impl BroadcastQueue {
                 remove_id(&mut idx.empty, id);
             }
             for name in &c.content {
-                if let Some(ids) = idx.by_item.get_mut(name) {
-                    remove_id(ids, id);
-                    if ids.is_empty() {
-                        idx.by_item.remove(name);
-                    }
-                }
+                idx.by_item.remove(&(item_hash(name), id));
             }
             if idx.empty.is_empty() && idx.by_item.is_empty() {
                 self.covers.remove(&c.key);
@@ -512,12 +544,12 @@ impl BroadcastQueue {
                     break;
                 };
                 self.finish(item.tag);
-                out.push((item.message, len));
+                out.push((item.message.into_message(), len));
             } else {
                 let Some(item) = self.items.remove(&key) else {
                     break;
                 };
-                out.push((item.message.clone(), len));
+                out.push((item.message.to_message(), len));
                 reinsert.push(((key.0 + 1, key.1, key.2), item));
             }
         }
@@ -533,7 +565,7 @@ impl BroadcastQueue {
     fn take_all(&mut self, transmit_limit: u64) -> Vec<(Message, usize)> {
         let mut out = Vec::with_capacity(self.items.len());
         for (key, item) in &self.items {
-            out.push((item.message.clone(), key.1.0));
+            out.push((item.message.to_message(), key.1.0));
         }
         self.shift += 1;
         // Finished in key order, as a take one by one would report them.
