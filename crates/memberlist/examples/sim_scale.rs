@@ -19,10 +19,14 @@
 //! is gossiped. Only the ring load runs then (join convergence is not measured);
 //! the ring views start empty as in the join mode.
 //!
-//! The ring load costs about 4–4.5 s of CPU per virtual second per million node
-//! pairs (N²): 1000 nodes about 4 min for 60 s, 2000 nodes about 18 s per
-//! virtual second. Every core holds every member (about 750 B per node pair in
-//! all), so memory grows with N² too: 0.8 GB at 1000 nodes, 3.2 GB at 2000.
+//! The ring load costs about 2 s of CPU per virtual second per million node
+//! pairs (N²) on the 2-core VM of the README (before the leaner member table and
+//! queue: about 3–4.5 s): 1000 nodes about 45 s for 20 s, 5000 nodes about a
+//! minute per virtual second. Every core holds every member (about 130 B per node
+//! pair once bootstrapped, names shared) and, under the ring load, about a
+//! second's worth of heartbeats in its queues, so memory grows with N² too: 0.3
+//! GB at 1000 nodes, about 5.5 GB at 5000. Progress lines (stderr) show the
+//! resident memory.
 //!
 //! Cost grows faster than N²: every node gossips news of every join
 //! `retransmit_limit` times (16 at 5000 nodes) and each of those messages is

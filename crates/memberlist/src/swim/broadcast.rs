@@ -651,6 +651,26 @@ mod tests {
     }
 
     #[test]
+    fn a_take_of_the_whole_queue_counts_one_transmit_each_and_finishes_in_send_order() {
+        let mut q = BroadcastQueue::new();
+        q.push(user(5), 6, None, Some(1));
+        q.push(user(7), 8, None, Some(2));
+        q.push(user(6), 7, None, Some(3));
+        assert_eq!(q.take(2, 1000, 3), vec![user(7), user(6), user(5)]);
+        // A partial take after whole ones still sees the counts: one more for the
+        // largest only.
+        assert_eq!(q.take(2, 10, 3), vec![user(7)]);
+        q.push(user(1), 2, None, Some(4));
+        // The new message (no transmits) goes first; the two sent once follow.
+        assert_eq!(q.take(2, 1000, 3), vec![user(1), user(6), user(5), user(7)]);
+        assert_eq!(q.drain_finished(), vec![2]);
+        // Two reach the limit together and finish in the order they were sent.
+        assert_eq!(q.take(2, 1000, 3), vec![user(1), user(6), user(5)]);
+        assert_eq!(q.drain_finished(), vec![3, 1]);
+        assert_eq!(q.len(), 1);
+    }
+
+    #[test]
     fn messages_too_big_for_the_budget_are_skipped_not_blocking() {
         let mut q = BroadcastQueue::new();
         q.push(user(100), 101, None, None);

@@ -2124,6 +2124,87 @@ mod tests {
     }
 
     #[test]
+    fn assuming_convergence_leaves_what_a_join_push_pull_leaves_without_its_news() {
+        // Peers in shuffled name order, plus ourselves, as a join's push/pull lists them.
+        let mut ids: Vec<u8> = (2..40).collect();
+        ids.reverse();
+        ids.swap(3, 17);
+        let states: Vec<PushNodeState> = ids
+            .iter()
+            .map(|&i| {
+                push(
+                    &format!("p{i:02}"),
+                    i,
+                    u32::from(i % 3) + 1,
+                    NodeState::Alive,
+                )
+            })
+            .chain([push("me", 1, 1, NodeState::Alive)])
+            .collect();
+        let (mut joined, now) = new_core(Config::dskit());
+        joined
+            .handle_push_pull(
+                now,
+                addr(2),
+                PushPull {
+                    join: true,
+                    nodes: states.clone(),
+                    user_state: Vec::new(),
+                },
+            )
+            .unwrap();
+        let (_, joined_events) = drain(&mut joined);
+        let (mut assumed, _) = new_core(Config::dskit());
+        let members: Vec<Member> = states
+            .iter()
+            .map(|s| Member {
+                name: s.name.as_slice().into(),
+                addr: s.addr.as_slice().into(),
+                port: s.port,
+                meta: s.meta.clone(),
+                vsn: vsn_array(&s.vsn).unwrap_or_default(),
+                incarnation: s.incarnation,
+                state: State::Alive,
+                state_change: now,
+            })
+            .collect();
+        assumed.assume_converged(now, &members);
+        let (t, assumed_events) = drain(&mut assumed);
+        assert!(t.is_empty());
+        assert_eq!(
+            assumed_events, joined_events,
+            "one MemberJoined per peer, in order"
+        );
+        assert_eq!(assumed_events.len(), ids.len());
+        // Peers only: each core was created at its own instant.
+        let table = |c: &Core<StdRng>| {
+            c.members()
+                .filter(|m| *m.name != *b"me")
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(table(&assumed), table(&joined));
+        let probe_order = |c: &Core<StdRng>| {
+            c.members
+                .iter_probe_order()
+                .map(|m| m.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            probe_order(&assumed),
+            probe_order(&joined),
+            "same random draws"
+        );
+        // The join queued news of every peer; the bootstrap queued none.
+        assert_eq!(assumed.queued_broadcasts().0, 0);
+        assert!(joined.queued_broadcasts().0 >= ids.len());
+        // Names are shared with the caller's entries, not copied.
+        let p = assumed.member(b"p05").unwrap();
+        let given = members.iter().find(|m| *m.name == *b"p05").unwrap();
+        assert!(Arc::ptr_eq(&p.name, &given.name));
+    }
+
+    #[test]
     fn push_pull_merge_downgrades_remote_dead_to_suspect_and_hands_over_user_state() {
         let (mut c, now) = with_peers(Config::default_lan(), 1);
         let remote = PushPull {

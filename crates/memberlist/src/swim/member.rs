@@ -222,15 +222,19 @@ impl Members {
         Self::default()
     }
 
-    /// Room for `additional` more members without growing (a push/pull or a
-    /// bootstrap brings many at once; growing by doubling would leave up to half
-    /// of the slots unused).
+    /// Room for `additional` more members (a join's push/pull or a bootstrap brings
+    /// many at once): exactly that when it at least doubles the table, since growing
+    /// by doubling would leave up to half of the slots unused; by doubling
+    /// otherwise, so a table growing a few members at a time is not copied on
+    /// every push/pull.
     pub(crate) fn reserve(&mut self, additional: usize) {
-        let want = self.slots.len() + additional;
+        let len = self.slots.len();
+        let want = len + additional;
         if want > self.slots.capacity() {
-            self.slots.reserve_exact(additional);
-            self.sorted.reserve_exact(additional);
-            self.order.reserve_exact(additional);
+            let extra = want.max(2 * self.slots.capacity()) - len;
+            self.slots.reserve_exact(extra);
+            self.sorted.reserve_exact(extra);
+            self.order.reserve_exact(extra);
             let slots = &self.slots;
             self.index
                 .reserve(additional, |&i| hash_name(&slots[i as usize].name));
@@ -580,6 +584,35 @@ mod tests {
             let p = ms.next_probe_target(b"me", t0, grace, &mut rng);
             assert!(matches!(p.as_deref(), Some(b"b" | b"c" | b"d")), "{p:?}");
         }
+    }
+
+    #[test]
+    fn ip_bytes_keep_any_length_and_compare_by_content() {
+        let v4 = IpBytes::from(&[10u8, 0, 0, 1][..]);
+        let mapped = IpBytes::from(vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1]);
+        let odd = IpBytes::from(vec![7u8; 21]);
+        assert_eq!(&*v4, &[10, 0, 0, 1]);
+        assert_eq!(mapped.len(), 16);
+        assert_eq!(&*odd, &[7u8; 21][..], "longer than 16 bytes is kept whole");
+        assert_eq!(IpBytes::from(&[][..]), IpBytes::default());
+        assert_ne!(v4, IpBytes::from(&[10u8, 0, 0, 1, 0][..]), "length counts");
+        assert_eq!(format!("{v4:?}"), format!("{:?}", [10u8, 0, 0, 1]));
+    }
+
+    #[test]
+    fn reserving_for_a_few_members_grows_by_doubling_and_for_many_exactly() {
+        let t0 = Instant::now();
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut ms = Members::new();
+        ms.reserve(1000);
+        assert_eq!(ms.slots.capacity(), 1000);
+        for i in 0..1000 {
+            ms.insert_new(member(&format!("n{i:04}"), State::Alive, t0), &mut rng);
+        }
+        ms.reserve(1);
+        assert!(ms.slots.capacity() >= 2000, "{}", ms.slots.capacity());
+        let names: Vec<&[u8]> = ms.iter().map(|m| &*m.name).collect();
+        assert!(names.windows(2).all(|w| w[0] < w[1]), "name order kept");
     }
 
     #[test]
