@@ -25,7 +25,7 @@
 //! minute per virtual second. Every core holds every member (about 130 B per node
 //! pair once bootstrapped, names shared) and, under the ring load, about a
 //! second's worth of heartbeats in its queues, so memory grows with N² too: 0.3
-//! GB at 1000 nodes, about 5.5 GB at 5000. Progress lines (stderr) show the
+//! GB at 1000 nodes, about 6 GB at 5000. Progress lines (stderr) show the
 //! resident memory.
 //!
 //! Cost grows faster than N²: every node gossips news of every join
