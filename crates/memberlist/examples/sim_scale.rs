@@ -19,10 +19,14 @@
 //! is gossiped. Only the ring load runs then (join convergence is not measured);
 //! the ring views start empty as in the join mode.
 //!
-//! The ring load costs about 4–4.5 s of CPU per virtual second per million node
-//! pairs (N²): 1000 nodes about 4 min for 60 s, 2000 nodes about 18 s per
-//! virtual second. Every core holds every member (about 750 B per node pair in
-//! all), so memory grows with N² too: 0.8 GB at 1000 nodes, 3.2 GB at 2000.
+//! The ring load costs about 2 s of CPU per virtual second per million node
+//! pairs (N²) on the 2-core VM of the README (before the leaner member table and
+//! queue: about 3–4.5 s): 1000 nodes about 45 s for 20 s, 5000 nodes about a
+//! minute per virtual second. Every core holds every member (about 130 B per node
+//! pair once bootstrapped, names shared) and, under the ring load, about a
+//! second's worth of heartbeats in its queues, so memory grows with N² too: 0.3
+//! GB at 1000 nodes, about 6 GB at 5000. Progress lines (stderr) show the
+//! resident memory.
 //!
 //! Cost grows faster than N²: every node gossips news of every join
 //! `retransmit_limit` times (16 at 5000 nodes) and each of those messages is
@@ -117,8 +121,9 @@ fn run_heartbeats(sim: &mut Sim, n: usize, secs: u64, entry_len: usize, wall: In
         // Every second at large N, where a virtual second takes minutes.
         if step % 10 == 0 || n >= 2000 {
             eprintln!(
-                "N={n}: ring load {step}/{secs} s virtual, wall {:.1?}, largest queue {m} msgs / {b} B, oldest heartbeat {:?}",
+                "N={n}: ring load {step}/{secs} s virtual, wall {:.1?}, RSS {} MB, largest queue {m} msgs / {b} B, oldest heartbeat {:?}",
                 wall.elapsed(),
+                rss_mb(),
                 sim.ring_staleness().map(|s| s.0).unwrap_or_default()
             );
         }
@@ -153,14 +158,16 @@ fn run(n: usize, seed: u64, loss: f64) {
     };
     let mut sim = Sim::new(n, seed, Config::dskit(), link);
     sim.record_membership = false;
+    sim.record_links = false;
     sim.shared_ring_entries = env_num::<u8>("SIM_PLAIN_ENTRIES").unwrap_or(0) == 0;
     let heartbeats = env_num::<u64>("SIM_HEARTBEATS");
     if let (Some(secs), Some(1)) = (heartbeats, env_num::<u8>("SIM_BOOTSTRAP")) {
         sim.assume_converged();
         let ok = converged(&sim);
         eprintln!(
-            "N={n}: bootstrapped converged ({ok}), wall {:.1?}",
-            wall.elapsed()
+            "N={n}: bootstrapped converged ({ok}), wall {:.1?}, RSS {} MB",
+            wall.elapsed(),
+            rss_mb()
         );
         println!("N={n:5} loss={loss:.2}: membership bootstrapped, converged: {ok}");
         // One second for the timers to settle, as the join mode's last check.
@@ -250,6 +257,15 @@ fn run(n: usize, seed: u64, loss: f64) {
         times.last().copied().unwrap_or_default(),
         wall.elapsed(),
     );
+}
+
+/// Resident memory of this process in MB, where Linux tells it (progress lines
+/// only; peak RSS comes from `/usr/bin/time -v`).
+fn rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| (pages * 4096) >> 20)
 }
 
 fn env_num<T: std::str::FromStr>(name: &str) -> Option<T> {

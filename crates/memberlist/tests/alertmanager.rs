@@ -175,10 +175,10 @@ async fn ringkit_joins_an_alertmanager_cluster_and_leaves_it() {
     let dead = tokio::time::timeout(Duration::from_secs(45), async {
         loop {
             match events.recv().await {
-                Ok(Event::MemberSuspect(m)) if m.name == am2_name.as_bytes() => {
+                Ok(Event::MemberSuspect(m)) if *m.name == *am2_name.as_bytes() => {
                     suspected.get_or_insert(started.elapsed());
                 }
-                Ok(Event::MemberDead(m)) if m.name == am2_name.as_bytes() => {
+                Ok(Event::MemberDead(m)) if *m.name == *am2_name.as_bytes() => {
                     return started.elapsed();
                 }
                 Ok(_) => {}
@@ -193,7 +193,7 @@ async fn ringkit_joins_an_alertmanager_cluster_and_leaves_it() {
     assert!(
         node.members()
             .iter()
-            .any(|m| m.name == am2_name.as_bytes() && m.state == State::Dead)
+            .any(|m| *m.name == *am2_name.as_bytes() && m.state == State::Dead)
     );
 
     // We leave gracefully: Alertmanager 1 drops us.

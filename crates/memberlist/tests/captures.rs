@@ -198,7 +198,7 @@ impl Tally {
         p.message.walk(&mut |m| {
             *self.types.entry(m.name().into()).or_default() += 1;
             if let Message::User(u) = m {
-                self.user_payloads.push(u.clone());
+                self.user_payloads.push(u.to_vec());
             }
         });
         *self.shapes.entry(packet_shape(&p)).or_default() += 1;

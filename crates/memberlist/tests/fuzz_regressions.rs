@@ -21,7 +21,7 @@ fn unhex(s: &str) -> Vec<u8> {
 fn compression_bomb_stops_at_the_limit() {
     let p = Packet::plain(Message::Compressed(Compressed {
         algo: CompressionAlgo::Lzw,
-        inner: Box::new(Message::User(vec![0; 2_000_000])),
+        inner: Box::new(Message::User(vec![0; 2_000_000].into())),
     }));
     let bytes = encode_packet(&p).unwrap();
     assert!(bytes.len() < 50_000);
@@ -53,7 +53,7 @@ fn compression_bomb_stops_at_the_limit() {
 fn decompressed_budget_is_shared_by_all_layers_of_a_packet() {
     let part = Message::Compressed(Compressed {
         algo: CompressionAlgo::Snappy,
-        inner: Box::new(Message::User(vec![1; 600_000])),
+        inner: Box::new(Message::User(vec![1; 600_000].into())),
     });
     let p = Packet::plain(Message::Compound(Compound {
         parts: vec![part.clone(), part],
@@ -72,7 +72,7 @@ fn decompressed_budget_is_shared_by_all_layers_of_a_packet() {
 
 #[test]
 fn nested_wrappers_beyond_the_depth_limit_are_refused() {
-    let mut m = Message::User(b"x".to_vec());
+    let mut m = Message::User(b"x".to_vec().into());
     for _ in 0..12 {
         m = Message::Compressed(Compressed {
             algo: CompressionAlgo::Lzw,
@@ -192,7 +192,7 @@ fn stream_decode_respects_limits() {
         label: None,
         message: Message::Compressed(Compressed {
             algo: CompressionAlgo::Lzw,
-            inner: Box::new(Message::User(vec![0; 100_000])),
+            inner: Box::new(Message::User(vec![0; 100_000].into())),
         }),
     };
     let bytes = encode_stream(&m, Dialect::Legacy).unwrap();

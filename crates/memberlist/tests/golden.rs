@@ -175,7 +175,7 @@ fn golden_compound_of_ping_and_user() {
     plain(
         &format!("07 02 003b 0004 {ping} 08 58595a"),
         Message::Compound(Compound {
-            parts: vec![ping7(), Message::User(b"XYZ".to_vec())],
+            parts: vec![ping7(), Message::User(b"XYZ".to_vec().into())],
             truncated: 0,
         }),
     );
@@ -196,7 +196,7 @@ fn golden_lzw_compress_wrapper() {
         "09 82 a4416c676f 00 a3427566 ad 0011a029c386cd9b8105df0404",
         Message::Compressed(Compressed {
             algo: CompressionAlgo::Lzw,
-            inner: Box::new(Message::User(b"hellohello".to_vec())),
+            inner: Box::new(Message::User(b"hellohello".to_vec().into())),
         }),
     );
 }
@@ -211,7 +211,7 @@ fn golden_crc_over_compressed_compound() {
         message: Message::Compressed(Compressed {
             algo: CompressionAlgo::Lzw,
             inner: Box::new(Message::Compound(Compound {
-                parts: vec![ping7(), Message::User(b"XYZ".to_vec())],
+                parts: vec![ping7(), Message::User(b"XYZ".to_vec().into())],
                 truncated: 0,
             })),
         }),
@@ -318,7 +318,7 @@ fn golden_stream_user_message() {
     let bytes = unhex("08 81 aa557365724d73674c656e 03 58595a");
     let want = StreamMessage {
         label: None,
-        message: Message::User(b"XYZ".to_vec()),
+        message: Message::User(b"XYZ".to_vec().into()),
     };
     assert_eq!(
         decode_stream(&bytes).unwrap(),

@@ -250,8 +250,8 @@ async fn ring_gossip_end_to_end(transport: TransportKind) {
     let left = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             match events.recv().await {
-                Ok(Event::MemberLeft(m)) if m.name == leaver.as_bytes() => return true,
-                Ok(Event::MemberDead(m)) if m.name == leaver.as_bytes() => return false,
+                Ok(Event::MemberLeft(m)) if *m.name == *leaver.as_bytes() => return true,
+                Ok(Event::MemberDead(m)) if *m.name == *leaver.as_bytes() => return false,
                 Ok(_) => {}
                 Err(_) => return false,
             }
@@ -270,7 +270,7 @@ async fn ring_gossip_end_to_end(transport: TransportKind) {
             c.nodes[0]
                 .members()
                 .iter()
-                .any(|m| m.name == crashed.as_bytes() && m.state == State::Dead)
+                .any(|m| *m.name == *crashed.as_bytes() && m.state == State::Dead)
         },
     )
     .await;

@@ -261,7 +261,7 @@ async fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
 fn seen(node: &ringkit_memberlist::runtime::Memberlist, name: &str) -> Option<(State, u32)> {
     node.members()
         .into_iter()
-        .find(|m| m.name == name.as_bytes())
+        .find(|m| *m.name == *name.as_bytes())
         .map(|m| (m.state, m.incarnation))
 }
 

@@ -102,7 +102,7 @@ fn leaf() -> impl Strategy<Value = Message> {
                     vsn,
                 })
             }),
-        bytes(300).prop_map(Message::User),
+        bytes(300).prop_map(|b| Message::User(b.into())),
     ]
 }
 
@@ -148,7 +148,7 @@ fn stream_message() -> impl Strategy<Value = Message> {
                 user_state,
             })
         ),
-        bytes(300).prop_map(Message::User),
+        bytes(300).prop_map(|b| Message::User(b.into())),
         bytes(300).prop_map(|error| Message::Error(ErrResp { error })),
         (any::<u32>(), name()).prop_map(|(seq_no, node)| Message::Ping(Ping {
             seq_no,

@@ -215,11 +215,11 @@ fn a_crashed_node_is_declared_dead_by_all_within_the_swim_bound_and_no_live_node
         sim.run_for(Duration::from_secs(1));
         for e in sim.take_events() {
             match &e.event {
-                Event::MemberDead(m) if m.name == victim_name => {
+                Event::MemberDead(m) if *m.name == *victim_name => {
                     dead_at.entry(e.node).or_insert(e.at - t0);
                 }
                 Event::MemberDead(m) => false_deaths.push((e.at, e.node, m.name.clone())),
-                Event::MemberSuspect(m) if m.name != victim_name => suspicions += 1,
+                Event::MemberSuspect(m) if *m.name != *victim_name => suspicions += 1,
                 _ => {}
             }
         }

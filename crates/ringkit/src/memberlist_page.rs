@@ -208,8 +208,8 @@ mod tests {
     #[test]
     fn rows_are_sorted_and_states_numbered_like_memberlist() {
         let m = |name: &str, state| Member {
-            name: name.as_bytes().to_vec(),
-            addr: vec![127, 0, 0, 1],
+            name: name.as_bytes().into(),
+            addr: vec![127, 0, 0, 1].into(),
             port: 7946,
             meta: None,
             vsn: [1, 5, 2, 0, 0, 0],

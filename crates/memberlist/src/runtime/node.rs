@@ -495,7 +495,7 @@ impl Memberlist {
                     let _ = t.write_stream(&mut s, ack, false).await;
                 }
             }
-            Message::User(bytes) => self.receive_user_message(from, bytes),
+            Message::User(bytes) => self.receive_user_message(from, bytes.into()),
             other => tracing::debug!(%from, message = other.name(), "unexpected stream message"),
         }
     }

@@ -39,8 +39,8 @@ use rand::{Rng, SeedableRng};
 
 pub use network::{Delivery, LinkConfig, Network, Payload};
 
-use crate::swim::{Config, Core, Cover, Event, LocalNode, Origin, Transmit, UserBroadcast};
-use crate::wire::message::{IpForm, PushNodeState};
+use crate::swim::{Config, Core, Cover, Event, LocalNode, Member, Origin, Transmit, UserBroadcast};
+use crate::wire::message::IpForm;
 use crate::wire::msgpack::write_int;
 use crate::wire::packet::{Packet, decode_packet, encode_packet};
 use crate::wire::stream::{StreamMessage, decode_stream, encode_stream};
@@ -370,6 +370,10 @@ pub struct Sim {
     events: Vec<SimEvent>,
     /// Whether membership events are recorded (user and leave events always are).
     pub record_membership: bool,
+    /// Whether traffic is counted per directed link ([`Sim::link_stats`]); on by
+    /// default. Off, the per-node counters still count everything, and a large run
+    /// does not keep an entry for every pair of nodes that ever talked.
+    pub record_links: bool,
     /// Stand-in for dskit's KV delegate: a node receiving a user message for the
     /// first time queues it for re-broadcast, as the KV re-gossips every change it
     /// merged (`spec/memberlist.md` §2.6). memberlist itself never re-gossips
@@ -434,6 +438,7 @@ impl Sim {
             timers: BinaryHeap::new(),
             events: Vec::new(),
             record_membership: true,
+            record_links: true,
             rebroadcast_user_messages: true,
             ring_load: None,
             ring_started: 0,
@@ -610,15 +615,16 @@ impl Sim {
     /// simulations that measure the steady state rather than the joins.
     pub fn assume_converged(&mut self) {
         let now = self.now;
-        let states: Vec<PushNodeState> = self
+        // Each node's own entry, its name shared by every table.
+        let members: Vec<Member> = self
             .nodes
             .iter()
             .filter_map(|n| n.core.as_ref())
-            .flat_map(|c| c.member(c.name()).map(|m| m.to_push_state()))
+            .flat_map(|c| c.member(c.name()).cloned())
             .collect();
         for i in 0..self.nodes.len() {
             if let Some(core) = self.nodes[i].core.as_mut() {
-                core.assume_converged(now, states.clone());
+                core.assume_converged(now, &members);
             }
             self.drain(i);
         }
@@ -784,7 +790,9 @@ impl Sim {
                 if let Some(bytes) = encode_push_pull(reply) {
                     let len = (bytes.len() + state_pad) as u64;
                     self.nodes[to].stats.stream_bytes += len;
-                    self.links.entry((to, d.from)).or_default().stream_bytes += len;
+                    if self.record_links {
+                        self.links.entry((to, d.from)).or_default().stream_bytes += len;
+                    }
                     self.net.send_stream(
                         &mut self.rng,
                         now,
@@ -897,7 +905,12 @@ impl Sim {
                     let s = &mut self.nodes[i].stats;
                     s.packets += 1;
                     s.packet_bytes += len;
-                    let l = self.links.entry((i, to)).or_default();
+                    let mut scratch = LinkStats::default();
+                    let l = if self.record_links {
+                        self.links.entry((i, to)).or_default()
+                    } else {
+                        &mut scratch
+                    };
                     if probe {
                         l.probe_packets += 1;
                         l.probe_bytes += len;
@@ -915,7 +928,12 @@ impl Sim {
                     };
                     let len = (bytes.len() + pad) as u64;
                     self.nodes[i].stats.stream_bytes += len;
-                    let l = self.links.entry((i, to)).or_default();
+                    let mut scratch = LinkStats::default();
+                    let l = if self.record_links {
+                        self.links.entry((i, to)).or_default()
+                    } else {
+                        &mut scratch
+                    };
                     l.push_pulls += 1;
                     l.stream_bytes += len;
                     self.net.send_stream(

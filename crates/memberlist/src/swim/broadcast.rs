@@ -23,7 +23,11 @@
 //! retransmit limit keep them small, and the bound only guards against a burst.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasher;
+
+use bytes::Bytes;
+use foldhash::fast::FixedState;
 
 use crate::wire::Message;
 
@@ -36,8 +40,20 @@ pub(crate) fn retransmit_limit(mult: usize, n: usize) -> usize {
 /// Identifies a queued broadcast, so the owner can learn when it is finished.
 pub(crate) type Tag = u64;
 
-/// Ordering key: fewest transmits, then largest, then newest.
-type Key = (usize, Reverse<usize>, Reverse<u64>);
+/// Ordering key: fewest transmits, then largest, then newest. The first field is
+/// the transmit count as a rank, `RANK_BASE + transmits - shift` (see
+/// [`BroadcastQueue::take_sized`]): ranks order like transmit counts, and a take
+/// that sends every queued message adds one transmit to each by moving `shift`
+/// instead of every key.
+type Key = (u64, Reverse<usize>, Reverse<u64>);
+
+/// Rank of a message with no transmits before any whole-queue take. Far from both
+/// ends of `u64`: `shift` grows by one per take and transmits stay small.
+const RANK_BASE: u64 = 1 << 62;
+
+/// Hashing for the queue's lookup tables: fixed (no per-process seed) and fast; the
+/// tables are never iterated, so the order they would give does not matter.
+type Hasher = FixedState;
 
 /// What a user broadcast carries, so a newer one can replace it (dskit
 /// `ringBroadcast`: key, `MergeContent` of the change, local version).
@@ -171,18 +187,54 @@ impl BroadcastQueueStats {
 
 #[derive(Debug, Clone)]
 struct Item {
-    message: Message,
+    message: Body,
     name: Option<Vec<u8>>,
     cover: Option<Cover>,
     tag: Option<Tag>,
 }
 
-/// Where the covered messages of one key are: by item name (and those with no item,
-/// which every newer message of the key covers).
+/// A queued message: a user message's shared bytes as they are (the common case,
+/// kept small), anything else boxed.
+#[derive(Debug, Clone)]
+enum Body {
+    User(Bytes),
+    Other(Box<Message>),
+}
+
+impl Body {
+    fn new(m: Message) -> Self {
+        match m {
+            Message::User(b) => Body::User(b),
+            other => Body::Other(Box::new(other)),
+        }
+    }
+
+    fn to_message(&self) -> Message {
+        match self {
+            Body::User(b) => Message::User(b.clone()),
+            Body::Other(m) => (**m).clone(),
+        }
+    }
+
+    fn into_message(self) -> Message {
+        match self {
+            Body::User(b) => Message::User(b),
+            Body::Other(m) => *m,
+        }
+    }
+}
+
+/// Where the covered messages of one key are: (hash of an item name, id) pairs, so
+/// the names are not copied (a hash only finds candidates; [`Cover::covers`]
+/// decides), and those with no item, which every newer message of the key covers.
 #[derive(Debug, Clone, Default)]
 struct CoverIndex {
-    by_item: HashMap<String, Vec<u64>>,
+    by_item: BTreeSet<(u64, u64)>,
     empty: Vec<u64>,
+}
+
+fn item_hash(name: &str) -> u64 {
+    Hasher::default().hash_one(name)
 }
 
 fn remove_id(ids: &mut Vec<u64>, id: u64) {
@@ -197,13 +249,17 @@ pub(crate) struct BroadcastQueue {
     /// Boxed, so the tree's node shifts on every take and reinsert move a
     /// pointer rather than a whole message.
     items: BTreeMap<Key, Box<Item>>,
-    /// Where each item sits in `items`, by id (its key changes on every transmit).
-    pos: HashMap<u64, Key>,
+    /// Where each item sits in `items`, by id (its key changes on every transmit
+    /// that does not take the whole queue).
+    pos: HashMap<u64, Key, Hasher>,
     /// The id of each named item (hashed: names are looked up on every push, and
     /// node names share long prefixes).
-    by_name: HashMap<Vec<u8>, u64>,
+    by_name: HashMap<Vec<u8>, u64, Hasher>,
     /// Covered items by store key.
-    covers: HashMap<String, CoverIndex>,
+    covers: HashMap<String, CoverIndex, Hasher>,
+    /// Whole-queue takes so far: every queued message's transmit count is its
+    /// key's rank plus `shift` (less `RANK_BASE`).
+    shift: u64,
     /// How many queued items have each encoded length: once the packet's free
     /// space is below the shortest, `take_sized` stops instead of probing every
     /// transmit-count level in vain (changes only on push and removal, not on
@@ -270,7 +326,7 @@ impl BroadcastQueue {
     ) {
         self.push_item(
             Item {
-                message,
+                message: Body::new(message),
                 name,
                 cover: None,
                 tag,
@@ -284,7 +340,7 @@ impl BroadcastQueue {
     pub(crate) fn push_covered(&mut self, message: Message, encoded_len: usize, cover: Cover) {
         self.push_item(
             Item {
-                message,
+                message: Body::new(message),
                 name: None,
                 cover: Some(cover),
                 tag: None,
@@ -306,7 +362,7 @@ impl BroadcastQueue {
         }
         self.next_id += 1;
         let id = self.next_id;
-        let key = (0, Reverse(encoded_len), Reverse(id));
+        let key = (RANK_BASE - self.shift, Reverse(encoded_len), Reverse(id));
         *self.lens.entry(encoded_len).or_default() += 1;
         self.bytes += encoded_len;
         if let Some(n) = &item.name {
@@ -318,7 +374,7 @@ impl BroadcastQueue {
                 idx.empty.push(id);
             }
             for name in &c.content {
-                idx.by_item.entry(name.clone()).or_default().push(id);
+                idx.by_item.insert((item_hash(name), id));
             }
         }
         self.pos.insert(id, key);
@@ -333,9 +389,8 @@ impl BroadcastQueue {
         };
         let mut candidates: Vec<u64> = idx.empty.clone();
         for name in &c.content {
-            if let Some(ids) = idx.by_item.get(name) {
-                candidates.extend_from_slice(ids);
-            }
+            let h = item_hash(name);
+            candidates.extend(idx.by_item.range((h, 0)..=(h, u64::MAX)).map(|&(_, id)| id));
         }
         candidates.sort_unstable();
         candidates.dedup();
@@ -389,12 +444,7 @@ impl BroadcastQueue {
                 remove_id(&mut idx.empty, id);
             }
             for name in &c.content {
-                if let Some(ids) = idx.by_item.get_mut(name) {
-                    remove_id(ids, id);
-                    if ids.is_empty() {
-                        idx.by_item.remove(name);
-                    }
-                }
+                idx.by_item.remove(&(item_hash(name), id));
             }
             if idx.empty.is_empty() && idx.by_item.is_empty() {
                 self.covers.remove(&c.key);
@@ -434,13 +484,33 @@ impl BroadcastQueue {
             .collect()
     }
 
+    /// How often the message with `key` has been sent.
+    fn transmits(&self, key: &Key) -> u64 {
+        (key.0 + self.shift).saturating_sub(RANK_BASE)
+    }
+
     /// [`BroadcastQueue::take`], returning each message with its encoded length.
+    ///
+    /// When the whole queue fits the budget (the usual case with dskit's 10 MB
+    /// packets), every message is taken in key order, which is the order the
+    /// tier-by-tier search below would pick them in; one more transmit for all of
+    /// them keeps their relative order, so it is counted by moving `shift` rather
+    /// than by re-keying every message.
     pub(crate) fn take_sized(
         &mut self,
         overhead: usize,
         limit: usize,
         transmit_limit: usize,
     ) -> Vec<(Message, usize)> {
+        let fits_whole = self
+            .items
+            .len()
+            .checked_mul(overhead)
+            .and_then(|o| o.checked_add(self.bytes))
+            .is_some_and(|total| total <= limit);
+        if fits_whole && !self.items.is_empty() {
+            return self.take_all(transmit_limit as u64);
+        }
         let mut out = Vec::new();
         let Some((&(min_t, ..), _)) = self.items.first_key_value() else {
             return out;
@@ -468,24 +538,48 @@ impl BroadcastQueue {
             };
             let len = key.1.0;
             used += overhead + len;
-            if key.0 + 1 >= transmit_limit {
+            if self.transmits(&key) + 1 >= transmit_limit as u64 {
                 // The last transmit hands the message over instead of a copy.
                 let Some(item) = self.remove(key.2.0) else {
                     break;
                 };
                 self.finish(item.tag);
-                out.push((item.message, len));
+                out.push((item.message.into_message(), len));
             } else {
                 let Some(item) = self.items.remove(&key) else {
                     break;
                 };
-                out.push((item.message.clone(), len));
+                out.push((item.message.to_message(), len));
                 reinsert.push(((key.0 + 1, key.1, key.2), item));
             }
         }
         for (k, item) in reinsert {
             self.pos.insert(k.2.0, k);
             self.items.insert(k, item);
+        }
+        out
+    }
+
+    /// Every queued message, in key order, with one more transmit each; those
+    /// reaching `transmit_limit` leave the queue (the most sent, at the end).
+    fn take_all(&mut self, transmit_limit: u64) -> Vec<(Message, usize)> {
+        let mut out = Vec::with_capacity(self.items.len());
+        for (key, item) in &self.items {
+            out.push((item.message.to_message(), key.1.0));
+        }
+        self.shift += 1;
+        // Finished in key order, as a take one by one would report them.
+        let done: Vec<u64> = self
+            .items
+            .keys()
+            .rev()
+            .take_while(|k| self.transmits(k) >= transmit_limit)
+            .map(|k| k.2.0)
+            .collect();
+        for id in done.into_iter().rev() {
+            if let Some(item) = self.remove(id) {
+                self.finish(item.tag);
+            }
         }
         out
     }
@@ -514,7 +608,7 @@ mod tests {
     use super::*;
 
     fn user(n: usize) -> Message {
-        Message::User(vec![b'x'; n])
+        Message::User(vec![b'x'; n].into())
     }
 
     #[test]
@@ -554,6 +648,26 @@ mod tests {
         // The newest of the two equal-size ones went first; the older remains.
         let got = q.take(2, 1000, 10);
         assert_eq!(got, vec![user(3), user(1), user(5), user(3)]);
+    }
+
+    #[test]
+    fn a_take_of_the_whole_queue_counts_one_transmit_each_and_finishes_in_send_order() {
+        let mut q = BroadcastQueue::new();
+        q.push(user(5), 6, None, Some(1));
+        q.push(user(7), 8, None, Some(2));
+        q.push(user(6), 7, None, Some(3));
+        assert_eq!(q.take(2, 1000, 3), vec![user(7), user(6), user(5)]);
+        // A partial take after whole ones still sees the counts: one more for the
+        // largest only.
+        assert_eq!(q.take(2, 10, 3), vec![user(7)]);
+        q.push(user(1), 2, None, Some(4));
+        // The new message (no transmits) goes first; the two sent once follow.
+        assert_eq!(q.take(2, 1000, 3), vec![user(1), user(6), user(5), user(7)]);
+        assert_eq!(q.drain_finished(), vec![2]);
+        // Two reach the limit together and finish in the order they were sent.
+        assert_eq!(q.take(2, 1000, 3), vec![user(1), user(6), user(5)]);
+        assert_eq!(q.drain_finished(), vec![3, 1]);
+        assert_eq!(q.len(), 1);
     }
 
     #[test]
@@ -746,7 +860,7 @@ mod tests {
         fn body(id: u64, len: usize) -> Message {
             let mut b = id.to_be_bytes().to_vec();
             b.resize(len.max(8), 0);
-            Message::User(b)
+            Message::User(b.into())
         }
 
         /// Drops the last in send order while over the bound.

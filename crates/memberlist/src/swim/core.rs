@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, RngExt};
@@ -22,7 +23,7 @@ use crate::wire::Message;
 use crate::wire::frame::{MAX_COMPOUND_PART_LEN, MAX_COMPOUND_PARTS};
 use crate::wire::message::{
     Ack, Alive, Compound, Dead, IndirectPing, IpForm, MAX_META_LEN, Nack, NodeState, Ping,
-    PushNodeState, PushPull, Suspect, ip_from_wire, ip_to_wire,
+    PushPull, Suspect, ip_from_wire, ip_to_wire,
 };
 use crate::wire::node_meta::NodeMeta;
 use crate::wire::packet::encode_packet_message;
@@ -319,12 +320,19 @@ impl<R: Rng> Core<R> {
 
     /// Next thing to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        let t = self.transmits.pop_front();
+        if t.is_none() {
+            release_burst(&mut self.transmits);
+        }
+        t
     }
 
     /// Next event for the application.
     pub fn poll_event(&mut self) -> Option<Event> {
-        let e = self.events.pop_front()?;
+        let Some(e) = self.events.pop_front() else {
+            release_burst(&mut self.events);
+            return None;
+        };
         if matches!(e, Event::UserMessage { .. }) {
             self.pending_user = self.pending_user.saturating_sub(1);
         }
@@ -379,7 +387,7 @@ impl<R: Rng> Core<R> {
         let any_alive = self
             .members
             .iter()
-            .any(|m| m.name != self.me && !m.state.is_dead_or_left());
+            .any(|m| *m.name != *self.me && !m.state.is_dead_or_left());
         if !any_alive {
             self.events.push_back(Event::LeaveBroadcastDone);
         }
@@ -416,7 +424,7 @@ impl<R: Rng> Core<R> {
     pub fn queue_named_broadcast(&mut self, name: Vec<u8>, bytes: Vec<u8>) {
         let len = bytes.len() + 1;
         self.gossip_broadcasts
-            .push(Message::User(bytes), len, Some(name), None);
+            .push(Message::User(bytes.into()), len, Some(name), None);
     }
 
     /// Queues a user broadcast in the queue of its origin; with a cover it replaces
@@ -478,27 +486,54 @@ impl<R: Rng> Core<R> {
             Origin::Relayed => &mut self.gossip_broadcasts,
         };
         match b.cover {
-            Some(c) => q.push_covered(Message::User(b.bytes), len, c),
-            None => q.push(Message::User(b.bytes), len, None, None),
+            Some(c) => q.push_covered(Message::User(b.bytes.into()), len, c),
+            None => q.push(Message::User(b.bytes.into()), len, None, None),
         }
     }
 
-    /// Learns `nodes` as a finished join would have taught them, then drops the
-    /// membership news this queued: for a simulator that starts a large cluster in
-    /// its converged state instead of replaying every join (each node would
-    /// otherwise gossip news of every other node). Marks the node joined. Not part
-    /// of memberlist.
+    /// Learns `members` alive as a finished join (a push/pull listing them) would
+    /// have taught them, without the membership news that join would queue: for a
+    /// simulator that starts a large cluster in its converged state instead of
+    /// replaying every join (each node would otherwise gossip news of every other
+    /// node). New members are taken as they are, names shared with the caller's
+    /// entries (a simulator passes each node's own entry to every node, so N
+    /// tables hold one copy of each name); anything else goes through memberlist's
+    /// `aliveNode`. Protocol versions are not checked. Marks the node joined. Not
+    /// part of memberlist.
     #[doc(hidden)]
-    pub fn assume_converged(&mut self, now: Instant, nodes: Vec<PushNodeState>) {
-        let remote = PushPull {
-            join: true,
-            nodes,
-            user_state: Vec::new(),
-        };
-        if self.handle_push_pull(now, self.addr, remote).is_ok() {
-            self.broadcasts.clear();
-            self.broadcasts.drain_finished();
+    pub fn assume_converged(&mut self, now: Instant, members: &[Member]) {
+        self.members
+            .reserve(members.len().saturating_sub(self.members.len()));
+        for m in members {
+            let valid_vsn = m.vsn[0] != 0 && m.vsn[1] != 0 && m.vsn[0] <= m.vsn[1];
+            if m.state == State::Alive
+                && m.incarnation > 0
+                && valid_vsn
+                && !self.left
+                && self.members.get(&m.name).is_none()
+            {
+                // What `alive_node` leaves for a new member, in one step.
+                let new = Member {
+                    state: State::Alive,
+                    state_change: now,
+                    ..m.clone()
+                };
+                self.members.insert_new(new.clone(), &mut self.rng);
+                self.events.push_back(Event::MemberJoined(new));
+            } else {
+                let a = Alive {
+                    incarnation: m.incarnation,
+                    node: m.name.to_vec(),
+                    addr: m.addr.to_vec(),
+                    port: m.port,
+                    meta: m.meta.clone(),
+                    vsn: m.vsn.to_vec(),
+                };
+                self.alive_node(now, a, false);
+            }
         }
+        self.broadcasts.clear();
+        self.broadcasts.drain_finished();
         self.mark_joined();
     }
 
@@ -548,7 +583,10 @@ impl<R: Rng> Core<R> {
                     self.received_dropped += 1;
                 } else {
                     self.pending_user += 1;
-                    self.events.push_back(Event::UserMessage { from, bytes });
+                    self.events.push_back(Event::UserMessage {
+                        from,
+                        bytes: bytes.into(),
+                    });
                 }
             }
             Message::PushPull(_) | Message::Error(_) => {}
@@ -574,6 +612,9 @@ impl<R: Rng> Core<R> {
         remote: PushPull,
     ) -> Result<(), Error> {
         self.verify_protocol(&remote.nodes)?;
+        // A join's push/pull brings the whole cluster at once.
+        self.members
+            .reserve(remote.nodes.len().saturating_sub(self.members.len()));
         for n in remote.nodes {
             match n.state {
                 NodeState::Alive => {
@@ -730,7 +771,7 @@ impl<R: Rng> Core<R> {
             // Tell a suspect why we ask, so it can refute.
             let s = Suspect {
                 incarnation,
-                node: name.clone(),
+                node: name.to_vec(),
                 from: self.me.clone(),
             };
             self.transmits.push_back(Transmit::Packet {
@@ -744,7 +785,7 @@ impl<R: Rng> Core<R> {
         }
         self.probe = Some(Probe {
             seq_no,
-            target: name,
+            target: name.to_vec(),
             incarnation,
             ack_deadline: now + self.config.probe_timeout,
             end: now + self.awareness.scale(self.config.probe_interval),
@@ -765,12 +806,12 @@ impl<R: Rng> Core<R> {
             let helpers = self
                 .members
                 .k_random(self.config.indirect_checks, &mut self.rng, |m| {
-                    m.name != me && m.name != target && m.state == State::Alive
+                    *m.name != *me && *m.name != *target && m.state == State::Alive
                 });
             let (t_addr, t_port) = self
                 .members
                 .get(&target)
-                .map(|m| (m.addr.clone(), m.port))
+                .map(|m| (m.addr.to_vec(), m.port))
                 .unwrap_or_default();
             let mut expected = 0;
             for h in helpers {
@@ -1011,7 +1052,7 @@ impl<R: Rng> Core<R> {
         let me = self.me.clone();
         let dead_window = self.config.gossip_to_the_dead_time;
         let targets = self.targets(k, |m| {
-            if m.name == me {
+            if *m.name == *me {
                 return false;
             }
             match m.state {
@@ -1044,7 +1085,7 @@ impl<R: Rng> Core<R> {
     fn periodic_push_pull(&mut self) {
         let me = self.me.clone();
         let picks = self.targets(self.config.push_pull_nodes, |m| {
-            m.name != me && m.state == State::Alive
+            *m.name != *me && m.state == State::Alive
         });
         for name in picks {
             let Some(to) = self.members.get(&name).and_then(Member::socket_addr) else {
@@ -1057,7 +1098,7 @@ impl<R: Rng> Core<R> {
 
     /// Up to `k` random members that `pick` accepts, through zone-aware routing when
     /// it is on (memberlist `kRandomNodes` with dskit's node-selection delegate).
-    fn targets(&mut self, k: usize, pick: impl Fn(&Member) -> bool) -> Vec<Vec<u8>> {
+    fn targets(&mut self, k: usize, pick: impl Fn(&Member) -> bool) -> Vec<Arc<[u8]>> {
         let Some(routing) = &self.config.zone_aware_routing else {
             return self.members.k_random(k, &mut self.rng, pick);
         };
@@ -1124,8 +1165,8 @@ impl<R: Rng> Core<R> {
                 // A never-seen node starts dead at incarnation 0, so an alive with
                 // incarnation 0 leaves only a reapable entry, as in memberlist.
                 let m = Member {
-                    name: a.node.clone(),
-                    addr: a.addr.clone(),
+                    name: a.node.as_slice().into(),
+                    addr: a.addr.as_slice().into(),
                     port: a.port,
                     meta: a.meta.clone(),
                     vsn: vsn_array(&a.vsn).unwrap_or_default(),
@@ -1138,7 +1179,7 @@ impl<R: Rng> Core<R> {
                 self.members.insert_new(m, &mut self.rng);
                 self.members.get(&a.node)
             }
-            Some(m) if m.addr != a.addr || m.port != a.port => {
+            Some(m) if *m.addr != *a.addr || m.port != a.port => {
                 let reclaim = self.config.dead_node_reclaim_time;
                 let can_reclaim =
                     !reclaim.is_zero() && now.saturating_duration_since(m.state_change) > reclaim;
@@ -1182,7 +1223,9 @@ impl<R: Rng> Core<R> {
                 }
                 m.incarnation = a.incarnation;
                 m.meta.clone_from(&a.meta);
-                m.addr.clone_from(&a.addr);
+                if *m.addr != *a.addr {
+                    m.addr = a.addr.as_slice().into();
+                }
                 m.port = a.port;
                 if m.state != State::Alive {
                     m.state = State::Alive;
@@ -1340,6 +1383,18 @@ impl<R: Rng> Core<R> {
     }
 }
 
+/// Room kept in an output queue once it is drained: a join's push/pull queues one
+/// event per member, and N nodes keeping room for N events each would hold N² of
+/// them for nothing.
+const KEPT_OUTPUT_ROOM: usize = 64;
+
+/// Gives back the room a drained output queue grew to in a burst.
+fn release_burst<T>(q: &mut VecDeque<T>) {
+    if q.capacity() > KEPT_OUTPUT_ROOM {
+        q.shrink_to(KEPT_OUTPUT_ROOM);
+    }
+}
+
 /// The reply address a ping or indirect ping names, if it names a usable one.
 fn reply_addr(ip: &[u8], port: u16) -> Option<SocketAddr> {
     if ip.is_empty() || port == 0 {
@@ -1464,7 +1519,7 @@ mod tests {
         );
         assert_eq!(c.queued_broadcasts(), (1, 0));
         let (_, ev) = drain(&mut c);
-        assert!(matches!(&ev[..], [Event::MemberJoined(m)] if m.name == b"me"));
+        assert!(matches!(&ev[..], [Event::MemberJoined(m)] if *m.name == *b"me"));
     }
 
     #[test]
@@ -1556,7 +1611,7 @@ mod tests {
         c.handle_packet(now, addr(2), suspect("p3", "p2", 4));
         assert_eq!(state(&c, "p3"), Some((State::Suspect, 4)));
         let (_, ev) = drain(&mut c);
-        assert!(matches!(ev.last(), Some(Event::MemberSuspect(m)) if m.name == b"p3"));
+        assert!(matches!(ev.last(), Some(Event::MemberSuspect(m)) if *m.name == *b"p3"));
     }
 
     #[test]
@@ -1598,7 +1653,7 @@ mod tests {
         let (_, ev) = drain(&mut c);
         assert!(
             ev.iter()
-                .any(|e| matches!(e, Event::MemberDead(m) if m.name == b"p3"))
+                .any(|e| matches!(e, Event::MemberDead(m) if *m.name == *b"p3"))
         );
     }
 
@@ -1706,7 +1761,7 @@ mod tests {
         let parts = leaves(message);
         assert!(matches!(message, Message::Compound(_)));
         assert!(matches!(parts[0], Message::Ack(_)), "the reply comes first");
-        assert!(parts.contains(&Message::User(b"kv-change".to_vec())));
+        assert!(parts.contains(&Message::User(b"kv-change".to_vec().into())));
     }
 
     fn user(bytes: &[u8], origin: Origin, key: &str, items: &[&str], v: u64) -> UserBroadcast {
@@ -1736,7 +1791,7 @@ mod tests {
             })
             .flatten()
             .filter_map(|m| match m {
-                Message::User(b) => Some(b),
+                Message::User(b) => Some(b.to_vec()),
                 _ => None,
             })
             .collect()
@@ -1856,7 +1911,7 @@ mod tests {
             ..Config::default_lan()
         };
         let (mut c, now) = new_core(cfg);
-        let parts = (0..5u8).map(|i| Message::User(vec![i])).collect();
+        let parts = (0..5u8).map(|i| Message::User(vec![i].into())).collect();
         c.handle_packet(
             now,
             addr(2),
@@ -1873,7 +1928,7 @@ mod tests {
             .collect();
         assert_eq!(users.len(), 3);
         // Polled events free their places.
-        c.handle_packet(now, addr(2), Message::User(vec![9]));
+        c.handle_packet(now, addr(2), Message::User(vec![9].into()));
         let (_, ev) = drain(&mut c);
         assert_eq!(ev.len(), 1);
         assert_eq!(c.broadcast_stats().received_dropped, 2);
@@ -2069,6 +2124,87 @@ mod tests {
     }
 
     #[test]
+    fn assuming_convergence_leaves_what_a_join_push_pull_leaves_without_its_news() {
+        // Peers in shuffled name order, plus ourselves, as a join's push/pull lists them.
+        let mut ids: Vec<u8> = (2..40).collect();
+        ids.reverse();
+        ids.swap(3, 17);
+        let states: Vec<PushNodeState> = ids
+            .iter()
+            .map(|&i| {
+                push(
+                    &format!("p{i:02}"),
+                    i,
+                    u32::from(i % 3) + 1,
+                    NodeState::Alive,
+                )
+            })
+            .chain([push("me", 1, 1, NodeState::Alive)])
+            .collect();
+        let (mut joined, now) = new_core(Config::dskit());
+        joined
+            .handle_push_pull(
+                now,
+                addr(2),
+                PushPull {
+                    join: true,
+                    nodes: states.clone(),
+                    user_state: Vec::new(),
+                },
+            )
+            .unwrap();
+        let (_, joined_events) = drain(&mut joined);
+        let (mut assumed, _) = new_core(Config::dskit());
+        let members: Vec<Member> = states
+            .iter()
+            .map(|s| Member {
+                name: s.name.as_slice().into(),
+                addr: s.addr.as_slice().into(),
+                port: s.port,
+                meta: s.meta.clone(),
+                vsn: vsn_array(&s.vsn).unwrap_or_default(),
+                incarnation: s.incarnation,
+                state: State::Alive,
+                state_change: now,
+            })
+            .collect();
+        assumed.assume_converged(now, &members);
+        let (t, assumed_events) = drain(&mut assumed);
+        assert!(t.is_empty());
+        assert_eq!(
+            assumed_events, joined_events,
+            "one MemberJoined per peer, in order"
+        );
+        assert_eq!(assumed_events.len(), ids.len());
+        // Peers only: each core was created at its own instant.
+        let table = |c: &Core<StdRng>| {
+            c.members()
+                .filter(|m| *m.name != *b"me")
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(table(&assumed), table(&joined));
+        let probe_order = |c: &Core<StdRng>| {
+            c.members
+                .iter_probe_order()
+                .map(|m| m.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            probe_order(&assumed),
+            probe_order(&joined),
+            "same random draws"
+        );
+        // The join queued news of every peer; the bootstrap queued none.
+        assert_eq!(assumed.queued_broadcasts().0, 0);
+        assert!(joined.queued_broadcasts().0 >= ids.len());
+        // Names are shared with the caller's entries, not copied.
+        let p = assumed.member(b"p05").unwrap();
+        let given = members.iter().find(|m| *m.name == *b"p05").unwrap();
+        assert!(Arc::ptr_eq(&p.name, &given.name));
+    }
+
+    #[test]
     fn push_pull_merge_downgrades_remote_dead_to_suspect_and_hands_over_user_state() {
         let (mut c, now) = with_peers(Config::default_lan(), 1);
         let remote = PushPull {
@@ -2215,7 +2351,7 @@ mod tests {
                 node: random_name(rng),
                 from: random_name(rng),
             }),
-            7 => Message::User(random_bytes(rng, 30)),
+            7 => Message::User(random_bytes(rng, 30).into()),
             8 if depth < 3 => Message::Compound(Compound {
                 parts: (0..rng.random_range(0..5))
                     .map(|_| random_message(rng, depth + 1))

@@ -33,6 +33,6 @@ pub use broadcast::{BroadcastQueueStats, Cover, Origin, QueueLimits, QueueStats,
 pub use config::{Config, ConfigError};
 pub use error::Error;
 pub use event::Event;
-pub use member::{Member, State};
+pub use member::{IpBytes, Member, State};
 pub use routing::{RoutingStats, Selection, ZoneAwareRouting};
 pub use transmit::Transmit;

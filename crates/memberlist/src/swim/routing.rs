@@ -146,8 +146,8 @@ mod tests {
 
     fn node(name: &str, role: NodeRole, zone: &str, state: State) -> Member {
         Member {
-            name: name.as_bytes().to_vec(),
-            addr: vec![10, 0, 0, 1],
+            name: name.as_bytes().into(),
+            addr: vec![10, 0, 0, 1].into(),
             port: 7946,
             meta: Some(encode_node_meta(role, zone.as_bytes()).unwrap()),
             vsn: [1, 5, 2, 0, 0, 0],

@@ -10,6 +10,7 @@
 //! `Payload`: dskit sends nil, Alertmanager empty) are `Option<Vec<u8>>` so both
 //! re-encode exactly; the others are plain `Vec<u8>`.
 
+use bytes::Bytes;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::compress::CompressionAlgo;
@@ -272,7 +273,8 @@ pub enum Message {
     /// Type 7.
     Compound(Compound),
     /// Type 8: delegate bytes (in packets up to the end; on streams length-prefixed).
-    User(Vec<u8>),
+    /// Shared, not copied: a queued broadcast goes into many packets.
+    User(Bytes),
     /// Type 9.
     Compressed(Compressed),
     /// Type 11.

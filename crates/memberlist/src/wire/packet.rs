@@ -11,6 +11,8 @@
 //! recognised without a keyring; they fail as a malformed ping/indirect ping. dskit
 //! never enables encryption.
 
+use bytes::Bytes;
+
 use super::compress::{self, CompressionAlgo, MAX_DECOMPRESSED};
 use super::error::{DecodeError, EncodeError};
 use super::frame;
@@ -176,7 +178,7 @@ fn decode_message(
         ty::ALIVE => Message::Alive(body("alive", Alive::decode_body(&mut r))?),
         ty::DEAD => Message::Dead(body("dead", Dead::decode_body(&mut r))?),
         ty::NACK => Message::Nack(body("nack", Nack::decode_body(&mut r))?),
-        ty::USER => Message::User(rest.to_vec()),
+        ty::USER => Message::User(Bytes::copy_from_slice(rest)),
         ty::COMPOUND => {
             budget.enter(limits)?;
             let split = frame::split_compound(rest)?;
@@ -295,10 +297,10 @@ mod tests {
                 parts: vec![
                     Message::Nack(Nack { seq_no: 1 }),
                     Message::Compound(Compound {
-                        parts: vec![Message::User(b"a".to_vec())],
+                        parts: vec![Message::User(Bytes::from_static(b"a"))],
                         truncated: 0,
                     }),
-                    Message::User(b"b".to_vec()),
+                    Message::User(Bytes::from_static(b"b")),
                 ],
                 truncated: 0,
             })),
@@ -322,7 +324,7 @@ mod tests {
         let labelled = Packet {
             label: Some(Vec::new()),
             crc: false,
-            message: Message::User(Vec::new()),
+            message: Message::User(Bytes::new()),
         };
         assert!(encode_packet(&labelled).is_err());
     }
@@ -335,7 +337,7 @@ mod tests {
         let Message::Compound(c) = p.message else {
             panic!("not a compound")
         };
-        assert_eq!(c.parts, vec![Message::User(Vec::new())]);
+        assert_eq!(c.parts, vec![Message::User(Bytes::new())]);
         assert_eq!(c.truncated, 1);
     }
 }

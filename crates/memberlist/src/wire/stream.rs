@@ -95,7 +95,9 @@ fn decode_message(
         ty::PUSH_PULL => {
             Message::PushPull(PushPull::decode_body(&mut r, limits.max_stream_payload)?)
         }
-        ty::USER => Message::User(decode_stream_user_body(&mut r, limits.max_stream_payload)?),
+        ty::USER => {
+            Message::User(decode_stream_user_body(&mut r, limits.max_stream_payload)?.into())
+        }
         ty::COMPRESS => {
             budget.enter(limits)?;
             let (algo, buf) = body("compress", decode_compress_body(&mut r))?;
