@@ -177,8 +177,8 @@ mod tests {
 
     fn member(port: u16, meta: Option<Vec<u8>>) -> Member {
         Member {
-            name: format!("n{port}").into_bytes(),
-            addr: vec![127, 0, 0, 1],
+            name: format!("n{port}").into_bytes().into(),
+            addr: vec![127, 0, 0, 1].into(),
             port,
             meta,
             vsn: [1, 5, 2, 0, 0, 0],
@@ -214,7 +214,7 @@ mod tests {
             seq_no: 1,
             payload: None,
         });
-        let user = Message::User(vec![1, 2]);
+        let user = Message::User(vec![1, 2].into());
         assert_eq!(Kind::of_packet(&ack), Kind::Probe);
         assert_eq!(Kind::of_packet(&user), Kind::Gossip);
         let piggybacked = Message::Compound(Compound {
