@@ -13,19 +13,19 @@
 //! ringkit; the owner dskit removes on shutdown leaves ringkit's page.
 
 mod common;
+mod dskit_partition;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{Node, NodeOpts, get_json};
-use ringkit_ring::partition::{OwnerState, PartitionRingDesc, PartitionState};
+use dskit_partition::{KEY, Summary, WAIT, agree, peer_partition, ringkit_row, stored};
+use ringkit_ring::partition::{OwnerState, PartitionState};
 use ringkit_testkit::port;
 use ringkit_testkit::proc::Guard;
 use serde_json::{Value, json};
 
 const LABEL: &str = "dskit-partition-interop";
-const KEY: &str = "collectors/ingester-partitions";
-const WAIT: Duration = Duration::from_secs(40);
 /// dskit's owner ID for the partition it owns.
 const DSKIT_OWNER: &str = "dskit-zone-a-5";
 const DSKIT_PARTITION: i32 = 5;
@@ -86,15 +86,6 @@ impl Peer {
     }
 }
 
-/// Partition `id` in the peer's view.
-fn peer_partition(v: &Value, id: i32) -> Option<&Value> {
-    v["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["id"] == id)
-}
-
 /// The peer's owners as (owner, partition) pairs, sorted.
 fn peer_owners(v: &Value) -> Vec<(String, i64)> {
     v["owners"]
@@ -110,72 +101,6 @@ fn peer_owners(v: &Value) -> Vec<(String, i64)> {
         .collect()
 }
 
-/// Partition `id`'s row on a ringkit node's `/ingester/partition-ring` JSON.
-async fn ringkit_row(url: &str, id: i32) -> Option<Value> {
-    let page = get_json(&format!("{url}/ingester/partition-ring")).await;
-    page["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["id"] == id)
-        .cloned()
-}
-
-/// The partition ring value a node stores (ringkit's and dskit's memberlist pages both
-/// serve it, tombstones included, as `?downloadKey=`), decoded with ringkit's codec.
-async fn stored(base: &str) -> Option<PartitionRingDesc> {
-    let resp = reqwest::get(format!("{base}/memberlist?downloadKey={KEY}"))
-        .await
-        .unwrap();
-    if !resp.status().is_success() {
-        return None;
-    }
-    let raw = resp.bytes().await.unwrap();
-    Some(ringkit_ring::partition::codec::decode(&raw).expect("the stored value decodes"))
-}
-
-/// A stored value in short: partitions as (id, state, token count) and owners as
-/// (owner, partition, state), sorted. Every partition has 512 tokens; a DELETED
-/// tombstone keeps them (dskit's merge turns the removed entry into the tombstone).
-type Summary = (Vec<(i32, String, usize)>, Vec<(String, i32, String)>);
-
-/// [`Summary`] with the state and update times (what must match between stores, beside
-/// the tokens).
-type Detail = (
-    Vec<(i32, String, i64, usize)>,
-    Vec<(String, i32, String, i64)>,
-);
-
-fn detail(d: &PartitionRingDesc) -> Detail {
-    let mut parts: Vec<_> = d
-        .partitions
-        .iter()
-        .map(|(id, p)| {
-            (
-                *id,
-                p.state().clean_name().to_owned(),
-                p.state_timestamp,
-                p.tokens.len(),
-            )
-        })
-        .collect();
-    parts.sort();
-    let mut owners: Vec<_> = d
-        .owners
-        .iter()
-        .map(|(id, o)| {
-            (
-                id.clone(),
-                o.owned_partition,
-                o.state().as_str_name().to_owned(),
-                o.updated_timestamp,
-            )
-        })
-        .collect();
-    owners.sort();
-    (parts, owners)
-}
-
 fn expect(parts: &[(i32, &str)], owners: &[(&str, i32, &str)]) -> Summary {
     (
         parts
@@ -185,52 +110,6 @@ fn expect(parts: &[(i32, &str)], owners: &[(&str, i32, &str)]) -> Summary {
         owners
             .iter()
             .map(|(o, p, s)| ((*o).to_owned(), *p, (*s).to_owned()))
-            .collect(),
-    )
-}
-
-/// Polls the stored values of all `bases` until they summarize to `want` with the same
-/// times; then checks they are equal field for field (tokens too) and returns the value.
-/// Fails after [`WAIT`] with the last details.
-async fn agree(what: &str, bases: &[&str], want: &Summary) -> PartitionRingDesc {
-    ringkit_testkit::wait::until_ok(
-        what,
-        WAIT,
-        async || {
-            let mut v = Vec::new();
-            for b in bases {
-                v.push(stored(b).await.as_ref().map(detail));
-            }
-            v
-        },
-        |v| {
-            v.iter()
-                .all(|d| d.as_ref().is_some_and(|d| summary_of(d) == *want))
-                && v.windows(2).all(|w| w[0] == w[1])
-        },
-    )
-    .await;
-    let mut all = Vec::new();
-    for b in bases {
-        all.push(stored(b).await.unwrap());
-    }
-    for (b, d) in bases.iter().zip(&all).skip(1) {
-        assert!(
-            *d == all[0],
-            "{b}'s stored value differs from {}'s",
-            bases[0]
-        );
-    }
-    all.swap_remove(0)
-}
-
-fn summary_of(d: &Detail) -> Summary {
-    (
-        d.0.iter()
-            .map(|(id, s, _, n)| (*id, s.clone(), *n))
-            .collect(),
-        d.1.iter()
-            .map(|(o, p, s, _)| (o.clone(), *p, s.clone()))
             .collect(),
     )
 }

@@ -24,20 +24,19 @@
 //!    (the hand-run `tcpdump` check in the README covers them).
 
 mod common;
+mod dskit_partition;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use common::{Node, NodeOpts, get_json};
-use ringkit_ring::partition::{PartitionRingDesc, PartitionState};
+use dskit_partition::{KEY, WAIT, agree, peer_partition, ringkit_row};
+use ringkit_ring::partition::PartitionState;
 use ringkit_testkit::port;
 use ringkit_testkit::proc::Guard;
 use serde_json::Value;
 
 const LABEL: &str = "dskit-zone-aware-interop";
-const KEY: &str = "collectors/ingester-partitions";
-const WAIT: Duration = Duration::from_secs(40);
 
 /// One node of the cluster: its memberlist name, zone and role.
 #[derive(Debug, Clone, Copy)]
@@ -182,121 +181,6 @@ fn start_ringkit(s: Spec, port: u16, join: u16) -> Node {
         ..NodeOpts::default()
     };
     Node::start_with(s.name, &flags, &opts)
-}
-
-/// The partition ring value a node stores (ringkit's and dskit's memberlist pages both
-/// serve it as `?downloadKey=`), decoded with ringkit's codec.
-async fn stored(base: &str) -> Option<PartitionRingDesc> {
-    let resp = reqwest::get(format!("{base}/memberlist?downloadKey={KEY}"))
-        .await
-        .unwrap();
-    if !resp.status().is_success() {
-        return None;
-    }
-    let raw = resp.bytes().await.unwrap();
-    Some(ringkit_ring::partition::codec::decode(&raw).expect("the stored value decodes"))
-}
-
-/// Partitions as (id, state, state time, tokens) and owners as (owner, partition,
-/// state, update time), sorted.
-type Detail = (
-    Vec<(i32, String, i64, usize)>,
-    Vec<(String, i32, String, i64)>,
-);
-
-fn detail(d: &PartitionRingDesc) -> Detail {
-    let mut parts: Vec<_> = d
-        .partitions
-        .iter()
-        .map(|(id, p)| {
-            (
-                *id,
-                p.state().clean_name().to_owned(),
-                p.state_timestamp,
-                p.tokens.len(),
-            )
-        })
-        .collect();
-    parts.sort();
-    let mut owners: Vec<_> = d
-        .owners
-        .iter()
-        .map(|(id, o)| {
-            (
-                id.clone(),
-                o.owned_partition,
-                o.state().as_str_name().to_owned(),
-                o.updated_timestamp,
-            )
-        })
-        .collect();
-    owners.sort();
-    (parts, owners)
-}
-
-/// Partitions as (id, state, tokens) and owners as (owner, partition, state), sorted.
-type Summary = (Vec<(i32, String, usize)>, Vec<(String, i32, String)>);
-
-fn summary(d: &Detail) -> Summary {
-    (
-        d.0.iter()
-            .map(|(id, s, _, n)| (*id, s.clone(), *n))
-            .collect(),
-        d.1.iter()
-            .map(|(o, p, s, _)| (o.clone(), *p, s.clone()))
-            .collect(),
-    )
-}
-
-/// Polls the stored values of all `bases` until each summarizes to `want` and all are
-/// equal in detail (times too); then checks they are equal field for field (tokens
-/// too). Fails after [`WAIT`] with the last details.
-async fn agree(what: &str, bases: &[&str], want: &Summary) {
-    ringkit_testkit::wait::until_ok(
-        what,
-        WAIT,
-        async || {
-            let mut v = Vec::new();
-            for b in bases {
-                v.push(stored(b).await.as_ref().map(detail));
-            }
-            v
-        },
-        |v| {
-            v.iter()
-                .all(|d| d.as_ref().is_some_and(|d| summary(d) == *want))
-                && v.windows(2).all(|w| w[0] == w[1])
-        },
-    )
-    .await;
-    let first = stored(bases[0]).await.unwrap();
-    for b in &bases[1..] {
-        assert!(
-            stored(b).await.unwrap() == first,
-            "{b}'s stored value differs from {}'s",
-            bases[0]
-        );
-    }
-}
-
-/// Partition `id`'s row on a ringkit node's `/ingester/partition-ring` JSON.
-async fn ringkit_row(url: &str, id: i32) -> Option<Value> {
-    let page = get_json(&format!("{url}/ingester/partition-ring")).await;
-    page["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["id"] == id)
-        .cloned()
-}
-
-/// Partition `id` in the peer's view.
-fn peer_partition(v: &Value, id: i32) -> Option<&Value> {
-    v["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["id"] == id)
 }
 
 /// The text of dskit's `/memberlist` table row that names `name`, tags stripped, as
