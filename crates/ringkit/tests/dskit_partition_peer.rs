@@ -18,7 +18,7 @@ mod dskit_partition;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Node, NodeOpts, get_json};
+use common::{Node, NodeOpts, downscale, get_json};
 use dskit_partition::{KEY, Summary, WAIT, agree, peer_partition, ringkit_row, stored};
 use ringkit_ring::partition::{OwnerState, PartitionState};
 use ringkit_testkit::port;
@@ -149,20 +149,6 @@ fn start_ringkit(id: &str, port: u16, join: u16) -> Node {
         ..NodeOpts::default()
     };
     Node::start_with(id, &flags, &opts)
-}
-
-async fn downscale(method: reqwest::Method, url: &str) -> (u16, i64) {
-    let resp = reqwest::Client::new()
-        .request(
-            method,
-            format!("{url}/ingester/prepare-partition-downscale"),
-        )
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let body: Value = resp.json().await.unwrap_or_default();
-    (status, body["timestamp"].as_i64().unwrap_or(-1))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

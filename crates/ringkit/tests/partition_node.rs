@@ -10,7 +10,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Node, NodeOpts, get_json};
+use common::{Node, NodeOpts, downscale, partition_row};
 use ringkit_ring::partition::{PartitionRingDesc, PartitionState};
 use ringkit_testkit::port;
 
@@ -31,23 +31,12 @@ fn start(id: &str, port: u16, join: Option<u16>) -> Node {
     Node::start_with(id, &flags, &NodeOpts::default())
 }
 
-/// Partition `id`'s row of a node's partition ring page JSON.
-async fn row(url: &str, id: i64) -> Option<serde_json::Value> {
-    let page = get_json(&format!("{url}/ingester/partition-ring")).await;
-    page["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["id"] == id)
-        .cloned()
-}
-
 /// Polls until partition `id` on `url`'s page is in `state` (enum number) with `owners`;
 /// fails after 30 s.
 async fn wait_state(url: &str, id: i64, state: PartitionState, owners: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let r = row(url, id).await;
+        let r = partition_row(url, id).await;
         if let Some(r) = &r
             && r["state"] == state as i32
             && r["owner_ids"] == serde_json::json!(owners)
@@ -66,7 +55,7 @@ async fn wait_state(url: &str, id: i64, state: PartitionState, owners: &[&str]) 
 async fn wait_locked(url: &str, id: i64, locked: bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let r = row(url, id).await;
+        let r = partition_row(url, id).await;
         if r.as_ref()
             .is_some_and(|r| r["state_change_locked"] == locked)
         {
@@ -111,20 +100,6 @@ async fn post_form(url: &str, body: &str) -> (u16, String, Option<String>) {
     (status, resp.text().await.unwrap(), location)
 }
 
-async fn downscale(method: reqwest::Method, url: &str) -> (u16, i64) {
-    let resp = reqwest::Client::new()
-        .request(
-            method,
-            format!("{url}/ingester/prepare-partition-downscale"),
-        )
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let body: serde_json::Value = resp.json().await.unwrap_or_default();
-    (status, body["timestamp"].as_i64().unwrap_or(-1))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partition_ring_is_owned_shown_changed_through_the_page_and_measured() {
     let ports = [port::free(), port::free()];
@@ -148,7 +123,7 @@ async fn partition_ring_is_owned_shown_changed_through_the_page_and_measured() {
         )
         .await;
     }
-    let r = row(&a.url, 1).await.unwrap();
+    let r = partition_row(&a.url, 1).await.unwrap();
     assert_eq!(r["tokens"].as_array().unwrap().len(), 512);
     assert_eq!(r["corrupted"], false);
     let html = reqwest::get(format!("{}/ingester/partition-ring", a.url))

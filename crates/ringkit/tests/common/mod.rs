@@ -275,3 +275,30 @@ pub(crate) fn gossip_flags(port: u16, join: Option<u16>, label: &str) -> Vec<Str
     }
     v
 }
+
+/// Partition `id`'s row on a ringkit node's `/ingester/partition-ring` JSON.
+pub(crate) async fn partition_row(url: &str, id: i64) -> Option<serde_json::Value> {
+    let page = get_json(&format!("{url}/ingester/partition-ring")).await;
+    page["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == id)
+        .cloned()
+}
+
+/// Mimir's `/ingester/prepare-partition-downscale` with `method`: the status and the
+/// answer's `timestamp` (-1 when the body has none).
+pub(crate) async fn downscale(method: reqwest::Method, url: &str) -> (u16, i64) {
+    let resp = reqwest::Client::new()
+        .request(
+            method,
+            format!("{url}/ingester/prepare-partition-downscale"),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    (status, body["timestamp"].as_i64().unwrap_or(-1))
+}

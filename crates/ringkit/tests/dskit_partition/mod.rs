@@ -8,8 +8,6 @@ use std::time::Duration;
 use ringkit_ring::partition::PartitionRingDesc;
 use serde_json::Value;
 
-use crate::common::get_json;
-
 /// The partition ring key both sides use (Mimir's, under dskit's `collectors/` prefix).
 pub(crate) const KEY: &str = "collectors/ingester-partitions";
 /// The longest any one wait for the nodes to converge may take.
@@ -117,13 +115,7 @@ pub(crate) async fn agree(what: &str, bases: &[&str], want: &Summary) -> Partiti
 
 /// Partition `id`'s row on a ringkit node's `/ingester/partition-ring` JSON.
 pub(crate) async fn ringkit_row(url: &str, id: i32) -> Option<Value> {
-    let page = get_json(&format!("{url}/ingester/partition-ring")).await;
-    page["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["id"] == id)
-        .cloned()
+    crate::common::partition_row(url, i64::from(id)).await
 }
 
 /// Partition `id` in a dskit peer's view (`/partition-ring.json`).
