@@ -50,6 +50,28 @@ fn config_with(i: usize, seed: Option<String>, bridge: bool) -> MemberlistConfig
     c
 }
 
+/// Node `i` writes its own ring entry `ingester-<i>` (ACTIVE, one token, in its zone)
+/// with heartbeat `heartbeat`.
+async fn write_own_instance(c: &dyn Client<RingDesc>, i: usize, heartbeat: i64) {
+    let id = format!("ingester-{i}");
+    let zone = ZONES[i / PER_ZONE].to_owned();
+    c.cas("ring", &mut |cur: Option<RingDesc>| {
+        let mut d = cur.unwrap_or_default();
+        d.0.add_instance(
+            &id,
+            &format!("{id}:9095"),
+            &zone,
+            vec![i as u32 * 1000 + 1],
+            InstanceState::Active,
+            unix_secs_now(),
+            heartbeat,
+        );
+        CasDecision::Write(d)
+    })
+    .await
+    .unwrap();
+}
+
 fn unix_secs_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -118,23 +140,7 @@ async fn routed_nodes_announce_zone_and_role_and_the_ring_reaches_every_zone() {
     }
     // Each node writes its own instance, in its zone.
     for (i, c) in clients.iter().enumerate() {
-        let id = format!("ingester-{i}");
-        let zone = ZONES[i / PER_ZONE].to_owned();
-        c.cas("ring", &mut |cur: Option<RingDesc>| {
-            let mut d = cur.unwrap_or_default();
-            d.0.add_instance(
-                &id,
-                &format!("{id}:9095"),
-                &zone,
-                vec![i as u32 * 1000 + 1],
-                InstanceState::Active,
-                unix_secs_now(),
-                unix_secs_now(),
-            );
-            CasDecision::Write(d)
-        })
-        .await
-        .unwrap();
+        write_own_instance(&**c, i, unix_secs_now()).await;
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     for (i, node) in nodes.iter().enumerate() {
@@ -284,23 +290,7 @@ async fn without_a_bridge_in_a_zone_the_counters_show_members_gossiping_across_z
     while !done.iter().all(|d| *d) {
         round += 1;
         for (i, c) in clients.iter().enumerate() {
-            let id = format!("ingester-{i}");
-            let zone = ZONES[i / PER_ZONE].to_owned();
-            c.cas("ring", &mut |cur: Option<RingDesc>| {
-                let mut d = cur.unwrap_or_default();
-                d.0.add_instance(
-                    &id,
-                    &format!("{id}:9095"),
-                    &zone,
-                    vec![i as u32 * 1000 + 1],
-                    InstanceState::Active,
-                    unix_secs_now(),
-                    unix_secs_now() + i64::from(round),
-                );
-                CasDecision::Write(d)
-            })
-            .await
-            .unwrap();
+            write_own_instance(&**c, i, unix_secs_now() + i64::from(round)).await;
         }
         for (k, &i) in watched.iter().enumerate() {
             let text = scrape(&nodes[i]);

@@ -18,7 +18,7 @@ mod dskit_partition;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Node, NodeOpts, downscale, get_json};
+use common::{Node, NodeOpts, downscale, prepare_shutdown};
 use dskit_partition::{KEY, Summary, WAIT, agree, peer_partition, ringkit_row, stored};
 use ringkit_ring::partition::{OwnerState, PartitionState};
 use ringkit_testkit::port;
@@ -68,21 +68,14 @@ impl Peer {
         }
     }
 
-    /// The peer's view (`/partition-ring.json`): its KV client's value, tombstones left
-    /// out, and its `PartitionRingWatcher`'s partition IDs by state.
+    /// The peer's view (see [`dskit_partition::peer_view`]).
     async fn view(&self) -> Value {
-        get_json(&format!("{}/partition-ring.json", self.http)).await
+        dskit_partition::peer_view(&self.http).await
     }
 
     /// Asks the peer's lifecycler to move its partition to `state` (ACTIVE, INACTIVE).
     async fn change_state(&self, state: &str) -> Value {
-        let resp = reqwest::Client::new()
-            .post(format!("{}/change-state?state={state}", self.http))
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success(), "{}", resp.status());
-        resp.json().await.unwrap()
+        dskit_partition::peer_change_state(&self.http, state).await
     }
 }
 
@@ -277,12 +270,7 @@ async fn ringkit_and_a_dskit_partition_lifecycler_share_one_partition_ring() {
     // 5. ringkit's prepare-shutdown, then SIGTERM: its owner entry goes; dskit's lifecycler
     // (delete-inactive-partition-after 3s) removes the inactive, ownerless partition 2;
     // ringkit stores dskit's DELETED tombstone and drops the partition from its page.
-    let resp = reqwest::Client::new()
-        .post(format!("{}/ingester/prepare-shutdown", b.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 204);
+    assert_eq!(prepare_shutdown(&b.url).await, 204);
     b.signal("-TERM");
     assert!(b.child.wait_exit(Duration::from_secs(30)).is_some());
     peer_sees(

@@ -131,20 +131,14 @@ impl Peer {
         }
     }
 
-    /// The peer's view (`/partition-ring.json`).
+    /// The peer's view (see [`dskit_partition::peer_view`]).
     async fn view(&self) -> Value {
-        get_json(&format!("{}/partition-ring.json", self.http)).await
+        dskit_partition::peer_view(&self.http).await
     }
 
     /// Asks the peer's lifecycler to move its partition to `state` (ACTIVE, INACTIVE).
     async fn change_state(&self, state: &str) -> Value {
-        let resp = reqwest::Client::new()
-            .post(format!("{}/change-state?state={state}", self.http))
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success(), "{}", resp.status());
-        resp.json().await.unwrap()
+        dskit_partition::peer_change_state(&self.http, state).await
     }
 
     /// The periodic push/pulls dskit's memberlist started, by the peer's node name, as

@@ -10,7 +10,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Node, NodeOpts, downscale, partition_row};
+use common::{Node, NodeOpts, downscale, partition_row, prepare_shutdown};
 use ringkit_ring::partition::{PartitionRingDesc, PartitionState};
 use ringkit_testkit::port;
 
@@ -328,12 +328,7 @@ async fn partition_ring_is_owned_shown_changed_through_the_page_and_measured() {
 
     // Mimir's prepare-shutdown also prepares the partition lifecycler: on SIGTERM the
     // owner entry goes (the partition keeps its state), seen on the other node.
-    let resp = reqwest::Client::new()
-        .post(format!("{}/ingester/prepare-shutdown", b.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 204);
+    assert_eq!(prepare_shutdown(&b.url).await, 204);
     b.signal("-TERM");
     wait_state(&a.url, 1, PartitionState::PartitionInactive, &[]).await;
     wait_state(

@@ -146,16 +146,7 @@ pub(super) fn unique_token_table<'a>(
     }
     bucket[buckets] = total as u32;
     sort_bucketed(&mut tokens, &mut owners);
-    TokenTable {
-        tokens,
-        owners,
-        bucket,
-        shift,
-        zoned: OnceLock::new(),
-        walks: OnceLock::new(),
-        owned_global: OnceLock::new(),
-        unique: true,
-    }
+    finish_token_table(tokens, owners, Some((bucket, shift)))
 }
 
 /// Whether sorted `tokens` hold some value twice. No early exit, so that it vectorises.

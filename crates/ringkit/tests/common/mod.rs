@@ -287,6 +287,17 @@ pub(crate) async fn partition_row(url: &str, id: i64) -> Option<serde_json::Valu
         .cloned()
 }
 
+/// Mimir's `POST /ingester/prepare-shutdown` on the node at `url`; its status.
+pub(crate) async fn prepare_shutdown(url: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{url}/ingester/prepare-shutdown"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 /// Mimir's `/ingester/prepare-partition-downscale` with `method`: the status and the
 /// answer's `timestamp` (-1 when the body has none).
 pub(crate) async fn downscale(method: reqwest::Method, url: &str) -> (u16, i64) {

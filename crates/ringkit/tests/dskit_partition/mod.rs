@@ -118,6 +118,24 @@ pub(crate) async fn ringkit_row(url: &str, id: i32) -> Option<Value> {
     crate::common::partition_row(url, i64::from(id)).await
 }
 
+/// A dskit peer's view (`/partition-ring.json` at `http`): its KV client's value,
+/// tombstones left out, and its `PartitionRingWatcher`'s partition IDs by state.
+pub(crate) async fn peer_view(http: &str) -> Value {
+    crate::common::get_json(&format!("{http}/partition-ring.json")).await
+}
+
+/// Asks the dskit peer at `http` to move its partition to `state` (ACTIVE, INACTIVE)
+/// through its lifecycler; the peer's answer.
+pub(crate) async fn peer_change_state(http: &str, state: &str) -> Value {
+    let resp = reqwest::Client::new()
+        .post(format!("{http}/change-state?state={state}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    resp.json().await.unwrap()
+}
+
 /// Partition `id` in a dskit peer's view (`/partition-ring.json`).
 pub(crate) fn peer_partition(v: &Value, id: i32) -> Option<&Value> {
     v["partitions"]
